@@ -1,0 +1,35 @@
+# The two set-up commands of the README. Both work on a fresh machine: they create .venv if it is
+# missing and install what they need first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# On machines without an NVIDIA GPU, pin the CPU build of torch so that pip never pulls a
+# multi-GB CUDA build; on GPU machines keep whatever torch the user installed.
+TORCH_PIN := $(shell command -v nvidia-smi >/dev/null 2>&1 || echo "torch==2.13.0")
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint install clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e ".[dev]" $(TORCH_PIN)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/cloudfree demo --out demo_out
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

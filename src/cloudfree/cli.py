@@ -1,0 +1,208 @@
+"""The ``cloudfree`` command: one entry point, one subcommand per pipeline stage.
+
+Each subcommand defines its parser here and calls library functions, imported lazily so that
+``cloudfree --help`` stays fast and optional extras are only needed by the commands that use them.
+``main(argv)`` is callable from tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from cloudfree import __version__
+from cloudfree.errors import CloudfreeError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_index(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "index",
+        help="find every SEN12MS-CR patch under ROOT and write an index CSV",
+        description=(
+            "Find every patch under ROOT (the release layout unpacked, the release .tar.gz "
+            "archives, or the flat DSen2-CR layout with its CSV file list) and write one row per "
+            "patch: roi_season,scene,patch,split,s1,s2,s2_cloudy (paths relative to ROOT, empty "
+            "where missing). Prints what is complete and what is not."
+        ),
+    )
+    p.add_argument("root", help="dataset folder")
+    p.add_argument("--out", required=True, help="index CSV to write")
+    p.add_argument(
+        "--splits",
+        default=None,
+        help="your own split file (CSV with columns roi_season,scene,split and optionally patch) "
+        "instead of the official SEN12MS-CR ROI split",
+    )
+    p.add_argument(
+        "--file-list",
+        default=None,
+        help="DSen2-CR CSV file list (split,s1_dir,s2_dir,s2_cloudy_dir,file; tab or ', ' "
+        "separated); found automatically as ROOT/*.csv in the flat layout",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="open every file's header and report bad ones (band count, dtype, size, grid)",
+    )
+    p.add_argument("--strict", action="store_true", help="fail on the first bad file")
+    p.set_defaults(func=_run_index)
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from cloudfree.data.discover import build_index
+    from cloudfree.data.index import format_summary, write_index
+
+    result = build_index(
+        args.root,
+        split_file=args.splits,
+        file_list=args.file_list,
+        check=args.check,
+        strict=args.strict,
+    )
+    write_index(result, args.out)
+    print(format_summary(result))
+    print(f"wrote {len(result.rows)} rows to {args.out}")
+    return 0
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="write a synthetic SEN12MS-CR-like dataset in the release layout",
+        description=(
+            "Synthesise N triplets (S1, cloud-free S2, cloudy S2) in the SEN12MS-CR release "
+            "layout: coherent land cover, plausible 13-band L1C reflectances, S1 with speckle, "
+            "thick and thin clouds with fractal edges and displaced shadows. For tests and demos."
+        ),
+    )
+    p.add_argument("out", help="output folder (created)")
+    p.add_argument("--n", type=int, default=16, help="number of triplets (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--size", type=int, default=256, help="patch side in pixels (default 256)")
+    p.add_argument(
+        "--clear-from",
+        default=None,
+        help="put simulated clouds over the real clear 13-band S2 GeoTIFFs found in this folder",
+    )
+    p.set_defaults(func=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from cloudfree.data.synth import synthesize
+
+    written = synthesize(
+        args.out, n=args.n, seed=args.seed, size=args.size, clear_from=args.clear_from
+    )
+    print(f"wrote {written} triplets to {args.out}")
+    return 0
+
+
+def _add_pack(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pack",
+        help="convert an index into a few large memory-mapped shard files for fast training",
+        description=(
+            "Read every usable patch of an index and write them into a few large .npy shards "
+            "(memory-mapped at training time: random access, no decoding) with a manifest. "
+            "Interrupted runs resume: finished shards are kept."
+        ),
+    )
+    p.add_argument("index", help="index CSV written by 'cloudfree index'")
+    p.add_argument("--out", required=True, help="output folder for the shards")
+    p.add_argument(
+        "--root", default=None, help="dataset root (default: the one the index recorded)"
+    )
+    p.add_argument("--split", default=None, help="pack only this split (train, val or test)")
+    p.add_argument(
+        "--shard-size", type=int, default=1024, help="patches per shard (default 1024, ~4 GB)"
+    )
+    p.add_argument(
+        "--require",
+        default="s2,s2_cloudy",
+        help="kinds a patch must have to be packed (default s2,s2_cloudy; s1,s2,s2_cloudy for "
+        "SAR models only)",
+    )
+    p.add_argument("--workers", type=int, default=2, help="reader processes (default 2)")
+    p.add_argument("--strict", action="store_true", help="fail on the first bad patch")
+    p.set_defaults(func=_run_pack)
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from cloudfree.data.shards import pack
+
+    manifest = pack(
+        args.index,
+        args.out,
+        root=args.root,
+        split=args.split,
+        shard_size=args.shard_size,
+        require=tuple(k.strip() for k in args.require.split(",") if k.strip()),
+        workers=args.workers,
+        strict=args.strict,
+    )
+    print(
+        f"packed {manifest['num_patches']} patches into {len(manifest['shards'])} shards "
+        f"in {args.out} ({manifest['num_skipped']} skipped)"
+    )
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the main job on an embedded default (synthetic data)")
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--n", type=int, default=24, help="synthetic triplets (default 24)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from cloudfree.demo import run_demo
+
+    run_demo(args.out, n=args.n, seed=args.seed)
+    return 0
+
+
+#: Subcommands in pipeline order; each adds its own parser.
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_synth,
+    _add_index,
+    _add_pack,
+    _add_demo,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (used by ``main`` and by the docs)."""
+    parser = argparse.ArgumentParser(
+        prog="cloudfree",
+        description="Cloud removal for Sentinel-2 with Sentinel-1 SAR fusion (DSen2-CR).",
+    )
+    parser.add_argument("--version", action="version", version=f"cloudfree {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in _COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 bad input, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CloudfreeError as e:
+        print(f"cloudfree {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"cloudfree {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

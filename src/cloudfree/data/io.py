@@ -1,0 +1,224 @@
+"""GeoTIFF I/O with rasterio: georeferencing kept, windowed reads, atomic writes.
+
+Paths may point *into* a ``.tar.gz`` / ``.tgz`` / ``.tar`` archive, written as if the archive
+were a folder (``ROIs1970_fall_s1.tar.gz/ROIs1970_fall_s1/s1_136/x.tif``): they are read through
+GDAL's ``/vsitar/`` without unpacking anything to disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cloudfree.errors import DataError
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_ARCHIVE_RE = re.compile(r"^(?P<archive>.*?\.(?:tar\.gz|tgz|tar))(?:/(?P<member>.*))?$")
+
+
+def split_archive_path(path: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """Split ``a/b.tar.gz/c/d.tif`` into ``("a/b.tar.gz", "c/d.tif")``; None if no archive."""
+    m = _ARCHIVE_RE.match(os.fspath(path))
+    if m is None or not m.group("member"):
+        return None
+    return m.group("archive"), m.group("member")
+
+
+def gdal_path(path: str | os.PathLike[str]) -> str:
+    """The path GDAL/rasterio should open: ``/vsitar/`` for members of archives."""
+    parts = split_archive_path(path)
+    if parts is None:
+        return os.fspath(path)
+    archive, member = parts
+    return f"/vsitar/{os.path.abspath(archive)}/{member}"
+
+
+@dataclass(frozen=True)
+class RasterMeta:
+    """Georeferencing and layout of a raster (or of a window of it).
+
+    ``transform`` is a rasterio ``Affine`` (pixel -> CRS coordinates) and ``crs`` a rasterio
+    ``CRS`` or None for non-georeferenced files.
+    """
+
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: Any = None
+    transform: Any = None
+    nodata: float | None = None
+    descriptions: tuple[str | None, ...] = field(default_factory=tuple)
+
+    def same_grid(self, other: RasterMeta, tol: float = 1e-6) -> bool:
+        """True if both rasters cover the same pixels: size, CRS and transform agree."""
+        if (self.width, self.height) != (other.width, other.height):
+            return False
+        if (self.crs is None) != (other.crs is None):
+            return False
+        if self.crs is not None and self.crs != other.crs:
+            return False
+        if self.transform is None or other.transform is None:
+            return self.transform is other.transform
+        return self.transform.almost_equals(other.transform, precision=tol)
+
+    def profile(self, **overrides: Any) -> dict[str, Any]:
+        """A rasterio creation profile (GeoTIFF) for a file with this grid."""
+        prof: dict[str, Any] = {
+            "driver": "GTiff",
+            "width": self.width,
+            "height": self.height,
+            "count": self.count,
+            "dtype": self.dtype,
+            "crs": self.crs,
+            "transform": self.transform,
+            "nodata": self.nodata,
+        }
+        prof.update(overrides)
+        return prof
+
+
+def _meta_of(ds: Any, window: Any = None, count: int | None = None) -> RasterMeta:
+    transform = ds.transform if window is None else ds.window_transform(window)
+    width = ds.width if window is None else int(window.width)
+    height = ds.height if window is None else int(window.height)
+    crs = ds.crs if ds.crs else None
+    return RasterMeta(
+        width=width,
+        height=height,
+        count=ds.count if count is None else count,
+        dtype=ds.dtypes[0],
+        crs=crs,
+        transform=transform,
+        nodata=ds.nodata,
+        descriptions=tuple(ds.descriptions),
+    )
+
+
+def read_meta(path: str | os.PathLike[str]) -> RasterMeta:
+    """Read only the header of a raster. Raises DataError if it cannot be opened."""
+    import rasterio
+
+    try:
+        with rasterio.open(gdal_path(path)) as ds:
+            return _meta_of(ds)
+    except rasterio.errors.RasterioError as e:
+        raise DataError(path, f"cannot open raster: {e}", "a readable GeoTIFF") from e
+
+
+def read_raster(
+    path: str | os.PathLike[str],
+    window: tuple[int, int, int, int] | None = None,
+    bands: Sequence[int] | None = None,
+    expect_count: int | None = None,
+    expect_dtypes: Sequence[str] | None = None,
+    out_dtype: str | None = None,
+) -> tuple[np.ndarray, RasterMeta]:
+    """Read a raster, or a window of it, as a (bands, rows, cols) array.
+
+    Args:
+        path: file path (or a path into an archive, see the module docstring).
+        window: ``(row_off, col_off, height, width)`` in pixels, or None for the whole raster.
+        bands: 1-based band indices to read, or None for all.
+        expect_count: required number of bands in the file; DataError otherwise.
+        expect_dtypes: accepted data types (e.g. ``("uint16",)``); DataError otherwise.
+        out_dtype: cast the result to this dtype.
+
+    Returns:
+        ``(array, meta)`` where ``meta`` describes the window actually read.
+
+    Raises:
+        DataError: the file is missing, corrupt or truncated, or not of the expected layout.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    gp = gdal_path(path)
+    if split_archive_path(path) is None and not os.path.exists(gp):
+        raise DataError(path, "file does not exist", "an existing GeoTIFF; check the index's root")
+    try:
+        with rasterio.open(gp) as ds:
+            if expect_count is not None and ds.count != expect_count:
+                raise DataError(path, f"has {ds.count} bands", f"{expect_count} bands")
+            if expect_dtypes is not None and ds.dtypes[0] not in expect_dtypes:
+                raise DataError(path, f"has dtype {ds.dtypes[0]}", f"one of {tuple(expect_dtypes)}")
+            win = None
+            if window is not None:
+                r, c, h, w = window
+                if r < 0 or c < 0 or r + h > ds.height or c + w > ds.width:
+                    raise DataError(
+                        path,
+                        f"window (row {r}, col {c}, {h}x{w}) outside the {ds.height}x{ds.width} raster",
+                        "a window inside the raster",
+                    )
+                win = Window(c, r, w, h)
+            idx = list(bands) if bands is not None else None
+            arr = ds.read(indexes=idx, window=win, out_dtype=out_dtype)
+            meta = _meta_of(ds, win, count=arr.shape[0])
+    except rasterio.errors.RasterioError as e:
+        raise DataError(
+            path, f"cannot read raster (corrupt or truncated?): {e}", "a readable GeoTIFF"
+        ) from e
+    return arr, meta
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    A crash or an exception leaves no half-written file under the final name, and any earlier
+    file there stays intact until the new one is complete.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_raster(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    meta: RasterMeta,
+    descriptions: Sequence[str | None] | None = None,
+    **profile: Any,
+) -> Path:
+    """Write a (bands, rows, cols) array as a GeoTIFF atomically (temporary name, then rename).
+
+    Args:
+        path: output file.
+        array: data; its dtype and band count override ``meta``'s.
+        meta: grid of the output (CRS, transform, nodata).
+        descriptions: band names (e.g. ``S2_BANDS``); defaults to ``meta.descriptions``.
+        **profile: extra rasterio creation options (``compress="deflate"``, ``tiled=True``...).
+    """
+    import rasterio
+
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise ValueError(f"array must be (bands, rows, cols), got shape {array.shape}")
+    m = replace(meta, count=array.shape[0], height=array.shape[1], width=array.shape[2])
+    prof = m.profile(dtype=array.dtype.name, **profile)
+    descs = descriptions if descriptions is not None else meta.descriptions
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **prof) as ds:
+        ds.write(array)
+        if descs and len(descs) == array.shape[0]:
+            for i, d in enumerate(descs, start=1):
+                if d:
+                    ds.set_band_description(i, d)
+    return Path(path)

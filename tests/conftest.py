@@ -1,0 +1,30 @@
+"""Shared fixtures. Real samples live in ../shared/data beside the checkout; tests that need
+them skip with a reason when the folder is absent (as on a user's machine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+
+def _shared(sub: str) -> Path:
+    path = SHARED_DATA / sub
+    if not path.is_dir():
+        pytest.skip(f"real sample data not found at {path} (the ../shared/data folder is absent)")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """Root of the real Sentinel-1/2 samples (``../shared/data``)."""
+    return _shared("")
+
+
+@pytest.fixture
+def sen12mscr_root() -> Path:
+    """Real SEN12MS-CR patches in the release layout (incomplete on purpose, see its README)."""
+    return _shared("sen12mscr")
