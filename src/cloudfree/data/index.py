@@ -106,6 +106,8 @@ class IndexResult:
     problems: list[Problem] = field(default_factory=list)
     split_source: str = "official"
     layout: str = ""
+    #: usable oddities worth telling the user (e.g. "12 file(s) of kind s2 are int16"), kept rows
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> IndexSummary:
         return summarize(self.rows)
@@ -158,6 +160,7 @@ def format_summary(result: IndexResult) -> str:
     if result.problems:
         lines.append(f"  problems: {len(result.problems)} file(s) unusable, e.g.:")
         lines += [f"    {p.path}: {p.reason}" for p in result.problems[:10]]
+    lines += [f"  note: {n}" for n in result.notes]
     return "\n".join(lines)
 
 
@@ -182,6 +185,7 @@ def write_index(result: IndexResult, out: str | os.PathLike[str]) -> Path:
         "split_source": result.split_source,
         "summary": asdict(result.summary()),
         "problems": [asdict(p) for p in result.problems],
+        "notes": list(result.notes),
     }
     with atomic_path(summary_path(out)) as tmp:
         tmp.write_text(json.dumps(side, indent=2) + "\n")
@@ -243,4 +247,5 @@ def read_index(
         problems=[Problem(**p) for p in side.get("problems", [])],
         split_source=side.get("split_source", "unknown"),
         layout=side.get("layout", ""),
+        notes=list(side.get("notes", [])),
     )

@@ -86,7 +86,8 @@ class RasterMeta:
         return prof
 
 
-def _meta_of(ds: Any, window: Any = None, count: int | None = None) -> RasterMeta:
+def meta_of(ds: Any, window: Any = None, count: int | None = None) -> RasterMeta:
+    """The RasterMeta of an open rasterio dataset (or of a window of it)."""
     transform = ds.transform if window is None else ds.window_transform(window)
     width = ds.width if window is None else int(window.width)
     height = ds.height if window is None else int(window.height)
@@ -109,7 +110,7 @@ def read_meta(path: str | os.PathLike[str]) -> RasterMeta:
 
     try:
         with rasterio.open(gdal_path(path)) as ds:
-            return _meta_of(ds)
+            return meta_of(ds)
     except rasterio.errors.RasterioError as e:
         raise DataError(path, f"cannot open raster: {e}", "a readable GeoTIFF") from e
 
@@ -162,7 +163,7 @@ def read_raster(
                 win = Window(c, r, w, h)
             idx = list(bands) if bands is not None else None
             arr = ds.read(indexes=idx, window=win, out_dtype=out_dtype)
-            meta = _meta_of(ds, win, count=arr.shape[0])
+            meta = meta_of(ds, win, count=arr.shape[0])
     except rasterio.errors.RasterioError as e:
         raise DataError(
             path, f"cannot read raster (corrupt or truncated?): {e}", "a readable GeoTIFF"

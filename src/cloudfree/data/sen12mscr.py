@@ -1,0 +1,189 @@
+"""The SEN12MS-CR PyTorch dataset over a patch index, with the DSen2-CR preprocessing.
+
+Each item reads only the planned window of each GeoTIFF (``io.read_raster``), checks that the
+files of the patch lie on the same pixel grid, and builds the sample with
+:func:`cloudfree.data.sample.make_sample` (spec section 2). Bad patches raise
+:class:`~cloudfree.errors.DataError` in strict mode, or warn and yield None otherwise; use
+:func:`cloudfree.data.collate.collate_skip_bad` as the DataLoader's ``collate_fn`` to drop them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS, PATCH_SIZE
+from cloudfree.data.index import IndexResult, IndexRow, read_index
+from cloudfree.data.io import RasterMeta, read_meta, read_raster
+from cloudfree.data.sample import SampleConfig, SamplePlan, make_sample, plan_sample, sample_rng
+from cloudfree.errors import DataError, DatasetNotFoundError
+
+#: Band count and accepted data types of each kind of file (spec section 1).
+_LAYOUT: dict[str, tuple[int, tuple[str, ...]]] = {
+    "s2_cloudy": (NUM_S2_BANDS, ("uint16",)),
+    "s2": (NUM_S2_BANDS, ("uint16",)),
+    "s1": (NUM_S1_BANDS, ("float32",)),
+}
+
+
+def _coeffs(meta: RasterMeta) -> tuple[float, ...] | None:
+    return None if meta.transform is None else tuple(meta.transform)[:6]
+
+
+class SEN12MSCR(Dataset):
+    """SEN12MS-CR patches as dicts of tensors (see :func:`~cloudfree.data.sample.make_sample`).
+
+    Args:
+        index: an index CSV (written by ``cloudfree index``) or an :class:`IndexResult`.
+        root: dataset root the index paths are relative to; default: the index's own root.
+        split: ``"train"``, ``"val"``, ``"test"`` or None for every row.
+        config: window, augmentation, SAR and scaling (default: the paper's training sampling).
+        require_target: only use rows with the cloud-free S2 and return it as ``"s2"``. False
+            for prediction: the target is then neither read nor returned, and rows without one
+            are usable.
+        strict: raise DataError on the first bad patch instead of warning and yielding None.
+        seed: base seed; item ``i`` of epoch ``e`` draws from ``default_rng([seed, e, i])``.
+        patch_size: side of every patch in pixels (SEN12MS-CR: 256), needed to plan the window
+            before reading; None reads it from the cloudy file's header for every item (one
+            extra file open) for datasets of another, square, size.
+
+    Raises:
+        DatasetNotFoundError: no row of the index has the files the configuration needs.
+        DataError: the index file is missing or malformed.
+
+    Epochs: call :meth:`set_epoch` before each epoch to redraw crops and augmentations (as
+    upstream's ``on_epoch_end``). DataLoader workers get a copy of the dataset when an epoch's
+    iterator starts, so this works unless ``persistent_workers=True``.
+    """
+
+    def __init__(
+        self,
+        index: str | os.PathLike[str] | IndexResult,
+        root: str | os.PathLike[str] | None = None,
+        split: str | None = None,
+        config: SampleConfig = SampleConfig(),  # noqa: B008 (frozen dataclass: immutable)
+        require_target: bool = True,
+        strict: bool = False,
+        seed: int = 42,
+        patch_size: int | None = PATCH_SIZE,
+    ) -> None:
+        if isinstance(index, IndexResult):
+            result = index if root is None else replace(index, root=Path(root))
+            where: str | Path = result.root
+        else:
+            result = read_index(index, root=root)
+            where = Path(index)
+        self.index = result
+        self.split = split
+        self.config = config
+        self.require_target = require_target
+        self.strict = strict
+        self.seed = int(seed)
+        self.epoch = 0
+        self.patch_size = patch_size
+        self.kinds: tuple[str, ...] = (
+            ("s2_cloudy",)
+            + (("s2",) if require_target else ())
+            + (("s1",) if config.include_sar else ())
+        )
+        self.rows: list[IndexRow] = result.select(split, require=self.kinds)
+        if not self.rows:
+            raise DatasetNotFoundError(where, self._nothing_usable(), self._fix_hint())
+
+    def _nothing_usable(self) -> str:
+        s = self.index.summary()
+        scope = f"split {self.split!r}" if self.split else "the index"
+        held = (
+            f"{s.total} rows: {s.complete} complete triplets, {s.pairs_without_s1} cloudy/clear "
+            f"pairs without S1, {s.pairs_without_target} S1+cloudy pairs without target, "
+            f"{s.pairs_without_cloudy} S1+clear pairs without cloudy input, {s.lone_total} lone "
+            f"files; by split {s.by_split}"
+        )
+        return f"no patch in {scope} has all of {list(self.kinds)} (the index holds {held})"
+
+    def _fix_hint(self) -> str:
+        hints = ["an index with such patches (check the root and 'cloudfree index' output)"]
+        if self.config.include_sar:
+            hints.append("SampleConfig(include_sar=False) to use cloudy/clear pairs without S1")
+        if self.require_target:
+            hints.append("require_target=False for prediction without a cloud-free target")
+        if self.split:
+            hints.append("another split, or split=None")
+        return "; or ".join(hints)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose crops and augmentations items draw (reproducible per epoch)."""
+        self.epoch = int(epoch)
+
+    def plan(self, index: int, size: int | None = None) -> SamplePlan:
+        """The window and augmentation item ``index`` draws in the current epoch."""
+        rng = sample_rng(self.seed, self.epoch, index)
+        return plan_sample(self.config, rng, self.patch_size if size is None else size)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        """One sample (dict of tensors), or None for a bad patch when not ``strict``."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} patches")
+        index = index % len(self)
+        try:
+            return self._load(index)
+        except DataError as e:
+            if self.strict:
+                raise
+            warnings.warn(f"skipping bad patch {self.rows[index].id}: {e}", stacklevel=2)
+            return None
+
+    def _patch_size(self, row: IndexRow) -> int:
+        if self.patch_size is not None:
+            return self.patch_size
+        path = self.index.resolve(row, "s2_cloudy")
+        meta = read_meta(path)
+        if meta.width != meta.height:
+            raise DataError(
+                path, f"is {meta.height}x{meta.width} pixels", "a square patch (e.g. 256x256)"
+            )
+        return meta.width
+
+    def _load(self, index: int) -> dict[str, Any]:
+        row = self.rows[index]
+        plan = self.plan(index, self._patch_size(row))
+        raw: dict[str, np.ndarray] = {}
+        grids: dict[str, tuple[Path, RasterMeta]] = {}
+        for kind in self.kinds:
+            path = self.index.resolve(row, kind)
+            count, dtypes = _LAYOUT[kind]
+            arr, meta = read_raster(
+                path, window=plan.window, expect_count=count, expect_dtypes=dtypes
+            )
+            raw[kind] = arr
+            grids[kind] = (path, meta)
+        ref_path, ref = grids["s2_cloudy"]
+        for kind, (path, meta) in grids.items():
+            if not meta.same_grid(ref):
+                raise DataError(
+                    path,
+                    f"{kind} is not on the same pixel grid as {ref_path} "
+                    f"(CRS {meta.crs} vs {ref.crs}, transform {_coeffs(meta)} vs "
+                    f"{_coeffs(ref)}, size {meta.height}x{meta.width} vs "
+                    f"{ref.height}x{ref.width})",
+                    "S1, cloudy and cloud-free files of a patch covering the same pixels",
+                )
+        meta = {
+            "id": row.id,
+            "roi_season": row.roi_season,
+            "scene": row.scene,
+            "patch": row.patch,
+            "crs": ref.crs,
+            "transform": ref.transform,
+            "source": ref_path,
+        }
+        return make_sample(raw, plan, self.config, meta)
