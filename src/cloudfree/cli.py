@@ -127,6 +127,11 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--workers", type=int, default=2, help="reader processes (default 2)")
     p.add_argument("--strict", action="store_true", help="fail on the first bad patch")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace whatever --out holds (default: resume the same pack, refuse a different one)",
+    )
     p.set_defaults(func=_run_pack)
 
 
@@ -142,12 +147,36 @@ def _run_pack(args: argparse.Namespace) -> int:
         require=tuple(k.strip() for k in args.require.split(",") if k.strip()),
         workers=args.workers,
         strict=args.strict,
+        overwrite=args.overwrite,
     )
     print(
         f"packed {manifest['num_patches']} patches into {len(manifest['shards'])} shards "
         f"in {args.out} ({manifest['num_skipped']} skipped)"
     )
     return 0
+
+
+def _add_mask(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "mask",
+        help="cloud/shadow mask of a Sentinel-2 L1C GeoTIFF (the DSen2-CR algorithm)",
+        description=(
+            "Compute the cloud/shadow mask of Meraner et al. 2020 on a 13-band L1C GeoTIFF of "
+            "any size, in windows, and write a uint8 GeoTIFF on the same grid: 0 clear, 1 cloud, "
+            "2 shadow. The s2cloudless backend (extra 'masks') gives clouds only (0/1)."
+        ),
+    )
+    p.add_argument("s2", help="13-band Sentinel-2 L1C GeoTIFF (DN = reflectance x 10000)")
+    p.add_argument("--out", required=True, help="mask GeoTIFF to write")
+    p.add_argument("--backend", choices=("dsen2cr", "s2cloudless"), default="dsen2cr")
+    p.add_argument("--window", type=int, default=1024, help="window side in pixels (default 1024)")
+    p.set_defaults(func=_run_mask)
+
+
+def _run_mask(args: argparse.Namespace) -> int:
+    from cloudfree.masks.scene import run_mask_cli
+
+    return run_mask_cli(args.s2, args.out, args.backend, args.window)
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -170,6 +199,7 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_synth,
     _add_index,
     _add_pack,
+    _add_mask,
     _add_demo,
 )
 

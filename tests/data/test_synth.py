@@ -22,6 +22,9 @@ from cloudfree.data.synth import (
     simulate_clouds,
     synthesize,
 )
+from cloudfree.data.synth import (
+    truth_path as synth_truth_path,
+)
 from cloudfree.errors import DataError
 
 NAME = re.compile(r"^(ROIs\d+_[a-z]+)_(s1|s2|s2_cloudy)_(\d+)_p(\d+)\.tif$")
@@ -48,7 +51,7 @@ def triplets(root: Path) -> dict[tuple[str, int, int], dict[str, Path]]:
 
 
 def truth_path(root: Path, key: tuple[str, int, int]) -> Path:
-    return root / "truth" / f"{key[0]}_{key[1]}_p{key[2]}.tif"
+    return synth_truth_path(root, f"{key[0]}_{key[1]}_p{key[2]}")
 
 
 @pytest.fixture(scope="module")

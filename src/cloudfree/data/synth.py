@@ -10,10 +10,10 @@ arrays of any size (whole scenes too) and are vectorised numpy; every random dra
     OUT/ROIs1158_spring_s1/s1_17/ROIs1158_spring_s1_17_p1.tif                2 x float32 (VV, VH dB)
     OUT/ROIs1158_spring_s2/s2_17/ROIs1158_spring_s2_17_p1.tif                13 x uint16 (clear)
     OUT/ROIs1158_spring_s2_cloudy/s2_cloudy_17/ROIs1158_spring_s2_cloudy_17_p1.tif   (cloudy)
-    OUT/truth/ROIs1158_spring_17_p1.tif     1 x uint8: 0 clear, 1 cloud, 2 cloud shadow
+    OUT/truth/cloud_truth_ROIs1158_spring_17_p1.tif  1 x uint8: 0 clear, 1 cloud, 2 cloud shadow
 
-``truth/`` is outside the release layout, so indexers ignore it; its file stem is the patch id
-(``IndexRow.id``) and it lies on the same grid as the patch. Where truth is 0 the cloudy image is
+``truth/`` is outside the release layout and its names do not start with ``ROIs``, so indexers
+ignore it; :func:`truth_path` gives the file of a patch id (``IndexRow.id``) and it lies on the same grid as the patch. Where truth is 0 the cloudy image is
 *exactly* the clear one (no global haze: every cloud or haze pixel is labelled 1).
 """
 
@@ -314,6 +314,11 @@ def simulate_clouds(
     return np.where(hit[None], cloudy, clear_dn), truth
 
 
+def truth_path(out: str | Path, patch_id: str) -> Path:
+    """The cloud-truth GeoTIFF of a synthetic patch: ``OUT/truth/cloud_truth_<id>.tif``."""
+    return Path(out) / "truth" / f"cloud_truth_{patch_id}.tif"
+
+
 @dataclass(frozen=True)
 class _Patch:
     roi_season: str
@@ -329,7 +334,7 @@ class _Patch:
         )
 
     def truth_path(self, out: Path) -> Path:
-        return out / "truth" / f"{self.roi_season}_{self.scene}_p{self.patch}.tif"
+        return truth_path(out, f"{self.roi_season}_{self.scene}_p{self.patch}")
 
     def rng(self, seed: int, stream: int = 0) -> np.random.Generator:
         """Generator of this patch: independent of the order patches are written in."""

@@ -1,0 +1,41 @@
+"""Training losses, by name: ``build_loss("carl")`` or ``build_loss("l1")`` (spec section 5).
+
+Every loss is an ``nn.Module`` with the forward signature ``(pred, target, cloudy, mask) ->
+scalar tensor`` on network-scale (DN / 2000) tensors, so configs can name the loss and the
+training loop calls all of them alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from cloudfree.losses.carl import CARLLoss, TargetL1Loss, binarize_mask
+
+#: Loss classes by the name a training config uses.
+LOSSES: dict[str, type[nn.Module]] = {
+    "carl": CARLLoss,
+    "l1": TargetL1Loss,
+}
+
+
+def build_loss(name: str, **kwargs: Any) -> nn.Module:
+    """Instantiate a loss by name, e.g. ``build_loss("carl", lambda_=1.0)``.
+
+    Args:
+        name: a key of ``LOSSES`` (case-insensitive): ``"carl"`` or ``"l1"``.
+        **kwargs: constructor arguments of that loss.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+        TypeError: an argument the loss does not take.
+    """
+    try:
+        cls = LOSSES[name.lower()]
+    except KeyError:
+        raise KeyError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}") from None
+    return cls(**kwargs)
+
+
+__all__ = ["LOSSES", "CARLLoss", "TargetL1Loss", "binarize_mask", "build_loss"]

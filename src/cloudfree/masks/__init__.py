@@ -1,0 +1,36 @@
+"""Cloud and cloud-shadow masks.
+
+- :func:`cloud_shadow_mask`: the DSen2-CR mask (Meraner et al. 2020, spec section 3) of an image
+  or a batch, vectorised; equal pixel for pixel to the plain scipy transcription in
+  :mod:`cloudfree.masks.reference`.
+- :func:`mask_scene`: the same for a whole GeoTIFF scene, in windows, written as a GeoTIFF.
+- :func:`s2cloudless_mask`: optional backend (``pip install "cloudfree[masks]"``), clouds only.
+- :func:`binary_mask`: cloud or shadow -> 1, as the CARL loss and the metrics use the mask.
+"""
+
+from cloudfree.masks.csm import (
+    CLEAR,
+    CLOUD,
+    SHADOW,
+    CSMParams,
+    ShadowStats,
+    binary_mask,
+    cloud_score,
+    cloud_shadow_mask,
+)
+from cloudfree.masks.s2cloudless import s2cloudless_mask
+from cloudfree.masks.scene import mask_scene, run_mask_cli
+
+__all__ = [
+    "CLEAR",
+    "CLOUD",
+    "SHADOW",
+    "CSMParams",
+    "ShadowStats",
+    "binary_mask",
+    "cloud_score",
+    "cloud_shadow_mask",
+    "mask_scene",
+    "run_mask_cli",
+    "s2cloudless_mask",
+]
