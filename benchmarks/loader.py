@@ -42,9 +42,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from cloudfree.data.bands import DSEN2CR, TRAIN_CROP_SIZE
 from cloudfree.data.index import IndexRow, read_index, write_index
+from cloudfree.data.pack import pack
 from cloudfree.data.sample import SampleConfig
 from cloudfree.data.sen12mscr import SEN12MSCR
-from cloudfree.data.shards import PackedDataset, pack
+from cloudfree.data.shards import PackedDataset
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sen12mscr"
 BATCH, WORKERS = 16, 2

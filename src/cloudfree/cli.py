@@ -136,7 +136,7 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_pack(args: argparse.Namespace) -> int:
-    from cloudfree.data.shards import pack
+    from cloudfree.data.pack import pack
 
     manifest = pack(
         args.index,

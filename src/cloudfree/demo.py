@@ -60,8 +60,9 @@ def run_demo(out: str | Path, n: int = 24, seed: int = 0) -> dict:
     from cloudfree.data.discover import build_index
     from cloudfree.data.index import format_summary, write_index
     from cloudfree.data.io import read_raster
+    from cloudfree.data.pack import pack
     from cloudfree.data.sample import SampleConfig
-    from cloudfree.data.shards import PackedDataset, pack
+    from cloudfree.data.shards import PackedDataset
     from cloudfree.data.synth import synthesize, truth_path
     from cloudfree.masks.csm import binary_mask, cloud_shadow_mask
     from cloudfree.metrics import aggregate, compute

@@ -18,16 +18,14 @@ from cloudfree.masks.csm import (
     DEFAULT_PARAMS,
     SHADOW,
     CSMParams,
-    ShadowStats,
     _closing,
     _sliding_sum,
     binary_mask,
     cloud_score,
     cloud_shadow_mask,
-    exact_sum,
-    shadow_thresholds,
 )
 from cloudfree.masks.reference import reference_cloud_score, reference_csm
+from cloudfree.masks.stats import ShadowStats, exact_sum, shadow_thresholds
 
 B1, B2, B3, B4, B8, B10, B11 = (s2_index(b) for b in ("B1", "B2", "B3", "B4", "B8", "B10", "B11"))
 

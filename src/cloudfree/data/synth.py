@@ -13,8 +13,10 @@ arrays of any size (whole scenes too) and are vectorised numpy; every random dra
     OUT/truth/cloud_truth_ROIs1158_spring_17_p1.tif  1 x uint8: 0 clear, 1 cloud, 2 cloud shadow
 
 ``truth/`` is outside the release layout and its names do not start with ``ROIs``, so indexers
-ignore it; :func:`truth_path` gives the file of a patch id (``IndexRow.id``) and it lies on the same grid as the patch. Where truth is 0 the cloudy image is
-*exactly* the clear one (no global haze: every cloud or haze pixel is labelled 1).
+ignore it; :func:`truth_path` gives the file of a patch id (``IndexRow.id``) and it lies on the
+same grid as the patch. The clouds, their shadows and the truth come from
+:func:`cloudfree.data.clouds.simulate_clouds`: where truth is 0 the cloudy image is *exactly*
+the clear one (no global haze: every cloud or haze pixel is labelled 1).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from cloudfree.data.bands import GSD_M, NUM_S2_BANDS, S1_BANDS, S2_BANDS, S2_NATIVE_GSD_M, SEASONS
+from cloudfree.data.clouds import simulate_clouds
 from cloudfree.data.io import RasterMeta, read_meta, read_raster, write_raster
+from cloudfree.data.noise import fractal_noise, level_for_fraction
 from cloudfree.data.splits import OFFICIAL_TEST_SCENES, OFFICIAL_VAL_SCENES
 from cloudfree.errors import DataError
 
@@ -50,7 +54,8 @@ class LandCover(IntEnum):
 # Hand-set approximations of typical L1C signatures; forest, water, the dark-pixel floor and
 # the B9/B10 levels were checked against medians of the real SEN12MS-CR patches in
 # shared/data (e.g. NDVI > 0.6 pixels: 1148 858 733 465 813 2275 2910 2866 3221 819 10 1546 681).
-# B1/B2 are high for every class because L1C includes the path radiance (_PATH below).
+# B1/B2 are high for every class because L1C includes the path radiance (``_PATH`` in
+# cloudfree.data.clouds).
 #                   B1    B2    B3    B4    B5    B6    B7    B8   B8A   B9  B10   B11   B12
 _SPECTRA = np.array([
     [1250,  950,  720,  420,  340,  260,  240,  200,  190,   70,   8,   60,   35],  # water
@@ -63,23 +68,6 @@ _SPECTRA = np.array([
 # *cropland mixes bare soil with this green-crop spectrum by a per-parcel vigour in [0, 1].
 _GREEN_CROP = np.array(
     [1200, 880, 850, 520, 1150, 2700, 3400, 3800, 4000, 1150, 14, 2100, 1000], dtype=np.float32
-)
-# Atmospheric path reflectance x 10000: a shadow darkens only the surface term above it. Set
-# just under the 1st percentile of the real patches (1056 775 489 251 205 ... 12 4).
-_PATH = np.array([1000, 720, 450, 230, 190, 150, 130, 100, 90, 45, 4, 10, 4], dtype=np.float32)
-# Fraction of the surface signal left in a cloud shadow (diffuse skylight, bluer than direct
-# sun, so visible bands keep more than NIR/SWIR). B10 sees no surface.
-_SHADOW_KEEP = np.array(
-    [0.6, 0.55, 0.5, 0.45, 0.42, 0.38, 0.36, 0.35, 0.35, 0.35, 1.0, 0.3, 0.3], dtype=np.float32
-)
-# Thick cloud reflectance relative to its brightness: flat from blue to NIR, water-vapour dip
-# in B9, ice/water absorption in SWIR. B10 is drawn per patch (low cumulus vs high tops).
-_CLOUD_SHAPE = np.array(
-    [1.05, 1.0, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93, 0.92, 0.5, 0.0, 0.6, 0.35], dtype=np.float32
-)
-# How much of a thin cloud / haze layer's opacity applies per band (thinner at long waves).
-_HAZE_WEIGHT = np.array(
-    [1.1, 1.05, 1.0, 0.95, 0.92, 0.9, 0.88, 0.86, 0.85, 0.85, 1.0, 0.75, 0.7], dtype=np.float32
 )
 # S1 sigma0 (VV, VH) in dB per class: calm water specular, urban double bounce, volume
 # scattering of canopies, rough bare soil; dry snow is mostly transparent (soil below).
@@ -96,43 +84,9 @@ _RELEASE_RE = re.compile(
 )
 
 
-def fractal_noise(
-    shape: tuple[int, int],
-    rng: np.random.Generator,
-    beta: float = 3.0,
-    scale_px: float = 100.0,
-    stretch: float = 1.0,
-    angle: float = 0.0,
-) -> np.ndarray:
-    """Periodic 1/f^beta noise by spectral synthesis, normalised to mean 0, std 1.
-
-    Power spectrum ``(k^2 + 1/scale_px^2)^(-beta/2)``: fractal below ``scale_px`` pixels, flat
-    above, so features have the same size in pixels whatever the array size. ``stretch > 1``
-    elongates features along ``angle`` (radians), e.g. cirrus streaks. Returns float32 (H, W).
-    """
-    h, w = shape
-    ky = np.fft.fftfreq(h)[:, None]
-    kx = np.fft.rfftfreq(w)[None, :]
-    if stretch != 1.0:
-        c, s = math.cos(angle), math.sin(angle)
-        kx, ky = (kx * c + ky * s) * stretch, -kx * s + ky * c
-    amp = (kx**2 + ky**2 + scale_px**-2) ** (-beta / 4.0)
-    amp[0, 0] = 0.0
-    spec = (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape)) * amp
-    field = np.fft.irfft2(spec, s=shape)
-    field -= field.mean()
-    std = field.std()
-    return (field / std if std > 0 else field).astype(np.float32)
-
-
-def _level(field: np.ndarray, fraction: float) -> float:
-    """The level above which ``fraction`` of the pixels of ``field`` lie (inf for none)."""
-    return float(np.quantile(field, 1.0 - fraction)) if fraction > 0 else math.inf
-
-
 def _above(field: np.ndarray, fraction: float) -> np.ndarray:
     """Boolean mask of the ``fraction`` of pixels where ``field`` is highest."""
-    return field > _level(field, fraction)
+    return field > level_for_fraction(field, fraction)
 
 
 def land_cover(
@@ -238,80 +192,6 @@ def cover_from_s2(s2_dn: np.ndarray) -> np.ndarray:
     cover[ndwi > 0.0] = LandCover.WATER
     cover[(ndsi > 0.4) & (b[1:4].mean(0) > 3000)] = LandCover.SNOW
     return cover
-
-
-def simulate_clouds(
-    clear_dn: np.ndarray, rng: np.random.Generator, cover_fraction: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Put thick clouds, thin cloud/haze and displaced cloud shadows over a clear S2 image.
-
-    Thick clouds: fractal noise above a quantile, opacity ramping over the ragged edge, bright and
-    spectrally flat (4000-8000 DN blue..NIR), low or high B10 per patch. Thin layer (half the
-    patches): streaky cirrus/haze, opacity <= 0.45, raising B10 (cirrus band) strongly. Shadows:
-    the thick opacity shifted by the sun-geometry offset (height 300-1500 m, zenith 20-50 deg,
-    sun in the south-east), keeping 30-60 % of the surface signal above the path radiance.
-    Truth: 1 where any cloud layer has opacity > 0, 2 where shadowed and not cloud (cloud wins),
-    0 elsewhere, and there the output equals ``clear_dn`` exactly.
-
-    Args:
-        clear_dn: uint16 (13, H, W) L1C DN.
-        rng: random generator.
-        cover_fraction: target fraction of cloud pixels in [0, 1] (approximate when thick and
-            thin layers overlap); None draws it from 0.9 * Beta(0.8, 1), i.e. 0 to 0.9.
-    Returns:
-        ``(cloudy_dn uint16 (13, H, W), truth uint8 (H, W))``.
-    """
-    if clear_dn.ndim != 3 or clear_dn.shape[0] != NUM_S2_BANDS:
-        raise ValueError(f"clear_dn must be ({NUM_S2_BANDS}, H, W), got {clear_dn.shape}")
-    f = 0.9 * rng.beta(0.8, 1.0) if cover_fraction is None else float(cover_fraction)
-    if not 0.0 <= f <= 1.0:
-        raise ValueError(f"cover_fraction must be in [0, 1], got {cover_fraction}")
-    shape = clear_dn.shape[1:]
-    mode = rng.random()
-    f_thin = f if mode < 0.15 else (f * rng.uniform(0.2, 0.6) if mode < 0.55 else 0.0)
-    f_thick = 1.0 - (1.0 - f) / (1.0 - f_thin) if f_thin < 1.0 else 0.0
-
-    x = clear_dn.astype(np.float32)
-    bands = (slice(None), None, None)
-    # Thick clouds: opacity 0 at the threshold, 1 a little inside; brighter in the core.
-    field = fractal_noise(shape, rng, beta=rng.uniform(3.2, 3.8), scale_px=rng.uniform(40, 160))
-    t = _level(field, f_thick)
-    thick = field > t
-    a_thick = np.where(thick, np.clip((field - t) / rng.uniform(0.6, 1.5), 0.0, 1.0), 0.0)
-    shape_b = _CLOUD_SHAPE.copy()
-    shape_b[10] = rng.uniform(0.15, 0.35) if rng.random() < 0.3 else rng.uniform(0.01, 0.05)
-    texture = 1.0 + 0.08 * fractal_noise(shape, rng, beta=2.2, scale_px=20)
-    c_thick = rng.uniform(4000, 8000) * shape_b[bands] * ((0.8 + 0.2 * a_thick) * texture)[None]
-    # Shadows: thick opacity moved by the shadow vector (periodic field, so np.roll is exact).
-    length = rng.uniform(300, 1500) * math.tan(math.radians(rng.uniform(20, 50))) / GSD_M
-    away = math.radians(rng.uniform(110, 170) + 180.0)  # shadows fall away from the sun
-    shift = (round(-length * math.cos(away)), round(length * math.sin(away)))  # (rows, cols)
-    s = np.roll(a_thick, shift, axis=(0, 1)).astype(np.float32)
-    path = np.minimum(_PATH[bands], x)
-    out = path + (x - path) * (1.0 - s[None] * (1.0 - _SHADOW_KEEP[bands]))
-    out = (1.0 - a_thick[None]) * out + a_thick[None] * c_thick
-    # Thin cirrus / haze: elongated, semi-transparent, bright in B10 (ice above the vapour).
-    thin = np.zeros(shape, dtype=bool)
-    if f_thin > 0:
-        tf = fractal_noise(
-            shape, rng, beta=rng.uniform(2.8, 3.6), scale_px=rng.uniform(60, 250),
-            stretch=rng.uniform(2.0, 5.0), angle=rng.uniform(0, math.pi),
-        )  # fmt: skip
-        t2 = _level(tf, f_thin)
-        thin = tf > t2
-        a_thin = np.where(thin, np.clip((tf - t2) / 1.5, 0.0, 1.0), 0.0) * rng.uniform(0.15, 0.45)
-        c_thin = rng.uniform(3500, 6000) * _CLOUD_SHAPE.copy()
-        c_thin[10] = rng.uniform(1500, 2500)  # 0.3 opacity -> B10 ~ 500 DN, as in cirrus
-        a_b = np.clip(a_thin[None] * _HAZE_WEIGHT[bands], 0.0, 1.0)
-        out = (1.0 - a_b) * out + a_b * c_thin[bands]
-
-    truth = np.zeros(shape, dtype=np.uint8)
-    truth[s > 0] = 2
-    truth[thick | thin] = 1
-    hit = truth > 0
-    out += rng.standard_normal(out.shape, dtype=np.float32) * (2.0 + 0.004 * out) * hit[None]
-    cloudy = np.clip(np.rint(out), 0, 65535).astype(np.uint16)
-    return np.where(hit[None], cloudy, clear_dn), truth
 
 
 def truth_path(out: str | Path, patch_id: str) -> Path:

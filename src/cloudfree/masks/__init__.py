@@ -13,13 +13,13 @@ from cloudfree.masks.csm import (
     CLOUD,
     SHADOW,
     CSMParams,
-    ShadowStats,
     binary_mask,
     cloud_score,
     cloud_shadow_mask,
 )
 from cloudfree.masks.s2cloudless import s2cloudless_mask
 from cloudfree.masks.scene import mask_scene, run_mask_cli
+from cloudfree.masks.stats import ShadowStats
 
 __all__ = [
     "CLEAR",

@@ -8,7 +8,7 @@ optimise it. Constants come from :class:`cloudfree.masks.csm.CSMParams`.
 Dtypes follow upstream's training pipeline: its data loader hands the mask float32 DN
 (``get_raw_data`` / ``get_opt_image``: ``astype('float32')``), so every element-wise step runs
 in float32, and ``convolve2d`` with the float64 box returns float64. One decision differs from
-upstream (see :func:`cloudfree.masks.csm.shadow_thresholds`): the means in the shadow
+upstream (see :func:`cloudfree.masks.stats.shadow_thresholds`): the means in the shadow
 thresholds are exact, computed from the DN with ``math.fsum``, not a float32 pairwise
 ``np.mean`` of the reflectances.
 """
@@ -27,8 +27,8 @@ from cloudfree.masks.csm import (
     SHADOW,
     CSMParams,
     check_l1c,
-    shadow_thresholds,
 )
+from cloudfree.masks.stats import shadow_thresholds
 
 B1, B2, B3, B4 = s2_index("B1"), s2_index("B2"), s2_index("B3"), s2_index("B4")
 B8, B10, B11 = s2_index("B8"), s2_index("B10"), s2_index("B11")
@@ -110,7 +110,7 @@ def reference_shadow_mask(s2_dn: np.ndarray, params: CSMParams = DEFAULT_PARAMS)
     BB = data_image[B2]
     CSI = (data_image[B8] + data_image[B11]) / 2.0
 
-    # Exact means from the float32 DN (decision in csm.shadow_thresholds): one rounding of the
+    # Exact means from the float32 DN (decision in stats.shadow_thresholds): one rounding of the
     # exact sum (math.fsum), divided by 10000 n, resp. 2 * 10000 n.
     dn = np.asarray(s2_dn).astype("float32")
     bb_mean = _fsum(dn[B2]) / (S2_DN_PER_REFLECTANCE * BB.size)

@@ -34,11 +34,11 @@ from cloudfree.masks.csm import (
     DEFAULT_PARAMS,
     SHADOW,
     CSMParams,
-    ShadowStats,
     band_count_problem,
     csm_from_bands,
     to_reflectance,
 )
+from cloudfree.masks.stats import ShadowStats
 
 BACKENDS: Final[tuple[str, ...]] = ("dsen2cr", "s2cloudless")
 #: Windows are multiples of this (the GeoTIFF tile size must be a multiple of 16).
