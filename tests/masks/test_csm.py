@@ -12,18 +12,8 @@ import scipy.signal
 
 from cloudfree.data.bands import s2_index
 from cloudfree.errors import DataError
-from cloudfree.masks.csm import (
-    CLEAR,
-    CLOUD,
-    DEFAULT_PARAMS,
-    SHADOW,
-    CSMParams,
-    _closing,
-    _sliding_sum,
-    binary_mask,
-    cloud_score,
-    cloud_shadow_mask,
-)
+from cloudfree.masks.csm import _closing, _sliding_sum, binary_mask, cloud_score, cloud_shadow_mask
+from cloudfree.masks.params import CLEAR, CLOUD, DEFAULT_PARAMS, SHADOW, CSMParams
 from cloudfree.masks.reference import reference_cloud_score, reference_csm
 from cloudfree.masks.stats import ShadowStats, exact_sum, shadow_thresholds
 

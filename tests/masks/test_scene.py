@@ -13,7 +13,8 @@ from rasterio.transform import from_origin
 
 from cloudfree.errors import DataError
 from cloudfree.masks import scene as scene_module
-from cloudfree.masks.csm import CLEAR, CLOUD, SHADOW, cloud_shadow_mask
+from cloudfree.masks.csm import cloud_shadow_mask
+from cloudfree.masks.params import CLEAR, CLOUD, SHADOW
 from cloudfree.masks.reference import reference_csm
 from cloudfree.masks.scene import mask_scene, run_mask_cli
 

@@ -8,15 +8,8 @@
 - :func:`binary_mask`: cloud or shadow -> 1, as the CARL loss and the metrics use the mask.
 """
 
-from cloudfree.masks.csm import (
-    CLEAR,
-    CLOUD,
-    SHADOW,
-    CSMParams,
-    binary_mask,
-    cloud_score,
-    cloud_shadow_mask,
-)
+from cloudfree.masks.csm import binary_mask, cloud_score, cloud_shadow_mask
+from cloudfree.masks.params import CLEAR, CLOUD, SHADOW, CSMParams
 from cloudfree.masks.s2cloudless import s2cloudless_mask
 from cloudfree.masks.scene import mask_scene, run_mask_cli
 from cloudfree.masks.stats import ShadowStats

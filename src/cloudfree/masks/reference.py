@@ -21,13 +21,7 @@ import math
 import numpy as np
 
 from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, s2_index
-from cloudfree.masks.csm import (
-    CLOUD,
-    DEFAULT_PARAMS,
-    SHADOW,
-    CSMParams,
-    check_l1c,
-)
+from cloudfree.masks.params import CLOUD, DEFAULT_PARAMS, SHADOW, CSMParams, check_l1c
 from cloudfree.masks.stats import shadow_thresholds
 
 B1, B2, B3, B4 = s2_index("B1"), s2_index("B2"), s2_index("B3"), s2_index("B4")

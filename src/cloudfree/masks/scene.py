@@ -27,7 +27,8 @@ import numpy as np
 from cloudfree.data.bands import S2_BANDS, s2_index
 from cloudfree.data.io import atomic_path, gdal_path, read_meta
 from cloudfree.errors import DataError
-from cloudfree.masks.csm import (
+from cloudfree.masks.csm import csm_from_bands
+from cloudfree.masks.params import (
     CLEAR,
     CLOUD,
     CSM_BANDS,
@@ -35,7 +36,6 @@ from cloudfree.masks.csm import (
     SHADOW,
     CSMParams,
     band_count_problem,
-    csm_from_bands,
     to_reflectance,
 )
 from cloudfree.masks.stats import ShadowStats

@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 
 from cloudfree.data.bands import S2_DN_PER_REFLECTANCE
-from cloudfree.masks.csm import DEFAULT_PARAMS, CSMParams, cloud_shadow_index, to_reflectance
+from cloudfree.masks.params import DEFAULT_PARAMS, CSMParams, cloud_shadow_index, to_reflectance
 
 
 def exact_sum(x: np.ndarray) -> Fraction:
