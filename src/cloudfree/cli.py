@@ -179,6 +179,40 @@ def _run_mask(args: argparse.Namespace) -> int:
     return run_mask_cli(args.s2, args.out, args.backend, args.window)
 
 
+def _add_convert_keras(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert-keras",
+        help="convert a published Keras DSen2-CR checkpoint (.hdf5) to safetensors",
+        description=(
+            "Map one of the four published DSen2-CR checkpoints (SAR/no-SAR x CARL/L1, Keras "
+            "2.2 HDF5, save_weights or full-model files) into cloudfree's model and write it as "
+            "safetensors. The variant and size are read from the file. Needs h5py: "
+            'pip install "cloudfree[keras]".'
+        ),
+    )
+    p.add_argument("weights", help="Keras .hdf5 checkpoint")
+    p.add_argument("out", help="safetensors file to write")
+    p.add_argument(
+        "--sar",
+        dest="include_sar",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="require the SAR (--sar) or no-SAR (--no-sar) variant (default: read from the file)",
+    )
+    p.set_defaults(func=_run_convert_keras)
+
+
+def _run_convert_keras(args: argparse.Namespace) -> int:
+    from cloudfree.models.keras_import import convert_keras
+
+    s = convert_keras(args.weights, args.out, include_sar=args.include_sar)
+    print(
+        f"{s['model']}: num_layers={s['num_layers']} feature_size={s['feature_size']} "
+        f"include_sar={s['include_sar']}; {s['tensors']} tensors -> {s['out']}"
+    )
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job on an embedded default (synthetic data)")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
@@ -200,6 +234,7 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_index,
     _add_pack,
     _add_mask,
+    _add_convert_keras,
     _add_demo,
 )
 
@@ -226,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CloudfreeError as e:
+    except (CloudfreeError, ImportError) as e:
+        # ImportError: an optional extra is missing; the message says what to install.
         print(f"cloudfree {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

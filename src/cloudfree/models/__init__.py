@@ -1,0 +1,20 @@
+"""Networks, their registry and their weight files.
+
+Importing this package registers the built-in models (``"dsen2cr"``, ``"dsen2cr-nosar"``) and
+nothing else: h5py (Keras import) and safetensors are imported only when used.
+"""
+
+from cloudfree.models.dsen2cr import DSen2CR, DSen2CRConfig
+from cloudfree.models.registry import build_model, list_models, register_model
+from cloudfree.models.weights import load_state, load_weights, save_weights
+
+__all__ = [
+    "DSen2CR",
+    "DSen2CRConfig",
+    "build_model",
+    "list_models",
+    "load_state",
+    "load_weights",
+    "register_model",
+    "save_weights",
+]

@@ -1,0 +1,189 @@
+"""Fast inference set-up for a pure model: precision, memory format and convolution algorithm.
+
+The models stay plain ``nn.Module``s; this module decides *how* to run them on a device, so
+that ``predict`` and ``evaluate`` share one fast path::
+
+    model = prepare_for_inference(model, device, precision="auto")
+    with inference_context(device, precision="auto"):
+        out = model(s2_cloudy.to(device), s1.to(device))
+
+What "auto" picks, and why (figures in ``benchmarks/README.md``, section "Model"):
+
+- "auto" is fp32 on every device. bf16 autocast rounds every convolution input to 8 mantissa
+  bits; on the He-initialised full model that moved the output by 0.007-0.011 reflectance
+  against fp32 (budget: 0.002), so it is opt-in (``precision="bf16"``).
+- fp32 on CPU: the 3x3 convolutions run through NNPACK's Winograd/FFT kernels (bundled with
+  the PyTorch CPU wheels) when available: the full model's forward is 2.0-2.4x (128x128) and
+  2.7-3.0x (256x256) faster than with oneDNN's direct convolution on a 2-core AVX2 AMD EPYC,
+  output within 1e-5 reflectance. bf16 there has no hardware support (oneDNN reports no
+  AVX512-BF16/AMX) and is 8-200x *slower* than fp32.
+- fp32 on CUDA: channels_last (cuDNN's TF32 tensor-core kernels prefer NHWC).
+- bf16 (opt-in): channels_last weights + autocast; NCHW bf16 convolutions are very slow on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Literal
+
+import torch
+from torch import nn
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: Below this many output pixels per image NNPACK is slower than oneDNN's direct convolution
+#: (one 256->256 conv, 2-core AVX2 EPYC: 0.46x at 16x16, 1.0x at 32x32, 2.0x at 48x48).
+NNPACK_MIN_PIXELS: int = 40 * 40
+
+
+def cpu_has_native_bf16() -> bool:
+    """True if oneDNN runs bf16 convolutions in hardware on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def nnpack_available() -> bool:
+    """True if this PyTorch build has NNPACK and it initialises on this CPU.
+
+    The first call initialises NNPACK; ``torch._nnpack_spatial_convolution`` fails before it.
+    """
+    try:
+        return bool(torch.backends.nnpack.is_available())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str = "auto") -> Precision:
+    """The precision to run in: ``"auto"`` stands for ``"fp32"`` (see the module docstring).
+
+    Raises:
+        ValueError: ``precision`` is not one of ``"auto"``, ``"fp32"``, ``"bf16"``.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    # "auto" is fp32 everywhere: bf16 misses the 0.002-reflectance budget (module docstring).
+    return "fp32" if precision == "auto" else precision  # type: ignore[return-value]
+
+
+class NNPACKConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose CPU fp32 forward runs NNPACK's fast (Winograd/FFT) convolution.
+
+    Same parameters and state-dict keys as ``nn.Conv2d``. Any case NNPACK does not cover
+    (another device or dtype, autocast on, groups, dilation, non-zero padding modes) or where
+    it is slower (images under ``NNPACK_MIN_PIXELS``) goes through the ordinary ``nn.Conv2d``
+    forward. A batch is convolved one image at a time: PyTorch calls NNPACK's fast inference
+    path only for batch 1, and its batched path is no faster than oneDNN (measured: 4 images of
+    128x128, 256->256 channels: 0.54 s batched, 0.20 s one by one, 0.54 s oneDNN). Gradients
+    flow (PyTorch differentiates ``_nnpack_spatial_convolution`` with the ordinary convolution
+    backward).
+    """
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d) -> NNPACKConv2d:
+        """A drop-in replacement sharing ``conv``'s weight and bias tensors."""
+        new = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,  # type: ignore[arg-type]
+            stride=conv.stride,  # type: ignore[arg-type]
+            padding=conv.padding,  # type: ignore[arg-type]
+            dilation=conv.dilation,  # type: ignore[arg-type]
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            device="meta",  # no allocation or init: the tensors are replaced just below
+        )
+        new.weight = conv.weight
+        new.bias = conv.bias
+        return new.train(conv.training)
+
+    def _nnpack_ok(self, x: torch.Tensor) -> bool:
+        return (
+            x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and x.ndim == 4
+            and self.weight.dtype == torch.float32
+            and self.groups == 1
+            and self.dilation == (1, 1)
+            and self.padding_mode == "zeros"
+            and not isinstance(self.padding, str)
+            and x.shape[-2] * x.shape[-1] >= NNPACK_MIN_PIXELS
+            and not torch.is_autocast_enabled("cpu")
+            # Also initialises NNPACK (once): its convolution fails until this has run.
+            and nnpack_available()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._nnpack_ok(x):
+            return super().forward(x)
+        weight, padding, stride = self.weight.contiguous(), list(self.padding), list(self.stride)
+        outs = [
+            torch._nnpack_spatial_convolution(xi.contiguous(), weight, self.bias, padding, stride)
+            for xi in x.split(1)
+        ]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def use_nnpack(model: nn.Module) -> nn.Module:
+    """Swap every plain ``nn.Conv2d`` of ``model`` for :class:`NNPACKConv2d`, in place.
+
+    Only zero-padded, stride-1, ungrouped, undilated convolutions are swapped (the cases
+    NNPACK's fast algorithms cover). The parameters are shared, not copied, so state dicts and
+    optimisers are unaffected.
+    """
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if (
+                type(child) is nn.Conv2d
+                and child.padding_mode == "zeros"
+                and child.stride == (1, 1)
+                and child.dilation == (1, 1)
+                and child.groups == 1
+                and not isinstance(child.padding, str)
+            ):
+                setattr(parent, name, NNPACKConv2d.from_conv(child))
+    return model
+
+
+def prepare_for_inference(
+    model: nn.Module, device: str | torch.device = "cpu", precision: str = "auto"
+) -> nn.Module:
+    """Put a model in its fastest accurate inference form on ``device``, in place.
+
+    - eval mode, moved to ``device``;
+    - bf16 (as resolved by :func:`resolve_precision`): channels_last weights, which the
+      bf16 kernels of cuDNN and oneDNN need (NCHW bf16 is very slow on CPU);
+    - fp32 on CUDA: channels_last (tensor-core friendly under TF32);
+    - fp32 on CPU: NNPACK convolutions where available (see the module docstring).
+
+    Run the model inside :func:`inference_context` with the same ``device`` and ``precision``.
+
+    Returns:
+        ``model`` (modified in place).
+    """
+    dev = torch.device(device)
+    resolved = resolve_precision(precision)
+    model = model.eval().to(dev)
+    if resolved == "bf16" or dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    elif dev.type == "cpu" and nnpack_available():
+        use_nnpack(model)
+    return model
+
+
+@contextlib.contextmanager
+def inference_context(
+    device: str | torch.device = "cpu", precision: str = "auto"
+) -> Iterator[None]:
+    """``torch.inference_mode()`` plus bf16 autocast when ``precision`` resolves to bf16."""
+    dev = torch.device(device)
+    resolved = resolve_precision(precision)
+    with torch.inference_mode():
+        if resolved == "bf16":
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
