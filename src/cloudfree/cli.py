@@ -132,6 +132,13 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace whatever --out holds (default: resume the same pack, refuse a different one)",
     )
+    p.add_argument(
+        "--no-mask",
+        dest="mask",
+        action="store_false",
+        help="do not compute the DSen2-CR cloud/shadow mask of each cloudy patch (default: "
+        "compute it into the shards, for SampleConfig(mask='cached') and the CARL loss)",
+    )
     p.set_defaults(func=_run_pack)
 
 
@@ -148,6 +155,7 @@ def _run_pack(args: argparse.Namespace) -> int:
         workers=args.workers,
         strict=args.strict,
         overwrite=args.overwrite,
+        mask=args.mask,
     )
     print(
         f"packed {manifest['num_patches']} patches into {len(manifest['shards'])} shards "

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import tarfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from cloudfree.data.sample import SampleConfig
 from cloudfree.data.sen12mscr import SEN12MSCR
 from cloudfree.data.shards import PATCH_COLUMNS, PackedDataset, read_manifest
 from cloudfree.errors import DataError, DatasetNotFoundError
+from cloudfree.masks import CSMParams, cloud_shadow_mask
 
 SIZE = 32  # tiny patches: the format does not care about the size
 ROI = "ROIs1970_fall"
@@ -85,7 +87,11 @@ def test_pack_round_trip(fake: Path, tmp_path: Path) -> None:
     assert m["num_patches"] == 10 and m["num_skipped"] == 0 and m["complete"]
     assert [s["num_patches"] for s in m["shards"]] == [4, 4, 2]
     assert json.loads((out / "manifest.json").read_text())["shards"] == m["shards"]
-    assert m["patch_shape"] == [SIZE, SIZE] and m["mask"] is None
+    assert m["patch_shape"] == [SIZE, SIZE]
+    assert m["mask"]["algorithm"] == "dsen2cr-csm"
+    assert m["mask"]["params"] == json.loads(json.dumps(asdict(CSMParams())))
+    assert m["mask"]["classes"] == {"0": "clear", "1": "cloud", "2": "shadow"}
+    assert all(e["mask"] is True for e in m["shards"])
     assert m["counts"]["has_s1"] == 9 and m["counts"]["complete"] == 9
     assert m["counts"]["by_split"] == {"train": 8, "val": 2}
     assert m["source"]["require"] == ["s2", "s2_cloudy"] and m["source"]["num_selected"] == 10
@@ -95,7 +101,7 @@ def test_pack_round_trip(fake: Path, tmp_path: Path) -> None:
     s1 = np.load(out / "shard-00002.s1.npy")
     assert s1.dtype == np.float32 and s1.shape == (2, 2, SIZE, SIZE)
     mask = np.load(out / "shard-00000.mask.npy")
-    assert mask.dtype == np.uint8 and mask.shape == (4, SIZE, SIZE) and (mask == 255).all()
+    assert mask.dtype == np.uint8 and mask.shape == (4, SIZE, SIZE)
 
     recs = _csv(out / "patches.csv")
     assert tuple(recs[0]) == PATCH_COLUMNS and len(recs) == 10
@@ -115,7 +121,9 @@ def test_pack_round_trip(fake: Path, tmp_path: Path) -> None:
             arr, meta = read_raster(index.resolve(row, kind))
             # bit-exact, NaNs included (compare the bytes)
             assert stored.tobytes() == arr.tobytes()
-        _, meta = read_raster(index.resolve(row, "s2_cloudy"))
+        cloudy, meta = read_raster(index.resolve(row, "s2_cloudy"))
+        stored_mask = np.load(out / f"shard-{k:05d}.mask.npy", mmap_mode="r")[off]
+        np.testing.assert_array_equal(stored_mask, cloud_shadow_mask(cloudy))
         assert rec["crs"] == meta.crs.to_wkt()
         assert tuple(float(v) for v in rec["transform"].split()) == tuple(meta.transform)[:6]
     assert np.isnan(np.load(out / "shard-00000.s1.npy")[NAN_S1]).sum() == 15
@@ -280,6 +288,8 @@ def test_pack_streams_archives(fake: Path, tmp_path: Path) -> None:
     for k in a:
         if k.startswith("shard-00001.") and not k.endswith("mask.npy"):
             assert a[k][:3].tobytes() == b[k][:3].tobytes() and not b[k][3].any()
+        elif k == "shard-00001.mask.npy":  # the skipped patch's mask slot is left unset
+            assert a[k][:3].tobytes() == b[k][:3].tobytes() and (b[k][3] == 255).all()
         else:
             assert a[k].tobytes() == b[k].tobytes()
     assert plain["num_patches"] == 10
@@ -350,3 +360,47 @@ def test_pack_real_sen12mscr(sen12mscr_root: Path, tmp_path: Path) -> None:
     for i in (0, 13, 26):
         _same_sample(packed[i], files[i])
     assert os.path.getsize(tmp_path / "packed" / "shard-00000.s2.npy") == 128 + 3 * 13 * 256**2 * 2
+
+
+def test_pack_no_mask_then_fill(fake: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    out = tmp_path / "nomask"
+    assert main(["pack", str(fake), "--out", str(out), "--shard-size", "4", "--no-mask"]) == 0
+    m = read_manifest(out)
+    assert m["mask"] is None and all(e["mask"] is False for e in m["shards"])
+    assert all((np.load(p) == 255).all() for p in out.glob("shard-*.mask.npy"))
+    with pytest.raises(DataError, match="no cloud masks.*without --no-mask"):
+        PackedDataset(out, config=SampleConfig(include_sar=False, crop_size=16, mask="cached"))
+    crop = PackedDataset(out, config=SampleConfig(include_sar=False, crop_size=16, mask="crop"))
+    assert crop[0]["mask"].dtype == torch.uint8
+    # Re-running with masks keeps the shards (not re-read) and fills their masks.
+    calls = []
+    real_read = pack_sources.read_raster
+
+    def counting(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        calls.append(a)
+        return real_read(*a, **k)
+
+    monkeypatch.setattr(pack_sources, "read_raster", counting)
+    m = pack(fake, out, shard_size=4, workers=0)
+    monkeypatch.undo()
+    assert calls == [] and m["mask"]["algorithm"] == "dsen2cr-csm"
+    assert read_manifest(out)["mask"] == m["mask"]
+    ref = tmp_path / "ref"
+    pack(fake, ref, shard_size=4, workers=0)
+    for p in sorted(ref.glob("shard-*.mask.npy")):
+        np.testing.assert_array_equal(np.load(out / p.name), np.load(p))
+    assert PackedDataset(out, config=SampleConfig(include_sar=False, crop_size=16, mask="cached"))[
+        0
+    ]["mask"].shape
+
+
+def test_skipped_patch_mask_slot_stays_unset(fake: Path, tmp_path: Path) -> None:
+    _break(fake, "corrupt")  # the clear S2 of p105: its cloudy file (and mask) read fine
+    with pytest.warns(UserWarning, match="skipping patch"):
+        m = pack(fake, tmp_path / "packed", workers=0)
+    assert m["num_skipped"] == 1
+    bad = m["skipped"][0]["position"]
+    mask = np.load(tmp_path / "packed" / "shard-00000.mask.npy")
+    assert (mask[bad] == 255).all()
+    listed = [int(r["offset"]) for r in _csv(tmp_path / "packed" / "patches.csv")]
+    assert bad not in listed and not (mask[listed] == 255).any()

@@ -12,6 +12,12 @@ the record of what is done: re-running the same command keeps those shards (not 
 goes on. A bad patch is warned about (file and reason), skipped (its slot stays zeros) and
 listed in the manifest's ``"skipped"``; ``strict=True`` raises instead.
 
+**Cloud masks.** With ``mask=True`` (the default; ``cloudfree pack --no-mask`` skips it) the
+workers compute the DSen2-CR cloud/shadow mask of each full cloudy patch from the array they
+just read (no extra I/O) into the shard's mask slot, and each shard entry records
+``"mask": true``. Re-running with masks over a pack made without them keeps its shards and
+fills their masks (:func:`~cloudfree.data.pack_manifest.fill_masks`).
+
 **Archives.** Rows pointing into the release ``.tar.gz`` archives are not read through
 GDAL's ``/vsitar/`` but by streaming each archive once, in its own order (see
 :mod:`cloudfree.data.pack_sources`); consecutive shards reading the same archives are read
@@ -42,6 +48,8 @@ from cloudfree.data.pack_manifest import (
     Shard,
     arrays_info,
     csv_row,
+    fill_masks,
+    mask_state,
     now,
     patch_counts,
     plan_shards,
@@ -148,8 +156,9 @@ class _Packer:
         strict: bool,
         executor: Any,
         counter: Any,
+        mask: bool = True,
     ) -> None:
-        self.out, self.rows, self.root = out, rows, root
+        self.out, self.rows, self.root, self.mask = out, rows, root, mask
         self.hw: tuple[int, int] = tuple(manifest["patch_shape"])  # type: ignore[assignment]
         self.manifest, self.strict = manifest, strict
         self.executor, self.counter = executor, counter
@@ -182,12 +191,15 @@ class _Packer:
                     else:
                         members = archives.setdefault(parts[0], {})
                         members.setdefault(member_name(parts[1]), []).append(item)
+        masks = {t["s2_cloudy"]: t["mask"] for t in run.temps.values()} if self.mask else None
         # Archives first: each is one long sequential task.
         for archive, members in archives.items():
-            run.futures.append(self.executor.submit(read_archive, archive, members, self.hw))
+            run.futures.append(self.executor.submit(read_archive, archive, members, self.hw, masks))
         step = 3 * _ROWS_PER_TASK
         for i in range(0, len(files), step):
-            run.futures.append(self.executor.submit(read_files, files[i : i + step], self.hw))
+            run.futures.append(
+                self.executor.submit(read_files, files[i : i + step], self.hw, masks)
+            )
         return run
 
     def finish(self, run: _Run, progress: Any) -> None:
@@ -218,11 +230,11 @@ class _Packer:
                 else:
                     ref = next(iter(metas.values()))
                     new_rows.append(csv_row(s.index, pos - s.start, row, ref))
-            for kind in ("s2", "s2_cloudy", "s1"):
+            for kind in ("s2", "s2_cloudy", "s1", "mask"):
                 path = run.temps[s.index][kind]
                 if bad:  # slots of skipped patches: zeros, whatever was read before the problem
                     mm = np.load(path, mmap_mode="r+")
-                    mm[bad] = 0
+                    mm[bad] = MASK_NOT_COMPUTED if kind == "mask" else 0
                     del mm
             for path in run.temps[s.index].values():
                 _fsync(path)
@@ -242,6 +254,7 @@ class _Packer:
                     "rows": [s.start, s.stop],
                     "rows_sha256": s.rows_sha256,
                     "files": shard_files(s.name),
+                    "mask": self.mask,
                 }
             )
         self._add_counts(new_rows)
@@ -271,6 +284,7 @@ class _Packer:
         m["num_patches"] = sum(e["num_patches"] for e in m["shards"])
         m["num_skipped"] = len(m["skipped"])
         m["counts"] = self._csv_counts
+        m["mask"] = mask_state(m)
         write_json(self.out / MANIFEST, m)
 
 
@@ -299,6 +313,7 @@ def pack(
     workers: int = 2,
     strict: bool = False,
     overwrite: bool = False,
+    mask: bool = True,
 ) -> dict[str, Any]:
     """Pack the patches of an index into memory-mapped shards (see the module docstring).
 
@@ -313,6 +328,9 @@ def pack(
         workers: reader processes; 0 reads in this process.
         strict: raise DataError on the first bad patch instead of warning and skipping it.
         overwrite: replace whatever pack ``out`` holds instead of refusing a different one.
+        mask: compute the cloud/shadow mask of every full cloudy patch into the mask slots
+            (and fill those of shards an earlier run packed without masks); False leaves
+            them 255 and the manifest's ``"mask"`` null.
 
     Returns:
         The manifest (as written to ``out/manifest.json``): ``num_patches``, ``num_skipped``,
@@ -390,10 +408,13 @@ def pack(
     else:
         init_worker(counter)
         executor = _InlineExecutor()
-    packer = _Packer(out, rows, root_path, manifest, csv_rows, strict, executor, counter)
+    packer = _Packer(out, rows, root_path, manifest, csv_rows, strict, executor, counter, mask)
     packer.write_manifest(complete=not todo)
     if not todo:
-        return manifest
+        executor.shutdown()
+        if workers <= 0:
+            init_worker(None)
+        return fill_masks(out) if mask else manifest
     n_rows = todo[-1].stop - todo[0].start
     n_files = sum(len(r.kinds) for r in rows[todo[0].start :])
     from tqdm import tqdm
@@ -423,4 +444,6 @@ def pack(
         if workers <= 0:
             init_worker(None)
     packer.write_manifest(complete=True)
+    if mask and manifest["mask"] is None:  # shards kept from a run without masks
+        return fill_masks(out)
     return manifest

@@ -4,13 +4,15 @@ Internals of :func:`cloudfree.data.pack.pack`. The shards are planned determinis
 selected index rows (a new shard at each release season), so a re-run plans the same shards; the
 manifest, rewritten atomically after each finished shard, is the record of what is done:
 :func:`resume` keeps the finished shards of an earlier run of the same pack (checked against the
-plan, their files and ``patches.csv``) and removes everything else it left.
+plan, their files and ``patches.csv``) and removes everything else it left. :func:`fill_masks`
+computes the cloud masks of shards packed without them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -24,6 +26,7 @@ import numpy as np
 from cloudfree.data.bands import S1_BANDS, S2_BANDS
 from cloudfree.data.index import IndexRow
 from cloudfree.data.io import RasterMeta, atomic_path
+from cloudfree.data.mask_cache import compute_mask, mask_record
 from cloudfree.data.shards import (
     ARRAY_KINDS,
     MANIFEST,
@@ -32,6 +35,7 @@ from cloudfree.data.shards import (
     array_spec,
     read_manifest,
     read_patch_rows,
+    read_patches,
     shard_files,
 )
 from cloudfree.errors import DataError
@@ -217,3 +221,61 @@ def resume(
     new["shards"] = entries
     new["skipped"] = [s for s in old.get("skipped", []) if s["shard"] < kept]
     return csv_rows
+
+
+def mask_state(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``"mask"`` record: :func:`mask_record` if every shard has its masks
+    (entry ``"mask": true``), else None."""
+    shards = manifest.get("shards", [])
+    if shards and all(e.get("mask") is True for e in shards):
+        return mask_record()
+    return None
+
+
+def fill_masks(packed_dir: str | os.PathLike[str], batch: int = 32) -> dict[str, Any]:
+    """Compute the cloud masks of a complete pack's shards that have none (``"mask"`` not true).
+
+    Each such shard's listed cloudy patches are read from the shard itself and masked (full
+    patch, raw DN, as while packing), written in place into its mask file, which is fsynced
+    before its entry is set ``"mask": true`` and the manifest rewritten atomically: an
+    interrupted run leaves the shard unmarked and is simply run again.
+
+    Args:
+        packed_dir: a complete pack.
+        batch: patches masked per call (memory: ~2 MB of DN per 256x256 patch).
+
+    Returns:
+        The updated manifest (its ``"mask"`` is the mask record once every shard has masks).
+
+    Raises:
+        DataError: not a complete pack.
+    """
+    out = Path(packed_dir)
+    manifest = read_manifest(out)
+    by_shard: dict[int, list[int]] = {}
+    for p in read_patches(out):
+        if p.has_s2_cloudy:
+            by_shard.setdefault(p.shard, []).append(p.offset)
+    for i, entry in enumerate(manifest["shards"]):
+        if entry.get("mask") is True:
+            continue
+        offsets = sorted(by_shard.get(i, []))
+        files = entry["files"]
+        cloudy = np.load(out / files["s2_cloudy"], mmap_mode="r")
+        masks = np.load(out / files["mask"], mmap_mode="r+")
+        for j in range(0, len(offsets), batch):
+            sel = offsets[j : j + batch]
+            masks[sel] = compute_mask(np.asarray(cloudy[sel]))
+        masks.flush()
+        del masks, cloudy
+        fd = os.open(out / files["mask"], os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        entry["mask"] = True
+        manifest["mask"] = mask_state(manifest)
+        write_json(out / MANIFEST, manifest)
+    manifest["mask"] = mask_state(manifest)
+    write_json(out / MANIFEST, manifest)
+    return manifest

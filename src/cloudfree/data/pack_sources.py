@@ -9,13 +9,17 @@ Rows pointing into the release ``.tar.gz`` archives are not read through GDAL's 
 (random access into gzip: measured ~0.1 s per file on a 300 MB archive, and worse as archives
 grow) but by streaming each archive once, in its own order (``tarfile`` ``"r|*"`` +
 ``rasterio.io.MemoryFile``), writing members straight into their slots.
+
+With ``masks`` (a map from each temporary cloudy-S2 shard file to its mask file), the cloud/shadow
+mask of each cloudy patch is computed from the array just read (no extra I/O) and written into
+the mask slot: the full patch, raw DN (see :mod:`cloudfree.data.mask_cache`).
 """
 
 from __future__ import annotations
 
 import tarfile
 import zlib
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ import numpy as np
 
 from cloudfree.data.index import IndexRow
 from cloudfree.data.io import RasterMeta, meta_of, read_meta, read_raster, split_archive_path
+from cloudfree.data.mask_cache import compute_mask
 from cloudfree.data.shards import array_spec
 from cloudfree.errors import DataError
 
@@ -83,10 +88,16 @@ def _store(
     meta: RasterMeta,
     hw: tuple[int, int],
     src: str,
+    masks: Mapping[str, str] | None = None,
 ) -> list[tuple[int, str, RasterMeta | None, Problem | None]]:
     out = []
     for pos, kind, target, offset in items:
         prob = _check(meta, kind, hw, src)
+        if prob is None and kind == "s2_cloudy" and masks and target in masks:
+            try:
+                targets.write(masks[target], offset, compute_mask(arr))
+            except DataError as e:
+                prob = (src, f"no cloud mask: {e.problem}", e.expected)
         if prob is None:
             targets.write(target, offset, arr)
         out.append((pos, kind, None if prob else meta, prob))
@@ -95,9 +106,14 @@ def _store(
 
 
 def read_files(
-    jobs: Sequence[tuple[str, Item]], hw: tuple[int, int]
+    jobs: Sequence[tuple[str, Item]],
+    hw: tuple[int, int],
+    masks: Mapping[str, str] | None = None,
 ) -> list[tuple[int, str, RasterMeta | None, Problem | None]]:
-    """Read plain files (``(path, item)`` pairs) into their slots; one result per item."""
+    """Read plain files (``(path, item)`` pairs) into their slots; one result per item.
+
+    ``masks``: cloudy shard file -> mask shard file, to fill the mask slots (module docstring).
+    """
     targets, out = _Targets(), []
     try:
         for src, item in jobs:
@@ -107,7 +123,7 @@ def read_files(
                 out.append((item[0], item[1], None, (e.path or src, e.problem, e.expected)))
                 _tick()
                 continue
-            out += _store(targets, [item], arr, meta, hw, src)
+            out += _store(targets, [item], arr, meta, hw, src, masks)
     finally:
         targets.close()
     return out
@@ -138,9 +154,13 @@ def _members(archive: str, wanted: Container[str]) -> Iterator[tuple[str, bytes]
 
 
 def read_archive(
-    archive: str, members: dict[str, list[Item]], hw: tuple[int, int]
+    archive: str,
+    members: dict[str, list[Item]],
+    hw: tuple[int, int],
+    masks: Mapping[str, str] | None = None,
 ) -> list[tuple[int, str, RasterMeta | None, Problem | None]]:
-    """Stream one archive once, in its own order, storing the wanted members in their slots."""
+    """Stream one archive once, in its own order, storing the wanted members in their slots
+    (and, with ``masks``, the cloud masks of the cloudy ones)."""
     import rasterio
 
     wanted, out, targets = dict(members), [], _Targets()
@@ -164,7 +184,7 @@ def read_archive(
                     out.append((pos, kind, None, prob))
                     _tick()
                 continue
-            out += _store(targets, items, arr, meta, hw, src)
+            out += _store(targets, items, arr, meta, hw, src, masks)
     finally:
         stream.close()
         targets.close()

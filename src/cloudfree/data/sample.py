@@ -35,6 +35,8 @@ from cloudfree.data.transforms import apply_augmentation, draw_augmentation, dra
 from cloudfree.errors import DataError
 
 MODES: tuple[str, ...] = ("train", "eval")
+#: Values of ``SampleConfig.mask``: where a sample's cloud mask comes from.
+MASK_MODES: tuple[str, ...] = ("none", "cached", "crop")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,23 @@ class SampleConfig:
         scaling: ``"dsen2cr"`` (S2 / 2000 -> [0, 5], S1 -> [0, 2]) or ``"reflectance"``
             (S2 / 10000 -> [0, 1], S1 -> [0, 1]); see ``bands.SCALINGS``.
         augment: random flip + rot90 in train mode (ignored in eval mode).
+        mask: the DSen2-CR cloud/shadow mask (:func:`cloudfree.masks.cloud_shadow_mask`, uint8
+            0 clear / 1 cloud / 2 shadow) the CARL loss needs, returned as ``"mask"``:
+
+            - ``"none"`` (default): no ``"mask"`` key.
+            - ``"cached"``: computed ONCE on the full cloudy patch (raw DN, before any
+              normalisation) and cached (packed shards' mask slot, or
+              :class:`~cloudfree.data.mask_cache.MaskCache` next to the index), then cropped
+              and augmented exactly like the images. Fast; this project's choice.
+            - ``"crop"``: computed on the fly on the raw cloudy crop, as upstream does (spec
+              section 2 "Cloud mask timing": per 128x128 crop, after augmentation). Slow;
+              for faithful replication.
+
+            The two differ only slightly: the mask is equivariant to flips and rot90 (square
+            symmetric kernels, symmetric padding, min/mean thresholds), so augmentation order
+            does not matter, but the relative shadow thresholds (min/mean of CSI and B2) come
+            from the whole patch instead of the crop, and the 5/7-px filters see real
+            neighbours instead of padding at crop edges.
     """
 
     mode: str = "train"
@@ -60,6 +79,7 @@ class SampleConfig:
     include_sar: bool = True
     scaling: str = "dsen2cr"
     augment: bool = True
+    mask: str = "none"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -69,6 +89,8 @@ class SampleConfig:
                 f"crop_size must be a positive number of pixels or None, got {self.crop_size}"
             )
         get_scaling(self.scaling)  # raises KeyError naming the valid protocols
+        if self.mask not in MASK_MODES:
+            raise ValueError(f"unknown mask mode {self.mask!r}; expected one of {MASK_MODES}")
 
 
 @dataclass(frozen=True)
@@ -186,7 +208,10 @@ def make_sample(
             ``"s2_cloudy"`` (13, h, w) DN (uint16 in SEN12MS-CR); ``"s2"`` (13, h, w) DN, the
             cloud-free target, optional (absent for prediction-only rows); ``"s1"`` (2, h, w)
             float32 dB, required when ``cfg.include_sar`` (ignored otherwise); ``"mask"``
-            (h, w) integer cloud mask, optional.
+            (h, w) integer cloud mask of the window (the cached full-patch mask, cropped),
+            required when ``cfg.mask == "cached"``; with ``cfg.mask == "crop"`` it is
+            computed here from the raw ``"s2_cloudy"`` window (before normalisation) and must
+            not be given.
         plan: from :func:`plan_sample`; ``h, w = plan.height, plan.width``.
         cfg: the sampling config (scaling protocol, SAR or not).
         meta: ``"id"`` (str), ``"roi_season"`` (str), ``"scene"`` (int), ``"patch"`` (int),
@@ -200,7 +225,8 @@ def make_sample(
         - ``"s2_cloudy"``: float32 (13, h', w'), [0, 5] (dsen2cr) or [0, 1] (reflectance).
         - ``"s2"``: float32 (13, h', w'), same range; only if ``raw`` has it.
         - ``"s1"``: float32 (2, h', w'), [0, 2] (dsen2cr) or [0, 1]; only if ``include_sar``.
-        - ``"mask"``: uint8 (h', w'); only if ``raw`` has it.
+        - ``"mask"``: uint8 (h', w'), 0 clear / 1 cloud / 2 shadow; only if ``raw`` has it
+          or ``cfg.mask == "crop"``.
         - ``"nan_filled"``: int64 scalar, NaNs replaced over all arrays.
         - ``"id"``, ``"roi_season"``, ``"crs"`` (WKT or ""): str.
         - ``"scene"``, ``"patch"``: int64 scalars.
@@ -226,6 +252,20 @@ def make_sample(
             f"patch {pid} has no S1 array but the config includes SAR",
             "raw['s1'], or SampleConfig(include_sar=False)",
         )
+
+    if cfg.mask == "cached" and "mask" not in raw:
+        raise DataError(
+            source,
+            f"patch {pid} has no cached cloud mask but the config asks for one",
+            "raw['mask'] (the dataset reads it from its mask cache), or SampleConfig(mask=...)",
+        )
+    if cfg.mask == "crop":
+        from cloudfree.masks.csm import cloud_shadow_mask
+
+        _check_shape(pid, "s2_cloudy", raw["s2_cloudy"], (NUM_S2_BANDS, h, w), source)
+        # Upstream order (spec section 2): the mask of the raw DN crop, then augmented below
+        # (equivariant, so the same as masking the augmented crop).
+        raw = {**raw, "mask": cloud_shadow_mask(raw["s2_cloudy"])}
 
     out: dict[str, Any] = {}
     n_filled = 0

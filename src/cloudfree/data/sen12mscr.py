@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS, PATCH_SIZE
 from cloudfree.data.index import IndexResult, IndexRow, read_index
 from cloudfree.data.io import RasterMeta, read_meta, read_raster
+from cloudfree.data.mask_cache import MaskCache
 from cloudfree.data.sample import SampleConfig, SamplePlan, make_sample, plan_sample, sample_rng
 from cloudfree.errors import DataError, DatasetNotFoundError
 
@@ -52,10 +53,17 @@ class SEN12MSCR(Dataset):
         patch_size: side of every patch in pixels (SEN12MS-CR: 256), needed to plan the window
             before reading; None reads it from the cloudy file's header for every item (one
             extra file open) for datasets of another, square, size.
+        mask_cache: with ``config.mask == "cached"``: the cache's ``.npy`` path, or a
+            :class:`~cloudfree.data.mask_cache.MaskCache`. Default: ``<index stem>.masks.npy``
+            beside the index file (created on demand); required when ``index`` is an in-memory
+            IndexResult. Masks missing from the cache are computed on the full cloudy patch
+            by the worker that first reads it, once; ``config.mask == "crop"`` computes the
+            mask of each raw crop on the fly instead (upstream's way, slow).
 
     Raises:
         DatasetNotFoundError: no row of the index has the files the configuration needs.
-        DataError: the index file is missing or malformed.
+        DataError: the index file is missing or malformed; ``config.mask == "cached"`` with an
+            in-memory index and no ``mask_cache``.
 
     Epochs: call :meth:`set_epoch` before each epoch to redraw crops and augmentations (as
     upstream's ``on_epoch_end``). DataLoader workers get a copy of the dataset when an epoch's
@@ -72,6 +80,7 @@ class SEN12MSCR(Dataset):
         strict: bool = False,
         seed: int = 42,
         patch_size: int | None = PATCH_SIZE,
+        mask_cache: str | os.PathLike[str] | MaskCache | None = None,
     ) -> None:
         if isinstance(index, IndexResult):
             result = index if root is None else replace(index, root=Path(root))
@@ -95,6 +104,16 @@ class SEN12MSCR(Dataset):
         self.rows: list[IndexRow] = result.select(split, require=self.kinds)
         if not self.rows:
             raise DatasetNotFoundError(where, self._nothing_usable(), self._fix_hint())
+        self.mask_cache: MaskCache | None = None
+        if config.mask == "cached":
+            if isinstance(mask_cache, MaskCache):
+                self.mask_cache = mask_cache
+            elif isinstance(index, IndexResult):
+                self.mask_cache = MaskCache(result, path=mask_cache, patch_size=patch_size)
+            else:
+                self.mask_cache = MaskCache(
+                    index, root=root, path=mask_cache, patch_size=patch_size
+                )
 
     def _nothing_usable(self) -> str:
         s = self.index.summary()
@@ -166,6 +185,9 @@ class SEN12MSCR(Dataset):
             )
             raw[kind] = arr
             grids[kind] = (path, meta)
+        if self.mask_cache is not None:
+            pos = self.mask_cache.position(row)
+            raw["mask"] = self.mask_cache.window(pos, plan.window)
         ref_path, ref = grids["s2_cloudy"]
         for kind, (path, meta) in grids.items():
             if not meta.same_grid(ref):

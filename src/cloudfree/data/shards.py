@@ -19,8 +19,13 @@ is the format and its reader; :mod:`cloudfree.data.pack` writes it.
 
 Values are stored raw, so NaN filling, clipping and scaling happen at read time exactly as
 for per-file reading (spec section 2). A kind a patch lacks (S1 of a no-SAR pair) is zeros with
-``has_* = 0`` (left as file holes: sparse on disk). The mask array is the slot for a cloud
-mask computed later; until then it holds 255 and the manifest says ``"mask": null``.
+``has_* = 0`` (left as file holes: sparse on disk). The mask array holds the DSen2-CR
+cloud/shadow mask (0 clear, 1 cloud, 2 shadow) of the FULL cloudy patch, computed from the raw
+DN once while packing (``pack(mask=True)``, the default) or afterwards (``fill_masks``); the
+manifest then records ``"mask": {"algorithm": "dsen2cr-csm", "params": {...}, "classes":
+{...}}`` and every shard entry ``"mask": true``. Slots without a mask (``--no-mask`` packs,
+skipped patches, patches without a cloudy image) hold 255 and the manifest says
+``"mask": null``.
 
 ``N`` is the number of slots of the shard: one per selected index row, so a skipped patch
 leaves an unused (zero) slot that ``patches.csv`` does not list.
@@ -212,12 +217,16 @@ class PackedDataset(Dataset):
         require_target: use only patches with the cloud-free S2 and return it as ``"s2"``
             (as ``SEN12MSCR(require_target=...)``).
 
+    ``config.mask == "cached"`` returns the window of the packed full-patch mask (identical to
+    ``SEN12MSCR``'s cached mask); ``"crop"`` computes the mask of each raw crop on the fly.
+
     Memory maps are opened lazily in each process and dropped when pickled, so DataLoader
     workers and DDP ranks (``DistributedSampler``) each map the files themselves. Call
     :meth:`set_epoch` before each epoch to redraw crops (not seen by ``persistent_workers``).
 
     Raises:
-        DataError: not a complete pack of a known format version.
+        DataError: not a complete pack of a known format version; ``config.mask == "cached"``
+            but the pack holds no masks.
         DatasetNotFoundError: no packed patch fits the split and config.
     """
 
@@ -241,7 +250,15 @@ class PackedDataset(Dataset):
             + (("s2",) if require_target else ())
             + (("s1",) if config.include_sar else ())
         )
-        self.with_mask = self.manifest.get("mask") is not None
+        self.with_mask = config.mask == "cached"
+        if self.with_mask and self.manifest.get("mask") is None:
+            raise DataError(
+                self.root,
+                "holds no cloud masks (packed with --no-mask, or by an older cloudfree) but the "
+                "config asks for cached masks",
+                "a pack with masks: re-run the same 'cloudfree pack' command without --no-mask "
+                "(it fills the masks of the existing shards), or SampleConfig(mask='crop')",
+            )
         self.patches = [
             p
             for p in read_patches(self.root)
@@ -300,6 +317,13 @@ class PackedDataset(Dataset):
             raw["mask"] = np.ascontiguousarray(
                 self._map(p.shard, "mask")[p.offset, r : r + h, c : c + w]
             )
+            if (raw["mask"] == MASK_NOT_COMPUTED).any():
+                raise DataError(
+                    f"{self._files[p.shard]['mask']}[{p.offset}]",
+                    f"patch {p.id} has no computed cloud mask (255) although the manifest "
+                    "records masks",
+                    "a complete mask: run 'cloudfree pack' with masks again to fill it",
+                )
         meta = {
             "id": p.id,
             "roi_season": p.roi_season,

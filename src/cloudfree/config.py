@@ -1,0 +1,553 @@
+"""Typed training configuration whose defaults are the published DSen2-CR recipe.
+
+``Config()`` *is* the paper's setting (spec section 7: Nadam lr 7e-5, batch 16, 8 epochs,
+128x128 random crops, CARL with lambda 1, seed 42, no LR schedule, no gradient clipping).
+
+Configs come from, in order: a base (the defaults, or a named preset), a YAML file, then dotted
+command-line overrides such as ``train.epochs=2 optim.betas=[0.9,0.99] data.packed=null``.
+Every value is coerced to its field's type and unknown keys fail with a suggestion.
+
+Where presets live: the canonical presets are Python (``PRESETS`` below, built from the dataclass
+defaults), so they work from an installed wheel without package data. The repo's ``configs/*.yaml``
+are copies written by ``dump_config`` (regenerate with ``python -m cloudfree.config configs``); a
+test checks each file still equals its preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import platform
+import subprocess
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Union
+
+from cloudfree.data.bands import SCALINGS, TRAIN_CROP_SIZE
+
+#: Loss names a config may use (``cloudfree.losses.LOSSES``; not imported here, it needs torch).
+LOSS_NAMES: tuple[str, ...] = ("carl", "l1")
+#: Optimisers a config may use (``cloudfree.train.optim.build_optimizer``).
+OPTIMIZER_NAMES: tuple[str, ...] = ("nadam",)
+#: ``auto``: bf16 autocast on CUDA, fp32 elsewhere.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+
+
+def _check(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ValueError(f"config {key}: {problem}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the patches come from and how they are sampled (spec sections 1-2).
+
+    Exactly one of ``index``, ``packed`` or ``root`` is needed to train; presets leave all three
+    unset because paths are per machine (give them with ``data.index=...``).
+    """
+
+    index: str | None = None  # index CSV written by `cloudfree index` (per-file GeoTIFF reads)
+    packed: str | None = None  # folder of packed shards from `cloudfree pack` (memory-mapped)
+    root: str | None = None  # SEN12MS-CR root, indexed on the fly (spec section 1)
+    train_split: str = "train"  # split name of the training rows (spec section 1: split by ROI)
+    val_split: str = "val"  # split validated at each epoch end (spec section 7)
+    crop_size: int = TRAIN_CROP_SIZE  # random training crop side, px (spec section 2: 128)
+    scaling: str = "dsen2cr"  # normalisation protocol (spec section 2: S2 / 2000, S1 to [0, 2])
+    num_workers: int = 2  # DataLoader worker processes per rank (not in the paper)
+    strict: bool = False  # True: the first bad patch stops the run (issue 4: skip and count)
+    max_bad_fraction: float = 0.01  # fail when more than this share of patches is unreadable
+
+    def __post_init__(self) -> None:
+        _check(self.crop_size > 0, "data.crop_size", f"must be > 0, got {self.crop_size}")
+        _check(
+            self.scaling in SCALINGS,
+            "data.scaling",
+            f"unknown protocol {self.scaling!r}; expected one of {sorted(SCALINGS)}",
+        )
+        _check(self.num_workers >= 0, "data.num_workers", f"must be >= 0, got {self.num_workers}")
+        _check(
+            0.0 <= self.max_bad_fraction <= 1.0,
+            "data.max_bad_fraction",
+            f"must be in [0, 1], got {self.max_bad_fraction}",
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network variant and size (spec section 4); ``name`` is a ``cloudfree.models`` registry key."""
+
+    name: str = "dsen2cr"  # "dsen2cr" (cloudy S2 + S1 input) or "dsen2cr-nosar" (S2 only)
+    num_layers: int = 16  # residual blocks B (spec section 4: 16, "B value in paper")
+    feature_size: int = 256  # feature maps F (spec section 4: 256)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "model.name", "must be a non-empty registry name")
+        _check(self.num_layers > 0, "model.num_layers", f"must be > 0, got {self.num_layers}")
+        _check(self.feature_size > 0, "model.feature_size", f"must be > 0, got {self.feature_size}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Training loss (spec section 5)."""
+
+    name: str = "carl"  # "carl" (L_CARL, the paper's main loss) or "l1" (L_T, plain target L1)
+    lambda_: float = 1.0  # weight of CARL's global target term (spec section 5: lambda = 1.0)
+
+    def __post_init__(self) -> None:
+        _check(
+            self.name in LOSS_NAMES,
+            "loss.name",
+            f"unknown loss {self.name!r}; expected one of {list(LOSS_NAMES)}",
+        )
+        _check(
+            math.isfinite(self.lambda_) and self.lambda_ >= 0,
+            "loss.lambda_",
+            f"must be a finite number >= 0, got {self.lambda_}",
+        )
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser (spec section 7: Keras Nadam; ``torch.optim.NAdam`` is the same update)."""
+
+    name: str = "nadam"  # Keras Nadam (spec section 7)
+    lr: float = 7e-5  # learning rate, constant: the paper uses no LR schedule (spec section 7)
+    betas: tuple[float, float] = (0.9, 0.999)  # Nadam beta_1, beta_2 (spec section 7)
+    eps: float = 1e-8  # Nadam epsilon, added to sqrt(v_hat) (spec section 7)
+    momentum_decay: float = 4e-3  # Keras schedule_decay psi (spec section 7: 0.004)
+    grad_clip_norm: float | None = None  # global L2 clip; None as in the paper (spec section 4)
+
+    def __post_init__(self) -> None:
+        _check(
+            self.name in OPTIMIZER_NAMES,
+            "optim.name",
+            f"unknown optimiser {self.name!r}; expected one of {list(OPTIMIZER_NAMES)}",
+        )
+        _check(self.lr > 0 and math.isfinite(self.lr), "optim.lr", f"must be > 0, got {self.lr}")
+        _check(
+            all(0.0 <= b < 1.0 for b in self.betas),
+            "optim.betas",
+            f"each beta must be in [0, 1), got {self.betas}",
+        )
+        _check(self.eps > 0, "optim.eps", f"must be > 0, got {self.eps}")
+        _check(
+            self.momentum_decay >= 0,
+            "optim.momentum_decay",
+            f"must be >= 0, got {self.momentum_decay}",
+        )
+        _check(
+            self.grad_clip_norm is None
+            or (self.grad_clip_norm > 0 and math.isfinite(self.grad_clip_norm)),
+            "optim.grad_clip_norm",
+            f"must be null (no clipping) or a finite number > 0, got {self.grad_clip_norm}",
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Loop, hardware and bookkeeping settings (spec section 7 for epochs, batch and seed)."""
+
+    epochs: int = 8  # passes over the training split (spec section 7: 8)
+    batch_size: int = 16  # GLOBAL batch, split evenly over ranks (spec section 7: 16 over n_gpus)
+    seed: int = 42  # seed of weights init, crops and shuffling (spec section 7: 42)
+    precision: str = "auto"  # "auto" = bf16 autocast on CUDA, fp32 on CPU (paper: fp32)
+    channels_last: bool = True  # NHWC memory layout on CUDA (speed only, same maths)
+    compile: bool = False  # torch.compile the model (speed only)
+    log_every: int = 50  # steps between logged training scalars
+    checkpoint_every: int = 1000  # steps between checkpoints (plus one at each epoch end)
+    keep_last: int = 3  # step checkpoints kept (the best by validation loss is kept apart)
+    out_dir: str = "runs"  # parent folder of run folders
+    run_name: str | None = None  # run folder name; None: derived from the time and preset
+    deterministic: bool = False  # deterministic kernels (bitwise resume on CPU; slower on GPU)
+    device: str = "auto"  # "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "log_every", "checkpoint_every", "keep_last"):
+            value = getattr(self, key)
+            _check(value > 0, f"train.{key}", f"must be > 0, got {value}")
+        _check(
+            self.precision in PRECISIONS,
+            "train.precision",
+            f"unknown precision {self.precision!r}; expected one of {list(PRECISIONS)}",
+        )
+        _check(bool(self.out_dir), "train.out_dir", "must be a non-empty path")
+        _check(bool(self.device), "train.device", "must be a non-empty device string")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole run: ``Config()`` is the paper's SAR + CARL recipe."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+}
+
+
+def _debug_tiny() -> Config:
+    # A few seconds per step on 2 CPU cores: for tests and smoke runs, not for results.
+    return Config(
+        data=DataConfig(crop_size=32, num_workers=0),
+        model=ModelConfig(num_layers=2, feature_size=16),
+        train=TrainConfig(batch_size=4, epochs=2, checkpoint_every=5, log_every=1),
+    )
+
+
+#: Named presets: the four published DSen2-CR variants (spec section 8) and a tiny debug run.
+PRESETS: dict[str, Config] = {
+    "dsen2cr_sar_carl": Config(),
+    "dsen2cr_sar_l1": Config(loss=LossConfig(name="l1")),
+    "dsen2cr_nosar_carl": Config(model=ModelConfig(name="dsen2cr-nosar")),
+    "dsen2cr_nosar_l1": Config(model=ModelConfig(name="dsen2cr-nosar"), loss=LossConfig(name="l1")),
+    "debug_tiny": _debug_tiny(),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Type coercion
+
+
+def _suggest(name: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} (valid: {', '.join(sorted(valid))})"
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` as type ``tp`` (a field annotation) or raise ValueError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ValueError(f"config {key}: null is not allowed, expected {_type_name(tp)}")
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ValueError:
+                pass
+        raise ValueError(f"config {key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"config {key}: expected a list like [0.9, 0.999], got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ValueError(f"config {key}: expected {len(args)} values, got {len(value)}")
+        return tuple(
+            _coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        # YAML 1.1 reads "7e-5" (no dot) as a string: accept any text float() understands.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - only the annotations above are used
+        raise TypeError(f"config {key}: unsupported field type {tp!r}")
+    raise ValueError(
+        f"config {key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+    )
+
+
+def _section_hints(section: str) -> dict[str, Any]:
+    return typing.get_type_hints(_SECTION_TYPES[section])
+
+
+def _check_section(section: str) -> type:
+    if section not in _SECTION_TYPES:
+        raise ValueError(f"unknown config section {section!r}{_suggest(section, _SECTION_TYPES)}")
+    return _SECTION_TYPES[section]
+
+
+def _check_key(section: str, key: str) -> Any:
+    hints = _section_hints(section)
+    if key not in hints:
+        raise ValueError(
+            f"unknown config key {f'{section}.{key}'!r}"
+            f"{_suggest(key, [f.name for f in fields(_SECTION_TYPES[section])])}"
+        )
+    return hints[key]
+
+
+def _apply(cfg: Config, updates: Mapping[str, Mapping[str, Any]], where: str) -> Config:
+    """Return ``cfg`` with ``{section: {key: value}}`` coerced and applied."""
+    new_sections: dict[str, Any] = {}
+    for section, values in updates.items():
+        _check_section(section)
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"{where}: section {section!r} must be a mapping of keys to values, got {values!r}"
+            )
+        coerced = {}
+        for key, value in values.items():
+            tp = _check_key(section, str(key))
+            coerced[str(key)] = _coerce(value, tp, f"{section}.{key}")
+        try:
+            new_sections[section] = replace(getattr(cfg, section), **coerced)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return replace(cfg, **new_sections)
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    """``"optim.lr=1e-4"`` -> ``("optim", "lr", 1e-4)`` with the value coerced to the field."""
+    import yaml
+
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value, e.g. train.epochs=2")
+    dotted, raw = text.split("=", 1)
+    parts = dotted.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(
+            f"override {text!r}: the key must be section.key (one dot), e.g. optim.lr=1e-4"
+        )
+    section, key = parts
+    _check_section(section)
+    tp = _check_key(section, key)
+    try:
+        parsed = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ValueError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    try:
+        value = _coerce(parsed, tp, f"{section}.{key}")
+    except ValueError:
+        # ``train.run_name=2024`` parses as an int: a text field takes the raw text instead.
+        if parsed is None or str not in (tp, *typing.get_args(tp)):
+            raise
+        value = raw
+    return section, key, value
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and saving
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of sections (data, model, ...), got {data!r}")
+    return data
+
+
+def get_preset(name: str) -> Config:
+    """The preset ``name`` (a key of ``PRESETS``).
+
+    Raises:
+        ValueError: unknown name (the message suggests the closest one).
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}{_suggest(name, PRESETS)}")
+    return PRESETS[name]
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Build a Config from a preset name or YAML file, then dotted overrides.
+
+    Args:
+        path: ``None`` (the paper's defaults), a preset name (``"debug_tiny"``), or a YAML file
+            whose top level holds sections ``data``, ``model``, ``loss``, ``optim``, ``train``
+            and optionally ``preset: NAME`` (start from that preset instead of the defaults).
+        overrides: ``"section.key=value"`` strings applied last; values are parsed as YAML
+            (``null``, ``[0.9, 0.99]``, ``1e-4``) and coerced to the field's type.
+
+    Returns:
+        The resolved, validated Config.
+
+    Raises:
+        ValueError: unknown preset, section or key (with the closest valid name), a value of the
+            wrong type or out of range, or a missing file.
+    """
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        if isinstance(path, str) and path in PRESETS and not p.is_file():
+            cfg = PRESETS[path]
+        elif p.is_file():
+            data = _read_yaml(p)
+            preset = data.pop("preset", None)
+            if preset is not None:
+                if not isinstance(preset, str):
+                    raise ValueError(f"{p}: 'preset' must be a preset name, got {preset!r}")
+                try:
+                    cfg = get_preset(preset)
+                except ValueError as exc:
+                    raise ValueError(f"{p}: {exc}") from None
+            try:
+                cfg = _apply(cfg, data, str(p))
+            except ValueError as exc:
+                msg = str(exc)
+                raise ValueError(msg if msg.startswith(str(p)) else f"{p}: {msg}") from None
+        else:
+            raise ValueError(
+                f"config {str(path)!r} is neither a file nor a preset; presets: "
+                f"{', '.join(PRESETS)}{_suggest(p.stem, PRESETS) if p.stem else ''}"
+            )
+    updates: dict[str, dict[str, Any]] = {}
+    for text in overrides:
+        section, key, value = _parse_override(text)
+        updates.setdefault(section, {})[key] = value
+    return _apply(cfg, updates, "overrides") if updates else cfg
+
+
+def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """Plain nested dict of ``cfg`` (tuples as lists), ready for YAML or JSON."""
+
+    def plain(v: Any) -> Any:
+        return [plain(x) for x in v] if isinstance(v, tuple | list) else v
+
+    return {
+        section: {k: plain(v) for k, v in dataclasses.asdict(getattr(cfg, section)).items()}
+        for section in _SECTION_TYPES
+    }
+
+
+def dump_config(cfg: Config, header: str = "") -> str:
+    """YAML text of ``cfg`` that ``load_config`` reads back to an equal Config."""
+    import yaml
+
+    def scalar(v: Any) -> str:
+        # One line per value; lists in flow style ([0.9, 0.999]); drop YAML's "..." end marker.
+        text = yaml.safe_dump(v, default_flow_style=True, width=10**6)
+        return text.removesuffix("...\n").strip()
+
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    for section, values in config_to_dict(cfg).items():
+        lines.append(f"{section}:")
+        lines.extend(f"  {key}: {scalar(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
+def _git_commit() -> tuple[str, bool | None]:
+    """(commit, dirty) of the checkout holding this package; ("unknown", None) otherwise."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", "-C", str(here), *args], capture_output=True, text=True, timeout=10
+        )
+
+    try:
+        # Only trust a repo that tracks this package (not e.g. a site-packages inside a repo).
+        if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:
+            return "unknown", None
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return "unknown", None
+        status = git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+        return head.stdout.strip(), dirty
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+
+
+def run_info() -> dict[str, Any]:
+    """Provenance of a run: package version, git commit, Python and torch versions, UTC time."""
+    from importlib import metadata
+
+    from cloudfree import __version__
+
+    try:
+        torch_version: str | None = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = None
+    commit, dirty = _git_commit()
+    return {
+        "cloudfree_version": __version__,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "argv": list(sys.argv),
+    }
+
+
+def save_config(cfg: Config, run_dir: str | Path) -> Path:
+    """Write ``config.yaml`` (resolved) and ``run_info.json`` into ``run_dir``, atomically.
+
+    Returns:
+        The path of ``config.yaml``; ``load_config`` on it gives back ``cfg``.
+    """
+    from cloudfree.data.io import atomic_path
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = run_info()
+    out = run_dir / "config.yaml"
+    text = dump_config(
+        cfg, header=f"resolved config, cloudfree {info['cloudfree_version']} @ {info['git_commit']}"
+    )
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    with atomic_path(run_dir / "run_info.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def write_presets(folder: str | Path) -> list[Path]:
+    """Write every preset as ``<folder>/<name>.yaml`` (how the repo's ``configs/`` is made)."""
+    from cloudfree.data.io import atomic_path
+
+    written = []
+    for name, cfg in PRESETS.items():
+        path = Path(folder) / f"{name}.yaml"
+        header = (
+            f"Preset {name!r} (generated from cloudfree.config.PRESETS by write_presets;\n"
+            f"edit PRESETS, not this file). Use: cloudfree train --config {name} key=value ..."
+        )
+        with atomic_path(path) as tmp:
+            tmp.write_text(dump_config(cfg, header=header), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write_presets(sys.argv[1] if len(sys.argv) > 1 else "configs"):
+        print(written_path)

@@ -1,0 +1,1 @@
+"""Training: optimiser, loop, checkpoints and distributed helpers (issue 4)."""
