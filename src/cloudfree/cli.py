@@ -164,6 +164,53 @@ def _run_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (the DSen2-CR recipe by default), on one process or under torchrun",
+        description=(
+            "Train with a preset or YAML config plus dotted overrides, e.g. 'cloudfree train "
+            "--config debug_tiny data.packed=/data/packed train.epochs=2'. Runs the same under "
+            "'torchrun --nproc_per_node=N -m cloudfree.cli train ...' (DDP). Prints the run "
+            "folder; '--resume RUN_DIR' continues it exactly from its last checkpoint."
+        ),
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="preset name (dsen2cr_sar_carl, dsen2cr_nosar_l1, debug_tiny, ...) or YAML file; "
+        "default: the paper's recipe, or RUN_DIR/config.yaml with --resume",
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-4"
+    )
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="run folder to continue")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from cloudfree.config import load_config
+    from cloudfree.train.loop import train
+
+    config = args.config
+    if config is None and args.resume is not None:
+        config = Path(args.resume) / "config.yaml"
+    try:
+        cfg = load_config(config, args.overrides)
+    except ValueError as e:
+        print(f"cloudfree train: error: {e}", file=sys.stderr)
+        return 2
+    summary = train(cfg, resume=args.resume)
+    # The process group is gone after train(): torchrun's RANK says which process this is.
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run folder: {summary['run_dir']}")
+        print(", ".join(f"{k}={v}" for k, v in summary.items() if k != "run_dir"))
+    return 0
+
+
 def _add_mask(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "mask",
@@ -241,6 +288,7 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_synth,
     _add_index,
     _add_pack,
+    _add_train,
     _add_mask,
     _add_convert_keras,
     _add_demo,

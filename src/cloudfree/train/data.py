@@ -1,0 +1,182 @@
+"""Datasets and loaders of a training run, built from ``Config.data`` (issue 4).
+
+The training split is sampled as in the paper (spec section 2: random ``crop_size`` crops with
+flips / rot90, redrawn every epoch); the validation split is read as whole patches without
+augmentation (``SampleConfig(mode="eval", crop_size=None)``). When the loss is CARL the cloud
+mask is needed: it is computed once per patch and cached (``SampleConfig(mask="cached")``: in
+the packed shards, or in a ``.masks.npy`` beside the index), never recomputed every epoch.
+
+Data sources, the first one set wins: ``data.packed`` (memory-mapped shards of
+``cloudfree pack``), ``data.index`` (an index CSV, per-file GeoTIFF reads), ``data.root`` (a
+SEN12MS-CR folder, indexed once into ``<cache_dir>/index.csv``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from cloudfree.config import Config, DataConfig
+from cloudfree.data.collate import collate_skip_bad
+from cloudfree.data.sample import SampleConfig
+from cloudfree.errors import DataError, DatasetNotFoundError
+
+#: How many index rows are tried to read the patch size from before giving up.
+_PROBE_ROWS = 16
+
+
+def sample_configs(cfg: Config, include_sar: bool) -> tuple[SampleConfig, SampleConfig]:
+    """(train, val) sampling of a run.
+
+    Args:
+        cfg: the run's config (``data.crop_size``, ``data.scaling``, ``loss.name``).
+        include_sar: whether the model takes S1 (``False`` for ``dsen2cr-nosar``).
+
+    Returns:
+        Train: random ``crop_size`` crops with augmentation (spec section 2). Val: whole
+        patches, no augmentation. Both carry the cached cloud mask when the loss is CARL.
+    """
+    mask = "cached" if cfg.loss.name == "carl" else "none"
+    train = SampleConfig(
+        mode="train",
+        crop_size=cfg.data.crop_size,
+        include_sar=include_sar,
+        scaling=cfg.data.scaling,
+        augment=True,
+        mask=mask,
+    )
+    val = SampleConfig(
+        mode="eval", crop_size=None, include_sar=include_sar, scaling=cfg.data.scaling, mask=mask
+    )
+    return train, val
+
+
+def _probe_patch_size(index: Path, root: str | None) -> int | None:
+    """Side in pixels of the index's patches (read from one cloudy file's header), or None."""
+    from cloudfree.data.index import read_index
+    from cloudfree.data.io import read_meta
+
+    result = read_index(index, root=root)
+    tried = 0
+    for row in result.rows:
+        if not row.has("s2_cloudy"):
+            continue
+        try:
+            meta = read_meta(result.resolve(row, "s2_cloudy"))
+        except DataError:
+            tried += 1
+            if tried >= _PROBE_ROWS:
+                break
+            continue
+        if meta.width == meta.height:
+            return int(meta.width)
+        return None  # not square: let the dataset read (and check) every file's header
+    return None
+
+
+def resolve_index(data: DataConfig, cache_dir: str | Path) -> Path | None:
+    """The index CSV of a per-file run: ``data.index``, or ``data.root`` indexed once.
+
+    Indexing a root writes ``<cache_dir>/index.csv`` (reused when it exists), so the CARL mask
+    cache has a place beside it. Call on one process first (rank 0), then on the others.
+
+    Returns:
+        The index path, or None for a packed run.
+
+    Raises:
+        ValueError: none of ``data.packed``, ``data.index``, ``data.root`` is set.
+    """
+    if data.packed:
+        return None
+    if data.index:
+        return Path(data.index)
+    if data.root:
+        from cloudfree.data.discover import build_index
+        from cloudfree.data.index import write_index
+
+        path = Path(cache_dir) / "index.csv"
+        if not path.is_file():
+            write_index(build_index(data.root), path)
+        return path
+    raise ValueError(
+        "config data: no training data given; set one of data.packed=DIR (cloudfree pack), "
+        "data.index=CSV (cloudfree index) or data.root=DIR (a SEN12MS-CR folder)"
+    )
+
+
+def build_dataset(
+    data: DataConfig, split: str, sample: SampleConfig, seed: int, cache_dir: str | Path
+) -> Dataset:
+    """One split of the configured data source (see the module docstring).
+
+    Raises:
+        DatasetNotFoundError: the split holds no usable patch for this sampling.
+        DataError: a missing or malformed index / pack.
+    """
+    index = resolve_index(data, cache_dir)
+    if index is None:
+        from cloudfree.data.shards import PackedDataset
+
+        return PackedDataset(data.packed, split=split, config=sample, seed=seed)  # type: ignore[arg-type]
+    from cloudfree.data.sen12mscr import SEN12MSCR
+
+    root = None if data.index is None else data.root
+    return SEN12MSCR(
+        index,
+        root=root,
+        split=split,
+        config=sample,
+        strict=data.strict,
+        seed=seed,
+        patch_size=_probe_patch_size(index, root),
+    )
+
+
+def build_datasets(
+    cfg: Config, include_sar: bool, cache_dir: str | Path
+) -> tuple[Dataset, Dataset | None]:
+    """(train, val) datasets of a run; val is None (with a warning) when that split is empty.
+
+    Args:
+        cfg: the run's config.
+        include_sar: whether the model takes S1.
+        cache_dir: where an index built from ``data.root`` is kept (the run folder).
+    """
+    train_sample, val_sample = sample_configs(cfg, include_sar)
+    seed = cfg.train.seed
+    train = build_dataset(cfg.data, cfg.data.train_split, train_sample, seed, cache_dir)
+    try:
+        val: Dataset | None = build_dataset(
+            cfg.data, cfg.data.val_split, val_sample, seed, cache_dir
+        )
+    except DatasetNotFoundError as e:
+        warnings.warn(
+            f"no validation data ({e}); training continues without validation. Set "
+            "data.val_split to a split that has patches to validate at each epoch end",
+            stacklevel=2,
+        )
+        val = None
+    return train, val
+
+
+def build_loader(
+    dataset: Dataset, sampler: Sampler[int], batch_size: int, num_workers: int, device: torch.device
+) -> DataLoader:
+    """A DataLoader over ``sampler`` that skips (and counts) bad patches.
+
+    ``persistent_workers`` stays off so that each epoch's workers get a fresh copy of the
+    dataset and see its ``set_epoch`` (new random crops every epoch, spec section 2).
+    """
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_skip_bad,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+        persistent_workers=False,
+    )

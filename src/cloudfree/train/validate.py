@@ -1,0 +1,148 @@
+"""Validation pass: loss and the image-quality metrics of ``cloudfree.metrics``, over all ranks.
+
+Every rank runs its share of the validation set (its ``DistributedSampler`` slice), keeps on
+its device the sum of the batch-size-weighted loss, and for each metric the sum and the count
+of its defined (non-NaN) per-patch values (a recon metric is undefined on a cloud-free patch,
+a reprod metric on a fully clouded one: ``cloudfree.metrics.patch``). One ``all_reduce`` of
+these sums and counts at the end gives every rank the same result, the mean over all patches
+of the set, as :func:`cloudfree.metrics.aggregate` over the per-patch values of
+:func:`cloudfree.metrics.compute` would. Nothing syncs with the host inside the loop.
+
+The accumulation is :class:`cloudfree.metrics.MetricMeter`'s (NaN-aware sum and count per key)
+but kept here as two stacked tensors, because the meter does not expose its sums and counts
+and a cross-rank mean needs them, not the per-rank means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
+from cloudfree.metrics.batched import batched_metrics
+from cloudfree.metrics.patch import METRIC_KEYS
+from cloudfree.models.runtime import resolve_precision
+from cloudfree.train.distributed import DistInfo
+
+#: Loss signature shared by ``TargetL1Loss`` and ``CARLLoss``: (pred, target, cloudy, mask).
+LossFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+def uses_bf16(device: torch.device, precision: str) -> bool:
+    """Whether validation runs under bf16 autocast: on CUDA, for ``"bf16"`` and ``"auto"``.
+
+    ``"auto"`` follows ``TrainConfig.precision`` (bf16 autocast on CUDA, as the training steps),
+    not the inference default of ``cloudfree.models.runtime`` (fp32 everywhere). On the CPU
+    validation stays fp32 even for ``"bf16"``: without native bf16 it is many times slower
+    (``cloudfree.models.runtime`` docstring).
+
+    Raises:
+        ValueError: ``precision`` is not ``"auto"``, ``"fp32"`` or ``"bf16"``.
+    """
+    resolve_precision(precision)  # validates the name
+    return device.type == "cuda" and precision in ("auto", "bf16")
+
+
+@contextlib.contextmanager
+def _autocast(device: torch.device, bf16: bool) -> Iterator[None]:
+    if bf16:
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
+def _to(x: Tensor, device: torch.device) -> Tensor:
+    return x.to(device, non_blocking=True)
+
+
+def _mask(batch: dict[str, Any], like: Tensor, device: torch.device) -> Tensor:
+    """(B, H, W) mask on ``device``; zeros (all clear) when the batch has none."""
+    if "mask" in batch and batch["mask"] is not None:
+        return _to(batch["mask"], device)
+    b, _, h, w = like.shape
+    return torch.zeros(b, h, w, dtype=torch.uint8, device=device)
+
+
+def validate(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any] | None],
+    loss_fn: LossFn,
+    dist: DistInfo,
+    *,
+    scaling: str,
+    precision: str,
+) -> dict[str, float]:
+    """Evaluate ``model`` on ``loader``: mean loss and metrics over every patch of every rank.
+
+    Args:
+        model: the network (plain or DDP-wrapped), called as ``model(s2_cloudy, s1)`` when the
+            batch has ``"s1"``, else ``model(s2_cloudy)``; put in eval mode for the pass and
+            returned to its previous mode afterwards.
+        loader: batches from a DataLoader with ``collate_skip_bad``: dicts with ``"s2_cloudy"``
+            and ``"s2"`` (B, 13, H, W) in the network scale, optionally ``"s1"`` (B, 2, H, W)
+            and ``"mask"`` (B, H, W) uint8 (nonzero = cloud or shadow; zeros if absent).
+            None batches (every sample bad) are skipped.
+        loss_fn: ``loss_fn(pred, target, cloudy, mask)`` -> mean loss of the batch.
+        dist: this process's :class:`DistInfo`; tensors go to ``dist.device``.
+        scaling: the scaling protocol's name; network value x ``s2_scale / 10000`` is the
+            reflectance the metrics are computed on.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``: bf16 autocast on CUDA for "auto" and
+            "bf16" (:func:`uses_bf16`), fp32 otherwise; the loss and metrics are always fp32.
+
+    Returns:
+        ``{"val_loss", "val_<key>" for every key of cloudfree.metrics.METRIC_KEYS,
+        "val_patches"}``; the loss is the batch-size-weighted mean, each metric the mean over
+        the patches where it is defined (NaN if none); identical on every rank.
+    """
+    device = dist.device
+    bf16 = uses_bf16(device, precision)
+    to_refl = get_scaling(scaling).s2_scale / S2_DN_PER_REFLECTANCE
+    keys = list(METRIC_KEYS)
+    # [loss sum, patches, metric sums (K), metric counts (K)], float64 for exact-ish counts.
+    totals = torch.zeros(2 + 2 * len(keys), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                if batch is None:
+                    continue
+                cloudy = _to(batch["s2_cloudy"], device)
+                target = _to(batch["s2"], device)
+                mask = _mask(batch, cloudy, device)
+                with _autocast(device, bf16):
+                    if "s1" in batch:
+                        pred = model(cloudy, _to(batch["s1"], device))
+                    else:
+                        pred = model(cloudy)
+                pred = pred.float()
+                b = pred.shape[0]
+                loss = loss_fn(pred, target, cloudy, mask).detach().to(torch.float64)
+                per_patch = batched_metrics(
+                    pred * to_refl, target.float() * to_refl, cloudy.float() * to_refl, mask
+                )
+                vals = torch.stack([per_patch[k].to(torch.float64) for k in keys])  # (K, B)
+                ok = ~torch.isnan(vals)
+                totals[0] += loss * b
+                totals[1] += b
+                totals[2 : 2 + len(keys)] += torch.where(ok, vals, 0.0).sum(1)
+                totals[2 + len(keys) :] += ok.sum(1)
+        if dist.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals, op=torch.distributed.ReduceOp.SUM)
+    finally:
+        model.train(was_training)
+
+    t = totals.cpu().tolist()
+    n = int(round(t[1]))
+    out = {"val_loss": t[0] / n if n else math.nan}
+    for i, k in enumerate(keys):
+        s, c = t[2 + i], t[2 + len(keys) + i]
+        out[f"val_{k}"] = s / c if c else math.nan
+    out["val_patches"] = float(n)
+    return out
