@@ -4,12 +4,15 @@ Steps: synthesise a small SEN12MS-CR-like dataset in the release layout (with kn
 truth) -> index it -> pack it into shards -> draw a training batch from the shards -> compute
 the DSen2-CR cloud/shadow mask of every cloudy patch and score it against the truth -> score
 the ``identity`` baseline (the cloudy input as the prediction) with the paper's metrics ->
-write a summary and a quicklook PNG (cloudy | clear | mask | truth) of the cloudiest patch.
+train the tiny preset for a few steps on the shards -> write a summary and a quicklook PNG
+(cloudy | clear | mask | truth) of the cloudiest patch.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -57,6 +60,7 @@ def run_demo(out: str | Path, n: int = 24, seed: int = 0) -> dict:
     """Run the demo into ``out`` and return its summary (also written to ``summary.json``)."""
     import torch
 
+    from cloudfree.config import load_config
     from cloudfree.data.discover import build_index
     from cloudfree.data.index import format_summary, write_index
     from cloudfree.data.io import read_raster
@@ -66,29 +70,30 @@ def run_demo(out: str | Path, n: int = 24, seed: int = 0) -> dict:
     from cloudfree.data.synth import synthesize, truth_path
     from cloudfree.masks.csm import binary_mask, cloud_shadow_mask
     from cloudfree.metrics import aggregate, compute
+    from cloudfree.train.loop import train
 
     out = Path(out)
     t0 = time.perf_counter()
     data = out / "data"
-    print(f"[1/6] synthesising {n} triplets into {data}")
+    print(f"[1/7] synthesising {n} triplets into {data}")
     synthesize(data, n=n, seed=seed)
 
-    print("[2/6] indexing")
+    print("[2/7] indexing")
     index = build_index(data)
     write_index(index, out / "index.csv")
     print(format_summary(index))
 
-    print("[3/6] packing into shards")
+    print("[3/7] packing into shards")
     manifest = pack(out / "index.csv", out / "packed", shard_size=8, workers=1)
     print(f"      {manifest['num_patches']} patches in {len(manifest['shards'])} shards")
 
-    print("[4/6] a training batch from the shards (random 128x128 crops, flips, rotations)")
+    print("[4/7] a training batch from the shards (random 128x128 crops, flips, rotations)")
     ds = PackedDataset(out / "packed", split="train", config=SampleConfig(mode="train"))
     batch = torch.utils.data.default_collate([ds[i] for i in range(min(4, len(ds)))])
     shapes = {k: tuple(v.shape) for k, v in batch.items() if torch.is_tensor(v) and v.ndim > 1}
     print(f"      {len(ds)} training samples; batch: {shapes}")
 
-    print("[5/6] DSen2-CR cloud/shadow mask vs the synthetic truth, identity baseline metrics")
+    print("[5/7] DSen2-CR cloud/shadow mask vs the synthetic truth, identity baseline metrics")
     rows, tp, fp, fn = [], 0, 0, 0
     best = None
     for row in sorted(index.rows):
@@ -115,7 +120,32 @@ def run_demo(out: str | Path, n: int = 24, seed: int = 0) -> dict:
         "recon MAE {mae_recon:.4f}".format(**scores)
     )
 
-    print("[6/6] writing the summary and a quicklook")
+    print("[6/7] training the tiny preset (debug_tiny: 2 blocks x 16 features, CARL) on the shards")
+    cfg = load_config(
+        "debug_tiny",
+        [
+            f"data.packed={out / 'packed'}",
+            f"train.out_dir={out / 'runs'}",
+            "train.run_name=debug_tiny",
+            "train.epochs=3",
+            "optim.lr=1e-3",
+        ],
+    )
+    if (out / "runs" / "debug_tiny").exists():  # a re-run of the demo starts the run afresh
+        shutil.rmtree(out / "runs" / "debug_tiny")
+    run = train(cfg)
+    with open(Path(run["run_dir"]) / "metrics.csv", newline="") as f:
+        losses = [
+            float(r["value"])
+            for r in csv.DictReader(f)
+            if r["split"] == "train" and r["name"] == "loss"
+        ]
+    print(
+        f"      {run['steps']} steps: CARL loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
+        f"best validation loss {run['best_val_loss']:.4f}; run folder {run['run_dir']}"
+    )
+
+    print("[7/7] writing the summary and a quicklook")
     assert best is not None
     _, pid, cloudy, clear, mask, truth = best
     png = out / "quicklook.png"
@@ -128,6 +158,13 @@ def run_demo(out: str | Path, n: int = 24, seed: int = 0) -> dict:
         "mask_precision": precision,
         "mask_recall": recall,
         "identity_baseline": scores,
+        "training": {
+            "run_dir": run["run_dir"],
+            "steps": run["steps"],
+            "first_loss": losses[0],
+            "last_loss": losses[-1],
+            "best_val_loss": run["best_val_loss"],
+        },
         "quicklook": {"file": png.name, "patch": pid, "panels": "cloudy | clear | mask | truth"},
         "seconds": round(time.perf_counter() - t0, 1),
     }
