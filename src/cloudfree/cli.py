@@ -211,6 +211,85 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint or a baseline with the paper's metrics, per patch and per area",
+        description=(
+            "Predict every patch of a split and write per_patch.csv (cloud/shadow fractions and "
+            "every metric for the target, reprod (clear) and recon (cloud/shadow) areas), "
+            "summary.json and table.md laid out as Table 1 of the paper, with breakdowns by "
+            "season and cloud cover. Streams: memory does not grow with the number of patches."
+        ),
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="CKPT_OR_METHOD",
+        help="a .safetensors file, a checkpoint folder, a training run folder, or a baseline "
+        "name: identity, mask-fill",
+    )
+    p.add_argument(
+        "--data", required=True, help="dataset root, index CSV or packed folder ('cloudfree pack')"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "val", "test", "all"),
+        help="split to evaluate (default test)",
+    )
+    p.add_argument(
+        "--protocol",
+        default="paper",
+        choices=("paper", "leaderboard", "glf-cr"),
+        help="paper: DSen2-CR Table 1 (full patches, no clipping); leaderboard: SEN12MS-CR "
+        "leaderboard (predictions clipped to [0, 1]); glf-cr: centre 128x128 crop (default paper)",
+    )
+    p.add_argument("--batch-size", type=int, default=4, help="patches per forward pass (default 4)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from cloudfree.evaluate.run import run_evaluate_cli
+
+    split = None if args.split == "all" else args.split
+    return run_evaluate_cli(
+        args.checkpoint,
+        args.data,
+        args.out,
+        split,
+        args.protocol,
+        args.batch_size,
+        args.device,
+        args.limit,
+    )
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="assemble several evaluations into one table, with the published numbers",
+        description=(
+            "Read the summary.json of each evaluation folder ('cloudfree evaluate --out') and "
+            "print one Table-1 layout table, with the paper's and the leaderboard's published "
+            "rows for the same protocol, marked as such."
+        ),
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="EVAL_DIR", help="evaluation folders")
+    p.add_argument("--out", default=None, help="also write the table to this Markdown file")
+    p.add_argument("--no-published", action="store_true", help="leave out the published rows")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from cloudfree.evaluate.table import run_compare_cli
+
+    return run_compare_cli(args.run_dirs, args.out, not args.no_published)
+
+
 def _add_mask(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "mask",
@@ -289,6 +368,8 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_index,
     _add_pack,
     _add_train,
+    _add_evaluate,
+    _add_compare,
     _add_mask,
     _add_convert_keras,
     _add_demo,

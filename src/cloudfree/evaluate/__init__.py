@@ -1,0 +1,1 @@
+"""Evaluation: protocols, methods and baselines, metric tables (issue 5)."""

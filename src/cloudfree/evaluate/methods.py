@@ -1,0 +1,232 @@
+"""What ``evaluate`` runs: a *method* maps a batch of cloudy samples to cloud-free predictions.
+
+A method is either a named, non-learned baseline (:data:`BASELINES`, built in
+:mod:`cloudfree.evaluate.baselines`) or a trained network loaded from its weights::
+
+    method = load_method("mask-fill")                    # a baseline
+    method = load_method("runs/paper-sar")               # a run folder: best/ or latest checkpoint
+    method = load_method("dsen2cr_sar.safetensors")      # a weights file
+    pred = method.predict(batch)                         # (B, 13, H, W), network scale, CPU
+
+``batch`` is a collated batch of :func:`cloudfree.data.sample.make_sample` dicts: ``s2_cloudy``
+(B, 13, H, W) float in the network scale of ``method.scaling`` (DN / 2000 for ``"dsen2cr"``),
+``s1`` (B, 2, H, W) when ``method.include_sar``, and optionally ``mask`` (B, H, W) uint8, 0 clear /
+1 cloud / 2 shadow. Predictions come back in the same scale as ``s2_cloudy``, float32, on the CPU,
+so callers convert them to reflectance with ``value * s2_scale / 10000`` exactly as the input.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import torch
+from torch import nn
+
+from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.errors import DataError
+
+#: Names of the non-learned baselines :func:`load_method` accepts (issue 5).
+BASELINES: Final[tuple[str, ...]] = ("identity", "mask-fill")
+
+_ACCEPTED = (
+    f"one of the baselines {', '.join(repr(b) for b in BASELINES)}; a .safetensors weights file "
+    "(cloudfree.models.save_weights, 'cloudfree convert-keras'); a checkpoint folder holding "
+    "model.safetensors (e.g. run/checkpoints/best); or a training run folder holding "
+    "checkpoints/ (its best/ checkpoint, else its latest)"
+)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> ``cuda`` if available, else ``cpu``; anything else as ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_batch(batch: Mapping[str, Any], include_sar: bool) -> torch.Tensor:
+    """Validate the input keys of a batch and return its ``s2_cloudy`` tensor.
+
+    Raises:
+        ValueError: ``s2_cloudy`` missing or not (B, 13, H, W); ``s1`` missing or not
+            (B, 2, H, W) when ``include_sar``; ``mask`` present but not (B, H, W).
+    """
+    if "s2_cloudy" not in batch:
+        raise ValueError(
+            f"batch has no 's2_cloudy' (keys: {sorted(batch)}); expected collated samples of "
+            "cloudfree.data.sample.make_sample"
+        )
+    x = torch.as_tensor(batch["s2_cloudy"])
+    if x.ndim != 4 or x.shape[1] != NUM_S2_BANDS:
+        raise ValueError(
+            f"batch['s2_cloudy'] must be (B, {NUM_S2_BANDS}, H, W), got {tuple(x.shape)}"
+        )
+    b, _, h, w = x.shape
+    if include_sar:
+        if "s1" not in batch:
+            raise ValueError(
+                "this method uses SAR but the batch has no 's1'; load the data with S1 "
+                "(include_sar=True) or use a method without SAR"
+            )
+        s1 = batch["s1"]
+        if tuple(s1.shape) != (b, NUM_S1_BANDS, h, w):
+            raise ValueError(
+                f"batch['s1'] must be ({b}, {NUM_S1_BANDS}, {h}, {w}) like s2_cloudy, "
+                f"got {tuple(s1.shape)}"
+            )
+    if "mask" in batch and tuple(batch["mask"].shape) != (b, h, w):
+        raise ValueError(
+            f"batch['mask'] must be ({b}, {h}, {w}) (0 clear, 1 cloud, 2 shadow), "
+            f"got {tuple(batch['mask'].shape)}"
+        )
+    return x
+
+
+class Method(abc.ABC):
+    """A way of predicting cloud-free Sentinel-2 from a batch (see the module docstring).
+
+    Attributes:
+        name: label used in tables and file names (a baseline name or the weights' path).
+        include_sar: whether :meth:`predict` reads ``batch["s1"]``.
+        scaling: the network scaling protocol of ``s2_cloudy`` and of the prediction
+            (``cloudfree.data.bands.get_scaling``), ``"dsen2cr"`` for every method here.
+    """
+
+    name: str
+    include_sar: bool
+    scaling: str = "dsen2cr"
+
+    @abc.abstractmethod
+    def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Predict the cloud-free images of a batch.
+
+        Args:
+            batch: collated samples (module docstring): ``s2_cloudy`` (B, 13, H, W) in the
+                network scale, ``s1`` (B, 2, H, W) if ``include_sar``, optional ``mask`` (B, H, W).
+
+        Returns:
+            (B, 13, H, W) float32 CPU tensor in the same scale as ``s2_cloudy`` (not clipped).
+        """
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, include_sar={self.include_sar}, "
+            f"scaling={self.scaling!r})"
+        )
+
+
+class ModelMethod(Method):
+    """A trained network (DSen2-CR or any registered model) as a :class:`Method`.
+
+    The model is put in its inference form with
+    :func:`cloudfree.models.runtime.prepare_for_inference` and run inside
+    :func:`~cloudfree.models.runtime.inference_context` (no autograd), fp32.
+
+    Args:
+        model: a model taking ``(s2_cloudy, s1)`` or ``(s2_cloudy,)`` and returning
+            (B, 13, H, W) in the scale of ``s2_cloudy``; its ``config.include_sar`` (dataclass
+            attribute or dict key; default False) says whether it reads S1.
+        name: label of the method.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        path: the weights file it was loaded from, if any (kept for reports).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        name: str,
+        device: str | torch.device = "auto",
+        path: Path | None = None,
+    ) -> None:
+        from cloudfree.models.runtime import prepare_for_inference
+
+        self.device = resolve_device(device)
+        self.model = prepare_for_inference(model, self.device)
+        self.name = name
+        self.path = path
+        config = getattr(model, "config", None)
+        sar = config.get("include_sar") if isinstance(config, Mapping) else None
+        if sar is None:
+            sar = getattr(config, "include_sar", False)
+        self.include_sar = bool(sar)
+
+    def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Run the model on a batch; see :meth:`Method.predict`."""
+        from cloudfree.models.runtime import inference_context
+
+        x = check_batch(batch, self.include_sar)
+        s2 = x.to(self.device, torch.float32)
+        with inference_context(self.device):
+            if self.include_sar:
+                out = self.model(s2, batch["s1"].to(self.device, torch.float32))
+            else:
+                out = self.model(s2)
+        # Copied outside inference mode: a plain tensor that callers may modify in place
+        # (inference tensors refuse in-place updates outside inference mode).
+        return out.to("cpu", torch.float32).clone()
+
+
+def _weights_of(path: Path) -> Path:
+    """The ``model.safetensors`` of a checkpoint folder or of a run's best / latest checkpoint.
+
+    A run folder's ``checkpoints/best`` is preferred (the checkpoint selected on validation,
+    the one to report); without it, its latest complete checkpoint
+    (:func:`cloudfree.train.checkpoint.find_latest`).
+    """
+    from cloudfree.train.checkpoint import BEST, CHECKPOINTS, MODEL_FILE, find_latest
+
+    if (path / MODEL_FILE).is_file():
+        return path / MODEL_FILE
+    best = path / CHECKPOINTS / BEST / MODEL_FILE
+    if best.is_file():
+        return best
+    latest = find_latest(path)
+    if latest is None:
+        raise DataError(
+            path,
+            f"is a folder but holds neither {MODEL_FILE} nor a complete checkpoint under "
+            f"{CHECKPOINTS}/",
+            _ACCEPTED,
+        )
+    return latest / MODEL_FILE
+
+
+def load_method(spec: str, device: str = "auto") -> Method:
+    """The method named by ``spec``.
+
+    Args:
+        spec: ``"identity"`` or ``"mask-fill"`` (:mod:`cloudfree.evaluate.baselines`); a
+            ``.safetensors`` file written by :func:`cloudfree.models.save_weights`; a checkpoint
+            folder holding ``model.safetensors``; or a training run folder (its
+            ``checkpoints/best``, else its latest checkpoint).
+        device: where a model runs (``"auto"``: CUDA if available, else CPU); baselines run on
+            the CPU.
+
+    Returns:
+        The method; a model's ``name`` is ``spec`` (plus the checkpoint used, for a run folder).
+
+    Raises:
+        ValueError: ``spec`` is none of the above (the message lists what is accepted).
+        DataError: (a ValueError) a folder without checkpoints, or unreadable weights.
+    """
+    if spec in BASELINES:
+        from cloudfree.evaluate.baselines import make_baseline
+
+        return make_baseline(spec)
+    path = Path(spec)
+    if path.is_dir():
+        weights = _weights_of(path)
+        name = spec if weights.parent == path else f"{spec} ({weights.parent.name})"
+    elif path.is_file() and path.suffix == ".safetensors":
+        weights, name = path, spec
+    elif path.exists():
+        raise DataError(path, "is not a .safetensors weights file", _ACCEPTED)
+    else:
+        raise ValueError(
+            f"unknown method {spec!r} (no such baseline, file or folder); expected {_ACCEPTED}"
+        )
+    from cloudfree.models.weights import load_weights
+
+    return ModelMethod(load_weights(weights), name=name, device=device, path=weights)

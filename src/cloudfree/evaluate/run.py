@@ -1,0 +1,374 @@
+"""``cloudfree evaluate``: per-patch metrics of a method on a dataset, streamed to disk.
+
+:func:`evaluate` runs a method (a checkpoint or a named baseline,
+:func:`cloudfree.evaluate.methods.load_method`) over the full 256x256 patches of a split and
+writes, in ``out``:
+
+- ``per_patch.csv``: one row per patch (:data:`PER_PATCH_COLUMNS`), appended as each batch is
+  done, under a temporary name renamed at the end (an interrupted run leaves no
+  ``per_patch.csv`` that looks complete);
+- ``summary.json``: NaN-aware means of every metric, overall, by season and by cloud-cover bin;
+- ``table.md``: the same in the layout of DSen2-CR's Table 1
+  (:func:`cloudfree.evaluate.table.format_table`).
+
+Memory stays flat however many patches are evaluated: rows go to disk as they are computed and
+only running sums are kept for the means (issue 5, "streams").
+
+Cloud mask: the reprod/recon split uses the DSen2-CR cloud/shadow mask
+(:func:`cloudfree.masks.csm.cloud_shadow_mask`, spec section 3) of each full cloudy patch,
+computed from its DN (network value x scale, rounded to uint16); methods that need a mask
+(``mask-fill``) get the same one as ``batch["mask"]``. ``cloud_fraction`` is the share of
+pixels the mask flags (cloud or shadow: the recon area, as
+:func:`cloudfree.metrics.compute` defines it) and ``shadow_fraction`` the share flagged as
+shadow, both over the window the protocol evaluates.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, SEASONS, get_scaling
+from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
+from cloudfree.evaluate.table import CLOUD_BINS, cloud_bin, format_table
+from cloudfree.metrics import METRIC_KEYS, compute
+
+#: Columns of ``per_patch.csv``: identity of the patch, then the mask fractions, then every
+#: metric key of :mod:`cloudfree.metrics` (``cloud_fraction`` once).
+PER_PATCH_COLUMNS: Final[tuple[str, ...]] = (
+    "id",
+    "roi_season",
+    "scene",
+    "patch",
+    "season",
+    "cloud_fraction",
+    "shadow_fraction",
+    *(k for k in METRIC_KEYS if k != "cloud_fraction"),
+)
+#: Numeric columns averaged in ``summary.json``.
+SUMMARY_KEYS: Final[tuple[str, ...]] = (*METRIC_KEYS, "shadow_fraction")
+
+
+class RunningMean:
+    """NaN-aware running means of named values: O(keys) memory however many rows are added."""
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+        self.count = 0
+        self._sum = dict.fromkeys(keys, 0.0)
+        self._n = dict.fromkeys(keys, 0)
+
+    def add(self, row: Mapping[str, float]) -> None:
+        """Add one row; NaN values are skipped per key (an undefined area, not a 0)."""
+        self.count += 1
+        for k in self.keys:
+            v = float(row[k])
+            if not math.isnan(v):
+                self._sum[k] += v
+                self._n[k] += 1
+
+    def means(self) -> dict[str, float]:
+        """``{key: mean}`` over the non-NaN values; NaN where a key was never defined."""
+        return {k: self._sum[k] / self._n[k] if self._n[k] else math.nan for k in self.keys}
+
+    def summary(self) -> dict[str, float]:
+        """:meth:`means` plus ``"count"``, the number of rows added."""
+        return {**self.means(), "count": self.count}
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN and +-inf -> None (strict JSON has neither), recursively."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, Mapping):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def open_dataset(
+    data: str | os.PathLike[str], split: str | None, include_sar: bool, scaling: str
+) -> Any:
+    """The eval-mode, full-patch dataset of a root folder, an index CSV or a packed folder.
+
+    Args:
+        data: a SEN12MS-CR root (indexed on the fly), an index CSV written by
+            ``cloudfree index``, or a folder written by ``cloudfree pack`` (has manifest.json).
+        split: ``"train"``, ``"val"``, ``"test"`` or None for every patch.
+        include_sar: read S1 too (the method's input).
+        scaling: network scaling of the method (``"dsen2cr"``).
+
+    Raises:
+        DataError / DatasetNotFoundError: ``data`` is none of these, or holds no usable patch.
+    """
+    from cloudfree.data.sample import SampleConfig
+    from cloudfree.errors import DataError
+
+    cfg = SampleConfig(
+        mode="eval", crop_size=None, include_sar=include_sar, scaling=scaling, mask="none"
+    )
+    path = Path(data)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        from cloudfree.data.shards import PackedDataset
+
+        return PackedDataset(path, split=split, config=cfg, require_target=True)
+    from cloudfree.data.sen12mscr import SEN12MSCR
+
+    if path.is_file() and path.suffix.lower() == ".csv":
+        # patch_size=None: read each patch's size from its header (any square size).
+        return SEN12MSCR(path, split=split, config=cfg, require_target=True, patch_size=None)
+    if path.is_dir():
+        from cloudfree.data.discover import build_index
+
+        index = build_index(path)
+        return SEN12MSCR(index, split=split, config=cfg, require_target=True, patch_size=None)
+    raise DataError(
+        path,
+        "is neither a dataset folder, an index CSV nor a packed folder",
+        "a SEN12MS-CR root, an index written by 'cloudfree index', or a folder written by "
+        "'cloudfree pack'",
+    )
+
+
+def _window(x: np.ndarray, crop: int | None) -> np.ndarray:
+    """Centre ``crop x crop`` window of the last two axes (the whole array for None)."""
+    if crop is None:
+        return x
+    h, w = x.shape[-2:]
+    if crop > h or crop > w:
+        raise ValueError(
+            f"the protocol's {crop}x{crop} centre crop is larger than the {h}x{w} patches; "
+            "use a protocol without a crop (e.g. 'paper') for these patches"
+        )
+    r, c = (h - crop) // 2, (w - crop) // 2
+    return x[..., r : r + crop, c : c + crop]
+
+
+def patch_rows(
+    batch: Mapping[str, Any], pred: Any, mask: np.ndarray, protocol: EvalProtocol, s2_scale: float
+) -> Iterator[dict[str, Any]]:
+    """Per-patch rows (:data:`PER_PATCH_COLUMNS`) of one evaluated batch.
+
+    Args:
+        batch: collated samples (``s2_cloudy`` and ``s2`` (B, 13, H, W) network scale, ids).
+        pred: (B, 13, H, W) prediction, network scale (tensor or array).
+        mask: (B, H, W) uint8 cloud/shadow mask, 0 clear / 1 cloud / 2 shadow.
+        protocol: window and clipping applied to every array before the metrics.
+        s2_scale: DN per network unit (2000 for ``"dsen2cr"``).
+    """
+    to_refl = s2_scale / S2_DN_PER_REFLECTANCE  # network value -> reflectance
+    p_all = _as_numpy(pred).astype(np.float64) * to_refl
+    t_all = _as_numpy(batch["s2"]).astype(np.float64) * to_refl
+    i_all = _as_numpy(batch["s2_cloudy"]).astype(np.float64) * to_refl
+    if protocol.clip_prediction:
+        p_all = np.clip(p_all, 0.0, 1.0)
+    p_all, t_all, i_all, m_all = (_window(a, protocol.crop) for a in (p_all, t_all, i_all, mask))
+    for b in range(p_all.shape[0]):
+        roi_season = str(batch["roi_season"][b])
+        m = m_all[b]
+        metrics = compute(p_all[b], t_all[b], i_all[b], m)
+        yield {
+            "id": str(batch["id"][b]),
+            "roi_season": roi_season,
+            "scene": int(batch["scene"][b]),
+            "patch": int(batch["patch"][b]),
+            "season": roi_season.rsplit("_", 1)[-1],
+            "shadow_fraction": float((m == 2).mean()),
+            **metrics,
+        }
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _cell(v: Any) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def evaluate(
+    method: str | os.PathLike[str] | Any,
+    data: str | Path,
+    out: str | Path,
+    split: str | None = "test",
+    protocol: str = "paper",
+    batch_size: int = 4,
+    device: str = "auto",
+    limit: int | None = None,
+    include_sar: bool | None = None,
+) -> dict[str, Any]:
+    """Evaluate a method on the full patches of a split; write per_patch.csv, summary.json, table.md.
+
+    Args:
+        method: a checkpoint (``.safetensors``), a run folder, or a baseline name
+            (``"identity"``, ``"mask-fill"``), see :func:`~cloudfree.evaluate.methods.load_method`;
+            or an already loaded ``Method`` object (``name``, ``include_sar``, ``scaling``,
+            ``predict(batch)``).
+        data: a dataset root, an index CSV or a packed folder (:func:`open_dataset`).
+        out: output folder (created).
+        split: ``"train"``, ``"val"``, ``"test"``, or None for every patch.
+        protocol: ``"paper"``, ``"leaderboard"`` or ``"glf-cr"``
+            (:mod:`cloudfree.evaluate.protocols`).
+        batch_size: patches per forward pass.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... for the method.
+        limit: evaluate only the first ``limit`` patches of the split.
+        include_sar: read S1 for the method; None = what the method needs.
+
+    Returns:
+        The summary written to ``summary.json``: ``method``, ``protocol``, ``split``, ``count``
+        (patches evaluated), ``skipped`` (unreadable patches), ``metrics`` (NaN-aware mean per
+        key of :data:`SUMMARY_KEYS`), ``by_season`` and ``by_cloud_bin`` (``{label: {key:
+        mean, ..., "count": n}}``), ``data``, ``created_utc``, ``cloudfree_version``. Means
+        that are NaN (never defined) or infinite are ``None`` in the JSON file, NaN/inf in
+        the returned dict.
+
+    Raises:
+        DataError / DatasetNotFoundError: unusable ``data``; KeyError: unknown protocol;
+        ValueError: bad ``limit`` or ``batch_size``, or patches smaller than the protocol's crop.
+    """
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    from cloudfree import __version__
+    from cloudfree.data.collate import collate_skip_bad
+    from cloudfree.data.io import atomic_path
+    from cloudfree.masks.csm import cloud_shadow_mask
+
+    proto = get_protocol(protocol)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 or None, got {limit}")
+    if isinstance(method, str | os.PathLike):
+        from cloudfree.evaluate.methods import load_method
+
+        m = load_method(str(method), device)
+    else:  # an already loaded Method (e.g. from Python)
+        m = method
+    scaling_name = str(getattr(m, "scaling", "dsen2cr"))
+    s2_scale = get_scaling(scaling_name).s2_scale
+    sar = bool(m.include_sar) if include_sar is None else bool(include_sar)
+    dataset = open_dataset(data, split, sar, scaling_name)
+    total = len(dataset)
+    if limit is not None and limit < total:
+        dataset = Subset(dataset, range(limit))
+        total = limit
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=collate_skip_bad
+    )
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    overall = RunningMean(SUMMARY_KEYS)
+    by_season: dict[str, RunningMean] = {}
+    by_bin: dict[str, RunningMean] = {}
+    with atomic_path(out / "per_patch.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(PER_PATCH_COLUMNS)
+        for batch in loader:
+            if batch is None:  # every sample of the batch unreadable (counted below)
+                continue
+            # The mask of each full cloudy patch from its DN (spec section 3), before any crop.
+            dn = torch.round(batch["s2_cloudy"] * s2_scale).clamp_(0, 65535).numpy()
+            mask = cloud_shadow_mask(dn.astype(np.uint16))
+            batch["mask"] = torch.from_numpy(mask)
+            with torch.no_grad():
+                pred = m.predict(batch)
+            for row in patch_rows(batch, pred, mask, proto, s2_scale):
+                writer.writerow([_cell(row[c]) for c in PER_PATCH_COLUMNS])
+                overall.add(row)
+                by_season.setdefault(row["season"], RunningMean(SUMMARY_KEYS)).add(row)
+                by_bin.setdefault(cloud_bin(row["cloud_fraction"]), RunningMean(SUMMARY_KEYS)).add(
+                    row
+                )
+            f.flush()
+
+    # Group order as cloudfree.evaluate.table.breakdown: seasons in calendar order, then every
+    # cloud bin (an empty one with count 0 and undefined means).
+    seasons = [s for s in SEASONS if s in by_season] + sorted(set(by_season) - set(SEASONS))
+    empty = RunningMean(SUMMARY_KEYS)
+    summary: dict[str, Any] = {
+        "method": str(getattr(m, "name", method)),
+        "protocol": proto.name,
+        "split": split if split is not None else "all",
+        "count": overall.count,
+        "skipped": total - overall.count,
+        "metrics": overall.means(),
+        "by_season": {s: by_season[s].summary() for s in seasons},
+        "by_cloud_bin": {
+            b: by_bin.get(b, empty).summary()
+            for b in (cloud_bin(lo / 100.0) for lo, _ in CLOUD_BINS)
+        },
+        "data": str(data),
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cloudfree_version": __version__,
+    }
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
+    with atomic_path(out / "table.md") as tmp:
+        tmp.write_text(format_report(summary, proto))
+    return summary
+
+
+def format_report(summary: Mapping[str, Any], protocol: EvalProtocol) -> str:
+    """``table.md``: the Table-1 row of the method, then the season and cloud-cover breakdowns."""
+    parts = [
+        f"# {summary['method']} on {summary['data']} (split {summary['split']})",
+        "",
+        f"Protocol `{protocol.name}`: {protocol.description}.",
+        f"Comparable with: {protocol.comparable_with}.",
+        f"{summary['count']} patches evaluated, {summary['skipped']} skipped.",
+        "",
+        format_table([(str(summary["method"]), summary["metrics"])]).rstrip(),
+    ]
+    for title, key in (("By season", "by_season"), ("By cloud cover", "by_cloud_bin")):
+        groups = summary[key]
+        if groups:
+            parts += [
+                "",
+                f"## {title}",
+                "",
+                format_table(list(groups.items())).rstrip(),
+            ]
+    return "\n".join(parts) + "\n"
+
+
+def run_evaluate_cli(
+    method: str,
+    data: str,
+    out: str,
+    split: str | None = "test",
+    protocol: str = "paper",
+    batch_size: int = 4,
+    device: str = "auto",
+    limit: int | None = None,
+) -> int:
+    """Handler of ``cloudfree evaluate``: run :func:`evaluate` and print ``table.md``.
+
+    Returns:
+        0 (errors propagate as exceptions for the CLI to report).
+    """
+    evaluate(
+        method,
+        data,
+        out,
+        split=split,
+        protocol=protocol,
+        batch_size=batch_size,
+        device=device,
+        limit=limit,
+    )
+    print((Path(out) / "table.md").read_text(), end="")
+    print(f"wrote {Path(out) / 'per_patch.csv'}, summary.json and table.md")
+    return 0
