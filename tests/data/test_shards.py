@@ -69,3 +69,32 @@ def test_dataloader_workers_and_distributed_sampler(fake: Path, tmp_path: Path) 
     assert not set(ranks[0]) & set(ranks[1])
     assert sorted(ranks[0] + ranks[1]) == list(range(len(ds)))
     assert {ds[i]["id"] for i in ranks[0]}.isdisjoint(ds[i]["id"] for i in ranks[1])
+
+
+def test_bad_slot_is_skipped_unless_strict(tmp_path):
+    """A mask slot left at 255 in a pack that records masks: None + warning, or DataError."""
+    import numpy as np
+    import pytest
+
+    from cloudfree.data.discover import build_index
+    from cloudfree.data.index import write_index
+    from cloudfree.data.pack import pack
+    from cloudfree.data.sample import SampleConfig
+    from cloudfree.data.shards import PackedDataset, read_manifest
+    from cloudfree.data.synth import synthesize
+    from cloudfree.errors import DataError
+
+    synthesize(tmp_path / "d", n=4, seed=0, size=64)
+    write_index(build_index(tmp_path / "d"), tmp_path / "index.csv")
+    pack(tmp_path / "index.csv", tmp_path / "p", workers=0)
+    shard = read_manifest(tmp_path / "p")["shards"][0]
+    masks = np.load(tmp_path / "p" / shard["files"]["mask"], mmap_mode="r+")
+    masks[0] = 255  # as if the mask of the first packed patch were never written
+    masks.flush()
+    cfg = SampleConfig(mode="eval", crop_size=None, mask="cached")
+    ds = PackedDataset(tmp_path / "p", config=cfg)
+    with pytest.warns(UserWarning, match="skipping bad patch"):
+        assert ds[0] is None
+    assert ds[1] is not None
+    with pytest.raises(DataError, match="no computed cloud mask"):
+        PackedDataset(tmp_path / "p", config=cfg, strict=True)[0]

@@ -45,6 +45,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,8 +238,10 @@ class PackedDataset(Dataset):
         config: SampleConfig = SampleConfig(),  # noqa: B008 (frozen dataclass: immutable)
         seed: int = 42,
         require_target: bool = True,
+        strict: bool = False,
     ) -> None:
         self.root = Path(packed_dir)
+        self.strict = strict
         self.manifest = read_manifest(self.root)
         h, w = self.manifest["patch_shape"]
         if h != w:
@@ -301,11 +304,22 @@ class PackedDataset(Dataset):
             mm = self._maps[(shard, kind)] = np.load(self._files[shard][kind], mmap_mode="r")
         return mm
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """One sample (see :func:`~cloudfree.data.sample.make_sample`)."""
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        """One sample (see :func:`~cloudfree.data.sample.make_sample`), or None for a bad
+        patch when not ``strict`` (as :class:`~cloudfree.data.sen12mscr.SEN12MSCR`: the
+        training loop skips and counts it with ``collate_skip_bad``)."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} patches")
         index = index % len(self)
+        try:
+            return self._load(index)
+        except DataError as e:
+            if self.strict:
+                raise
+            warnings.warn(f"skipping bad patch {self.patches[index].id}: {e}", stacklevel=2)
+            return None
+
+    def _load(self, index: int) -> dict[str, Any]:
         p = self.patches[index]
         plan = self.plan(index)
         r, c, h, w = plan.window

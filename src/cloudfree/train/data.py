@@ -36,8 +36,10 @@ def sample_configs(cfg: Config, include_sar: bool) -> tuple[SampleConfig, Sample
         include_sar: whether the model takes S1 (``False`` for ``dsen2cr-nosar``).
 
     Returns:
-        Train: random ``crop_size`` crops with augmentation (spec section 2). Val: whole
-        patches, no augmentation. Both carry the cached cloud mask when the loss is CARL.
+        Train: random ``crop_size`` crops with augmentation (spec section 2), with the cached
+        cloud mask when the loss is CARL. Val: whole patches, no augmentation, always with the
+        mask (the recon/reprod metrics need it whatever the loss); on whole patches computing it
+        ("crop" mode) gives exactly the cached full-patch mask, and needs no cache.
     """
     mask = "cached" if cfg.loss.name == "carl" else "none"
     train = SampleConfig(
@@ -49,7 +51,7 @@ def sample_configs(cfg: Config, include_sar: bool) -> tuple[SampleConfig, Sample
         mask=mask,
     )
     val = SampleConfig(
-        mode="eval", crop_size=None, include_sar=include_sar, scaling=cfg.data.scaling, mask=mask
+        mode="eval", crop_size=None, include_sar=include_sar, scaling=cfg.data.scaling, mask="crop"
     )
     return train, val
 
@@ -120,7 +122,7 @@ def build_dataset(
     if index is None:
         from cloudfree.data.shards import PackedDataset
 
-        return PackedDataset(data.packed, split=split, config=sample, seed=seed)  # type: ignore[arg-type]
+        return PackedDataset(data.packed, split=split, config=sample, seed=seed, strict=data.strict)  # type: ignore[arg-type]
     from cloudfree.data.sen12mscr import SEN12MSCR
 
     root = None if data.index is None else data.root

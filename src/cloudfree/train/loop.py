@@ -84,7 +84,9 @@ def _make_run_dir(cfg: Config, resume: str | Path | None) -> Path:
         name = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{cfg.model.name}-{cfg.loss.name}"
     name = D.broadcast_object(name)
     run_dir = Path(cfg.train.out_dir) / str(name)
-    if D.is_main() and find_latest(run_dir) is not None:
+    # Decided on rank 0 and shared, so that every rank raises (none is left at a barrier).
+    taken = D.broadcast_object(D.is_main() and find_latest(run_dir) is not None)
+    if taken:
         raise TrainingError(
             f"{run_dir} already holds checkpoints; continue it with --resume {run_dir}, or "
             "choose another train.run_name"
