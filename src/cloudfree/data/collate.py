@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch.utils.data import default_collate
+
+from cloudfree.errors import DataError
+
+
+def load_or_skip(
+    load: Callable[[int], dict[str, Any]], index: int, patch_id: str, strict: bool
+) -> dict[str, Any] | None:
+    """``load(index)``; for a bad patch (DataError) raise if ``strict``, else warn and return None.
+
+    The one policy of both datasets (per-file and packed): one bad patch in a large index is
+    reported, not fatal, unless the user asks for strict mode; :func:`collate_skip_bad` then
+    drops and counts it.
+    """
+    try:
+        return load(index)
+    except DataError as e:
+        if strict:
+            raise
+        warnings.warn(f"skipping bad patch {patch_id}: {e}", stacklevel=3)
+        return None
 
 
 def collate_skip_bad(batch: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:

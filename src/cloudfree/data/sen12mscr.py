@@ -10,7 +10,6 @@ files of the patch lie on the same pixel grid, and builds the sample with
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS, PATCH_SIZE
+from cloudfree.data.collate import load_or_skip
 from cloudfree.data.index import IndexResult, IndexRow, read_index
 from cloudfree.data.io import RasterMeta, read_meta, read_raster
 from cloudfree.data.mask_cache import MaskCache
@@ -153,13 +153,7 @@ class SEN12MSCR(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} patches")
         index = index % len(self)
-        try:
-            return self._load(index)
-        except DataError as e:
-            if self.strict:
-                raise
-            warnings.warn(f"skipping bad patch {self.rows[index].id}: {e}", stacklevel=2)
-            return None
+        return load_or_skip(self._load, index, self.rows[index].id, self.strict)
 
     def _patch_size(self, row: IndexRow) -> int:
         if self.patch_size is not None:

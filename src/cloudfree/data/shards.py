@@ -45,7 +45,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from torch.utils.data import Dataset
 
 from cloudfree import __version__
 from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.data.collate import load_or_skip
 from cloudfree.data.sample import SampleConfig, SamplePlan, make_sample, plan_sample, sample_rng
 from cloudfree.errors import DataError, DatasetNotFoundError
 
@@ -311,13 +311,7 @@ class PackedDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} patches")
         index = index % len(self)
-        try:
-            return self._load(index)
-        except DataError as e:
-            if self.strict:
-                raise
-            warnings.warn(f"skipping bad patch {self.patches[index].id}: {e}", stacklevel=2)
-            return None
+        return load_or_skip(self._load, index, self.patches[index].id, self.strict)
 
     def _load(self, index: int) -> dict[str, Any]:
         p = self.patches[index]
