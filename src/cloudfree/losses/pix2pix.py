@@ -1,0 +1,135 @@
+"""pix2pix objective and optimisers for the baseline of the DSen2-CR paper (spec section 9).
+
+ASSUMPTION (spec section 9, UNVERIFIED: the paper gives no settings): the standard pix2pix
+ones, Isola et al. 2017 eq. 4 as implemented by ``junyanz/pytorch-CycleGAN-and-pix2pix``
+(``models/pix2pix_model.py``, ``GANLoss``)::
+
+    L_G = GAN(D(c, G(c)), real) + lambda_l1 * mean|G(c) - T|        lambda_l1 = 100
+    L_D = 0.5 * (GAN(D(c, T), real) + GAN(D(c, G(c)).detach, fake))  (halved: slows D)
+
+with GAN = BCE-with-logits (``gan_mode="vanilla"``) or mean squared error against 1/0
+(``"lsgan"``), and Adam lr 2e-4, betas (0.5, 0.999) for both networks. Images are in the
+DSen2-CR scale (S2 DN / 2000); the L1 term is taken there, as the DSen2-CR losses are.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+#: GAN objectives as in junyanz ``GANLoss`` (``wgangp`` needs a gradient penalty: not here).
+GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan")
+
+
+def _check_logits(name: str, x: Tensor) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point() or x.numel() == 0:
+        raise ValueError(
+            f"{name} must be a non-empty floating tensor of discriminator logits "
+            f"(B, 1, H', W'), got dtype {x.dtype} and shape {tuple(x.shape)}"
+        )
+
+
+class Pix2PixLoss(nn.Module):
+    """Generator and discriminator losses of pix2pix (conditional GAN + L1).
+
+    Args:
+        lambda_l1: weight of the L1 term in the generator loss (pix2pix: 100).
+        gan_mode: ``"vanilla"`` (BCE with logits, pix2pix's default) or ``"lsgan"`` (MSE).
+
+    Raises:
+        ValueError: negative or non-finite ``lambda_l1``, unknown ``gan_mode``.
+    """
+
+    def __init__(self, lambda_l1: float = 100.0, gan_mode: str = "vanilla") -> None:
+        super().__init__()
+        lam = float(lambda_l1)
+        if not math.isfinite(lam) or lam < 0:
+            raise ValueError(f"lambda_l1 must be a finite number >= 0, got {lambda_l1!r}")
+        if gan_mode not in GAN_MODES:
+            raise ValueError(f"unknown gan_mode {gan_mode!r}; expected one of {list(GAN_MODES)}")
+        self.lambda_l1 = lam
+        self.gan_mode = gan_mode
+
+    def gan_loss(self, logits: Tensor, target_is_real: bool) -> Tensor:
+        """Mean GAN loss of ``logits`` against an all-1 (real) or all-0 (fake) label map."""
+        _check_logits("logits", logits)
+        label = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
+        if self.gan_mode == "vanilla":
+            return F.binary_cross_entropy_with_logits(logits, label)
+        return F.mse_loss(logits, label)
+
+    def generator_loss(
+        self, d_fake_logits: Tensor, pred: Tensor, target: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Generator objective: fool D, and stay close to the target in L1.
+
+        Args:
+            d_fake_logits: (B, 1, H', W') discriminator logits on ``(condition, pred)``, *not*
+                detached (the gradient flows back to the generator through D).
+            pred: (B, 13, H, W) generated image, DN / 2000 scale.
+            target: (B, 13, H, W) cloud-free target, same scale.
+
+        Returns:
+            ``(total, parts)``: total = gan + lambda_l1 * l1 (0-dim tensor); parts
+            ``{"gan": ..., "l1": ...}`` with the *unweighted* terms, detached for logging.
+        """
+        if pred.shape != target.shape:
+            raise ValueError(
+                f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the "
+                "same shape (B, 13, H, W)"
+            )
+        gan = self.gan_loss(d_fake_logits, True)
+        l1 = (pred - target).abs().mean()
+        total = gan + self.lambda_l1 * l1
+        return total, {"gan": gan.detach(), "l1": l1.detach()}
+
+    def discriminator_loss(self, d_real_logits: Tensor, d_fake_logits: Tensor) -> Tensor:
+        """Discriminator objective ``0.5 * (GAN(real, 1) + GAN(fake, 0))``.
+
+        Args:
+            d_real_logits: (B, 1, H', W') logits on ``(condition, target)``.
+            d_fake_logits: (B, 1, H', W') logits on ``(condition, pred.detach())``.
+
+        Returns:
+            0-dim tensor.
+        """
+        # Halved as in pix2pix, "to slow down the rate at which D learns relative to G".
+        return 0.5 * (self.gan_loss(d_real_logits, True) + self.gan_loss(d_fake_logits, False))
+
+    def extra_repr(self) -> str:
+        return f"lambda_l1={self.lambda_l1}, gan_mode={self.gan_mode!r}"
+
+
+@dataclass(frozen=True)
+class Pix2PixOptimConfig:
+    """Adam settings of pix2pix for both networks (assumed; spec section 9).
+
+    Attributes:
+        lr: learning rate (pix2pix 2e-4; junyanz keeps it for ``n_epochs`` then decays it
+            linearly to 0 over ``n_epochs_decay``: that schedule belongs to the trainer).
+        betas: Adam (beta1, beta2); pix2pix lowers beta1 to 0.5 for GAN stability.
+    """
+
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+
+    def build_optimizers(
+        self, generator: nn.Module, discriminator: nn.Module
+    ) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+        """``(optimizer_G, optimizer_D)``: one Adam per network with these settings."""
+        betas = (float(self.betas[0]), float(self.betas[1]))
+        opt_g = torch.optim.Adam(generator.parameters(), lr=self.lr, betas=betas)
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=self.lr, betas=betas)
+        return opt_g, opt_d
