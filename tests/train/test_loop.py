@@ -197,3 +197,73 @@ def test_real_sen12mscr_end_to_end(sen12mscr_root: Path, tmp_path: Path) -> None
     summary = train(_cfg(tmp_path, f"data.index={index2}", *common, "train.run_name=v"))
     assert summary["steps"] == 7  # 25 training pairs / batch 4
     assert summary["best_val_loss"] is not None and math.isfinite(summary["best_val_loss"])
+
+
+def _counting_optimizer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Patch the loop's build_optimizer so every optimizer.step() appends to the returned list."""
+    calls: list[int] = []
+    real = loop.build_optimizer
+
+    def build(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        opt = real(*args, **kwargs)
+        opt.register_step_post_hook(lambda *_: calls.append(1))
+        return opt
+
+    monkeypatch.setattr(loop, "build_optimizer", build)
+    return calls
+
+
+def test_all_bad_batch_takes_no_optimizer_step(
+    synth: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _corrupt_copy(synth, tmp_path)
+    calls = _counting_optimizer(monkeypatch)
+    # Batch 1: the bad patch is a whole (all-bad) batch, once in each of the 2 epochs.
+    cfg = _cfg(tmp_path, f"data.index={index}", "data.max_bad_fraction=0.5", "train.batch_size=1")
+    with pytest.warns(UserWarning, match="skipping bad patch"):
+        summary = train(cfg)
+    assert summary["steps"] == 12 and summary["skipped"] == 2
+    assert len(calls) == 10  # 12 steps, 2 of them without data: no update, no Nadam state
+    model = build_model("dsen2cr", num_layers=2, feature_size=16)
+    opt = loop.build_optimizer(model.parameters(), cfg.optim)
+    load_checkpoint(Path(summary["run_dir"]), model, opt)
+    assert all(int(st["step"]) == 10 for st in opt.state_dict()["state"].values())
+
+
+def test_bad_patch_counts_survive_a_checkpoint_between_log_steps(
+    synth: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _corrupt_copy(synth, tmp_path)
+    # Batch 1, 6 steps per epoch; logs (and folds the counts) only at epoch ends, checkpoints
+    # at step 5 in between: the bad patch is drawn in epoch 0 before step 5 (seed 42).
+    common = (f"data.index={index}", "data.max_bad_fraction=0.5", "train.batch_size=1",
+              "train.log_every=100", "train.checkpoint_every=5")  # fmt: skip
+    with pytest.warns(UserWarning, match="skipping bad patch"):
+        full = train(_cfg(tmp_path, *common, "train.run_name=full"))
+    assert full["skipped"] == 2
+
+    real_save = loop.save_checkpoint
+
+    def save_then_die(run_dir, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        real_save(run_dir, **kwargs)
+        if kwargs["step"] == 5:
+            raise KeyboardInterrupt("killed right after the step-5 checkpoint")
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    cfg = _cfg(tmp_path, *common, "train.run_name=cut")
+    with pytest.warns(UserWarning, match="skipping bad patch"), pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    model = build_model("dsen2cr", num_layers=2, feature_size=16)
+    state = load_checkpoint(tmp_path / "cut", model)
+    assert state["step"] == 5
+    # The skip happened between log steps; the checkpoint holds it anyway.
+    assert state["extra"]["seen"] == 5 and state["extra"]["skipped"] == 1
+
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    with pytest.warns(UserWarning, match="skipping bad patch"):
+        resumed = train(cfg, resume=tmp_path / "cut")
+    assert resumed["skipped"] == full["skipped"] == 2
+    end_full = load_checkpoint(tmp_path / "full", model)["extra"]
+    end_cut = load_checkpoint(tmp_path / "cut", model)["extra"]
+    assert end_cut["seen"] == end_full["seen"] == 12
+    assert end_cut["skipped"] == end_full["skipped"] == 2

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from cloudfree.train.sampler import ResumableDistributedSampler
+from cloudfree.train.sampler import ResumableDistributedSampler, ShardSampler
 
 
 def _torch_indices(
@@ -146,3 +146,21 @@ def test_world_size_change_allowed_only_at_epoch_boundaries() -> None:
         ResumableDistributedSampler(10, 4, 0).load_state_dict(mid)
     with pytest.raises(ValueError, match="outside"):
         ResumableDistributedSampler(10, 2, 0).load_state_dict({"epoch": 0, "position": 6})
+
+
+@pytest.mark.parametrize(("n", "replicas"), [(0, 2), (1, 3), (5, 2), (7, 3), (8, 4)])
+def test_shard_sampler_visits_every_index_once(n: int, replicas: int) -> None:
+    shards = [list(ShardSampler(n, replicas, r)) for r in range(replicas)]
+    assert sorted(i for s in shards for i in s) == list(range(n))  # no padding, no repeats
+    assert [len(ShardSampler(n, replicas, r)) for r in range(replicas)] == [len(s) for s in shards]
+    # e.g. 5 over 2 ranks: [0, 2, 4] and [1, 3]; torch's sampler would pad rank 1 with 0.
+    assert shards[0] == list(range(0, n, replicas))
+
+
+def test_shard_sampler_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="rank"):
+        ShardSampler(5, 2, 2)
+    with pytest.raises(ValueError, match="dataset_len"):
+        ShardSampler(-1, 2, 0)
+    with pytest.raises(ValueError, match="num_replicas"):
+        ShardSampler(5, 0, 0)

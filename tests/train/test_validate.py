@@ -10,12 +10,15 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from torch import nn
+from torch.utils.data import DataLoader
 
 from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.data.collate import collate_skip_bad
 from cloudfree.losses import CARLLoss
 from cloudfree.metrics import METRIC_KEYS, aggregate, compute
 from cloudfree.models import DSen2CR
 from cloudfree.train.distributed import DistInfo
+from cloudfree.train.sampler import ShardSampler
 from cloudfree.train.validate import validate
 
 CPU = DistInfo(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"), backend=None)
@@ -160,6 +163,59 @@ def test_two_ranks_agree_with_single_process() -> None:
     )
     assert r0 == r1
     _assert_close(r0, single)
+
+
+def _samples() -> list[dict]:
+    """The 6 patches of ``_batches`` as single samples (mask zeros where a batch had none)."""
+    out = []
+    for batch in _batches(with_s1=False):
+        if batch is None:
+            continue
+        for i in range(batch["s2"].shape[0]):
+            mask = batch.get("mask", torch.zeros(batch["s2"].shape[0], SIZE, SIZE))
+            out.append({"s2_cloudy": batch["s2_cloudy"][i], "s2": batch["s2"][i],
+                        "mask": mask[i].to(torch.uint8)})  # fmt: skip
+    return out[:5]  # 5 patches over 2 ranks: a padding sampler would count one twice
+
+
+def _shard_loader(rank: int, world: int) -> DataLoader:
+    # As the training loop builds its validation loader (batch 1, ShardSampler).
+    return DataLoader(_samples(), batch_size=1, sampler=ShardSampler(5, world, rank),
+                      collate_fn=collate_skip_bad)  # fmt: skip
+
+
+def _shard_worker(rank: int, port: int, results: dict) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
+    )
+    try:
+        info = DistInfo(rank, rank, 2, torch.device("cpu"), "gloo")
+        results[rank] = validate(
+            _model(False), _shard_loader(rank, 2), CARLLoss(), info, scaling="dsen2cr",
+            precision="auto",
+        )  # fmt: skip
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_count_every_patch_once() -> None:
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        results = manager.dict()
+        mp.start_processes(
+            _shard_worker, args=(_free_port(), results), nprocs=2, start_method="spawn"
+        )
+        r0, r1 = dict(results[0]), dict(results[1])
+    assert r0 == r1
+    assert r0["val_patches"] == 5  # rank 0 has 3 patches, rank 1 has 2; none counted twice
+    single = validate(
+        _model(False), _shard_loader(0, 1), CARLLoss(), CPU, scaling="dsen2cr", precision="auto"
+    )
+    assert single["val_patches"] == 5
+    _assert_close(r0, single)
+    # Independent reference: per-patch metrics of exactly these 5 patches, each once.
+    ref = _reference(_model(False).eval(), [collate_skip_bad([p]) for p in _samples()])
+    _assert_close(r0, ref)
 
 
 def test_precision_policy() -> None:

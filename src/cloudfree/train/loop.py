@@ -41,7 +41,7 @@ from cloudfree.train.checkpoint import (
 )
 from cloudfree.train.data import build_datasets, build_loader
 from cloudfree.train.optim import build_optimizer, clip_gradients
-from cloudfree.train.sampler import ResumableDistributedSampler
+from cloudfree.train.sampler import ResumableDistributedSampler, ShardSampler
 
 #: The bad-patch threshold is checked only once this many patches were drawn (or the whole
 #: training split, if smaller): one bad patch among the first few is no evidence of a bad set.
@@ -107,6 +107,44 @@ def _param_hash(model: nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def _sync_step(model: nn.Module, loss: torch.Tensor | None, world: int) -> tuple[float, int]:
+    """After ``backward``: the step's loss over the ranks that had data, and how many had it.
+
+    One all-reduce of ``[loss, has_data]`` (the per-step loss reduction the loop needs anyway).
+    DDP's gradient all-reduce AVERAGES over all ``world`` ranks, and a rank whose whole batch
+    was unreadable contributed a zero gradient (its dummy forward), so when only
+    ``k < world`` ranks had data the gradients are rescaled by ``world / k``: the update is then
+    the mean over the ranks that had data, as if the bad ranks had not taken part. A single
+    process (``world == 1``) is never rescaled, so its arithmetic is unchanged.
+
+    Args:
+        model: the (DDP-wrapped) model whose gradients ``backward`` just filled.
+        loss: this rank's 0-dim loss, or None when this rank's batch was all bad.
+        world: number of processes.
+
+    Returns:
+        ``(loss_value, ranks_with_data)``: the mean loss over the ranks that had data (0.0 if
+        none had; NaN or inf if any rank's loss was), identical on every rank, and how many
+        ranks had data (0 means: skip ``optimizer.step``).
+    """
+    params = list(model.parameters())
+    device = params[0].device
+    # float64: exact rank counts; the loss sum loses nothing either.
+    vec = torch.zeros(2, dtype=torch.float64, device=device)
+    if loss is not None:
+        vec[0] = loss.detach().to(torch.float64)
+        vec[1] = 1.0
+    if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(vec, op=torch.distributed.ReduceOp.SUM)
+    loss_sum, ranks = vec.tolist()
+    k = round(ranks)
+    if 0 < k < world:
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, world / k)
+    return (loss_sum / k if k else 0.0), k
 
 
 def _oom_message(cfg: Config) -> str:
@@ -209,7 +247,9 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     )
     val_loader = None
     if val_ds is not None:
-        val_sampler = ResumableDistributedSampler(len(val_ds), world, rank, shuffle=False)
+        # Unpadded shards: every validation patch is counted exactly once over the ranks
+        # (validate() reduces sums and counts, so uneven shards need no padding).
+        val_sampler = ShardSampler(len(val_ds), world, rank)
         val_loader = build_loader(val_ds, val_sampler, 1, cfg.data.num_workers, device)
 
     # ---- resume ----------------------------------------------------------------------------
@@ -242,7 +282,25 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     bar = tqdm(total=total_steps, initial=step, disable=not dist.is_main, unit="step")
     debug_indices: list[int] | None = [] if os.environ.get(DEBUG_INDICES_ENV) else None
 
+    seen_win, skipped_win = 0, 0  # this rank's counts since the last fold into the totals
+
+    def fold_counts() -> None:
+        """Add every rank's window counts to the (all-rank) totals, and reset the windows."""
+        nonlocal seen_total, skipped_total, seen_win, skipped_win
+        # seen_win is the same on every rank (all ranks draw the same count per step), so
+        # either every rank joins this all-reduce or none does.
+        if seen_win == 0:
+            return
+        counts = torch.tensor([seen_win, skipped_win], dtype=torch.float64, device=device)
+        if world > 1:
+            torch.distributed.all_reduce(counts, op=torch.distributed.ReduceOp.SUM)
+        seen_total += round(counts[0].item())
+        skipped_total += round(counts[1].item())
+        seen_win, skipped_win = 0, 0
+
     def checkpoint(is_best: bool = False) -> None:
+        # Fold the counts first, so a resume from this checkpoint loses none of them.
+        fold_counts()
         rngs = D.all_gather_object(capture_rng_state())  # each rank restores its own
         if dist.is_main:
             save_checkpoint(
@@ -272,7 +330,6 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     # ---- the loop --------------------------------------------------------------------------
     model.train()
     last_loss, window_losses = float("nan"), []
-    seen_win, skipped_win = 0, 0
     t_start, steps_this_call = time.perf_counter(), 0
     t_log, steps_log = t_start, 0
     for epoch in range(epoch, cfg.train.epochs):  # noqa: B020 (resume: continue this epoch)
@@ -313,10 +370,10 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                     # The loss in fp32: means over millions of pixels lose precision in bf16.
                     loss = loss_fn(pred.float(), target, s2.float(), mask)
                 loss.backward()
+            # Loss over the ranks that had data; gradients rescaled to their mean (DDP
+            # averaged over all ranks, the all-bad ones contributing zeros).
+            loss_value, ranks_with_data = _sync_step(model, None if batch is None else loss, world)
             grad_norm = clip_gradients(model, cfg.optim.grad_clip_norm)  # after backward
-            loss_value = D.all_reduce_mean(
-                loss.detach() if loss is not None else torch.zeros((), device=device)
-            ).item()
             if not math.isfinite(loss_value):
                 latest = find_latest(run_dir)
                 raise TrainingError(
@@ -326,27 +383,21 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                     "optim.lr or set optim.grad_clip_norm, then resume with --resume "
                     f"{run_dir}"
                 )
-            if loss is not None:
+            # No rank had data: no update at all (as a single process skips it), so Nadam's
+            # moments and momentum schedule do not move on zero gradients.
+            if ranks_with_data > 0:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             sampler.advance(n)
             step += 1
             steps_this_call += 1
             steps_log += 1
-            if loss is not None:
+            if ranks_with_data > 0:
                 last_loss = loss_value
                 window_losses.append(loss_value)
 
             if step % cfg.train.log_every == 0 or sampler.epoch_done:
-                counts = (
-                    D.all_reduce_mean(
-                        torch.tensor([seen_win, skipped_win], dtype=torch.float64, device=device)
-                    )
-                    * world
-                )
-                seen_total += round(counts[0].item())
-                skipped_total += round(counts[1].item())
-                seen_win, skipped_win = 0, 0
+                fold_counts()
                 check_bad_fraction()
                 now = time.perf_counter()
                 rate = steps_log * cfg.train.batch_size / max(now - t_log, 1e-9)

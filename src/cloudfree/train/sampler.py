@@ -184,3 +184,37 @@ class ResumableDistributedSampler(Sampler[int]):
                 "same number of processes and data, or from a checkpoint at an epoch end"
             )
         self.epoch, self.position = epoch, position
+
+
+class ShardSampler(Sampler[int]):
+    """This rank's unpadded, in-order shard ``range(rank, dataset_len, num_replicas)``.
+
+    For validation: unlike :class:`ResumableDistributedSampler` (and torch's
+    ``DistributedSampler`` with ``drop_last=False``) it does not pad the last shard with
+    repeated indices, so over all ranks every sample is visited exactly once. The shards may
+    differ in length by one (a rank may get none when ``dataset_len < num_replicas``); that is
+    fine wherever the ranks reduce sums and counts rather than per-rank means, as
+    :func:`cloudfree.train.validate.validate` does.
+
+    Args:
+        dataset_len: number of samples in the dataset (>= 0).
+        num_replicas: number of processes (world size, >= 1).
+        rank: this process's rank in ``[0, num_replicas)``.
+    """
+
+    def __init__(self, dataset_len: int, num_replicas: int = 1, rank: int = 0) -> None:
+        if not isinstance(dataset_len, int) or dataset_len < 0:
+            raise ValueError(f"dataset_len must be an int >= 0, got {dataset_len!r}")
+        if not isinstance(num_replicas, int) or num_replicas < 1:
+            raise ValueError(f"num_replicas must be an int >= 1, got {num_replicas!r}")
+        if not isinstance(rank, int) or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be an int in [0, {num_replicas}), got {rank!r}")
+        self.indices = range(rank, dataset_len, num_replicas)
+
+    def __iter__(self) -> Iterator[int]:
+        """Yield this rank's indices in increasing order."""
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        """Number of indices of this rank's shard."""
+        return len(self.indices)

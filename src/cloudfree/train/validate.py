@@ -1,6 +1,7 @@
 """Validation pass: loss and the image-quality metrics of ``cloudfree.metrics``, over all ranks.
 
-Every rank runs its share of the validation set (its ``DistributedSampler`` slice), keeps on
+Every rank runs its share of the validation set (its unpadded
+``cloudfree.train.sampler.ShardSampler`` slice, so every patch is seen once), keeps on
 its device the sum of the batch-size-weighted loss, and for each metric the sum and the count
 of its defined (non-NaN) per-patch values (a recon metric is undefined on a cloud-free patch,
 a reprod metric on a fully clouded one: ``cloudfree.metrics.patch``). One ``all_reduce`` of
