@@ -48,6 +48,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.models.inputs import check_optical_sar_inputs
 from cloudfree.models.registry import register_model
 
 #: Every conv of the generator and discriminator is 4x4 (pix2pix, Isola et al. 2017 sec. 6.1).
@@ -255,33 +256,7 @@ class Pix2PixGenerator(nn.Module):
         init_pix2pix_weights(self)
 
     def _check_inputs(self, s2_cloudy: torch.Tensor, s1: torch.Tensor | None) -> None:
-        if s2_cloudy.ndim != 4 or s2_cloudy.shape[1] != NUM_S2_BANDS:
-            raise ValueError(
-                f"s2_cloudy must be (B, {NUM_S2_BANDS}, H, W) normalised cloudy Sentinel-2 "
-                f"(DN / 2000), got shape {tuple(s2_cloudy.shape)}"
-            )
-        if self.include_sar:
-            if s1 is None:
-                raise ValueError(
-                    "this pix2pix model was built with include_sar=True and needs s1 "
-                    f"(B, {NUM_S1_BANDS}, H, W); pass s1, or use a model without SAR "
-                    "('pix2pix-nosar', include_sar=False)"
-                )
-            if s1.ndim != 4 or s1.shape[1] != NUM_S1_BANDS:
-                raise ValueError(
-                    f"s1 must be (B, {NUM_S1_BANDS}, H, W) normalised Sentinel-1 (VV, VH), "
-                    f"got shape {tuple(s1.shape)}"
-                )
-            if s1.shape[0] != s2_cloudy.shape[0] or s1.shape[2:] != s2_cloudy.shape[2:]:
-                raise ValueError(
-                    f"s1 {tuple(s1.shape)} and s2_cloudy {tuple(s2_cloudy.shape)} must have "
-                    "the same batch size and the same H, W"
-                )
-        elif s1 is not None:
-            raise ValueError(
-                "this pix2pix model was built with include_sar=False and takes no s1; "
-                "call it with s2_cloudy only, or use a SAR model ('pix2pix', include_sar=True)"
-            )
+        check_optical_sar_inputs(s2_cloudy, s1, self.include_sar, "pix2pix")
         h, w = s2_cloudy.shape[2:]
         m = self.config.size_multiple
         if h % m or w % m:
