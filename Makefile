@@ -16,7 +16,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e ".[dev,masks,keras,baselines]" $(TORCH_PIN)
+	$(PY) -m pip install -q -e ".[dev,masks,keras,baselines,viewer]" $(TORCH_PIN)
 	touch $(STAMP)
 
 install: $(STAMP)

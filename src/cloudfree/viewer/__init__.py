@@ -1,0 +1,1 @@
+"""Looking at data and results: rendering, ``cloudfree render`` and the web viewer."""
