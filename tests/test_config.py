@@ -174,12 +174,13 @@ def test_missing_file_or_preset_errors() -> None:
         get_preset("nope")
 
 
-def test_presets_are_the_four_variants_and_debug_tiny() -> None:
+def test_presets_are_the_five_rows_and_debug_tiny() -> None:
     assert set(PRESETS) == {
         "dsen2cr_sar_carl",
         "dsen2cr_sar_l1",
         "dsen2cr_nosar_carl",
         "dsen2cr_nosar_l1",
+        "pix2pix",
         "debug_tiny",
     }
     variants = {

@@ -33,9 +33,11 @@ from typing import Any, Union
 from cloudfree.data.bands import SCALINGS, TRAIN_CROP_SIZE
 
 #: Loss names a config may use (``cloudfree.losses.LOSSES``; not imported here, it needs torch).
-LOSS_NAMES: tuple[str, ...] = ("carl", "l1")
+LOSS_NAMES: tuple[str, ...] = ("carl", "l1", "pix2pix")
 #: Optimisers a config may use (``cloudfree.train.optim.build_optimizer``).
-OPTIMIZER_NAMES: tuple[str, ...] = ("nadam",)
+OPTIMIZER_NAMES: tuple[str, ...] = ("nadam", "adam")
+#: GAN objectives of the pix2pix loss (``cloudfree.losses.pix2pix.GAN_MODES``).
+GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan")
 #: ``auto``: bf16 autocast on CUDA, fp32 elsewhere.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
@@ -81,11 +83,27 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network variant and size (spec section 4); ``name`` is a ``cloudfree.models`` registry key."""
+    """Network variant and size (spec section 4); ``name`` is a ``cloudfree.models`` registry key.
 
-    name: str = "dsen2cr"  # "dsen2cr" (cloudy S2 + S1 input) or "dsen2cr-nosar" (S2 only)
+    For the pix2pix baseline (spec section 9) the two sizes mean the U-Net's: ``num_layers`` is
+    its number of levels (``num_downs``: 7 for 128x128 crops, 8 for 256x256) and
+    ``feature_size`` the width of its outermost level (``ngf``, 64).
+    """
+
+    name: str = "dsen2cr"  # "dsen2cr", "dsen2cr-nosar", "pix2pix" or "pix2pix-nosar"
     num_layers: int = 16  # residual blocks B (spec section 4: 16, "B value in paper")
     feature_size: int = 256  # feature maps F (spec section 4: 256)
+
+    @property
+    def is_pix2pix(self) -> bool:
+        """The pix2pix U-Net generator (trained adversarially, with ``loss.name = "pix2pix"``)."""
+        return self.name.startswith("pix2pix")
+
+    def build_kwargs(self) -> dict[str, int]:
+        """Constructor arguments of the registered builder for these sizes."""
+        if self.is_pix2pix:
+            return {"num_downs": self.num_layers, "ngf": self.feature_size}
+        return {"num_layers": self.num_layers, "feature_size": self.feature_size}
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "model.name", "must be a non-empty registry name")
@@ -97,8 +115,10 @@ class ModelConfig:
 class LossConfig:
     """Training loss (spec section 5)."""
 
-    name: str = "carl"  # "carl" (L_CARL, the paper's main loss) or "l1" (L_T, plain target L1)
+    name: str = "carl"  # "carl" (L_CARL), "l1" (L_T), or "pix2pix" (cGAN + L1, spec section 9)
     lambda_: float = 1.0  # weight of CARL's global target term (spec section 5: lambda = 1.0)
+    lambda_l1: float = 100.0  # pix2pix: weight of the L1 term (Isola et al. 2017: 100)
+    gan_mode: str = "vanilla"  # pix2pix: "vanilla" (BCE, pix2pix's default) or "lsgan"
 
     def __post_init__(self) -> None:
         _check(
@@ -111,18 +131,36 @@ class LossConfig:
             "loss.lambda_",
             f"must be a finite number >= 0, got {self.lambda_}",
         )
+        _check(
+            math.isfinite(self.lambda_l1) and self.lambda_l1 >= 0,
+            "loss.lambda_l1",
+            f"must be a finite number >= 0, got {self.lambda_l1}",
+        )
+        _check(
+            self.gan_mode in GAN_MODES,
+            "loss.gan_mode",
+            f"unknown GAN objective {self.gan_mode!r}; expected one of {list(GAN_MODES)}",
+        )
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser (spec section 7: Keras Nadam; ``torch.optim.NAdam`` is the same update)."""
+    """Optimiser (spec section 7: Keras Nadam; ``torch.optim.NAdam`` is the same update).
 
-    name: str = "nadam"  # Keras Nadam (spec section 7)
+    ``"adam"`` with lr 2e-4, betas (0.5, 0.999) and ``decay_epochs`` is pix2pix's recipe (spec
+    section 9, assumed); for pix2pix the discriminator gets its own optimiser with the same
+    settings.
+    """
+
+    name: str = "nadam"  # Keras Nadam (spec section 7); "adam" for pix2pix
     lr: float = 7e-5  # learning rate, constant: the paper uses no LR schedule (spec section 7)
     betas: tuple[float, float] = (0.9, 0.999)  # Nadam beta_1, beta_2 (spec section 7)
     eps: float = 1e-8  # Nadam epsilon, added to sqrt(v_hat) (spec section 7)
     momentum_decay: float = 4e-3  # Keras schedule_decay psi (spec section 7: 0.004)
     grad_clip_norm: float | None = None  # global L2 clip; None as in the paper (spec section 4)
+    # Last epochs over which the LR decays linearly towards 0 (pix2pix's "linear" policy);
+    # 0 = constant LR, as in the paper (spec section 7).
+    decay_epochs: int = 0
 
     def __post_init__(self) -> None:
         _check(
@@ -147,6 +185,9 @@ class OptimConfig:
             or (self.grad_clip_norm > 0 and math.isfinite(self.grad_clip_norm)),
             "optim.grad_clip_norm",
             f"must be null (no clipping) or a finite number > 0, got {self.grad_clip_norm}",
+        )
+        _check(
+            self.decay_epochs >= 0, "optim.decay_epochs", f"must be >= 0, got {self.decay_epochs}"
         )
 
 
@@ -191,6 +232,20 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        # The pix2pix generator is only trained adversarially, and the GAN loss needs it.
+        _check(
+            self.model.is_pix2pix == (self.loss.name == "pix2pix"),
+            "loss.name",
+            f"model {self.model.name!r} with loss {self.loss.name!r}: the pix2pix models train "
+            "with loss.name=pix2pix (and only they do); use the 'pix2pix' preset",
+        )
+        _check(
+            self.optim.decay_epochs <= self.train.epochs,
+            "optim.decay_epochs",
+            f"{self.optim.decay_epochs} decay epochs but only train.epochs={self.train.epochs}",
+        )
+
 
 _SECTION_TYPES: dict[str, type] = {
     "data": DataConfig,
@@ -210,12 +265,27 @@ def _debug_tiny() -> Config:
     )
 
 
-#: Named presets: the four published DSen2-CR variants (spec section 8) and a tiny debug run.
+def _pix2pix() -> Config:
+    # Spec section 9 (ASSUMED, the paper gives no settings): pix2pix's own recipe, Adam 2e-4,
+    # betas (0.5, 0.999), L1 weight 100, a U-Net with 7 levels for the 128x128 crops (unet_128;
+    # fully convolutional, so it also runs on 256x256 test patches), LR decayed linearly over
+    # the second half of training as junyanz's default (n_epochs = n_epochs_decay). Epochs,
+    # batch, crops and seed are DSen2-CR's, so that both rows see the same data budget.
+    return Config(
+        model=ModelConfig(name="pix2pix", num_layers=7, feature_size=64),
+        loss=LossConfig(name="pix2pix"),
+        optim=OptimConfig(name="adam", lr=2e-4, betas=(0.5, 0.999), decay_epochs=4),
+    )
+
+
+#: Named presets: the four published DSen2-CR variants (spec section 8), the pix2pix baseline
+#: of the paper's table (spec section 9) and a tiny debug run.
 PRESETS: dict[str, Config] = {
     "dsen2cr_sar_carl": Config(),
     "dsen2cr_sar_l1": Config(loss=LossConfig(name="l1")),
     "dsen2cr_nosar_carl": Config(model=ModelConfig(name="dsen2cr-nosar")),
     "dsen2cr_nosar_l1": Config(model=ModelConfig(name="dsen2cr-nosar"), loss=LossConfig(name="l1")),
+    "pix2pix": _pix2pix(),
     "debug_tiny": _debug_tiny(),
 }
 
@@ -326,7 +396,10 @@ def _apply(cfg: Config, updates: Mapping[str, Mapping[str, Any]], where: str) ->
             new_sections[section] = replace(getattr(cfg, section), **coerced)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
-    return replace(cfg, **new_sections)
+    try:
+        return replace(cfg, **new_sections)
+    except ValueError as exc:  # a rule across sections (Config.__post_init__)
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _parse_override(text: str) -> tuple[str, str, Any]:

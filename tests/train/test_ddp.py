@@ -188,3 +188,22 @@ def test_sync_step_averages_over_ranks_with_data() -> None:
         for i, g in enumerate(g0):
             ref = sum(gs[i] for _, gs in good) / len(good)
             torch.testing.assert_close(g, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_torchrun_pix2pix_two_cpu_ranks(tmp_path: Path) -> None:
+    """The adversarial step under DDP: both networks all-reduce, ranks stay identical."""
+    synthesize(tmp_path / "root", n=8, seed=0, size=64)
+    write_index(build_index(tmp_path / "root"), tmp_path / "index.csv")
+    pack(tmp_path / "index.csv", tmp_path / "packed", workers=0)
+    _torchrun(
+        tmp_path, f"data.packed={tmp_path / 'packed'}", "train.run_name=gan",
+        "model.name=pix2pix", "loss.name=pix2pix", "optim.name=adam", "optim.lr=2e-4",
+        "model.num_layers=5", "model.feature_size=8", "data.crop_size=32",
+    )  # fmt: skip
+    run_dir = tmp_path / "gan"
+    h0 = (run_dir / "param_hash_rank0.txt").read_text().strip()
+    assert h0 == (run_dir / "param_hash_rank1.txt").read_text().strip()
+    gen = build_model("pix2pix", num_downs=5, ngf=8)
+    info = load_checkpoint(find_latest(run_dir), gen)
+    assert _param_hash(gen) == h0
+    assert info["aux"]["adversary"]["optimizer"]["state"]  # the discriminator was trained

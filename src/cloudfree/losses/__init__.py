@@ -1,8 +1,10 @@
 """Training losses, by name: ``build_loss("carl")`` or ``build_loss("l1")`` (spec section 5).
 
-Every loss is an ``nn.Module`` with the forward signature ``(pred, target, cloudy, mask) ->
-scalar tensor`` on network-scale (DN / 2000) tensors, so configs can name the loss and the
-training loop calls all of them alike.
+Every reconstruction loss is an ``nn.Module`` with the forward signature ``(pred, target,
+cloudy, mask) -> scalar tensor`` on network-scale (DN / 2000) tensors, so configs can name the
+loss and the training loop calls all of them alike. ``"pix2pix"`` (spec section 9) is the
+exception: an adversarial objective with a generator and a discriminator loss, which the loop
+drives through :mod:`cloudfree.train.gan`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from typing import Any
 from torch import nn
 
 from cloudfree.losses.carl import CARLLoss, TargetL1Loss, binarize_mask
+from cloudfree.losses.pix2pix import Pix2PixLoss
 
 #: Loss classes by the name a training config uses.
 LOSSES: dict[str, type[nn.Module]] = {
     "carl": CARLLoss,
     "l1": TargetL1Loss,
+    "pix2pix": Pix2PixLoss,
 }
 
 
@@ -24,7 +28,7 @@ def build_loss(name: str, **kwargs: Any) -> nn.Module:
     """Instantiate a loss by name, e.g. ``build_loss("carl", lambda_=1.0)``.
 
     Args:
-        name: a key of ``LOSSES`` (case-insensitive): ``"carl"`` or ``"l1"``.
+        name: a key of ``LOSSES`` (case-insensitive): ``"carl"``, ``"l1"`` or ``"pix2pix"``.
         **kwargs: constructor arguments of that loss.
 
     Raises:
@@ -38,4 +42,4 @@ def build_loss(name: str, **kwargs: Any) -> nn.Module:
     return cls(**kwargs)
 
 
-__all__ = ["LOSSES", "CARLLoss", "TargetL1Loss", "binarize_mask", "build_loss"]
+__all__ = ["LOSSES", "CARLLoss", "Pix2PixLoss", "TargetL1Loss", "binarize_mask", "build_loss"]

@@ -196,6 +196,7 @@ def save_checkpoint(
     keep_last: int = 3,
     is_best: bool = False,
     rng_states: Sequence[Mapping[str, Any]] | None = None,
+    aux: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a complete checkpoint atomically, point ``latest`` at it and prune old ones.
 
@@ -213,6 +214,9 @@ def save_checkpoint(
         is_best: also make this checkpoint ``checkpoints/best`` (replacing the previous best).
         rng_states: one :func:`capture_rng_state` per rank, in rank order; default: this
             process's state only.
+        aux: state of other trained parts, kept as given (e.g. pix2pix's discriminator and its
+            optimiser: ``state_dict()``s, whose integer keys must survive); tensors, plain
+            Python values and dicts only.
 
     Returns:
         The checkpoint directory written.
@@ -238,6 +242,7 @@ def save_checkpoint(
         "sampler_state": _plain(dict(sampler_state), "sampler_state") if sampler_state else None,
         "rng": [_plain(dict(s), "rng_states") for s in (rng_states or [capture_rng_state()])],
         "extra": _plain(dict(extra or {}), "extra"),
+        "aux": dict(aux) if aux else None,
     }
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{name}-", dir=ckpt_dir))
     try:
@@ -334,7 +339,8 @@ def load_checkpoint(
         restore_rng: restore torch / CUDA / numpy / random RNG states.
 
     Returns:
-        ``{"path", "step", "epoch", "sampler_state", "extra"}``.
+        ``{"path", "step", "epoch", "sampler_state", "extra", "aux"}`` (``aux``: what
+        :func:`save_checkpoint` got as ``aux``, or None).
 
     Raises:
         DataError: no checkpoint found, unreadable state, or weights that do not fit.
@@ -365,4 +371,5 @@ def load_checkpoint(
         "epoch": state["epoch"],
         "sampler_state": state["sampler_state"],
         "extra": state["extra"],
+        "aux": state.get("aux"),
     }

@@ -40,7 +40,7 @@ from cloudfree.train.checkpoint import (
     unwrap_model,
 )
 from cloudfree.train.data import build_datasets, build_loader
-from cloudfree.train.optim import build_optimizer, clip_gradients
+from cloudfree.train.optim import build_optimizer, clip_gradients, lr_factor
 from cloudfree.train.sampler import ResumableDistributedSampler, ShardSampler
 
 #: The bad-patch threshold is checked only once this many patches were drawn (or the whole
@@ -101,9 +101,14 @@ def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMan
 
 
 def _param_hash(model: nn.Module) -> str:
-    """SHA-256 over every parameter's bytes, in state-dict order (identical ranks, same hash)."""
+    """SHA-256 over every parameter's bytes, in order (identical ranks, same hash).
+
+    Parameters only: buffers such as BatchNorm running statistics are each rank's own after
+    its last forward (DDP broadcasts rank 0's at the start of each forward), and the
+    checkpoint holds rank 0's.
+    """
     h = hashlib.sha256()
-    for name, t in unwrap_model(model).state_dict().items():
+    for name, t in unwrap_model(model).named_parameters():
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
@@ -224,17 +229,24 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     D.barrier()
 
     # ---- model, loss, optimiser (same seed on every rank: identical initial weights) -------
-    model = build_model(
-        cfg.model.name, num_layers=cfg.model.num_layers, feature_size=cfg.model.feature_size
-    )
+    model = build_model(cfg.model.name, **cfg.model.build_kwargs())
     include_sar = bool(getattr(getattr(model, "config", None), "include_sar", True))
     channels_last = cfg.train.channels_last and device.type == "cuda"
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
-    loss_kwargs = {"lambda_": cfg.loss.lambda_} if cfg.loss.name == "carl" else {}
-    loss_fn = build_loss(cfg.loss.name, **loss_kwargs).to(device)
+    adversary = None
+    if cfg.loss.name == "pix2pix":
+        from cloudfree.train.gan import Adversary
+
+        adversary = Adversary(model, cfg, device, world)
+        # Validation and best-checkpoint selection use the L1 term of the generator loss (the
+        # GAN term is relative to a moving discriminator: no yardstick across epochs).
+        loss_fn = build_loss("l1").to(device)
+    else:
+        loss_kwargs = {"lambda_": cfg.loss.lambda_} if cfg.loss.name == "carl" else {}
+        loss_fn = build_loss(cfg.loss.name, **loss_kwargs).to(device)
 
     # ---- data (rank 0 first: it may index a root or create the mask cache) -----------------
     if not dist.is_main:
@@ -263,6 +275,13 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
         extra = state["extra"]
         best_val = float(extra.get("best_val_loss", math.inf))
         seen_total, skipped_total = int(extra.get("seen", 0)), int(extra.get("skipped", 0))
+        if adversary is not None:
+            if state["aux"] is None or "adversary" not in state["aux"]:
+                raise TrainingError(
+                    f"{state['path']} holds no discriminator state: it was not written by a "
+                    "pix2pix run; resume it with its own config"
+                )
+            adversary.load_state_dict(state["aux"]["adversary"])
         if sampler.epoch_done:
             epoch += 1
         if dist.is_main:
@@ -314,6 +333,7 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                 keep_last=cfg.train.keep_last,
                 is_best=is_best,
                 rng_states=rngs,
+                aux=None if adversary is None else {"adversary": adversary.state_dict()},
             )
         D.barrier()
 
@@ -333,6 +353,12 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     t_start, steps_this_call = time.perf_counter(), 0
     t_log, steps_log = t_start, 0
     for epoch in range(epoch, cfg.train.epochs):  # noqa: B020 (resume: continue this epoch)
+        # The LR of this epoch: constant in the paper; pix2pix decays it linearly at the end.
+        lr = cfg.optim.lr * lr_factor(epoch, cfg.train.epochs, cfg.optim.decay_epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if adversary is not None:
+            adversary.set_lr(lr)
         sampler.set_epoch(epoch)  # keeps a resumed mid-epoch position
         train_ds.set_epoch(epoch)  # new random crops each epoch (spec section 2)
         loader = build_loader(train_ds, sampler, batch_per_rank, cfg.data.num_workers, device)
@@ -355,6 +381,10 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                     s1 = torch.zeros(1, 2, c, c, device=device) if include_sar else None
                     with _autocast(device, bf16):
                         pred = model(s2, s1) if include_sar else model(s2)
+                        if adversary is not None:
+                            cond = unwrap_model(model).condition(s2, s1)
+                            adversary.discriminator_step(cond, pred, None, _sync_step)
+                            pred = adversary.generator_loss(cond, pred, pred.detach())
                     loss = pred.float().sum() * 0.0
                 else:
                     mf = torch.channels_last if channels_last else torch.contiguous_format
@@ -366,9 +396,17 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                             s1 = batch["s1"].to(device, non_blocking=True, memory_format=mf)
                             pred = model(s2, s1)
                         else:
+                            s1 = None
                             pred = model(s2)
-                    # The loss in fp32: means over millions of pixels lose precision in bf16.
-                    loss = loss_fn(pred.float(), target, s2.float(), mask)
+                        if adversary is not None:
+                            # junyanz's order: update D on this prediction, then G against
+                            # the updated D (cloudfree.train.gan).
+                            cond = unwrap_model(model).condition(s2, s1)
+                            adversary.discriminator_step(cond, pred, target, _sync_step)
+                            loss = adversary.generator_loss(cond, pred, target)
+                    if adversary is None:
+                        # The loss in fp32: means over millions of pixels lose precision in bf16.
+                        loss = loss_fn(pred.float(), target, s2.float(), mask)
                 loss.backward()
             # Loss over the ranks that had data; gradients rescaled to their mean (DDP
             # averaged over all ranks, the all-bad ones contributing zeros).

@@ -28,13 +28,19 @@ def build_optimizer(params: Params, cfg: OptimConfig) -> torch.optim.Optimizer:
         cfg: ``OptimConfig``; its defaults are the paper's Nadam.
 
     Returns:
-        ``torch.optim.NAdam(lr, betas, eps, momentum_decay)`` with no weight decay, as in the paper.
+        ``"nadam"``: ``torch.optim.NAdam(lr, betas, eps, momentum_decay)`` with no weight decay,
+        as in the paper; ``"adam"``: ``torch.optim.Adam(lr, betas, eps)`` (pix2pix).
 
     Raises:
         ValueError: an optimiser name other than ``"nadam"``.
     """
+    if cfg.name == "adam":
+        # pix2pix (spec section 9, assumed): plain Adam, no weight decay, as junyanz's.
+        return torch.optim.Adam(
+            params, lr=cfg.lr, betas=(float(cfg.betas[0]), float(cfg.betas[1])), eps=cfg.eps
+        )
     if cfg.name != "nadam":
-        raise ValueError(f"unknown optimiser {cfg.name!r}; expected 'nadam'")
+        raise ValueError(f"unknown optimiser {cfg.name!r}; expected 'nadam' or 'adam'")
     return torch.optim.NAdam(
         params,
         lr=cfg.lr,
@@ -44,6 +50,24 @@ def build_optimizer(params: Params, cfg: OptimConfig) -> torch.optim.Optimizer:
         # Keras 2.2.4 Nadam has no weight decay: the L2-coupled torch option stays at 0.
         weight_decay=0.0,
     )
+
+
+def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
+    """Multiplier of the base LR in ``epoch`` (0-based): constant, then a linear decay.
+
+    junyanz's ``"linear"`` policy (``networks.get_scheduler``) with ``n_epochs = epochs -
+    decay_epochs`` and ``n_epochs_decay = decay_epochs``, ``epoch_count = 1``::
+
+        1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1)
+
+    so the last epoch still trains at ``1 / (decay_epochs + 1)`` of the base rate. A pure
+    function of the epoch: a resumed run sets the same LR without scheduler state.
+    ``decay_epochs = 0`` is the paper's constant LR (factor 1).
+    """
+    if decay_epochs <= 0:
+        return 1.0
+    n_epochs = epochs - decay_epochs
+    return 1.0 - max(0, epoch + 1 - n_epochs) / float(decay_epochs + 1)
 
 
 def clip_gradients(

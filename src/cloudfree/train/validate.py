@@ -28,6 +28,7 @@ from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
 from cloudfree.metrics.batched import batched_metrics
 from cloudfree.metrics.patch import METRIC_KEYS
 from cloudfree.models.runtime import resolve_precision
+from cloudfree.train.checkpoint import unwrap_model
 from cloudfree.train.distributed import DistInfo
 
 #: Loss signature shared by ``TargetL1Loss`` and ``CARLLoss``: (pred, target, cloudy, mask).
@@ -108,6 +109,11 @@ def validate(
     # [loss sum, patches, metric sums (K), metric counts (K)], float64 for exact-ish counts.
     totals = torch.zeros(2 + 2 * len(keys), dtype=torch.float64, device=device)
     was_training = model.training
+    # The plain module, not its DDP wrapper: a DDP forward broadcasts buffers (BatchNorm
+    # statistics, e.g. pix2pix) from rank 0, a collective that ranks with unequal validation
+    # shards would not all join. No gradient is needed here, and the ranks' weights and
+    # buffers are already identical.
+    net = unwrap_model(model)
     model.eval()
     try:
         with torch.no_grad():
@@ -118,10 +124,8 @@ def validate(
                 target = _to(batch["s2"], device)
                 mask = _mask(batch, cloudy, device)
                 with _autocast(device, bf16):
-                    if "s1" in batch:
-                        pred = model(cloudy, _to(batch["s1"], device))
-                    else:
-                        pred = model(cloudy)
+                    s1 = _to(batch["s1"], device) if "s1" in batch else None
+                    pred = net(cloudy) if s1 is None else net(cloudy, s1)
                 pred = pred.float()
                 b = pred.shape[0]
                 loss = loss_fn(pred, target, cloudy, mask).detach().to(torch.float64)
