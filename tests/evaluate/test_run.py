@@ -95,7 +95,7 @@ def assert_row_matches(row: Mapping[str, str], ref: Mapping[str, float]) -> None
 
 def test_outputs_rows_and_nan_aware_summary(synth64: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    summary = evaluate(Shifted(0.0), synth64, out, split=None, batch_size=4)
+    summary = evaluate(Shifted(0.0), synth64, out, split=None, batch_size=4, report=False)
     rows = read_rows(out)
     index = build_index(synth64)
     assert sorted(r["id"] for r in rows) == sorted(r.id for r in index.rows)  # one row each
@@ -123,7 +123,7 @@ def test_outputs_rows_and_nan_aware_summary(synth64: Path, tmp_path: Path) -> No
 
 
 def test_rows_match_metrics_computed_from_the_files(synth64: Path, tmp_path: Path) -> None:
-    evaluate(Shifted(0.0), synth64, tmp_path, split="train", batch_size=3)
+    evaluate(Shifted(0.0), synth64, tmp_path, split="train", batch_size=3, report=False)
     rows = read_rows(tmp_path)
     assert len(rows) == sum(r.split == "train" for r in build_index(synth64).rows)
     for row in rows:
@@ -134,7 +134,7 @@ def test_rows_match_metrics_computed_from_the_files(synth64: Path, tmp_path: Pat
 
 
 def test_only_the_requested_split_is_evaluated(synth64: Path, tmp_path: Path) -> None:
-    summary = evaluate(Shifted(0.0), synth64, tmp_path, split="test")
+    summary = evaluate(Shifted(0.0), synth64, tmp_path, split="test", report=False)
     test_ids = [r.id for r in build_index(synth64).rows if r.split == "test"]
     assert [r["id"] for r in read_rows(tmp_path)] == test_ids
     assert summary["split"] == "test" and summary["count"] == len(test_ids)
@@ -142,8 +142,12 @@ def test_only_the_requested_split_is_evaluated(synth64: Path, tmp_path: Path) ->
 
 def test_leaderboard_clips_predictions_the_paper_does_not(synth64: Path, tmp_path: Path) -> None:
     # +3 network units = +0.6 reflectance: most predicted values exceed 1.
-    paper = evaluate(Shifted(3.0), synth64, tmp_path / "p", split="train", protocol="paper")
-    board = evaluate(Shifted(3.0), synth64, tmp_path / "b", split="train", protocol="leaderboard")
+    paper = evaluate(
+        Shifted(3.0), synth64, tmp_path / "p", split="train", protocol="paper", report=False
+    )
+    board = evaluate(
+        Shifted(3.0), synth64, tmp_path / "b", split="train", protocol="leaderboard", report=False
+    )
     assert board["metrics"]["mae"] < paper["metrics"]["mae"] - 0.01
     for name, clip in (("p", False), ("b", True)):
         for row in read_rows(tmp_path / name):
@@ -159,7 +163,7 @@ def test_patch_without_cloud_gives_nan_recon(synth64: Path, tmp_path: Path) -> N
     shutil.copyfile(index.resolve(clear, "s2"), index.resolve(clear, "s2_cloudy"))
     assert not cloud_shadow_mask(read_raster(index.resolve(clear, "s2_cloudy"))[0]).any()
 
-    summary = evaluate(Shifted(0.0), root, tmp_path / "out", split="train")
+    summary = evaluate(Shifted(0.0), root, tmp_path / "out", split="train", report=False)
     rows = read_rows(tmp_path / "out")
     row = next(r for r in rows if r["id"] == clear.id)
     for key in ("mae_recon", "sam_recon", "rmse_recon"):
@@ -179,7 +183,15 @@ def test_patch_without_cloud_gives_nan_recon(synth64: Path, tmp_path: Path) -> N
 def test_glf_cr_evaluates_the_centre_128_crop(tmp_path: Path) -> None:
     root = tmp_path / "data"
     synthesize(root, n=2, size=256, seed=1)
-    evaluate(Shifted(0.5), root, tmp_path / "g", split=None, protocol="glf-cr", batch_size=2)
+    evaluate(
+        Shifted(0.5),
+        root,
+        tmp_path / "g",
+        split=None,
+        protocol="glf-cr",
+        batch_size=2,
+        report=False,
+    )
     rows = read_rows(tmp_path / "g")
     assert len(rows) == 2
     for row in rows:
@@ -190,7 +202,7 @@ def test_glf_cr_evaluates_the_centre_128_crop(tmp_path: Path) -> None:
 
 def test_glf_cr_crop_larger_than_patch_is_an_error(synth64: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="128x128 centre crop is larger than the 64x64"):
-        evaluate(Shifted(0.0), synth64, tmp_path, split=None, protocol="glf-cr")
+        evaluate(Shifted(0.0), synth64, tmp_path, split=None, protocol="glf-cr", report=False)
     assert not (tmp_path / "per_patch.csv").exists()  # nothing half-written
 
 
@@ -201,7 +213,7 @@ def test_index_csv_and_packed_folder_give_the_same_rows(synth64: Path, tmp_path:
     pack(csv_path, tmp_path / "packed", workers=0)
     results = []
     for name, data in (("root", synth64), ("csv", csv_path), ("packed", tmp_path / "packed")):
-        evaluate(Shifted(0.0), data, tmp_path / name, split="train")
+        evaluate(Shifted(0.0), data, tmp_path / name, split="train", report=False)
         results.append({r["id"]: r for r in read_rows(tmp_path / name)})
     assert results[0] == results[1] == results[2]
 

@@ -9,10 +9,14 @@ writes, in ``out``:
   ``per_patch.csv`` that looks complete);
 - ``summary.json``: NaN-aware means of every metric, overall, by season and by cloud-cover bin;
 - ``table.md``: the same in the layout of DSen2-CR's Table 1
-  (:func:`cloudfree.evaluate.table.format_table`).
+  (:func:`cloudfree.evaluate.table.format_table`);
+- with ``report=True`` (default), ``report.html``, ``distributions.png``, ``examples.png`` and
+  ``examples.csv`` (:mod:`cloudfree.evaluate.report`).
 
 Memory stays flat however many patches are evaluated: rows go to disk as they are computed and
-only running sums are kept for the means (issue 5, "streams").
+only running sums are kept for the means (issue 5, "streams"). The report adds one dataset
+index per patch (8 bytes) and, after the pass, re-runs the method on the few example patches it
+shows instead of keeping predictions.
 
 Cloud mask: the reprod/recon split uses the DSen2-CR cloud/shadow mask
 (:func:`cloudfree.masks.csm.cloud_shadow_mask`, spec section 3) of each full cloudy patch,
@@ -25,6 +29,7 @@ shadow, both over the window the protocol evaluates.
 
 from __future__ import annotations
 
+import array
 import csv
 import datetime as dt
 import json
@@ -139,7 +144,7 @@ def open_dataset(
     )
 
 
-def _window(x: np.ndarray, crop: int | None) -> np.ndarray:
+def centre_window(x: np.ndarray, crop: int | None) -> np.ndarray:
     """Centre ``crop x crop`` window of the last two axes (the whole array for None)."""
     if crop is None:
         return x
@@ -166,12 +171,14 @@ def patch_rows(
         s2_scale: DN per network unit (2000 for ``"dsen2cr"``).
     """
     to_refl = s2_scale / S2_DN_PER_REFLECTANCE  # network value -> reflectance
-    p_all = _as_numpy(pred).astype(np.float64) * to_refl
-    t_all = _as_numpy(batch["s2"]).astype(np.float64) * to_refl
-    i_all = _as_numpy(batch["s2_cloudy"]).astype(np.float64) * to_refl
+    p_all = as_numpy(pred).astype(np.float64) * to_refl
+    t_all = as_numpy(batch["s2"]).astype(np.float64) * to_refl
+    i_all = as_numpy(batch["s2_cloudy"]).astype(np.float64) * to_refl
     if protocol.clip_prediction:
         p_all = np.clip(p_all, 0.0, 1.0)
-    p_all, t_all, i_all, m_all = (_window(a, protocol.crop) for a in (p_all, t_all, i_all, mask))
+    p_all, t_all, i_all, m_all = (
+        centre_window(a, protocol.crop) for a in (p_all, t_all, i_all, mask)
+    )
     for b in range(p_all.shape[0]):
         roi_season = str(batch["roi_season"][b])
         m = m_all[b]
@@ -187,7 +194,38 @@ def patch_rows(
         }
 
 
-def _as_numpy(x: Any) -> np.ndarray:
+class _Indexed:
+    """A map-style dataset whose samples also carry their index (``"index"``), to find them again."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict[str, Any] | None:
+        sample = self.dataset[i]
+        return None if sample is None else {**sample, "index": i}
+
+
+def add_mask(batch: dict[str, Any], s2_scale: float) -> np.ndarray:
+    """Put the cloud/shadow mask of each full cloudy patch into ``batch["mask"]`` and return it.
+
+    The DSen2-CR mask (spec section 3) of the patch's DN (network value x ``s2_scale``, rounded
+    to uint16), before any crop: uint8 (B, H, W), 0 clear / 1 cloud / 2 shadow.
+    """
+    import torch
+
+    from cloudfree.masks.csm import cloud_shadow_mask
+
+    dn = torch.round(batch["s2_cloudy"] * s2_scale).clamp_(0, 65535).numpy()
+    mask = cloud_shadow_mask(dn.astype(np.uint16))
+    batch["mask"] = torch.from_numpy(mask)
+    return mask
+
+
+def as_numpy(x: Any) -> np.ndarray:
+    """A tensor (any device) or array-like as a numpy array."""
     if hasattr(x, "detach"):
         return x.detach().cpu().numpy()
     return np.asarray(x)
@@ -207,6 +245,7 @@ def evaluate(
     device: str = "auto",
     limit: int | None = None,
     include_sar: bool | None = None,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a method on the full patches of a split; write per_patch.csv, summary.json, table.md.
 
@@ -224,6 +263,9 @@ def evaluate(
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... for the method.
         limit: evaluate only the first ``limit`` patches of the split.
         include_sar: read S1 for the method; None = what the method needs.
+        report: also write ``report.html`` and its figures
+            (:mod:`cloudfree.evaluate.report`: the method is re-run on the example patches);
+            False removes those of an earlier evaluation in ``out``, now out of date.
 
     Returns:
         The summary written to ``summary.json``: ``method``, ``protocol``, ``split``, ``count``
@@ -243,7 +285,6 @@ def evaluate(
     from cloudfree import __version__
     from cloudfree.data.collate import collate_skip_bad
     from cloudfree.data.io import atomic_path
-    from cloudfree.masks.csm import cloud_shadow_mask
 
     proto = get_protocol(protocol)
     if batch_size < 1:
@@ -265,7 +306,11 @@ def evaluate(
         dataset = Subset(dataset, range(limit))
         total = limit
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=collate_skip_bad
+        _Indexed(dataset),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=0,
+        collate_fn=collate_skip_bad,
     )
 
     out = Path(out)
@@ -273,19 +318,19 @@ def evaluate(
     overall = RunningMean(SUMMARY_KEYS)
     by_season: dict[str, RunningMean] = {}
     by_bin: dict[str, RunningMean] = {}
+    row_index = array.array("q")  # dataset index of each row of per_patch.csv (for the report)
     with atomic_path(out / "per_patch.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(PER_PATCH_COLUMNS)
         for batch in loader:
             if batch is None:  # every sample of the batch unreadable (counted below)
                 continue
-            # The mask of each full cloudy patch from its DN (spec section 3), before any crop.
-            dn = torch.round(batch["s2_cloudy"] * s2_scale).clamp_(0, 65535).numpy()
-            mask = cloud_shadow_mask(dn.astype(np.uint16))
-            batch["mask"] = torch.from_numpy(mask)
+            indices = batch.pop("index").tolist()
+            mask = add_mask(batch, s2_scale)
             with torch.no_grad():
                 pred = m.predict(batch)
-            for row in patch_rows(batch, pred, mask, proto, s2_scale):
+            for i, row in zip(indices, patch_rows(batch, pred, mask, proto, s2_scale), strict=True):
+                row_index.append(i)
                 writer.writerow([_cell(row[c]) for c in PER_PATCH_COLUMNS])
                 overall.add(row)
                 by_season.setdefault(row["season"], RunningMean(SUMMARY_KEYS)).add(row)
@@ -318,6 +363,14 @@ def evaluate(
         tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
     with atomic_path(out / "table.md") as tmp:
         tmp.write_text(format_report(summary, proto))
+
+    from cloudfree.evaluate.report import REPORT_FILES, write_examples, write_report
+
+    for name in REPORT_FILES:  # never leave figures of an earlier evaluation beside new rows
+        (out / name).unlink(missing_ok=True)
+    if report:
+        write_examples(out, m, dataset, row_index, proto, scaling_name)
+        write_report(out, summary)
     return summary
 
 
@@ -353,8 +406,11 @@ def run_evaluate_cli(
     batch_size: int = 4,
     device: str = "auto",
     limit: int | None = None,
+    report: bool = True,
 ) -> int:
     """Handler of ``cloudfree evaluate``: run :func:`evaluate` and print ``table.md``.
+
+    ``report=False`` skips ``report.html`` and its figures (see :func:`evaluate`).
 
     Returns:
         0 (errors propagate as exceptions for the CLI to report).
@@ -368,7 +424,9 @@ def run_evaluate_cli(
         batch_size=batch_size,
         device=device,
         limit=limit,
+        report=report,
     )
     print((Path(out) / "table.md").read_text(), end="")
-    print(f"wrote {Path(out) / 'per_patch.csv'}, summary.json and table.md")
+    also = " and report.html" if report else ""
+    print(f"wrote {Path(out) / 'per_patch.csv'}, summary.json, table.md{also}")
     return 0
