@@ -1,0 +1,240 @@
+"""The web viewer's API: a FastAPI app over a :class:`~cloudfree.viewer.catalog.Catalog`.
+
+Endpoints (all GET; patches are named by row number or id, never by path):
+
+- ``/``, ``/static/{app.js|style.css}``: the page (plain HTML/JS, no build step).
+- ``/api/info``: counts, the filter choices (splits, seasons, scenes), methods, scenes.
+- ``/api/patches?split=&season=&scene=&completeness=&cloud_min=&cloud_max=``: filtered list.
+- ``/api/patch/{pid}``: one patch: its files, predictions, cloud fraction and metrics.
+- ``/api/patch/{pid}/{layer}.png``: ``cloudy``, ``target``, ``s1``, ``mask``; and
+  ``/api/patch/{pid}/pred/{method}.png``, ``/api/patch/{pid}/error/{method}.png``.
+  Query: ``composite=true|false``, ``stretch=gain|percentile``, ``gain=2.5``, ``plo=2``,
+  ``phi=98``, ``overlay=1`` (mask over the cloudy input).
+- ``/api/scene/{sid}``: size and tile pyramid of a whole-scene GeoTIFF;
+  ``/api/scene/{sid}/tile/{z}/{x}/{y}.png``: one 256-pixel tile, a windowed decimated read.
+
+Errors are JSON ``{"detail": ...}``: 404 unknown id or missing file, 403 a file outside the
+allowed folders, 400 bad parameters, 422 a file that cannot be read (corrupt, truncated, wrong
+bands). The page shows the message in the panel concerned; the rest keeps working.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at
+# run time, and they name types imported inside create_app (fastapi itself is an optional extra).
+import os
+from importlib import resources
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+
+from cloudfree.errors import CloudfreeError
+from cloudfree.viewer import render
+from cloudfree.viewer.catalog import COMPLETENESS, Catalog, Forbidden, NotFound
+from cloudfree.viewer.layers import (
+    SceneStretch,
+    Style,
+    TileGrid,
+    any_rgb,
+    raster_size,
+    read_display,
+    tile_rgb,
+)
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+#: The only static files served, by name (no path from the request reaches the file system).
+STATIC_FILES: dict[str, str] = {
+    "app.js": "application/javascript",
+    "style.css": "text/css",
+    "index.html": "text/html",
+}
+PATCH_LAYERS: tuple[str, ...] = ("cloudy", "target", "s1", "mask")
+#: Longest side at which patch layers are drawn (patches are 256; bigger files are decimated).
+MAX_PATCH_SIDE: int = 1024
+_KIND = {"cloudy": "s2_cloudy", "target": "s2", "s1": "s1"}
+
+
+def _static(name: str) -> bytes:
+    return resources.files("cloudfree.viewer").joinpath("static", name).read_bytes()
+
+
+def create_app(
+    root: str | os.PathLike[str],
+    predictions: str | os.PathLike[str] | None = None,
+    *,
+    allowed_hosts: list[str] | None = None,
+) -> "FastAPI":
+    """The viewer app over a dataset folder or index CSV, with an optional predictions folder.
+
+    ``allowed_hosts``: accepted ``Host`` headers (None: any). ``cloudfree view`` on a loopback
+    address accepts only local names, so a web page elsewhere cannot reach the viewer through
+    DNS rebinding.
+
+    Raises:
+        DataError: the root holds no patches, or the predictions folder does not exist.
+    """
+    from fastapi import Depends, FastAPI, HTTPException, Query, Request
+    from fastapi.responses import JSONResponse, Response
+
+    cat = Catalog(root, predictions)
+    app = FastAPI(title="cloudfree viewer", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.catalog = cat
+    if allowed_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+
+    @app.exception_handler(CloudfreeError)
+    async def _cloudfree_error(request: Request, exc: CloudfreeError) -> JSONResponse:
+        status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, Forbidden) else 422
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(ValueError)
+    async def _bad_value(request: Request, exc: ValueError) -> JSONResponse:
+        # a file the renderer cannot draw (wrong band count, sizes that differ)
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    def png(rgb: np.ndarray) -> Response:
+        return Response(
+            render.to_png_bytes(rgb), media_type="image/png", headers={"Cache-Control": "no-cache"}
+        )
+
+    @app.get("/", include_in_schema=False)
+    def index_page() -> Response:
+        return Response(_static("index.html"), media_type="text/html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC_FILES or name == "index.html":
+            raise NotFound(f"no static file {name!r}")
+        return Response(_static(name), media_type=STATIC_FILES[name])
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        rows = cat.rows
+        return {
+            "root": str(cat.data_root),
+            "patches": len(rows),
+            "splits": sorted({r.split for r in rows}),
+            "seasons": sorted({r.season for r in rows}),
+            "scenes": sorted({f"{r.roi_season}_{r.scene}" for r in rows}),
+            "completeness": list(COMPLETENESS),
+            "methods": sorted(cat.methods),
+            "scene_files": [
+                {"id": s.id, "name": s.name, "method": s.method} for s in cat.scenes.values()
+            ],
+        }
+
+    @app.get("/api/patches")
+    def patches(
+        split: str = "",
+        season: str = "",
+        scene: str = "",
+        completeness: str = "any",
+        cloud_min: float = Query(0.0, ge=0.0, le=1.0),
+        cloud_max: float = Query(1.0, ge=0.0, le=1.0),
+    ) -> dict[str, Any]:
+        try:
+            sel = cat.select(split, season, scene, completeness, cloud_min, cloud_max)
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from e
+        return {"count": len(sel), "patches": [cat.summary(n) for n in sel]}
+
+    @app.get("/api/patch/{pid}")
+    def patch(pid: str) -> dict[str, Any]:
+        n, row = cat.row(pid)
+        out = cat.summary(n)
+        out["cloud"] = cat.cloud_fraction(n) if row.s2_cloudy else None
+        out["predictions"] = [m for m in sorted(cat.methods) if row.id in cat.methods[m].files]
+        out["metrics"] = {
+            m: cat.methods[m].metrics[row.id]
+            for m in sorted(cat.methods)
+            if row.id in cat.methods[m].metrics
+        }
+        return out
+
+    def _query_style(
+        composite: str = "true",
+        stretch: str = "gain",
+        gain: float = render.DEFAULT_GAIN,
+        plo: float = render.DEFAULT_PERCENTILES[0],
+        phi: float = render.DEFAULT_PERCENTILES[1],
+    ) -> Style:
+        try:
+            return Style(composite, stretch, gain, (plo, phi))
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from e
+
+    StyleQ = Annotated[Style, Depends(_query_style)]
+
+    @app.get("/api/patch/{pid}/pred/{method}.png")
+    def prediction(pid: str, method: str, style: StyleQ) -> Response:
+        _, row = cat.row(pid)
+        m = cat.method(method)
+        if row.id not in m.files:
+            raise NotFound(f"method {method!r} has no prediction for patch {row.id}")
+        arr, _ = read_display(cat.checked(m.files[row.id]), max_size=MAX_PATCH_SIDE)
+        return png(any_rgb(arr, style))
+
+    @app.get("/api/patch/{pid}/error/{method}.png")
+    def error(pid: str, method: str) -> Response:
+        _, row = cat.row(pid)
+        m = cat.method(method)
+        if row.id not in m.files:
+            raise NotFound(f"method {method!r} has no prediction for patch {row.id}")
+        pred, _ = read_display(cat.checked(m.files[row.id]), max_size=MAX_PATCH_SIDE)
+        target, _ = read_display(cat.file(row, "s2"), max_size=MAX_PATCH_SIDE)
+        return png(render.error_map(pred, target))
+
+    @app.get("/api/patch/{pid}/{layer}.png")
+    def layer(pid: str, layer: str, style: StyleQ, overlay: bool = False) -> Response:
+        n, row = cat.row(pid)
+        if layer not in PATCH_LAYERS:
+            raise NotFound(f"no layer {layer!r}; expected one of {PATCH_LAYERS}")
+        if layer == "mask":
+            return png(render.mask_rgb(cat.mask(n, MAX_PATCH_SIDE)))
+        arr, _ = read_display(cat.file(row, _KIND[layer]), max_size=MAX_PATCH_SIDE)
+        rgb = any_rgb(arr, style)
+        if overlay and layer == "cloudy":
+            mask = cat.mask(n, MAX_PATCH_SIDE)
+            if mask.shape == rgb.shape[:2]:
+                rgb = render.mask_overlay(rgb, mask)
+        return png(rgb)
+
+    @app.get("/api/scene/{sid}")
+    def scene(sid: str) -> dict[str, Any]:
+        s = cat.scene(sid)
+        h, w, count = raster_size(cat.checked(s.path))
+        grid = TileGrid(h, w)
+        return {
+            "id": s.id,
+            "name": s.name,
+            "method": s.method,
+            "height": h,
+            "width": w,
+            "count": count,
+            "tile": 256,
+            "max_zoom": grid.max_zoom,
+        }
+
+    @app.get("/api/scene/{sid}/tile/{z}/{x}/{y}.png")
+    def tile(sid: str, z: int, x: int, y: int, style: StyleQ) -> Response:
+        s = cat.scene(sid)
+        path = cat.checked(s.path)
+        h, w, _ = raster_size(path)
+        try:
+            window, out_size = TileGrid(h, w).window(z, x, y)
+        except ValueError as e:
+            raise NotFound(str(e)) from e
+        arr, _ = read_display(path, window=window, out_size=out_size)
+        fixed = None
+        if style.stretch == "percentile" and arr.shape[0] != 2:
+
+            def overview() -> SceneStretch:
+                ov, _ = read_display(path, max_size=1024)
+                return SceneStretch.from_overview(ov, style)
+
+            fixed = cat.overviews.get((sid, style.composite, style.p), overview)
+        return png(tile_rgb(arr, style, fixed))
+
+    return app

@@ -1,0 +1,71 @@
+"""``cloudfree view ROOT [--predictions DIR] [--host 127.0.0.1] [--port 8000]``: the web viewer.
+
+FastAPI and uvicorn are the ``viewer`` extra (``pip install 'cloudfree[viewer]'``); they are
+imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+
+from cloudfree.errors import CloudfreeError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+#: Host names accepted when bound to a loopback address (DNS-rebinding protection).
+LOCAL_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``cloudfree view``."""
+    p = sub.add_parser(
+        "view",
+        help="browse a dataset (and predictions) in a local web viewer",
+        description=(
+            "Serve a local web page to browse the patches of ROOT (a dataset folder or an index "
+            "CSV): cloudy input, target, S1, cloud mask and every prediction side by side, a "
+            "before/after slider, per-patch metrics, filters by split, season, scene, "
+            "completeness and cloud cover, keyboard navigation (left/right or j/k) and a "
+            "permalink per patch. Whole-scene GeoTIFFs in --predictions open as a zoomable view "
+            "drawn from tiles. Only files of ROOT and of --predictions are ever served."
+        ),
+    )
+    p.add_argument("root", help="dataset folder (any layout 'cloudfree index' reads) or index CSV")
+    p.add_argument(
+        "--predictions",
+        default=None,
+        help="folder with one subfolder per method holding GeoTIFFs named by patch id "
+        "(ROIs1970_fall_136_p100.tif) or like the patch's s2_cloudy file, and optionally the "
+        "per_patch.csv of 'cloudfree evaluate'; other GeoTIFFs open as whole scenes",
+    )
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}: this machine only; the viewer has no "
+        "authentication, so think twice before binding 0.0.0.0)",
+    )
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the app and serve it until interrupted."""
+    try:
+        import uvicorn
+    except ImportError as e:
+        raise CloudfreeError(
+            "the viewer needs FastAPI and uvicorn: pip install 'cloudfree[viewer]'"
+        ) from e
+    from cloudfree.viewer.app import create_app
+
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    hosts = LOCAL_NAMES if loopback else None
+    app = create_app(args.root, predictions=args.predictions, allowed_hosts=hosts)
+    n = len(app.state.catalog.rows)
+    print(f"cloudfree viewer: {n} patches; open http://{args.host}:{args.port}/ (Ctrl+C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
