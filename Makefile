@@ -15,6 +15,11 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
+	@# The viewer's browser tests drive the system Chromium (Debian package); they skip with a
+	@# reason where it cannot be installed (no root, no apt).
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 \
+		&& apt-get install -y -q chromium >/dev/null 2>&1)) ; } || echo "chromium not installed: browser tests will skip"
 	$(PY) -m pip install -q $(TORCH_PIN)
 	$(PY) -m pip install -q -e ".[dev,masks,keras,baselines,viewer]" $(TORCH_PIN)
 	touch $(STAMP)

@@ -123,3 +123,14 @@ def test_reads_through_a_tar_gz_archive_without_unpacking(tmp_path):
     assert meta.crs == CRS.from_epsg(32633)
     with rasterio.open(gdal_path(member)) as ds:
         assert ds.count == 13
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path) -> None:  # noqa: ANN001
+    # mkstemp makes 0600 files; an output must be readable like any file the user writes.
+    import os
+
+    with atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("x")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -8,6 +8,7 @@ GDAL's ``/vsitar/`` without unpacking anything to disk.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -171,12 +172,21 @@ def read_raster(
     return arr, meta
 
 
+@functools.cache
+def _umask() -> int:
+    """The process umask (read once: ``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     A crash or an exception leaves no half-written file under the final name, and any earlier
-    file there stays intact until the new one is complete.
+    file there stays intact until the new one is complete. The file gets the permissions a
+    plain ``open(path, "w")`` would give (``0o666 & ~umask``), not ``mkstemp``'s private 0600.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +195,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
