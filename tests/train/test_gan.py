@@ -9,10 +9,6 @@ import torch
 
 import cloudfree.train.loop as loop
 from cloudfree.config import load_config
-from cloudfree.data.discover import build_index
-from cloudfree.data.index import write_index
-from cloudfree.data.pack import pack
-from cloudfree.data.synth import synthesize
 from cloudfree.evaluate.methods import load_method
 from cloudfree.models import build_model
 from cloudfree.models.pix2pix import PatchGANDiscriminator
@@ -20,16 +16,6 @@ from cloudfree.train.checkpoint import find_latest, load_checkpoint
 from cloudfree.train.gan import Adversary
 from cloudfree.train.optim import build_optimizer, lr_factor
 from cloudfree.train.run_log import read_metrics_csv
-
-
-@pytest.fixture(scope="module")
-def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Packed shards of 8 synthetic 64-px triplets (6 train, 1 val)."""
-    base = tmp_path_factory.mktemp("synth")
-    synthesize(base / "root", n=8, seed=0, size=64)
-    write_index(build_index(base / "root"), base / "index.csv")
-    pack(base / "index.csv", base / "packed", workers=0)
-    return base / "packed"
 
 
 def _tiny(out: Path, name: str, packed: Path, *extra: str) -> list[str]:
@@ -44,9 +30,7 @@ def _tiny(out: Path, name: str, packed: Path, *extra: str) -> list[str]:
 
 def test_lr_factor_is_junyanz_linear_policy() -> None:
     # junyanz: 1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1), n_epochs = 8 - 4 = 4
-    assert [lr_factor(e, 8, 4) for e in range(8)] == pytest.approx(
-        [1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2]
-    )
+    assert [lr_factor(e, 8, 4) for e in range(8)] == pytest.approx([1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
     assert lr_factor(5, 8, 0) == 1.0  # the paper: constant
 
 

@@ -15,25 +15,11 @@ import torch
 
 import cloudfree.train.loop as loop
 from cloudfree.config import load_config
-from cloudfree.data.discover import build_index
-from cloudfree.data.index import write_index
-from cloudfree.data.pack import pack
-from cloudfree.data.synth import synthesize
 from cloudfree.models import build_model
 from cloudfree.train.checkpoint import find_latest, load_checkpoint
 from cloudfree.train.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Packed shards of 8 synthetic 64-px triplets (6 train, 1 val)."""
-    base = tmp_path_factory.mktemp("synth")
-    synthesize(base / "root", n=8, seed=0, size=64)
-    write_index(build_index(base / "root"), base / "index.csv")
-    pack(base / "index.csv", base / "packed", workers=0)
-    return base / "packed"
 
 
 def _overrides(out: Path, name: str, packed: Path, epochs: int) -> list[str]:

@@ -8,14 +8,15 @@ ones, Isola et al. 2017 eq. 4 as implemented by ``junyanz/pytorch-CycleGAN-and-p
     L_D = 0.5 * (GAN(D(c, T), real) + GAN(D(c, G(c)).detach, fake))  (halved: slows D)
 
 with GAN = BCE-with-logits (``gan_mode="vanilla"``) or mean squared error against 1/0
-(``"lsgan"``), and Adam lr 2e-4, betas (0.5, 0.999) for both networks. Images are in the
-DSen2-CR scale (S2 DN / 2000); the L1 term is taken there, as the DSen2-CR losses are.
+(``"lsgan"``). The optimisers (Adam lr 2e-4, betas (0.5, 0.999) for both networks) are the
+``pix2pix`` preset's ``optim`` section (``cloudfree.config``), the training step is
+``cloudfree.train.gan``. Images are in the DSen2-CR scale (S2 DN / 2000); the L1 term is taken
+there, as the DSen2-CR losses are.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -104,32 +105,3 @@ class Pix2PixLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"lambda_l1={self.lambda_l1}, gan_mode={self.gan_mode!r}"
-
-
-@dataclass(frozen=True)
-class Pix2PixOptimConfig:
-    """Adam settings of pix2pix for both networks (assumed; spec section 9).
-
-    Attributes:
-        lr: learning rate (pix2pix 2e-4; junyanz keeps it for ``n_epochs`` then decays it
-            linearly to 0 over ``n_epochs_decay``: that schedule belongs to the trainer).
-        betas: Adam (beta1, beta2); pix2pix lowers beta1 to 0.5 for GAN stability.
-    """
-
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-
-    def build_optimizers(
-        self, generator: nn.Module, discriminator: nn.Module
-    ) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-        """``(optimizer_G, optimizer_D)``: one Adam per network with these settings."""
-        betas = (float(self.betas[0]), float(self.betas[1]))
-        opt_g = torch.optim.Adam(generator.parameters(), lr=self.lr, betas=betas)
-        opt_d = torch.optim.Adam(discriminator.parameters(), lr=self.lr, betas=betas)
-        return opt_g, opt_d
