@@ -1,0 +1,166 @@
+"""``cloudfree predict``: cloud removal of whole scenes (one GeoTIFF, a folder or a list file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+# Only light imports here: `cloudfree --help` must not import torch.
+from cloudfree.predict.inputs import OUTSIDE_SAR
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``predict`` on the ``cloudfree`` subcommand parser."""
+    p = sub.add_parser(
+        "predict",
+        help="remove clouds from whole Sentinel-2 scenes (GeoTIFF in, GeoTIFF out)",
+        description=(
+            "Predict the cloud-free version of a Sentinel-2 scene of any size, in windows "
+            "(memory does not grow with the scene), with overlapping blended tiles. The output "
+            "has the input's CRS, transform, size, dtype and nodata (tiled, compressed GeoTIFF). "
+            "S1 on another grid is reprojected onto the S2 grid. --s2 may also be a folder of "
+            "GeoTIFFs or a list file of 's2[,s1]' lines; --out is then a folder "
+            "(OUT/<name>_cloudfree.tif), and --shard i/n or torchrun ranks split the scenes."
+        ),
+    )
+    p.add_argument(
+        "--s2", required=True, help="S2 GeoTIFF (13 L1C bands or 12 L2A), a folder, or a list file"
+    )
+    p.add_argument(
+        "--s1",
+        default=None,
+        help="S1 GeoTIFF (VV, VH in dB) on any grid; with a folder --s2, a folder of S1 files named like the S2 files",
+    )
+    p.add_argument("--out", required=True, help="output GeoTIFF (a folder for several scenes)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="weights (.safetensors), checkpoint or run folder, or identity / mask-fill; default: the bundled demonstration weights",
+    )
+    p.add_argument(
+        "--checkpoint-nosar",
+        default=None,
+        help="no-SAR model for pixels without S1; default: the bundled no-SAR weights",
+    )
+    p.add_argument(
+        "--outside-sar",
+        choices=OUTSIDE_SAR,
+        default="nosar",
+        help="where S1 is missing: predict without SAR (nosar) or keep the input (input)",
+    )
+    p.add_argument(
+        "--tile", type=int, default=256, help="largest tile side fed to the model (default 256)"
+    )
+    p.add_argument(
+        "--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)"
+    )
+    p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ..."
+    )
+    p.add_argument("--precision", default="auto", help="auto (= fp32), fp32, or bf16 (fast on GPU)")
+    p.add_argument(
+        "--keep-clear",
+        action="store_true",
+        help="clear input pixels (cloud mask class 0) keep their input values",
+    )
+    p.add_argument(
+        "--mask-out",
+        default=None,
+        help="also write the uint8 cloud/shadow mask (0 clear, 1 cloud, 2 shadow); a folder for several scenes",
+    )
+    p.add_argument(
+        "--b10",
+        type=float,
+        default=None,
+        help="B10 DN to insert into 12-band L2A input (default 10: a clear sky)",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        help="i/n: this process predicts scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE, else all)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="predict scenes whose output already exists (several scenes)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--summary", default=None, help="write the summary as JSON here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cloudfree predict``; 0 on success, 1 if a scene of several failed."""
+    from cloudfree.data.io import atomic_path
+    from cloudfree.predict.many import is_many, predict_many
+    from cloudfree.predict.scene import predict_scene
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    kwargs = dict(
+        checkpoint=args.checkpoint,
+        checkpoint_nosar=args.checkpoint_nosar,
+        outside_sar=args.outside_sar,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        precision=args.precision,
+        keep_clear=args.keep_clear,
+        b10=args.b10,
+        progress=not args.no_progress,
+    )
+    status = 0
+    if is_many(args.s2):
+        results = predict_many(
+            args.s2,
+            args.out,
+            args.s1,
+            shard=args.shard,
+            overwrite=args.overwrite,
+            mask_dir=args.mask_out,
+            **kwargs,
+        )
+        for row in results:
+            line = f"{row['status']:8s} {row['s2']} -> {row['out']}"
+            if row["status"] == "failed":
+                line += f": {row['error']}"
+                status = 1
+            print(line)
+        summary: object = results
+    else:
+        summary = predict_scene(args.s2, args.out, s1=args.s1, mask_out=args.mask_out, **kwargs)
+        print(format_summary(summary))  # type: ignore[arg-type]
+    if args.summary:
+        with atomic_path(args.summary) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2, default=str))
+    return status
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """A few human-readable lines about a :func:`predict_scene` result."""
+    lines = [
+        f"wrote {summary['out']} ({summary['height']}x{summary['width']} px) in "
+        f"{summary['seconds']:.1f} s ({summary['mpx_per_s']:.3f} Mpx/s, {summary['tiles']} tiles,"
+        f" {summary['method']} on {summary['device']}, {summary['precision']})"
+    ]
+    if summary.get("reprojected"):
+        lines.append("S1 was on another grid: reprojected onto the S2 grid (bilinear)")
+    if summary.get("sar_coverage") is not None:
+        cov = 100 * summary["sar_coverage"]
+        lines.append(f"S1 covers {cov:.1f} % of the scene")
+    if summary.get("method_nosar"):
+        lines.append(f"pixels without S1 predicted with {summary['method_nosar']}")
+    if summary.get("l2a"):
+        lines.append(f"L2A input: B10 filled with {summary['b10_fill']:g} DN")
+    if "cloud_fraction" in summary:
+        lines.append(
+            f"mask: cloud {100 * summary['cloud_fraction']:.1f} %, shadow "
+            f"{100 * summary['shadow_fraction']:.1f} %, clear {100 * summary['clear_fraction']:.1f} %"
+        )
+        if summary.get("mask_out"):
+            lines.append(f"wrote {summary['mask_out']}")
+    return "\n".join(lines)

@@ -1,0 +1,696 @@
+"""Cloud removal of a whole Sentinel-2 scene: GeoTIFF in, georeferenced GeoTIFF out, any size.
+
+How a scene is processed (memory is that of one window, whatever the scene size):
+
+1. The scene is cut into output windows (1024 px by default, aligned with the 512-px blocks of
+   the output GeoTIFF, so no compressed block is written twice). Each window is read with a halo
+   of ``overlap // 2`` pixels (more if a cloud mask is needed: its filters need 7); outside the
+   scene the halo is filled by reflection (:func:`~cloudfree.predict.tiling.pad_reflect`).
+2. The window + halo is cut into overlapping tiles (:mod:`cloudfree.predict.tiling`), the model
+   runs on batches of tiles, and the outputs are blended with weights that fall towards the
+   tile edges. Every kept pixel comes from tiles in which it lies >= ``overlap // 4`` pixels
+   from the edge, so for a model with a receptive-field radius up to that the result equals the
+   untiled prediction to float rounding; windows are independent for the same reason.
+3. Network values -> DN (``cloudfree.data.bands`` scaling), optional ``keep_clear`` and
+   ``outside_sar="input"`` replacements, rounding and clipping to the input dtype, nodata
+   pixels (all bands == nodata) restored, then the window is written.
+
+The output is a tiled (512 px), deflate-compressed GeoTIFF with the input's CRS, transform,
+size, dtype and nodata, band descriptions and, up to 4096 x 4096 px, internal overviews
+(average; see :data:`OVERVIEW_MAX_PIXELS`), written under a
+temporary name and renamed at the end (:func:`cloudfree.data.io.atomic_path`): an error at any
+point leaves no output file.
+
+The cloud/shadow mask (``keep_clear``, ``mask_out``, the ``mask-fill`` baseline) is the
+DSen2-CR mask of :mod:`cloudfree.masks.csm` computed window by window with the shadow
+thresholds of the whole scene (a first pass over B2, B8, B11), exactly as
+:func:`cloudfree.masks.scene.mask_scene` does: the written mask equals ``mask_scene``'s. For
+L2A input it is computed with the filled B10, so it is not the published mask there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+
+from cloudfree.data.bands import get_scaling, s2_index
+from cloudfree.data.io import atomic_path
+from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
+from cloudfree.errors import DataError
+from cloudfree.evaluate.methods import Method
+from cloudfree.masks.params import CLEAR, DEFAULT_PARAMS
+from cloudfree.predict.inputs import (
+    OUTSIDE_SAR,
+    S1Source,
+    S2Source,
+    nodata_pixels,
+    s1_coverage,
+)
+from cloudfree.predict.tiling import (
+    Window,
+    axis_positions,
+    blend_weights,
+    fit_tile,
+    grow,
+    windows,
+)
+
+log = logging.getLogger(__name__)
+
+#: Output window sides tried; the one computing the fewest tile pixels per kept pixel wins.
+WINDOW_CHOICES: Final[tuple[int, ...]] = (512, 1024)
+#: Side of the output GeoTIFF blocks when the window allows it.
+BLOCK: Final[int] = 512
+#: Overviews are built down to about this size (smallest level >= it).
+OVERVIEW_MIN: Final[int] = 256
+#: Overviews are built only for scenes up to this many pixels. GDAL builds them by re-reading
+#: the compressed, pixel-interleaved output many times (a 10980 x 10980 output: over 46 GB
+#: read and still not done after 5 min, for a prediction of 18 min on 2 loaded cores);
+#: for larger scenes add them afterwards if needed: ``gdaladdo -r average OUT.tif``.
+OVERVIEW_MAX_PIXELS: Final[int] = 4096 * 4096
+#: Deflate level of the output: level 1 writes 2.5x faster than the default 6 for a file
+#: ~1 % larger on noisy 13-band DN (deflate rather than zstd: every GIS reads it).
+DEFLATE_LEVEL: Final[int] = 1
+#: GDAL block cache while predicting, MiB (unless GDAL_CACHEMAX is set): GDAL's default, 5 % of
+#: the RAM, would let the cache of written blocks grow with the scene up to that size.
+GDAL_CACHE_MB: Final[int] = 128
+
+
+@dataclass
+class _Runner:
+    """A method plus the precision to run it in."""
+
+    method: Method
+    precision: str
+
+    def __call__(
+        self, s2: np.ndarray, s1: np.ndarray | None, mask: np.ndarray | None
+    ) -> np.ndarray:
+        """(B, 13, h, w) float32 network values -> prediction, same shape, numpy float32."""
+        from cloudfree.evaluate.methods import ModelMethod
+        from cloudfree.models.runtime import inference_context, resolve_precision
+
+        batch: dict[str, torch.Tensor] = {"s2_cloudy": torch.from_numpy(s2)}
+        if s1 is not None:
+            batch["s1"] = torch.from_numpy(s1)
+        if mask is not None:
+            batch["mask"] = torch.from_numpy(mask)
+        m = self.method
+        if isinstance(m, ModelMethod) and resolve_precision(self.precision) == "bf16":
+            dev = m.device
+            with inference_context(dev, "bf16"):
+                x = batch["s2_cloudy"].to(dev)
+                out = m.model(x, batch["s1"].to(dev)) if m.include_sar else m.model(x)
+            return out.to("cpu", torch.float32).numpy().copy()
+        return m.predict(batch).numpy()
+
+
+def _load(spec: str, device: str, precision: str) -> _Runner:
+    from cloudfree.evaluate.methods import ModelMethod, load_method
+    from cloudfree.models.runtime import prepare_for_inference, resolve_precision
+
+    method = load_method(spec, device=device)
+    if isinstance(method, ModelMethod) and resolve_precision(precision) == "bf16":
+        if method.device.type == "cpu":
+            from cloudfree.models.runtime import cpu_has_native_bf16
+
+            if not cpu_has_native_bf16():
+                log.warning("bf16 on a CPU without native bf16 support is much slower than fp32")
+        prepare_for_inference(method.model, method.device, "bf16")
+    return _Runner(method, precision)
+
+
+def _uses_mask(method: Method) -> bool:
+    from cloudfree.evaluate.baselines import MaskFillMethod
+
+    return isinstance(method, MaskFillMethod)
+
+
+def choose_window(tile: int, overlap: int, halo: int) -> int:
+    """Output window side (from :data:`WINDOW_CHOICES`) wasting the least compute on tile overlap."""
+
+    def cost(w: int) -> float:
+        length = w + 2 * halo
+        t = fit_tile(length, tile, overlap)
+        return len(axis_positions(length, t, overlap)) * t / w
+
+    return min(WINDOW_CHOICES, key=lambda w: (cost(w), w))
+
+
+def _block_size(window: int) -> int:
+    return next(b for b in (BLOCK, 256, 128, 64, 32, 16) if window % b == 0)
+
+
+def _release_large_buffers() -> None:
+    """Make glibc give every buffer >= 1 MiB back to the OS when it is freed.
+
+    Each window allocates and frees a few hundred MB of arrays. glibc raises its mmap threshold
+    after such frees (up to 32 MiB), so later tile-sized arrays come from the heap, which it
+    rarely shrinks: peak RSS then grew from 0.61 to 1.08 GB between a 1k and a 4k scene with
+    the same windows (identity method). A fixed 1 MiB threshold keeps it flat (0.61 -> 0.76
+    GB, the rest being GDAL's block cache) at no measurable cost. Process-wide and harmless; a
+    no-op where glibc's ``mallopt`` is unavailable.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
+#: glibc's ``mallopt`` parameter number for the mmap threshold (malloc.h).
+_M_MMAP_THRESHOLD: Final[int] = -3
+
+
+def _check_args(
+    tile: int, overlap: int, batch_size: int, outside_sar: str, window: int | None
+) -> None:
+    if outside_sar not in OUTSIDE_SAR:
+        raise ValueError(f"outside_sar must be one of {OUTSIDE_SAR}, got {outside_sar!r}")
+    if tile < 8:
+        raise ValueError(f"tile must be >= 8 pixels, got {tile}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"need 0 <= overlap < tile, got overlap {overlap}, tile {tile}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if window is not None and (window < 16 or window % 16):
+        raise ValueError(f"window must be a multiple of 16 (>= 16), got {window}")
+
+
+class _ScenePredictor:
+    """State of one ``predict_scene`` call (see the module docstring for the steps)."""
+
+    def __init__(
+        self,
+        s2: S2Source,
+        s1: S1Source | None,
+        main: _Runner,
+        nosar_spec: str | None,
+        device: str,
+        precision: str,
+        outside_sar: str,
+        tile: int,
+        overlap: int,
+        batch_size: int,
+        keep_clear: bool,
+        need_mask: bool,
+    ) -> None:
+        self.s2, self.s1, self.main = s2, s1, main
+        self._nosar_spec, self._nosar = nosar_spec, None
+        self.device, self.precision = device, precision
+        self.outside_sar = outside_sar
+        self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
+        self.keep_clear, self.need_mask = keep_clear, need_mask
+        self.scaling = get_scaling(main.method.scaling)
+        self.halo = overlap // 2
+        self.read_halo = max(self.halo, DEFAULT_PARAMS.halo) if need_mask else self.halo
+        self.thresholds: tuple[float, float] | None = None
+        self.counts = {"tiles": 0, "tile_pixels": 0, "sar_tiles": 0, "nosar_tiles": 0}
+        self.covered = 0
+        self.mask_counts = np.zeros(3, dtype=np.int64)
+        # The SAR model is used only with S1; without S1 a SAR checkpoint falls back to no-SAR.
+        self.sar = main.method.include_sar and s1 is not None
+
+    def nosar(self) -> _Runner:
+        """The model for pixels without S1 (loaded on first use)."""
+        if self._nosar is None:
+            if not self.main.method.include_sar:
+                self._nosar = self.main
+            else:
+                spec = self._nosar_spec
+                if spec is None:
+                    from cloudfree.predict.bundled import bundled_weights
+
+                    spec = str(bundled_weights(include_sar=False))
+                self._nosar = _load(spec, self.device, self.precision)
+                if self._nosar.method.include_sar:
+                    raise DataError(
+                        spec, "is a model that takes S1", "a no-SAR checkpoint for checkpoint_nosar"
+                    )
+                log.info("pixels without S1 are predicted with %s", self._nosar.method.name)
+        return self._nosar
+
+    def scene_thresholds(self, window: int) -> None:
+        """Pass 1 of the mask: shadow thresholds of the whole scene (``mask_scene``'s)."""
+        from cloudfree.masks.stats import ShadowStats
+
+        stats = ShadowStats()
+        for win in windows(self.s2.height, self.s2.width, window):
+            b2, b8, b11 = self.s2.read_bands(("B2", "B8", "B11"), win)
+            stats.update(b2, b8, b11)
+        self.thresholds = stats.thresholds(DEFAULT_PARAMS)
+
+    def _mask(self, data: np.ndarray, inner: Window) -> np.ndarray:
+        """Mask of the real (unpadded) part of a read, reflect-padded to the read's shape."""
+        from cloudfree.masks.csm import csm_bands, csm_from_bands
+        from cloudfree.predict.tiling import pad_reflect
+
+        assert self.thresholds is not None
+        top, left, h, w = inner
+        real = data[:, top : top + h, left : left + w]
+        if np.issubdtype(real.dtype, np.floating):
+            real = np.nan_to_num(real, nan=0.0, posinf=0.0, neginf=0.0)
+        t3, t4 = self.thresholds
+        mask = csm_from_bands(csm_bands(real), np.float64(t3), np.float64(t4), DEFAULT_PARAMS)
+        bottom, right = data.shape[1] - top - h, data.shape[2] - left - w
+        return pad_reflect(mask, top, bottom, left, right)
+
+    def _s1_tiles(self, s1n: np.ndarray, cov: np.ndarray) -> np.ndarray:
+        # Where a tile has no S1, the SAR model is given the mean of the tile's covered S1 (a
+        # neutral value, never 0, which is a real backscatter); those pixels take the no-SAR
+        # prediction or the input afterwards, only their neighbours see the filled values.
+        out = s1n.copy()
+        for i in range(out.shape[0]):
+            c = cov[i]
+            if c.all():
+                continue
+            for b in range(out.shape[1]):
+                out[i, b][~c] = out[i, b][c].mean()
+        return out
+
+    def _predict_sar_batch(
+        self,
+        x: np.ndarray,
+        m: np.ndarray | None,
+        pos: list[tuple[int, int]],
+        s1n: np.ndarray | None,
+        cov: np.ndarray | None,
+        size: tuple[int, int],
+        use_input: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Tiles of a SAR model: S1-covered pixels from it, the others from the no-SAR model.
+
+        Returns:
+            ``(pred (B, 13, th, tw), skip (B,) bool)``; ``skip``: tiles without any S1 pixel
+            when ``use_input`` (nothing predicted there).
+        """
+        assert s1n is not None and cov is not None
+        tr, tc = size
+        cv = np.stack([cov[r : r + tr, c : c + tc] for r, c in pos])
+        flat = cv.reshape(len(pos), -1)
+        has_cov, has_gap = flat.any(axis=1), ~flat.all(axis=1)
+        pred = np.zeros_like(x)
+        if has_cov.any():
+            idx = np.flatnonzero(has_cov)
+            s1 = np.stack([s1n[:, r : r + tr, c : c + tc] for r, c in (pos[i] for i in idx)])
+            pred[idx] = self.main(
+                x[idx], self._s1_tiles(s1, cv[idx]), None if m is None else m[idx]
+            )
+            self.counts["sar_tiles"] += len(idx)
+        if not use_input and has_gap.any():
+            idx = np.flatnonzero(has_gap)
+            out = self.nosar()(x[idx], None, None if m is None else m[idx])
+            pred[idx] = np.where(~cv[idx][:, None], out, pred[idx])
+            self.counts["nosar_tiles"] += len(idx)
+        return pred, ~has_cov if use_input else np.zeros(len(pos), dtype=bool)
+
+    def predict_region(
+        self,
+        xn: np.ndarray,
+        s1n: np.ndarray | None,
+        cov: np.ndarray | None,
+        mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Blend the tiles of one window + halo.
+
+        Args:
+            xn: (13, L, M) network-scale S2; s1n: (2, L, M) network-scale S1 or None;
+            cov: (L, M) bool S1 coverage or None; mask: (L, M) uint8 or None.
+
+        Returns:
+            ``(acc, wsum)``: weighted sum of tile predictions (13, L, M) and weight sum (L, M).
+        """
+        _, length_r, length_c = xn.shape
+        tr = fit_tile(length_r, self.tile, self.overlap)
+        tc = fit_tile(length_c, self.tile, self.overlap)
+        weights = blend_weights((tr, tc), self.overlap)
+        positions = [
+            (r, c)
+            for r in axis_positions(length_r, tr, self.overlap)
+            for c in axis_positions(length_c, tc, self.overlap)
+        ]
+        acc = np.zeros(xn.shape, dtype=np.float32)
+        wsum = np.zeros(xn.shape[1:], dtype=np.float32)
+        use_input = self.outside_sar == "input"
+        buf = np.empty((xn.shape[0], tr, tc), dtype=np.float32)
+        for k in range(0, len(positions), self.batch_size):
+            pos = positions[k : k + self.batch_size]
+            x = np.stack([xn[:, r : r + tr, c : c + tc] for r, c in pos])
+            m = None if mask is None else np.stack([mask[r : r + tr, c : c + tc] for r, c in pos])
+            skip = np.zeros(len(pos), dtype=bool)
+            if not self.sar:  # one model for every pixel
+                pred = self.nosar()(x, None, m)
+                self.counts["nosar_tiles"] += len(pos)
+            else:
+                pred, skip = self._predict_sar_batch(x, m, pos, s1n, cov, (tr, tc), use_input)
+            for i, (r, c) in enumerate(pos):
+                if skip[i]:
+                    continue  # no S1 and outside_sar="input": every pixel keeps the input
+                np.multiply(pred[i], weights, out=buf)
+                acc[:, r : r + tr, c : c + tc] += buf
+                wsum[r : r + tr, c : c + tc] += weights
+            self.counts["tiles"] += len(pos)
+            self.counts["tile_pixels"] += len(pos) * tr * tc
+        return acc, wsum
+
+    def window(self, win: Window) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predict one output window: ``(values in the file dtype (C, h, w), mask or None)``."""
+        s2, rh, h = self.s2, self.read_halo, self.halo
+        r, c, wh, ww = win
+        data, inner = s2.read(grow(win, rh))
+        # Rows of the 13-band array that the file has (all but the inserted B10 for L2A).
+        rows = [i for i in range(data.shape[0]) if i != s2_index("B10")] if s2.l2a else slice(None)
+        off = rh - h  # the model region (window + halo) inside the read
+        region = data[:, off : data.shape[1] - off, off : data.shape[2] - off]
+        mask_full = self._mask(data, inner) if self.need_mask else None
+        mask = (
+            None
+            if mask_full is None
+            else mask_full[off : mask_full.shape[0] - off, off : mask_full.shape[1] - off]
+        )
+        xn = normalize_s2(region, self.scaling)
+        if np.issubdtype(np.dtype(s2.meta.dtype), np.floating):
+            xn = np.nan_to_num(xn, nan=0.0, copy=False)  # NaN DN would make the output NaN
+        s1n = cov = None
+        if self.sar:
+            assert self.s1 is not None
+            s1_db = self.s1.read(grow(win, h), s2.height, s2.width)
+            cov = s1_coverage(s1_db)
+            s1n = normalize_s1(np.nan_to_num(s1_db, nan=0.0), self.scaling)
+            self.covered += int(cov[h : h + wh, h : h + ww].sum())
+        acc, wsum = self.predict_region(xn, s1n, cov, mask)
+        keep = (slice(None), slice(h, h + wh), slice(h, h + ww))
+        acc, wsum = acc[keep], wsum[keep[1:]]
+        pred = np.divide(acc, wsum, out=np.zeros_like(acc), where=wsum > 0)
+        dn = denormalize_s2(pred, self.scaling)[rows]
+        raw = data[:, rh : rh + wh, rh : rh + ww][rows]
+        replace = np.zeros((wh, ww), dtype=bool)
+        win_mask = None
+        if mask_full is not None:
+            win_mask = np.ascontiguousarray(mask_full[rh : rh + wh, rh : rh + ww])
+            self.mask_counts += np.bincount(win_mask.ravel(), minlength=3)[:3]
+            if self.keep_clear:
+                replace |= win_mask == CLEAR
+        if self.sar and self.outside_sar == "input":
+            assert cov is not None
+            replace |= ~cov[h : h + wh, h : h + ww]
+        dn[:, replace] = raw[:, replace]
+        out = _to_dtype(dn, np.dtype(s2.meta.dtype))
+        nodata = s2.meta.nodata
+        if nodata is not None:
+            out[:, nodata_pixels(raw, nodata)] = np.asarray(nodata).astype(out.dtype)
+        return out, win_mask
+
+
+def _to_dtype(dn: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Round and clip to an integer dtype's range (float dtypes: cast); ``dn`` is modified."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        np.rint(dn, out=dn)
+        np.clip(dn, info.min, info.max, out=dn)
+    return dn.astype(dtype)
+
+
+def _overview_factors(height: int, width: int) -> list[int]:
+    if height * width > OVERVIEW_MAX_PIXELS:
+        return []
+    factors, f = [], 2
+    while min(height, width) // f >= OVERVIEW_MIN:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+def predict_scene(
+    s2: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    checkpoint: str | None = None,
+    s1: str | os.PathLike[str] | None = None,
+    *,
+    checkpoint_nosar: str | None = None,
+    outside_sar: str = "nosar",
+    tile: int = 256,
+    overlap: int = 32,
+    batch_size: int = 8,
+    device: str = "auto",
+    precision: str = "auto",
+    keep_clear: bool = False,
+    mask_out: str | os.PathLike[str] | None = None,
+    b10: float | None = None,
+    progress: bool = True,
+    window: int | None = None,
+) -> dict[str, Any]:
+    """Predict the cloud-free version of a whole S2 scene and write it as a GeoTIFF.
+
+    Args:
+        s2: S2 scene: 13-band L1C or 12-band L2A (warned; B10 filled, see ``b10``), any integer
+            or float DN dtype, any size and CRS.
+        out: output GeoTIFF: same CRS, transform, size, band count, dtype and nodata as ``s2``;
+            DN rounded and clipped to the dtype; nodata pixels stay nodata. Written atomically.
+        checkpoint: weights file, checkpoint / run folder, or ``"identity"`` / ``"mask-fill"``
+            (:func:`cloudfree.evaluate.methods.load_method`); None: the bundled demonstration
+            weights (with SAR if ``s1`` is given, else without).
+        s1: optional S1 scene (VV, VH in dB) on any grid overlapping ``s2``; reprojected onto
+            the S2 grid when needed. Ignored (logged) by a model without SAR input.
+        checkpoint_nosar: the no-SAR model for pixels without S1 (``outside_sar="nosar"``, or
+            no ``s1`` given to a SAR model); None: the bundled no-SAR weights.
+        outside_sar: where S1 is missing: ``"nosar"`` predicts with ``checkpoint_nosar``,
+            ``"input"`` keeps the input values. Never filled with zeros.
+        tile: largest tile side fed to the model, pixels; overlap: pixels shared by
+            neighbouring tiles (its quarter is the trusted-margin of each tile edge).
+        batch_size: tiles per forward pass.
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        precision: ``"auto"`` (= fp32, see ``cloudfree.models.runtime``), ``"fp32"``, ``"bf16"``
+            (autocast; fast on GPU, slow on most CPUs).
+        keep_clear: clear input pixels (mask class 0) keep the input values.
+        mask_out: also write the uint8 cloud/shadow mask (0 clear, 1 cloud, 2 shadow) here.
+        b10: B10 DN for L2A input (default :data:`~cloudfree.predict.inputs.L2A_B10_FILL_DN`).
+        progress: show a tqdm progress bar.
+        window: output window side (multiple of 16); None picks 512 or 1024 (least overlap
+            work). Memory grows with its square, not with the scene.
+
+    Returns:
+        Summary: ``out``, ``height``, ``width``, ``seconds``, ``mpx_per_s``, ``tiles``,
+        ``tile_pixels``, ``window``, ``reprojected``, ``sar_coverage`` (fraction, None without
+        S1), ``l2a``, ``b10_fill``, ``method``, ``method_nosar``, ``device``, ``precision``,
+        mask fractions if a mask was computed.
+
+    Raises:
+        DataError: unreadable or unexpected S2 / S1 (band count, no overlap...), bad weights.
+        ValueError: bad arguments, or a SAR checkpoint without ``s1`` and ``outside_sar="input"``.
+    """
+    import rasterio
+
+    from cloudfree.models.runtime import resolve_precision
+
+    start = time.perf_counter()
+    _check_args(tile, overlap, batch_size, outside_sar, window)
+    resolve_precision(precision)
+    out = Path(out)
+    if checkpoint is None:
+        from cloudfree.predict.bundled import bundled_weights
+
+        checkpoint = str(bundled_weights(include_sar=s1 is not None))
+    main = _load(checkpoint, device, precision)
+    _release_large_buffers()
+    # In bytes: rasterio passes an int to GDALSetCacheMax (256 would mean 256 bytes).
+    env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB << 20}
+    with rasterio.Env(**env):
+        return _predict(
+            s2,
+            out,
+            main,
+            s1,
+            checkpoint_nosar,
+            outside_sar,
+            tile,
+            overlap,
+            batch_size,
+            device,
+            precision,
+            keep_clear,
+            mask_out,
+            b10,
+            progress,
+            window,
+            start,
+        )
+
+
+def _predict(
+    s2: str | os.PathLike[str],
+    out: Path,
+    main: _Runner,
+    s1: str | os.PathLike[str] | None,
+    checkpoint_nosar: str | None,
+    outside_sar: str,
+    tile: int,
+    overlap: int,
+    batch_size: int,
+    device: str,
+    precision: str,
+    keep_clear: bool,
+    mask_out: str | os.PathLike[str] | None,
+    b10: float | None,
+    progress: bool,
+    window: int | None,
+    start: float,
+) -> dict[str, Any]:
+    """The body of :func:`predict_scene` once the model is loaded (same arguments)."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window as RioWindow
+    from tqdm.auto import tqdm
+
+    from cloudfree.models.runtime import resolve_precision
+
+    src = S2Source(s2, b10=b10)
+    s1src: S1Source | None = None
+    try:
+        if s1 is not None:
+            if main.method.include_sar:
+                s1src = S1Source(s1, src.meta)
+            else:
+                log.info("%s takes no S1: %s is not used", main.method.name, s1)
+        elif main.method.include_sar:
+            if outside_sar == "input":
+                raise ValueError(
+                    f"{main.method.name} takes S1 but no s1 was given; give --s1, a no-SAR "
+                    "checkpoint, or outside_sar='nosar' (predicts everything without SAR)"
+                )
+            log.warning("no S1 given: the whole scene is predicted with the no-SAR model")
+        need_mask = keep_clear or mask_out is not None or _uses_mask(main.method)
+        sp = _ScenePredictor(
+            src,
+            s1src,
+            main,
+            checkpoint_nosar,
+            device,
+            precision,
+            outside_sar,
+            tile,
+            overlap,
+            batch_size,
+            keep_clear,
+            need_mask,
+        )
+        win_size = window or choose_window(tile, overlap, sp.halo)
+        if need_mask:
+            sp.scene_thresholds(win_size)
+        meta = src.meta
+        block = _block_size(win_size)
+        is_int = np.issubdtype(np.dtype(meta.dtype), np.integer)
+        profile = meta.profile(
+            tiled=True,
+            blockxsize=block,
+            blockysize=block,
+            compress="deflate",
+            zlevel=DEFLATE_LEVEL,
+            predictor=2 if is_int else 3,
+            interleave="pixel",
+            BIGTIFF="IF_SAFER",
+        )
+        mask_profile = meta.profile(
+            count=1,
+            dtype="uint8",
+            nodata=None,
+            tiled=True,
+            blockxsize=block,
+            blockysize=block,
+            compress="deflate",
+        )
+        h, w = meta.height, meta.width
+        with (
+            atomic_path(out) as tmp,
+            _maybe_atomic(mask_out) as mask_tmp,
+            rasterio.open(tmp, "w", **profile) as dst,
+        ):
+            mdst = rasterio.open(mask_tmp, "w", **mask_profile) if mask_tmp else None
+            try:
+                bar = tqdm(
+                    total=h * w,
+                    unit="px",
+                    unit_scale=True,
+                    disable=not progress,
+                    desc=f"predict {Path(s2).name}",
+                )
+                with bar:
+                    for win in windows(h, w, win_size):
+                        values, wmask = sp.window(win)
+                        r, c, wh, ww = win
+                        dst.write(values, window=RioWindow(c, r, ww, wh))
+                        if mdst is not None and wmask is not None:
+                            mdst.write(wmask, 1, window=RioWindow(c, r, ww, wh))
+                        bar.update(wh * ww)
+                if mdst is not None:
+                    mdst.set_band_description(1, "dsen2cr mask: 0 clear, 1 cloud, 2 shadow")
+                    mdst.update_tags(backend="dsen2cr", classes="0=clear,1=cloud,2=shadow")
+            finally:
+                if mdst is not None:
+                    mdst.close()
+            for i, name in enumerate(src.bands, start=1):
+                dst.set_band_description(i, name)
+            dst.update_tags(software="cloudfree predict", method=main.method.name, source=str(s2))
+            factors = _overview_factors(h, w)
+            if factors:
+                dst.build_overviews(factors, Resampling.average)
+    except rasterio.errors.RasterioError as e:
+        raise DataError(s2, f"reading the inputs or writing {out} failed: {e}") from e
+    finally:
+        src.close()
+        if s1src is not None:
+            s1src.close()
+
+    seconds = time.perf_counter() - start
+    summary: dict[str, Any] = {
+        "out": str(out),
+        "height": h,
+        "width": w,
+        "seconds": seconds,
+        "mpx_per_s": h * w / 1e6 / seconds,
+        **sp.counts,
+        "window": win_size,
+        "reprojected": bool(s1src is not None and s1src.reprojected),
+        "sar_coverage": sp.covered / (h * w) if sp.sar else None,
+        "l2a": src.l2a,
+        "b10_fill": src.b10_fill,
+        "method": main.method.name,
+        "method_nosar": None if sp._nosar is None else sp._nosar.method.name,
+        "device": str(getattr(main.method, "device", "cpu")),
+        "precision": resolve_precision(precision),
+    }
+    if need_mask:
+        n = h * w
+        summary.update(
+            cloud_fraction=float(sp.mask_counts[1]) / n,
+            shadow_fraction=float(sp.mask_counts[2]) / n,
+            clear_fraction=float(sp.mask_counts[0]) / n,
+            mask_out=None if mask_out is None else str(mask_out),
+        )
+    return summary
+
+
+class _maybe_atomic:
+    """``atomic_path(path)`` when a path is given, else a context yielding None."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self._cm = None if path is None else atomic_path(path)
+
+    def __enter__(self) -> Path | None:
+        return None if self._cm is None else self._cm.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return None if self._cm is None else self._cm.__exit__(*exc)
