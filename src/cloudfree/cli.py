@@ -193,9 +193,18 @@ def _run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cloudfree.config import load_config
+    from cloudfree.evaluate.methods import BASELINES
     from cloudfree.train.loop import train
 
     config = args.config
+    if config in BASELINES:
+        print(
+            f"cloudfree train: error: {config!r} is a non-learned baseline, there is nothing to "
+            f"train; evaluate it directly: cloudfree evaluate --checkpoint {config} --data DATA "
+            "--out DIR",
+            file=sys.stderr,
+        )
+        return 2
     if config is None and args.resume is not None:
         config = Path(args.resume) / "config.yaml"
     try:
@@ -249,6 +258,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="patches per forward pass (default 4)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip report.html and its figures (distributions, best/median/worst patches)",
+    )
     p.set_defaults(func=_run_evaluate)
 
 
@@ -265,7 +279,67 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         args.batch_size,
         args.device,
         args.limit,
+        report=not args.no_report,
     )
+
+
+def _add_replicate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replicate",
+        help="train and evaluate the five rows of the paper's Table 1 and assemble the table",
+        description=(
+            "Train the presets dsen2cr_sar_carl, dsen2cr_sar_l1, dsen2cr_nosar_carl, "
+            "dsen2cr_nosar_l1 and pix2pix on DATA (OUT/runs/), evaluate each on the test split "
+            "(OUT/eval/) and write OUT/table.md beside the published numbers. Runs again where "
+            "it stopped. Under 'torchrun --nproc_per_node=N -m cloudfree.cli replicate ...' "
+            "training uses N GPUs; evaluation runs on rank 0."
+        ),
+    )
+    p.add_argument("--data", required=True, help="SEN12MS-CR root, index CSV or packed folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--size",
+        default="paper",
+        choices=("paper", "tiny"),
+        help="paper: the published presets; tiny: tiny networks for a smoke run (default paper)",
+    )
+    p.add_argument(
+        "--rows", nargs="+", default=None, metavar="PRESET", help="only these rows (presets)"
+    )
+    p.add_argument("--eval-data", default=None, help="evaluate on this data (default --data)")
+    p.add_argument("--protocol", default="paper", choices=("paper", "leaderboard", "glf-cr"))
+    p.add_argument("--device", default="auto", help="evaluation device (default auto)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML reports")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every row"
+    )
+    p.set_defaults(func=_run_replicate)
+
+
+def _run_replicate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cloudfree.evaluate.replicate import replicate
+
+    try:
+        result = replicate(
+            args.data,
+            args.out,
+            size=args.size,
+            rows=args.rows,
+            eval_data=args.eval_data,
+            protocol=args.protocol,
+            device=args.device,
+            overrides=args.overrides,
+            report=not args.no_report,
+        )
+    except ValueError as e:
+        print(f"cloudfree replicate: error: {e}", file=sys.stderr)
+        return 2
+    if result["table"] is not None:
+        print(Path(result["table"]).read_text())
+        print(f"table: {result['table']}")
+    return 0
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -348,32 +422,54 @@ def _run_convert_keras(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the main job on an embedded default (synthetic data)")
+    p = sub.add_parser(
+        "demo",
+        help="the main job on an embedded default: a synthetic cloudy scene made clear",
+        description=(
+            "Synthesise a cloudy scene with known truth, mask it, remove the clouds with the "
+            "bundled demonstration weights, score the result against the truth and the "
+            "identity / mask-fill baselines; writes prediction.tif, panel.png, summary.json."
+        ),
+    )
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--n", type=int, default=24, help="synthetic triplets (default 24)")
+    p.add_argument("--size", type=int, default=640, help="scene side in pixels (default 640)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-baselines", action="store_true", help="skip the mask-fill baseline")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from cloudfree.demo import run_demo
 
-    run_demo(args.out, n=args.n, seed=args.seed)
+    run_demo(args.out, size=args.size, seed=args.seed, baselines=not args.no_baselines)
     return 0
 
 
-#: Subcommands in pipeline order; each adds its own parser.
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_synth,
-    _add_index,
-    _add_pack,
-    _add_train,
-    _add_evaluate,
-    _add_compare,
-    _add_mask,
-    _add_convert_keras,
-    _add_demo,
-)
+def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
+    """Every subcommand's parser adder, in pipeline order. Commands that live in their own
+    modules are imported here, when the parser is built, not at import time (each of those
+    modules keeps its heavy imports lazy)."""
+    from cloudfree.data import safe_cli
+    from cloudfree.predict import cli as predict_cli
+    from cloudfree.viewer import cli as view_cli
+    from cloudfree.viewer import render_cli
+
+    return (
+        _add_synth,
+        _add_index,
+        _add_pack,
+        _add_train,
+        _add_evaluate,
+        _add_compare,
+        _add_replicate,
+        _add_mask,
+        safe_cli.add_parser,
+        predict_cli.add_parser,
+        render_cli.add_parser,
+        view_cli.add_parser,
+        _add_convert_keras,
+        _add_demo,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -384,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cloudfree {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in _COMMANDS:
+    for add in _commands():
         add(sub)
     return parser
 
