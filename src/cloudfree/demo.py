@@ -1,173 +1,148 @@
-"""``make demo``: the pipeline so far, end to end, on an embedded default (synthetic data).
+"""``make demo``: the main job, cloud removal for a whole scene, on an embedded default.
 
-Steps: synthesise a small SEN12MS-CR-like dataset in the release layout (with known cloud
-truth) -> index it -> pack it into shards -> draw a training batch from the shards -> compute
-the DSen2-CR cloud/shadow mask of every cloudy patch and score it against the truth -> score
-the ``identity`` baseline (the cloudy input as the prediction) with the paper's metrics ->
-train the tiny preset for a few steps on the shards -> write a summary and a quicklook PNG
-(cloudy | clear | mask | truth) of the cloudiest patch.
+Steps: synthesise a georeferenced scene larger than one model tile (a landscape with its clear
+Sentinel-2 bands, a matching Sentinel-1 and simulated clouds and shadows, so the truth is
+known) -> compute the DSen2-CR cloud/shadow mask of the cloudy scene and score it against the
+cloud truth -> remove the clouds with ``cloudfree predict`` and the bundled demonstration
+weights (SAR fusion, tiled, blended, windowed, clear pixels kept) -> score the prediction against the clear scene
+with the paper's metrics, next to the ``identity`` (cloudy input) and ``mask-fill`` (classical
+inpainting) baselines on the same pixels -> write the output GeoTIFF, a PNG panel (cloudy |
+SAR | mask | prediction | truth) and ``summary.json``.
+
+The bundled model is a small demonstration network (``cloudfree/predict/weights/MODEL_CARD.md``),
+not a model for real use.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, s2_index
+from cloudfree.data.bands import S2_DN_PER_REFLECTANCE
+
+#: Side of the default demo scene, pixels (10 m): larger than the 256-px tile, several tiles.
+DEMO_SIZE = 640
 
 
-def _rgb8(s2_dn: np.ndarray, gain: float = 2.5) -> np.ndarray:
-    """True colour (B4, B3, B2) as uint8 (3, H, W): reflectance x gain, clipped to [0, 1]."""
-    rgb = s2_dn[[s2_index("B4"), s2_index("B3"), s2_index("B2")]] / S2_DN_PER_REFLECTANCE
-    return (np.clip(rgb * gain, 0.0, 1.0) * 255).astype(np.uint8)
+def _metrics(pred_dn: np.ndarray, clear_dn: np.ndarray, cloudy_dn: np.ndarray,
+             mask: np.ndarray) -> dict[str, float]:  # fmt: skip
+    """The paper's metrics (cloudfree.metrics) of a whole scene, on reflectance."""
+    from cloudfree.metrics import compute
+
+    r = S2_DN_PER_REFLECTANCE
+    return compute(pred_dn / r, clear_dn / r, cloudy_dn / r, mask)
 
 
-def _classes8(mask: np.ndarray) -> np.ndarray:
-    """Mask classes (0 clear, 1 cloud, 2 shadow) as uint8 RGB: black, white, blue."""
-    colours = np.array([[0, 0, 0], [255, 255, 255], [40, 90, 255]], np.uint8)
-    return colours[np.clip(mask, 0, 2)].transpose(2, 0, 1)
+def _fmt(m: dict[str, float]) -> str:
+    return (
+        f"MAE {m['mae']:.4f} (recon {m['mae_recon']:.4f}, reprod {m['mae_reprod']:.4f}), "
+        f"PSNR {m['psnr']:.2f} dB, SAM {m['sam']:.2f} deg, SSIM {m['ssim']:.3f}"
+    )
 
 
-def _write_png(path: Path, panels: list[np.ndarray], gap: int = 4) -> None:
-    """Write (3, H, W) uint8 panels side by side as a PNG (rasterio's PNG driver)."""
-    import warnings
+def run_demo(
+    out: str | Path, size: int = DEMO_SIZE, seed: int = 0, baselines: bool = True
+) -> dict[str, Any]:
+    """Run the demo into ``out`` and return its summary (also written to ``summary.json``).
 
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-
-    from cloudfree.data.io import atomic_path
-
-    h = max(p.shape[1] for p in panels)
-    w = sum(p.shape[2] for p in panels) + gap * (len(panels) - 1)
-    canvas = np.full((3, h, w), 255, np.uint8)
-    x = 0
-    for p in panels:
-        canvas[:, : p.shape[1], x : x + p.shape[2]] = p
-        x += p.shape[2] + gap
-    with warnings.catch_warnings(), atomic_path(path) as tmp:
-        # a quicklook PNG has no georeferencing, on purpose
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(tmp, "w", driver="PNG", width=w, height=h, count=3, dtype="uint8") as ds:
-            ds.write(canvas)
-
-
-def run_demo(out: str | Path, n: int = 24, seed: int = 0) -> dict:
-    """Run the demo into ``out`` and return its summary (also written to ``summary.json``)."""
-    import torch
-
-    from cloudfree.config import load_config
-    from cloudfree.data.discover import build_index
-    from cloudfree.data.index import format_summary, write_index
+    Args:
+        out: output folder: ``scene/`` (the synthetic inputs and truth), ``mask.tif``,
+            ``prediction.tif``, ``panel.png``, ``summary.json``.
+        size: scene side in pixels.
+        seed: seed of the synthetic scene.
+        baselines: also run the ``mask-fill`` baseline on the scene (identity is free).
+    """
     from cloudfree.data.io import read_raster
-    from cloudfree.data.pack import pack
-    from cloudfree.data.sample import SampleConfig
-    from cloudfree.data.shards import PackedDataset
-    from cloudfree.data.synth import synthesize, truth_path
-    from cloudfree.masks.csm import binary_mask, cloud_shadow_mask
-    from cloudfree.metrics import aggregate, compute
-    from cloudfree.train.loop import train
+    from cloudfree.data.synth_scene import synthesize_scene
+    from cloudfree.masks.scene import mask_scene
+    from cloudfree.predict.bundled import bundled_weights
+    from cloudfree.predict.scene import predict_scene
+    from cloudfree.viewer import render
 
     out = Path(out)
     t0 = time.perf_counter()
-    data = out / "data"
-    print(f"[1/7] synthesising {n} triplets into {data}")
-    synthesize(data, n=n, seed=seed)
-
-    print("[2/7] indexing")
-    index = build_index(data)
-    write_index(index, out / "index.csv")
-    print(format_summary(index))
-
-    print("[3/7] packing into shards")
-    manifest = pack(out / "index.csv", out / "packed", shard_size=8, workers=1)
-    print(f"      {manifest['num_patches']} patches in {len(manifest['shards'])} shards")
-
-    print("[4/7] a training batch from the shards (random 128x128 crops, flips, rotations)")
-    ds = PackedDataset(out / "packed", split="train", config=SampleConfig(mode="train"))
-    batch = torch.utils.data.default_collate([ds[i] for i in range(min(4, len(ds)))])
-    shapes = {k: tuple(v.shape) for k, v in batch.items() if torch.is_tensor(v) and v.ndim > 1}
-    print(f"      {len(ds)} training samples; batch: {shapes}")
-
-    print("[5/7] DSen2-CR cloud/shadow mask vs the synthetic truth, identity baseline metrics")
-    rows, tp, fp, fn = [], 0, 0, 0
-    best = None
-    for row in sorted(index.rows):
-        if not row.has("s2", "s2_cloudy"):
-            continue
-        cloudy, _ = read_raster(index.resolve(row, "s2_cloudy"))
-        clear, _ = read_raster(index.resolve(row, "s2"))
-        truth, _ = read_raster(truth_path(data, row.id))
-        mask = cloud_shadow_mask(cloudy)
-        pred_b, true_b = binary_mask(mask).astype(bool), truth[0] > 0
-        tp += int((pred_b & true_b).sum())
-        fp += int((pred_b & ~true_b).sum())
-        fn += int((~pred_b & true_b).sum())
-        refl = cloudy / S2_DN_PER_REFLECTANCE
-        rows.append(compute(refl, clear / S2_DN_PER_REFLECTANCE, refl, mask))
-        if best is None or true_b.mean() > best[0]:
-            best = (float(true_b.mean()), row.id, cloudy, clear, mask, truth[0])
-    scores = aggregate(rows)
-    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    print(f"      mask vs truth (cloud or shadow): precision {precision:.3f}, recall {recall:.3f}")
     print(
-        "      identity baseline: MAE {mae:.4f}, RMSE {rmse:.4f}, PSNR {psnr:.2f} dB, "
-        "SAM {sam:.2f} deg, SSIM {ssim:.3f}; reprod MAE {mae_reprod:.4f}, "
-        "recon MAE {mae_recon:.4f}".format(**scores)
+        f"[1/5] synthesising a {size} x {size} scene (10 m, EPSG:32633) with clouds: {out / 'scene'}"
     )
+    files = synthesize_scene(out / "scene", size=size, seed=seed)
 
-    print("[6/7] training the tiny preset (debug_tiny: 2 blocks x 16 features, CARL) on the shards")
-    cfg = load_config(
-        "debug_tiny",
-        [
-            f"data.packed={out / 'packed'}",
-            f"train.out_dir={out / 'runs'}",
-            "train.run_name=debug_tiny",
-            "train.epochs=3",
-            "optim.lr=1e-3",
-        ],
-    )
-    if (out / "runs" / "debug_tiny").exists():  # a re-run of the demo starts the run afresh
-        shutil.rmtree(out / "runs" / "debug_tiny")
-    run = train(cfg)
-    with open(Path(run["run_dir"]) / "metrics.csv", newline="") as f:
-        losses = [
-            float(r["value"])
-            for r in csv.DictReader(f)
-            if r["split"] == "train" and r["name"] == "loss"
-        ]
+    print("[2/5] DSen2-CR cloud/shadow mask, scored against the cloud truth")
+    mask_info = mask_scene(files.s2_cloudy, out / "mask.tif")
+    mask = read_raster(out / "mask.tif")[0][0]
+    truth = read_raster(files.cloud_truth)[0][0]
+    found, real = mask > 0, truth > 0
+    tp = int((found & real).sum())
+    precision = tp / max(int(found.sum()), 1)
+    recall = tp / max(int(real.sum()), 1)
     print(
-        f"      {run['steps']} steps: CARL loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
-        f"best validation loss {run['best_val_loss']:.4f}; run folder {run['run_dir']}"
+        f"      cloud {mask_info['cloud_fraction']:.1%}, shadow {mask_info['shadow_fraction']:.1%}"
+        f" of the scene (truth: {real.mean():.1%} cloud or shadow); precision {precision:.3f}, "
+        f"recall {recall:.3f}"
     )
 
-    print("[7/7] writing the summary and a quicklook")
-    assert best is not None
-    _, pid, cloudy, clear, mask, truth = best
-    png = out / "quicklook.png"
-    _write_png(png, [_rgb8(cloudy), _rgb8(clear), _classes8(mask), _classes8(truth)])
+    print("[3/5] removing the clouds: cloudfree predict --keep-clear with the bundled SAR model")
+    weights = bundled_weights(include_sar=True)
+    # --keep-clear: the small demonstration model also alters clear pixels a little (its model
+    # card); keeping the input where the mask says clear is what a user of it should do.
+    pred_info = predict_scene(
+        files.s2_cloudy,
+        out / "prediction.tif",
+        str(weights),
+        s1=files.s1,
+        keep_clear=True,
+        progress=False,
+    )
+    print(
+        f"      {pred_info['tiles']} tiles in {pred_info['seconds']:.1f} s "
+        f"({pred_info['mpx_per_s']:.2f} Mpx/s) -> {out / 'prediction.tif'}"
+    )
+
+    print("[4/5] metrics against the clear scene (reflectance; recon = under the mask)")
+    cloudy = read_raster(files.s2_cloudy)[0]
+    clear = read_raster(files.s2_clear)[0]
+    pred = read_raster(out / "prediction.tif")[0]
+    scores = {"dsen2cr_demo": _metrics(pred, clear, cloudy, mask)}
+    scores["identity"] = _metrics(cloudy, clear, cloudy, mask)
+    if baselines:
+        predict_scene(files.s2_cloudy, out / "mask_fill.tif", "mask-fill", progress=False)
+        scores["mask-fill"] = _metrics(read_raster(out / "mask_fill.tif")[0], clear, cloudy, mask)
+    width = max(len(k) for k in scores)
+    for name, m in scores.items():
+        print(f"      {name:<{width}}  {_fmt(m)}")
+
+    print("[5/5] panel and summary")
+    s1 = read_raster(files.s1)[0]
+    images = [
+        render.true_colour(cloudy),
+        render.sar_composite(s1),
+        render.mask_rgb(mask),
+        render.true_colour(pred),
+        render.true_colour(clear),
+    ]
+    titles = ["cloudy input", "S1 VV VH", "mask", "prediction", "truth"]
+    panel = out / "panel.png"
+    render.write_png(panel, render.panel(images, titles))
     summary = {
-        "triplets": n,
-        "seed": seed,
-        "index": json.loads(json.dumps(index.summary().__dict__)),
-        "packed_patches": manifest["num_patches"],
-        "mask_precision": precision,
-        "mask_recall": recall,
-        "identity_baseline": scores,
-        "training": {
-            "run_dir": run["run_dir"],
-            "steps": run["steps"],
-            "first_loss": losses[0],
-            "last_loss": losses[-1],
-            "best_val_loss": run["best_val_loss"],
-        },
-        "quicklook": {"file": png.name, "patch": pid, "panels": "cloudy | clear | mask | truth"},
+        "scene": {
+            "size": size,
+            "seed": seed,
+            "crs": "EPSG:32633",
+            "files": {k: str(v) for k, v in vars(files).items()},
+        },  # fmt: skip
+        "mask": {"precision": precision, "recall": recall, **mask_info},
+        "predict": {k: v for k, v in pred_info.items() if isinstance(v, str | int | float | bool)},
+        "weights": str(weights),
+        "metrics": scores,
+        "panel": panel.name,
         "seconds": round(time.perf_counter() - t0, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    print(f"done in {summary['seconds']} s: {out / 'summary.json'}, {png}")
+    print(
+        f"done in {summary['seconds']} s: {out / 'prediction.tif'}, {panel}, {out / 'summary.json'}"
+    )
+    print("      (a demonstration model: real use needs weights trained on SEN12MS-CR)")
     return summary
