@@ -48,7 +48,7 @@ def test_pix2pix_preset_is_the_assumed_recipe() -> None:
 
 def test_discriminator_step_learns_to_separate_real_from_fake() -> None:
     torch.manual_seed(0)
-    cfg = load_config("pix2pix", ["model.num_layers=5", "model.feature_size=8", "optim.lr=1e-3"])
+    cfg = load_config("pix2pix", ["model.num_layers=5", "model.feature_size=8", "optim.lr=5e-4"])
     gen = build_model("pix2pix", num_downs=5, ngf=8)
     adv = Adversary(gen, cfg, torch.device("cpu"), world=1)
     cond = torch.rand(2, 15, 32, 32)
@@ -58,8 +58,8 @@ def test_discriminator_step_learns_to_separate_real_from_fake() -> None:
     def sync(module, loss, world):  # noqa: ANN001, ANN202 (single process: no reduction)
         return float(loss.detach()), 1
 
-    losses = [adv.discriminator_step(cond, fake, real, sync)[0] for _ in range(30)]
-    assert losses[-1] < 0.5 * losses[0]
+    losses = [adv.discriminator_step(cond, fake, real, sync)[0] for _ in range(12)]
+    assert max(losses[-3:]) < 0.2 * losses[0]  # from ~0.7 (log 2: undecided) to near 0
     # The generator loss sees D frozen: no gradient reaches D, one reaches G's output.
     pred = fake.clone().requires_grad_(True)
     loss = adv.generator_loss(cond, pred, real)
@@ -67,7 +67,7 @@ def test_discriminator_step_learns_to_separate_real_from_fake() -> None:
     assert pred.grad is not None and pred.grad.abs().sum() > 0
     assert all(p.grad is None for p in adv.discriminator.parameters())
     # L1 part: 100 x mean |pred - target| = 100 x 0.5 = 50 is in the total.
-    assert float(loss) > 50.0
+    assert float(loss.detach()) > 50.0
 
 
 def test_pix2pix_trains_checkpoints_and_evaluates(packed: Path, tmp_path: Path) -> None:
