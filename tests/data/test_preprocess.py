@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from cloudfree.data.bands import DSEN2CR, REFLECTANCE, get_scaling
-from cloudfree.data.preprocess import denormalize_s2, fill_nan, normalize_s1, normalize_s2
+from cloudfree.data.preprocess import (
+    denormalize_s1,
+    denormalize_s2,
+    fill_nan,
+    normalize_s1,
+    normalize_s2,
+)
 
 
 def test_normalize_s2_dsen2cr_by_hand():
@@ -94,3 +100,11 @@ def test_fill_nan_without_nans_and_integer_input():
     out_dn, n_dn = fill_nan(dn)
     assert n_dn == 0 and out_dn.dtype == np.uint16
     np.testing.assert_array_equal(out_dn, dn)
+
+
+def test_denormalize_s1_inverts_normalize_s1_on_its_range() -> None:
+    db = np.array([[-40.0, -25.0, -12.5, 0.0, 3.0], [-40.0, -32.5, -16.25, 0.0, 3.0]])
+    back = denormalize_s1(normalize_s1(db, DSEN2CR), DSEN2CR)
+    # VV clipped to [-25, 0], VH to [-32.5, 0] (spec section 2), exact inside the range
+    np.testing.assert_allclose(back[0], [-25.0, -25.0, -12.5, 0.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(back[1], [-32.5, -32.5, -16.25, 0.0, 0.0], atol=1e-5)

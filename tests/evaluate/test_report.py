@@ -19,13 +19,8 @@ import torch
 from cloudfree.data.discover import build_index
 from cloudfree.data.io import read_raster
 from cloudfree.data.synth import synthesize
-from cloudfree.evaluate.report import (
-    REPORT_FILES,
-    distribution_figure,
-    pick_examples,
-    select_examples,
-    write_report,
-)
+from cloudfree.evaluate.examples import pick_examples, select_examples
+from cloudfree.evaluate.report import REPORT_FILES, distribution_figure, write_report
 from cloudfree.evaluate.run import PER_PATCH_COLUMNS, evaluate
 from cloudfree.evaluate.table import TABLE1_COLUMNS
 from cloudfree.masks.csm import cloud_shadow_mask

@@ -92,3 +92,26 @@ def normalize_s1(db: np.ndarray, scaling: Scaling) -> np.ndarray:
         band = np.clip(db[i].astype(np.float32), lo, hi)
         out[i] = (band - np.float32(lo)) / np.float32(hi - lo) * np.float32(scaling.s1_max)
     return out
+
+
+def denormalize_s1(x: np.ndarray, scaling: Scaling) -> np.ndarray:
+    """Network S1 values -> dB, band by band: the inverse of :func:`normalize_s1` on its range.
+
+    ``x / s1_max * (hi - lo) + lo``; values clipped by ``normalize_s1`` stay at the clip limits.
+
+    Args:
+        x: ``(2, ...)`` network values, VV then VH.
+        scaling: the protocol.
+
+    Returns:
+        float32 array of the same shape, dB.
+    """
+    if x.ndim < 1 or x.shape[0] != len(scaling.s1_clip):
+        raise ValueError(
+            f"S1 array must have {len(scaling.s1_clip)} bands (VV, VH) on its first axis, "
+            f"got shape {x.shape}"
+        )
+    out = np.empty(x.shape, dtype=np.float32)
+    for i, (lo, hi) in enumerate(scaling.s1_clip):
+        out[i] = x[i].astype(np.float32) / np.float32(scaling.s1_max) * np.float32(hi - lo) + lo
+    return out

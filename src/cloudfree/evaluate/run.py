@@ -364,7 +364,8 @@ def evaluate(
     with atomic_path(out / "table.md") as tmp:
         tmp.write_text(format_report(summary, proto))
 
-    from cloudfree.evaluate.report import REPORT_FILES, write_examples, write_report
+    from cloudfree.evaluate.examples import write_examples
+    from cloudfree.evaluate.report import REPORT_FILES, write_report
 
     for name in REPORT_FILES:  # never leave figures of an earlier evaluation beside new rows
         (out / name).unlink(missing_ok=True)
