@@ -198,10 +198,10 @@ def test_failures_leave_no_output(tmp_path: Path, nosar_weights, sar_weights, mo
     with pytest.raises(DataError, match="5 bands"):
         predict_scene(s2_5, out, str(weights), progress=False)
     # The model fails in the middle of the scene (after some windows were written).
-    from cloudfree.predict import scene
+    from cloudfree.predict import window
 
     calls = {"n": 0}
-    real = scene._Runner.__call__
+    real = window.Runner.__call__
 
     def failing(self, *args, **kwargs):
         calls["n"] += 1
@@ -209,7 +209,7 @@ def test_failures_leave_no_output(tmp_path: Path, nosar_weights, sar_weights, mo
             raise RuntimeError("model exploded")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(scene._Runner, "__call__", failing)
+    monkeypatch.setattr(window.Runner, "__call__", failing)
     with pytest.raises(RuntimeError, match="exploded"):
         predict_scene(
             src,

@@ -33,34 +33,24 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import torch
 
-from cloudfree.data.bands import get_scaling, s2_index
 from cloudfree.data.io import atomic_path
-from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
 from cloudfree.errors import DataError
-from cloudfree.evaluate.methods import Method
-from cloudfree.masks.params import CLEAR, DEFAULT_PARAMS
 from cloudfree.predict.inputs import (
     OUTSIDE_SAR,
     S1Source,
     S2Source,
-    nodata_pixels,
-    s1_coverage,
 )
 from cloudfree.predict.tiling import (
-    Window,
     axis_positions,
-    blend_weights,
     fit_tile,
-    grow,
     windows,
 )
+from cloudfree.predict.window import Runner, WindowPredictor, load_runner, uses_mask
 
 log = logging.getLogger(__name__)
 
@@ -81,56 +71,6 @@ DEFLATE_LEVEL: Final[int] = 1
 #: GDAL block cache while predicting, MiB (unless GDAL_CACHEMAX is set): GDAL's default, 5 % of
 #: the RAM, would let the cache of written blocks grow with the scene up to that size.
 GDAL_CACHE_MB: Final[int] = 128
-
-
-@dataclass
-class _Runner:
-    """A method plus the precision to run it in."""
-
-    method: Method
-    precision: str
-
-    def __call__(
-        self, s2: np.ndarray, s1: np.ndarray | None, mask: np.ndarray | None
-    ) -> np.ndarray:
-        """(B, 13, h, w) float32 network values -> prediction, same shape, numpy float32."""
-        from cloudfree.evaluate.methods import ModelMethod
-        from cloudfree.models.runtime import inference_context, resolve_precision
-
-        batch: dict[str, torch.Tensor] = {"s2_cloudy": torch.from_numpy(s2)}
-        if s1 is not None:
-            batch["s1"] = torch.from_numpy(s1)
-        if mask is not None:
-            batch["mask"] = torch.from_numpy(mask)
-        m = self.method
-        if isinstance(m, ModelMethod) and resolve_precision(self.precision) == "bf16":
-            dev = m.device
-            with inference_context(dev, "bf16"):
-                x = batch["s2_cloudy"].to(dev)
-                out = m.model(x, batch["s1"].to(dev)) if m.include_sar else m.model(x)
-            return out.to("cpu", torch.float32).numpy().copy()
-        return m.predict(batch).numpy()
-
-
-def _load(spec: str, device: str, precision: str) -> _Runner:
-    from cloudfree.evaluate.methods import ModelMethod, load_method
-    from cloudfree.models.runtime import prepare_for_inference, resolve_precision
-
-    method = load_method(spec, device=device)
-    if isinstance(method, ModelMethod) and resolve_precision(precision) == "bf16":
-        if method.device.type == "cpu":
-            from cloudfree.models.runtime import cpu_has_native_bf16
-
-            if not cpu_has_native_bf16():
-                log.warning("bf16 on a CPU without native bf16 support is much slower than fp32")
-        prepare_for_inference(method.model, method.device, "bf16")
-    return _Runner(method, precision)
-
-
-def _uses_mask(method: Method) -> bool:
-    from cloudfree.evaluate.baselines import MaskFillMethod
-
-    return isinstance(method, MaskFillMethod)
 
 
 def choose_window(tile: int, overlap: int, halo: int) -> int:
@@ -188,240 +128,6 @@ def _check_args(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if window is not None and (window < 16 or window % 16):
         raise ValueError(f"window must be a multiple of 16 (>= 16), got {window}")
-
-
-class _ScenePredictor:
-    """State of one ``predict_scene`` call (see the module docstring for the steps)."""
-
-    def __init__(
-        self,
-        s2: S2Source,
-        s1: S1Source | None,
-        main: _Runner,
-        nosar_spec: str | None,
-        device: str,
-        precision: str,
-        outside_sar: str,
-        tile: int,
-        overlap: int,
-        batch_size: int,
-        keep_clear: bool,
-        need_mask: bool,
-    ) -> None:
-        self.s2, self.s1, self.main = s2, s1, main
-        self._nosar_spec, self._nosar = nosar_spec, None
-        self.device, self.precision = device, precision
-        self.outside_sar = outside_sar
-        self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
-        self.keep_clear, self.need_mask = keep_clear, need_mask
-        self.scaling = get_scaling(main.method.scaling)
-        self.halo = overlap // 2
-        self.read_halo = max(self.halo, DEFAULT_PARAMS.halo) if need_mask else self.halo
-        self.thresholds: tuple[float, float] | None = None
-        self.counts = {"tiles": 0, "tile_pixels": 0, "sar_tiles": 0, "nosar_tiles": 0}
-        self.covered = 0
-        self.mask_counts = np.zeros(3, dtype=np.int64)
-        # The SAR model is used only with S1; without S1 a SAR checkpoint falls back to no-SAR.
-        self.sar = main.method.include_sar and s1 is not None
-
-    def nosar(self) -> _Runner:
-        """The model for pixels without S1 (loaded on first use)."""
-        if self._nosar is None:
-            if not self.main.method.include_sar:
-                self._nosar = self.main
-            else:
-                spec = self._nosar_spec
-                if spec is None:
-                    from cloudfree.predict.bundled import bundled_weights
-
-                    spec = str(bundled_weights(include_sar=False))
-                self._nosar = _load(spec, self.device, self.precision)
-                if self._nosar.method.include_sar:
-                    raise DataError(
-                        spec, "is a model that takes S1", "a no-SAR checkpoint for checkpoint_nosar"
-                    )
-                log.info("pixels without S1 are predicted with %s", self._nosar.method.name)
-        return self._nosar
-
-    def scene_thresholds(self, window: int) -> None:
-        """Pass 1 of the mask: shadow thresholds of the whole scene (``mask_scene``'s)."""
-        from cloudfree.masks.stats import ShadowStats
-
-        stats = ShadowStats()
-        for win in windows(self.s2.height, self.s2.width, window):
-            b2, b8, b11 = self.s2.read_bands(("B2", "B8", "B11"), win)
-            stats.update(b2, b8, b11)
-        self.thresholds = stats.thresholds(DEFAULT_PARAMS)
-
-    def _mask(self, data: np.ndarray, inner: Window) -> np.ndarray:
-        """Mask of the real (unpadded) part of a read, reflect-padded to the read's shape."""
-        from cloudfree.masks.csm import csm_bands, csm_from_bands
-        from cloudfree.predict.tiling import pad_reflect
-
-        assert self.thresholds is not None
-        top, left, h, w = inner
-        real = data[:, top : top + h, left : left + w]
-        if np.issubdtype(real.dtype, np.floating):
-            real = np.nan_to_num(real, nan=0.0, posinf=0.0, neginf=0.0)
-        t3, t4 = self.thresholds
-        mask = csm_from_bands(csm_bands(real), np.float64(t3), np.float64(t4), DEFAULT_PARAMS)
-        bottom, right = data.shape[1] - top - h, data.shape[2] - left - w
-        return pad_reflect(mask, top, bottom, left, right)
-
-    def _s1_tiles(self, s1n: np.ndarray, cov: np.ndarray) -> np.ndarray:
-        # Where a tile has no S1, the SAR model is given the mean of the tile's covered S1 (a
-        # neutral value, never 0, which is a real backscatter); those pixels take the no-SAR
-        # prediction or the input afterwards, only their neighbours see the filled values.
-        out = s1n.copy()
-        for i in range(out.shape[0]):
-            c = cov[i]
-            if c.all():
-                continue
-            for b in range(out.shape[1]):
-                out[i, b][~c] = out[i, b][c].mean()
-        return out
-
-    def _predict_sar_batch(
-        self,
-        x: np.ndarray,
-        m: np.ndarray | None,
-        pos: list[tuple[int, int]],
-        s1n: np.ndarray | None,
-        cov: np.ndarray | None,
-        size: tuple[int, int],
-        use_input: bool,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Tiles of a SAR model: S1-covered pixels from it, the others from the no-SAR model.
-
-        Returns:
-            ``(pred (B, 13, th, tw), skip (B,) bool)``; ``skip``: tiles without any S1 pixel
-            when ``use_input`` (nothing predicted there).
-        """
-        assert s1n is not None and cov is not None
-        tr, tc = size
-        cv = np.stack([cov[r : r + tr, c : c + tc] for r, c in pos])
-        flat = cv.reshape(len(pos), -1)
-        has_cov, has_gap = flat.any(axis=1), ~flat.all(axis=1)
-        pred = np.zeros_like(x)
-        if has_cov.any():
-            idx = np.flatnonzero(has_cov)
-            s1 = np.stack([s1n[:, r : r + tr, c : c + tc] for r, c in (pos[i] for i in idx)])
-            pred[idx] = self.main(
-                x[idx], self._s1_tiles(s1, cv[idx]), None if m is None else m[idx]
-            )
-            self.counts["sar_tiles"] += len(idx)
-        if not use_input and has_gap.any():
-            idx = np.flatnonzero(has_gap)
-            out = self.nosar()(x[idx], None, None if m is None else m[idx])
-            pred[idx] = np.where(~cv[idx][:, None], out, pred[idx])
-            self.counts["nosar_tiles"] += len(idx)
-        return pred, ~has_cov if use_input else np.zeros(len(pos), dtype=bool)
-
-    def predict_region(
-        self,
-        xn: np.ndarray,
-        s1n: np.ndarray | None,
-        cov: np.ndarray | None,
-        mask: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Blend the tiles of one window + halo.
-
-        Args:
-            xn: (13, L, M) network-scale S2; s1n: (2, L, M) network-scale S1 or None;
-            cov: (L, M) bool S1 coverage or None; mask: (L, M) uint8 or None.
-
-        Returns:
-            ``(acc, wsum)``: weighted sum of tile predictions (13, L, M) and weight sum (L, M).
-        """
-        _, length_r, length_c = xn.shape
-        tr = fit_tile(length_r, self.tile, self.overlap)
-        tc = fit_tile(length_c, self.tile, self.overlap)
-        weights = blend_weights((tr, tc), self.overlap)
-        positions = [
-            (r, c)
-            for r in axis_positions(length_r, tr, self.overlap)
-            for c in axis_positions(length_c, tc, self.overlap)
-        ]
-        acc = np.zeros(xn.shape, dtype=np.float32)
-        wsum = np.zeros(xn.shape[1:], dtype=np.float32)
-        use_input = self.outside_sar == "input"
-        buf = np.empty((xn.shape[0], tr, tc), dtype=np.float32)
-        for k in range(0, len(positions), self.batch_size):
-            pos = positions[k : k + self.batch_size]
-            x = np.stack([xn[:, r : r + tr, c : c + tc] for r, c in pos])
-            m = None if mask is None else np.stack([mask[r : r + tr, c : c + tc] for r, c in pos])
-            skip = np.zeros(len(pos), dtype=bool)
-            if not self.sar:  # one model for every pixel
-                pred = self.nosar()(x, None, m)
-                self.counts["nosar_tiles"] += len(pos)
-            else:
-                pred, skip = self._predict_sar_batch(x, m, pos, s1n, cov, (tr, tc), use_input)
-            for i, (r, c) in enumerate(pos):
-                if skip[i]:
-                    continue  # no S1 and outside_sar="input": every pixel keeps the input
-                np.multiply(pred[i], weights, out=buf)
-                acc[:, r : r + tr, c : c + tc] += buf
-                wsum[r : r + tr, c : c + tc] += weights
-            self.counts["tiles"] += len(pos)
-            self.counts["tile_pixels"] += len(pos) * tr * tc
-        return acc, wsum
-
-    def window(self, win: Window) -> tuple[np.ndarray, np.ndarray | None]:
-        """Predict one output window: ``(values in the file dtype (C, h, w), mask or None)``."""
-        s2, rh, h = self.s2, self.read_halo, self.halo
-        r, c, wh, ww = win
-        data, inner = s2.read(grow(win, rh))
-        # Rows of the 13-band array that the file has (all but the inserted B10 for L2A).
-        rows = [i for i in range(data.shape[0]) if i != s2_index("B10")] if s2.l2a else slice(None)
-        off = rh - h  # the model region (window + halo) inside the read
-        region = data[:, off : data.shape[1] - off, off : data.shape[2] - off]
-        mask_full = self._mask(data, inner) if self.need_mask else None
-        mask = (
-            None
-            if mask_full is None
-            else mask_full[off : mask_full.shape[0] - off, off : mask_full.shape[1] - off]
-        )
-        xn = normalize_s2(region, self.scaling)
-        if np.issubdtype(np.dtype(s2.meta.dtype), np.floating):
-            xn = np.nan_to_num(xn, nan=0.0, copy=False)  # NaN DN would make the output NaN
-        s1n = cov = None
-        if self.sar:
-            assert self.s1 is not None
-            s1_db = self.s1.read(grow(win, h), s2.height, s2.width)
-            cov = s1_coverage(s1_db)
-            s1n = normalize_s1(np.nan_to_num(s1_db, nan=0.0), self.scaling)
-            self.covered += int(cov[h : h + wh, h : h + ww].sum())
-        acc, wsum = self.predict_region(xn, s1n, cov, mask)
-        keep = (slice(None), slice(h, h + wh), slice(h, h + ww))
-        acc, wsum = acc[keep], wsum[keep[1:]]
-        pred = np.divide(acc, wsum, out=np.zeros_like(acc), where=wsum > 0)
-        dn = denormalize_s2(pred, self.scaling)[rows]
-        raw = data[:, rh : rh + wh, rh : rh + ww][rows]
-        replace = np.zeros((wh, ww), dtype=bool)
-        win_mask = None
-        if mask_full is not None:
-            win_mask = np.ascontiguousarray(mask_full[rh : rh + wh, rh : rh + ww])
-            self.mask_counts += np.bincount(win_mask.ravel(), minlength=3)[:3]
-            if self.keep_clear:
-                replace |= win_mask == CLEAR
-        if self.sar and self.outside_sar == "input":
-            assert cov is not None
-            replace |= ~cov[h : h + wh, h : h + ww]
-        dn[:, replace] = raw[:, replace]
-        out = _to_dtype(dn, np.dtype(s2.meta.dtype))
-        nodata = s2.meta.nodata
-        if nodata is not None:
-            out[:, nodata_pixels(raw, nodata)] = np.asarray(nodata).astype(out.dtype)
-        return out, win_mask
-
-
-def _to_dtype(dn: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Round and clip to an integer dtype's range (float dtypes: cast); ``dn`` is modified."""
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        np.rint(dn, out=dn)
-        np.clip(dn, info.min, info.max, out=dn)
-    return dn.astype(dtype)
 
 
 def _overview_factors(height: int, width: int) -> list[int]:
@@ -504,7 +210,7 @@ def predict_scene(
         from cloudfree.predict.bundled import bundled_weights
 
         checkpoint = str(bundled_weights(include_sar=s1 is not None))
-    main = _load(checkpoint, device, precision)
+    main = load_runner(checkpoint, device, precision)
     _release_large_buffers()
     # In bytes: rasterio passes an int to GDALSetCacheMax (256 would mean 256 bytes).
     env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB << 20}
@@ -533,7 +239,7 @@ def predict_scene(
 def _predict(
     s2: str | os.PathLike[str],
     out: Path,
-    main: _Runner,
+    main: Runner,
     s1: str | os.PathLike[str] | None,
     checkpoint_nosar: str | None,
     outside_sar: str,
@@ -572,8 +278,8 @@ def _predict(
                     "checkpoint, or outside_sar='nosar' (predicts everything without SAR)"
                 )
             log.warning("no S1 given: the whole scene is predicted with the no-SAR model")
-        need_mask = keep_clear or mask_out is not None or _uses_mask(main.method)
-        sp = _ScenePredictor(
+        need_mask = keep_clear or mask_out is not None or uses_mask(main.method)
+        sp = WindowPredictor(
             src,
             s1src,
             main,
