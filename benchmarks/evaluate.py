@@ -60,7 +60,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -71,6 +70,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+# The sibling benchmark script (run as `python benchmarks/evaluate.py`, its folder is on sys.path).
+from model import cpu_name
 
 #: Model sizes: build_model("dsen2cr", **kwargs).
 MODELS: dict[str, dict[str, int]] = {
@@ -96,18 +98,6 @@ def proc_status() -> dict[str, float]:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(line.split()[1]) / 1024.0  # kB
     return out
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else the machine type."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def reset_peak_rss() -> bool:
