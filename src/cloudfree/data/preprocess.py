@@ -65,6 +65,14 @@ def denormalize_s2(x: np.ndarray, scaling: Scaling) -> np.ndarray:
     return (np.asarray(x, dtype=np.float32) * np.float32(scaling.s2_scale)).astype(np.float32)
 
 
+def _check_s1_bands(x: np.ndarray, scaling: Scaling) -> None:
+    if x.ndim < 1 or x.shape[0] != len(scaling.s1_clip):
+        raise ValueError(
+            f"S1 array must have {len(scaling.s1_clip)} bands (VV, VH) on its first axis, "
+            f"got shape {x.shape}"
+        )
+
+
 def normalize_s1(db: np.ndarray, scaling: Scaling) -> np.ndarray:
     """Sentinel-1 backscatter (dB) -> network values, band by band.
 
@@ -82,11 +90,7 @@ def normalize_s1(db: np.ndarray, scaling: Scaling) -> np.ndarray:
     Raises:
         ValueError: the first axis does not have one entry per S1 band of the protocol.
     """
-    if db.ndim < 1 or db.shape[0] != len(scaling.s1_clip):
-        raise ValueError(
-            f"S1 array must have {len(scaling.s1_clip)} bands (VV, VH) on its first axis, "
-            f"got shape {db.shape}"
-        )
+    _check_s1_bands(db, scaling)
     out = np.empty(db.shape, dtype=np.float32)
     for i, (lo, hi) in enumerate(scaling.s1_clip):
         band = np.clip(db[i].astype(np.float32), lo, hi)
@@ -105,12 +109,11 @@ def denormalize_s1(x: np.ndarray, scaling: Scaling) -> np.ndarray:
 
     Returns:
         float32 array of the same shape, dB.
+
+    Raises:
+        ValueError: the first axis does not have one entry per S1 band of the protocol.
     """
-    if x.ndim < 1 or x.shape[0] != len(scaling.s1_clip):
-        raise ValueError(
-            f"S1 array must have {len(scaling.s1_clip)} bands (VV, VH) on its first axis, "
-            f"got shape {x.shape}"
-        )
+    _check_s1_bands(x, scaling)
     out = np.empty(x.shape, dtype=np.float32)
     for i, (lo, hi) in enumerate(scaling.s1_clip):
         out[i] = x[i].astype(np.float32) / np.float32(scaling.s1_max) * np.float32(hi - lo) + lo

@@ -15,11 +15,11 @@ import torch
 from torch import Tensor
 
 from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling, s2_index
+from cloudfree.viewer.render import DEFAULT_GAIN, TRUE_COLOUR
 
-#: Bands shown as red, green, blue (true colour).
-RGB_BANDS: tuple[str, str, str] = ("B4", "B3", "B2")
-#: Reflectance multiplier of the display stretch (reflectance 0.4 -> white).
-RGB_GAIN: float = 2.5
+# The bands and fixed gain of every true-colour picture of the project (cloudfree.viewer.render).
+RGB_BANDS = TRUE_COLOUR
+RGB_GAIN = DEFAULT_GAIN
 #: White pixels between panels and between rows.
 GAP: int = 2
 
