@@ -174,24 +174,33 @@ def test_missing_file_or_preset_errors() -> None:
         get_preset("nope")
 
 
-def test_presets_are_the_five_rows_and_debug_tiny() -> None:
+def test_presets_are_the_five_rows_the_hybrids_and_debug_tiny() -> None:
     assert set(PRESETS) == {
         "dsen2cr_sar_carl",
         "dsen2cr_sar_l1",
         "dsen2cr_nosar_carl",
         "dsen2cr_nosar_l1",
         "pix2pix",
+        "hybrid_sar_carl",
+        "hybrid_nosar_carl",
+        "hybrid_sar_sd_carl",
         "debug_tiny",
     }
     variants = {
-        "dsen2cr_sar_carl": ("dsen2cr", "carl"),
-        "dsen2cr_sar_l1": ("dsen2cr", "l1"),
-        "dsen2cr_nosar_carl": ("dsen2cr-nosar", "carl"),
-        "dsen2cr_nosar_l1": ("dsen2cr-nosar", "l1"),
+        "dsen2cr_sar_carl": ("dsen2cr", "carl", "mask-fill"),
+        "dsen2cr_sar_l1": ("dsen2cr", "l1", "mask-fill"),
+        "dsen2cr_nosar_carl": ("dsen2cr-nosar", "carl", "mask-fill"),
+        "dsen2cr_nosar_l1": ("dsen2cr-nosar", "l1", "mask-fill"),
+        "hybrid_sar_carl": ("hybrid", "carl", "mask-fill"),
+        "hybrid_nosar_carl": ("hybrid-nosar", "carl", "mask-fill"),
+        "hybrid_sar_sd_carl": ("hybrid", "carl", "stable-diffusion"),
     }
-    for name, (model, loss) in variants.items():
+    for name, (model, loss, inpaint) in variants.items():
         cfg = load_config(name)
-        assert (cfg.model.name, cfg.loss.name) == (model, loss)
+        assert (cfg.model.name, cfg.loss.name, cfg.model.inpaint) == (model, loss, inpaint)
+        # the hybrids read the inpainted image, the mask and the cloudy input; only they do
+        kwargs = cfg.model.build_kwargs()
+        assert ("inpaint" in kwargs) is cfg.model.is_hybrid is model.startswith("hybrid")
         # everything else is the paper's recipe
         assert (
             cfg.optim == OptimConfig() and cfg.train == TrainConfig() and cfg.data == DataConfig()

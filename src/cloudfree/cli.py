@@ -139,6 +139,20 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
         help="do not compute the DSen2-CR cloud/shadow mask of each cloudy patch (default: "
         "compute it into the shards, for SampleConfig(mask='cached') and the CARL loss)",
     )
+    p.add_argument(
+        "--inpaint",
+        action="append",
+        default=[],
+        metavar="METHOD",
+        help="also cache each cloudy patch inpainted with METHOD (mask-fill, biharmonic, "
+        "push-pull, sar-match, stable-diffusion) in the shards, for the hybrid models; "
+        "repeatable; resumes shard by shard",
+    )
+    p.add_argument(
+        "--sd-weights",
+        default=None,
+        help="folder of a Stable Diffusion inpainting pipeline (for --inpaint stable-diffusion)",
+    )
     p.set_defaults(func=_run_pack)
 
 
@@ -161,6 +175,17 @@ def _run_pack(args: argparse.Namespace) -> int:
         f"packed {manifest['num_patches']} patches into {len(manifest['shards'])} shards "
         f"in {args.out} ({manifest['num_skipped']} skipped)"
     )
+    if args.inpaint:
+        from cloudfree.data.inpaint_cache import fill_inpainting
+
+        for method in args.inpaint:
+            options = {"weights": args.sd_weights} if method == "stable-diffusion" else {}
+            manifest = fill_inpainting(args.out, method, options, workers=args.workers)
+            t = manifest["inpaint_timing"][method]
+            per = (
+                "" if t["seconds_per_patch"] is None else f", {t['seconds_per_patch']:.3f} s/patch"
+            )
+            print(f"inpainted {t['patches']} patches with {method} in {t['seconds']:.1f} s{per}")
     return 0
 
 

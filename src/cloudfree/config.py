@@ -38,6 +38,10 @@ LOSS_NAMES: tuple[str, ...] = ("carl", "l1", "pix2pix")
 OPTIMIZER_NAMES: tuple[str, ...] = ("nadam", "adam")
 #: GAN objectives of the pix2pix loss (``cloudfree.losses.pix2pix.GAN_MODES``).
 GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan")
+#: Inpainting methods a hybrid model may read (``cloudfree.inpaint.INPAINT_METHODS``).
+INPAINT_METHOD_NAMES: tuple[str, ...] = (
+    "mask-fill", "biharmonic", "push-pull", "sar-match", "stable-diffusion",
+)  # fmt: skip
 #: ``auto``: bf16 autocast on CUDA, fp32 elsewhere.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
@@ -90,25 +94,59 @@ class ModelConfig:
     ``feature_size`` the width of its outermost level (``ngf``, 64).
     """
 
-    name: str = "dsen2cr"  # "dsen2cr", "dsen2cr-nosar", "pix2pix" or "pix2pix-nosar"
+    name: str = "dsen2cr"  # "dsen2cr", "dsen2cr-nosar", "hybrid", "hybrid-nosar", "pix2pix"...
     num_layers: int = 16  # residual blocks B (spec section 4: 16, "B value in paper")
     feature_size: int = 256  # feature maps F (spec section 4: 256)
+    # The hybrid models only (issue 11, cloudfree.models.hybrid): how their input is inpainted
+    # (the pack must hold that inpainting: cloudfree pack --inpaint METHOD), where the long skip
+    # starts, and which extra inputs they see.
+    inpaint: str = "mask-fill"  # cloudfree.inpaint method of the cached inpainted input
+    skip: str = "inpainted"  # "inpainted" (the hybrid) or "cloudy" (DSen2-CR's long skip)
+    mask_channel: bool = True  # the binary cloud/shadow mask as an input channel
+    cloudy_input: bool = True  # the cloudy image as an input beside the inpainted one
 
     @property
     def is_pix2pix(self) -> bool:
         """The pix2pix U-Net generator (trained adversarially, with ``loss.name = "pix2pix"``)."""
         return self.name.startswith("pix2pix")
 
-    def build_kwargs(self) -> dict[str, int]:
+    @property
+    def is_hybrid(self) -> bool:
+        """A hybrid model: DSen2-CR on the inpainted image (reads the pack's inpainting)."""
+        return self.name.startswith("hybrid")
+
+    def build_kwargs(self) -> dict[str, int | str | bool]:
         """Constructor arguments of the registered builder for these sizes."""
         if self.is_pix2pix:
             return {"num_downs": self.num_layers, "ngf": self.feature_size}
-        return {"num_layers": self.num_layers, "feature_size": self.feature_size}
+        kwargs: dict[str, int | str | bool] = {
+            "num_layers": self.num_layers,
+            "feature_size": self.feature_size,
+        }
+        if self.is_hybrid:
+            kwargs.update(
+                inpaint=self.inpaint,
+                skip=self.skip,
+                mask_channel=self.mask_channel,
+                cloudy_input=self.cloudy_input,
+            )
+        return kwargs
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "model.name", "must be a non-empty registry name")
         _check(self.num_layers > 0, "model.num_layers", f"must be > 0, got {self.num_layers}")
         _check(self.feature_size > 0, "model.feature_size", f"must be > 0, got {self.feature_size}")
+        _check(
+            self.inpaint in INPAINT_METHOD_NAMES,
+            "model.inpaint",
+            f"unknown inpainting method {self.inpaint!r}; expected one of "
+            f"{list(INPAINT_METHOD_NAMES)}",
+        )
+        _check(
+            self.skip in ("inpainted", "cloudy"),
+            "model.skip",
+            f"must be 'inpainted' or 'cloudy', got {self.skip!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -279,13 +317,18 @@ def _pix2pix() -> Config:
 
 
 #: Named presets: the four published DSen2-CR variants (spec section 8), the pix2pix baseline
-#: of the paper's table (spec section 9) and a tiny debug run.
+#: of the paper's table (spec section 9), the hybrids of issue 11 (DSen2-CR's recipe, CARL,
+#: on the inpainted image: mask-fill inpainting, and a Stable Diffusion variant whose pack
+#: needs 'cloudfree pack --inpaint stable-diffusion --sd-weights DIR') and a tiny debug run.
 PRESETS: dict[str, Config] = {
     "dsen2cr_sar_carl": Config(),
     "dsen2cr_sar_l1": Config(loss=LossConfig(name="l1")),
     "dsen2cr_nosar_carl": Config(model=ModelConfig(name="dsen2cr-nosar")),
     "dsen2cr_nosar_l1": Config(model=ModelConfig(name="dsen2cr-nosar"), loss=LossConfig(name="l1")),
     "pix2pix": _pix2pix(),
+    "hybrid_sar_carl": Config(model=ModelConfig(name="hybrid")),
+    "hybrid_nosar_carl": Config(model=ModelConfig(name="hybrid-nosar")),
+    "hybrid_sar_sd_carl": Config(model=ModelConfig(name="hybrid", inpaint="stable-diffusion")),
     "debug_tiny": _debug_tiny(),
 }
 

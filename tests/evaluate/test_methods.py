@@ -40,7 +40,7 @@ def _save_run(run: Path, model: DSen2CR, step: int, is_best: bool) -> Path:
 
 
 def test_baseline_names() -> None:
-    assert BASELINES == ("identity", "mask-fill")
+    assert BASELINES == ("identity", "mask-fill", "biharmonic", "push-pull", "sar-match")
     identity, fill = load_method("identity"), load_method("mask-fill")
     assert isinstance(identity, IdentityMethod) and isinstance(fill, MaskFillMethod)
     for method, name in ((identity, "identity"), (fill, "mask-fill")):

@@ -140,7 +140,8 @@ def test_bigearthnet_l2a_predicts_with_warning(
 @pytest.mark.parametrize("include_sar", [True, False])
 def test_bundled_weights_load_and_predict(include_sar: bool, tmp_path: Path) -> None:
     from cloudfree.evaluate.methods import load_method
-    from cloudfree.predict.bundled import BUNDLED_DIR, bundled_weights
+    from cloudfree.predict.bundled import bundled_weights, default_weights_name
+    from cloudfree.weights import MODEL_CARD
 
     try:
         path = bundled_weights(include_sar)
@@ -148,19 +149,20 @@ def test_bundled_weights_load_and_predict(include_sar: bool, tmp_path: Path) -> 
         pytest.skip(f"bundled weights not installed yet ({e})")
     method = load_method(str(path), device="cpu")
     assert method.include_sar is include_sar
-    assert (BUNDLED_DIR / "MODEL_CARD.md").is_file()
+    assert MODEL_CARD.is_file()
     from .conftest import synth_s1, synth_s2, write_tif
 
     s2 = write_tif(tmp_path / "s2.tif", synth_s2(64, 64))
     s1 = write_tif(tmp_path / "s1.tif", synth_s1(64, 64)) if include_sar else None
     summary = predict_scene(s2, tmp_path / "out.tif", None, s1, tile=64, overlap=16, progress=False)
-    assert summary["method"] == str(path)
+    assert summary["method"] == default_weights_name(include_sar)
 
 
 def test_missing_bundled_weights_error_names_the_path(tmp_path: Path, monkeypatch) -> None:
     from cloudfree.errors import DataError
     from cloudfree.predict import bundled
+    from cloudfree.weights import registry
 
-    monkeypatch.setattr(bundled, "BUNDLED_DIR", tmp_path / "weights")
+    monkeypatch.setattr(registry, "BUNDLED_DIR", tmp_path / "weights")
     with pytest.raises(DataError, match=r"weights/dsen2cr_demo_nosar\.safetensors.*missing"):
         bundled.bundled_weights(False)

@@ -277,17 +277,20 @@ def test_overviews_only_where_cheap() -> None:
 def test_default_checkpoints_are_the_bundled_ones(tmp_path: Path, monkeypatch) -> None:
     from cloudfree.models import save_weights
     from cloudfree.predict import bundled
+    from cloudfree.weights import get_weights, registry
 
     from .conftest import tiny_model
 
     weights = tmp_path / "weights"
-    save_weights(tiny_model(True), weights / bundled.SAR_FILE)
-    save_weights(tiny_model(False), weights / bundled.NOSAR_FILE)
-    monkeypatch.setattr(bundled, "BUNDLED_DIR", weights)
+    sar, nosar = get_weights(bundled.DEFAULT_SAR), get_weights(bundled.DEFAULT_NOSAR)
+    save_weights(tiny_model(True), weights / sar.filename)
+    save_weights(tiny_model(False), weights / nosar.filename)
+    monkeypatch.setattr(registry, "BUNDLED_DIR", weights)
     src = write_tif(tmp_path / "s2.tif", synth_s2(64, 96))
     s1_path, _ = _partial_s1(tmp_path, 64, 96, split=48)
     summary = predict_scene(src, tmp_path / "out.tif", None, s1_path, tile=64, progress=False)
-    assert summary["method"] == str(weights / bundled.SAR_FILE)
-    assert summary["method_nosar"] == str(weights / bundled.NOSAR_FILE)
+    # Tables and summaries name the weights by their short name, not a path.
+    assert summary["method"] == bundled.DEFAULT_SAR
+    assert summary["method_nosar"] == bundled.DEFAULT_NOSAR
     summary = predict_scene(src, tmp_path / "out2.tif", progress=False)
-    assert summary["method"] == str(weights / bundled.NOSAR_FILE)
+    assert summary["method"] == bundled.DEFAULT_NOSAR

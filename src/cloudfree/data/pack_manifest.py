@@ -218,6 +218,11 @@ def resume(
         if p.name.startswith((".shard-", f".{MANIFEST}.", f".{PATCHES}.")):
             p.unlink()
     new["created"] = old.get("created", new["created"])
+    # How the inpainted arrays were made (cloudfree.data.inpaint_cache); kept shards keep their
+    # files and their entries' "inpaint" flags, new shards have none until filled.
+    for key in ("inpaint", "inpaint_timing"):
+        if key in old:
+            new[key] = old[key]
     new["shards"] = entries
     new["skipped"] = [s for s in old.get("skipped", []) if s["shard"] < kept]
     return csv_rows

@@ -72,6 +72,10 @@ class SampleConfig:
             does not matter, but the relative shadow thresholds (min/mean of CSI and B2) come
             from the whole patch instead of the crop, and the 5/7-px filters see real
             neighbours instead of padding at crop edges.
+        inpaint: None, or the :mod:`cloudfree.inpaint` method whose inpainted cloudy image is
+            returned as ``"s2_inpainted"`` (the hybrid model's input): computed once per
+            full patch and cached in the packed shards
+            (:mod:`cloudfree.data.inpaint_cache`), then cropped and augmented like the images.
     """
 
     mode: str = "train"
@@ -80,6 +84,7 @@ class SampleConfig:
     scaling: str = "dsen2cr"
     augment: bool = True
     mask: str = "none"
+    inpaint: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -91,6 +96,14 @@ class SampleConfig:
         get_scaling(self.scaling)  # raises KeyError naming the valid protocols
         if self.mask not in MASK_MODES:
             raise ValueError(f"unknown mask mode {self.mask!r}; expected one of {MASK_MODES}")
+        if self.inpaint is not None:
+            from cloudfree.inpaint.registry import INPAINT_METHODS
+
+            if self.inpaint not in INPAINT_METHODS:
+                raise ValueError(
+                    f"unknown inpainting method {self.inpaint!r}; expected one of "
+                    f"{INPAINT_METHODS} or None"
+                )
 
 
 @dataclass(frozen=True)
@@ -206,7 +219,9 @@ def make_sample(
     Args:
         raw: the ALREADY-WINDOWED raw arrays (``plan.window`` of each file):
             ``"s2_cloudy"`` (13, h, w) DN (uint16 in SEN12MS-CR); ``"s2"`` (13, h, w) DN, the
-            cloud-free target, optional (absent for prediction-only rows); ``"s1"`` (2, h, w)
+            cloud-free target, optional (absent for prediction-only rows); ``"s2_inpainted"``
+            (13, h, w) DN, the cached inpainted cloudy image, required when ``cfg.inpaint``;
+            ``"s1"`` (2, h, w)
             float32 dB, required when ``cfg.include_sar`` (ignored otherwise); ``"mask"``
             (h, w) integer cloud mask of the window (the cached full-patch mask, cropped),
             required when ``cfg.mask == "cached"``; with ``cfg.mask == "crop"`` it is
@@ -224,6 +239,7 @@ def make_sample(
 
         - ``"s2_cloudy"``: float32 (13, h', w'), [0, 5] (dsen2cr) or [0, 1] (reflectance).
         - ``"s2"``: float32 (13, h', w'), same range; only if ``raw`` has it.
+        - ``"s2_inpainted"``: float32 (13, h', w'), same range; only if ``cfg.inpaint``.
         - ``"s1"``: float32 (2, h', w'), [0, 2] (dsen2cr) or [0, 1]; only if ``include_sar``.
         - ``"mask"``: uint8 (h', w'), 0 clear / 1 cloud / 2 shadow; only if ``raw`` has it
           or ``cfg.mask == "crop"``.
@@ -253,6 +269,13 @@ def make_sample(
             "raw['s1'], or SampleConfig(include_sar=False)",
         )
 
+    if cfg.inpaint is not None and "s2_inpainted" not in raw:
+        raise DataError(
+            source,
+            f"patch {pid} has no cached {cfg.inpaint} inpainting but the config asks for it",
+            "raw['s2_inpainted'] (packed shards hold it after 'cloudfree pack --inpaint "
+            f"{cfg.inpaint}'), or SampleConfig(inpaint=None)",
+        )
     if cfg.mask == "cached" and "mask" not in raw:
         raise DataError(
             source,
@@ -269,9 +292,10 @@ def make_sample(
 
     out: dict[str, Any] = {}
     n_filled = 0
-    # Optical: cloudy input first, then the target, same treatment (spec section 2).
-    for key in ("s2_cloudy", "s2"):
-        if key not in raw:
+    # Optical: cloudy input first, then the target, same treatment (spec section 2); the
+    # inpainted input of the hybrid likewise.
+    for key in ("s2_cloudy", "s2", "s2_inpainted"):
+        if key not in raw or (key == "s2_inpainted" and cfg.inpaint is None):
             continue
         _check_shape(pid, key, raw[key], (NUM_S2_BANDS, h, w), source)
         x, n = fill_nan(raw[key])

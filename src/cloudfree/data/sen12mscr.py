@@ -101,6 +101,14 @@ class SEN12MSCR(Dataset):
             + (("s2",) if require_target else ())
             + (("s1",) if config.include_sar else ())
         )
+        if config.inpaint is not None:
+            raise DataError(
+                where,
+                f"the per-file dataset has no cache of {config.inpaint!r}-inpainted images, which "
+                "the hybrid model reads (inpainting every epoch would be far too slow)",
+                f"packed shards with it: cloudfree pack INDEX --out DIR --inpaint {config.inpaint}, "
+                "then data.packed=DIR",
+            )
         self.rows: list[IndexRow] = result.select(split, require=self.kinds)
         if not self.rows:
             raise DatasetNotFoundError(where, self._nothing_usable(), self._fix_hint())

@@ -220,6 +220,8 @@ class PackedDataset(Dataset):
 
     ``config.mask == "cached"`` returns the window of the packed full-patch mask (identical to
     ``SEN12MSCR``'s cached mask); ``"crop"`` computes the mask of each raw crop on the fly.
+    ``config.inpaint`` returns the window of the cached inpainted cloudy image as
+    ``"s2_inpainted"`` (:mod:`cloudfree.data.inpaint_cache`).
 
     Memory maps are opened lazily in each process and dropped when pickled, so DataLoader
     workers and DDP ranks (``DistributedSampler``) each map the files themselves. Call
@@ -227,7 +229,8 @@ class PackedDataset(Dataset):
 
     Raises:
         DataError: not a complete pack of a known format version; ``config.mask == "cached"``
-            but the pack holds no masks.
+            but the pack holds no masks; ``config.inpaint`` but the pack holds no complete
+            inpainting of that method.
         DatasetNotFoundError: no packed patch fits the split and config.
     """
 
@@ -262,6 +265,19 @@ class PackedDataset(Dataset):
                 "a pack with masks: re-run the same 'cloudfree pack' command without --no-mask "
                 "(it fills the masks of the existing shards), or SampleConfig(mask='crop')",
             )
+        self.inpaint = config.inpaint
+        if self.inpaint is not None:
+            from cloudfree.data.inpaint_cache import inpaint_complete
+
+            if not inpaint_complete(self.manifest, self.inpaint):
+                raise DataError(
+                    self.root,
+                    f"holds no complete {self.inpaint!r} inpainting of its patches, which the "
+                    "hybrid model reads",
+                    f"a pack with it: run 'cloudfree pack INDEX --out {self.root} --inpaint "
+                    f"{self.inpaint}' (the same pack command plus --inpaint; finished shards "
+                    "are kept, only the inpainting is computed)",
+                )
         self.patches = [
             p
             for p in read_patches(self.root)
@@ -280,6 +296,13 @@ class PackedDataset(Dataset):
             i: {k: str(self.root / f) for k, f in e["files"].items()}
             for i, e in enumerate(self.manifest["shards"])
         }
+        if self.inpaint is not None:
+            from cloudfree.data.inpaint_cache import inpaint_file
+
+            for i, e in enumerate(self.manifest["shards"]):
+                self._files[i]["s2_inpainted"] = str(
+                    self.root / inpaint_file(e["name"], self.inpaint)
+                )
         self._maps: dict[tuple[int, str], np.ndarray] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -321,6 +344,10 @@ class PackedDataset(Dataset):
             k: np.ascontiguousarray(self._map(p.shard, k)[p.offset, :, r : r + h, c : c + w])
             for k in self.kinds
         }
+        if self.inpaint is not None:
+            raw["s2_inpainted"] = np.ascontiguousarray(
+                self._map(p.shard, "s2_inpainted")[p.offset, :, r : r + h, c : c + w]
+            )
         if self.with_mask:
             raw["mask"] = np.ascontiguousarray(
                 self._map(p.shard, "mask")[p.offset, r : r + h, c : c + w]

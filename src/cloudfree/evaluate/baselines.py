@@ -1,40 +1,30 @@
-"""The non-learned baselines of issue 5: ``identity`` and ``mask-fill``.
+"""The non-learned baselines: ``identity`` and the inpainting methods.
 
 - ``identity``: the cloudy input is the prediction. Its reprod error is 0 by construction and
   its recon error measures how much the clouds change the image: the floor any method must beat.
-- ``mask-fill``: classical inpainting of the cloud/shadow area from the clear surroundings, one
-  band at a time, with OpenCV's fast-marching method (``cv2.inpaint``, ``INPAINT_TELEA``; A.
-  Telea, "An image inpainting technique based on the fast marching method", J. Graphics Tools
-  2004). No SAR, no learning: what a cloud mask plus interpolation alone achieves.
+- ``mask-fill``, ``biharmonic``, ``push-pull``, ``sar-match`` (and ``stable-diffusion`` given its
+  weights): inpainting of the cloud/shadow area from the clear pixels
+  (:mod:`cloudfree.inpaint`): what a cloud mask plus a fill achieves, with no learning.
+  ``mask-fill`` is OpenCV's Telea method (issue 5's baseline; extra ``[baselines]``).
 
-OpenCV (``opencv-python-headless``) is an optional dependency, imported only when ``mask-fill``
-predicts; ``s2cloudless`` (the ``masks`` extra) already pulls it in.
+Each runs on the network-scale batch of :mod:`cloudfree.evaluate.methods`: values are turned
+back into DN (``value * s2_scale``), inpainted, and scaled back; pixels the method does not
+fill are returned exactly as the input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import torch
 
 from cloudfree.data.bands import get_scaling
+from cloudfree.data.preprocess import denormalize_s1
 from cloudfree.evaluate.methods import BASELINES, Method, check_batch
-
-#: Neighbourhood radius of the inpainting, pixels (OpenCV's ``inpaintRadius``). 5 px is 50 m:
-#: wide enough to average out single noisy pixels at the cloud edge, small enough to stay local.
-MASK_FILL_RADIUS: Final[int] = 5
-
-
-def _cv2() -> Any:
-    try:
-        import cv2
-    except ImportError as e:
-        raise ImportError(
-            "the 'mask-fill' baseline needs OpenCV: pip install opencv-python-headless"
-        ) from e
-    return cv2
+from cloudfree.inpaint.base import Inpainter
+from cloudfree.inpaint.classical import MASK_FILL_RADIUS
 
 
 class IdentityMethod(Method):
@@ -50,67 +40,99 @@ class IdentityMethod(Method):
         return check_batch(batch, False).detach().to("cpu", torch.float32).clone()
 
 
-class MaskFillMethod(Method):
-    """Per-band inpainting of the cloud/shadow area from the clear pixels (no SAR).
+def batch_masks(batch: Mapping[str, Any], scaling: str) -> np.ndarray:
+    """The (B, H, W) uint8 cloud/shadow mask of a batch: ``batch["mask"]`` when given, else the
+    DSen2-CR mask (:func:`cloudfree.masks.csm.cloud_shadow_mask`, spec section 3) of the
+    input's DN, ``round(value * s2_scale)`` as uint16."""
+    if "mask" in batch:
+        return np.asarray(torch.as_tensor(batch["mask"]).cpu()).astype(np.uint8)
+    from cloudfree.masks.csm import cloud_shadow_mask
+
+    x = torch.as_tensor(batch["s2_cloudy"]).detach().to("cpu", torch.float64).numpy()
+    dn = np.rint(x * get_scaling(scaling).s2_scale)
+    return cloud_shadow_mask(np.clip(dn, 0, 65535).astype(np.uint16))
+
+
+class InpaintMethod(Method):
+    """An inpainting method (:mod:`cloudfree.inpaint`) as a :class:`Method`.
 
     The mask is ``batch["mask"]`` when given (nonzero = cloud or shadow), else the DSen2-CR
-    cloud/shadow mask (:func:`cloudfree.masks.csm.cloud_shadow_mask`, spec section 3) of the
-    input's DN, ``round(value * s2_scale)`` as uint16. Clear pixels are returned exactly as the
-    input. A patch with no masked pixel, or with no clear pixel (nothing to fill from), is
-    returned unchanged.
+    mask of the input (:func:`batch_masks`). ``sar-match`` reads ``batch["s1"]`` (network scale,
+    turned back into dB).
 
     Args:
-        radius: OpenCV's inpainting radius, pixels (>= 1).
+        inpainter: the configured method.
         scaling: the network scaling of ``s2_cloudy`` (``"dsen2cr"``: DN / 2000).
     """
 
-    def __init__(self, radius: int = MASK_FILL_RADIUS, scaling: str = "dsen2cr") -> None:
-        if radius < 1:
-            raise ValueError(f"radius must be >= 1 pixel, got {radius}")
-        self.name = "mask-fill"
-        self.include_sar = False
+    needs_mask = True
+
+    def __init__(self, inpainter: Inpainter, scaling: str = "dsen2cr") -> None:
+        self.inpainter = inpainter
+        self.name = inpainter.name
+        self.include_sar = inpainter.needs_sar
         self.scaling = scaling
-        self.radius = int(radius)
 
     def masks(self, batch: Mapping[str, Any]) -> np.ndarray:
-        """The (B, H, W) bool cloud/shadow mask used for ``batch`` (True = fill)."""
-        x = check_batch(batch, False)
-        if "mask" in batch:
-            return np.asarray(torch.as_tensor(batch["mask"]).cpu()) != 0
-        from cloudfree.masks.csm import cloud_shadow_mask
+        """The (B, H, W) bool cloud/shadow mask used for ``batch`` (True = cloud or shadow);
+        what is filled is its :meth:`~cloudfree.inpaint.base.Inpainter.fill_region`."""
+        check_batch(batch, False)
+        return batch_masks(batch, self.scaling) != 0
 
-        scale = get_scaling(self.scaling).s2_scale
-        dn = np.rint(x.detach().to("cpu", torch.float64).numpy() * scale)
-        return cloud_shadow_mask(np.clip(dn, 0, 65535).astype(np.uint16)) != 0
+    def unchanged(self, mask: np.ndarray) -> np.ndarray:
+        """(H, W) bool: the pixels this method returns as the input for a window's ``mask``."""
+        return ~self.inpainter.fill_region(mask)
 
     def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """Inpaint the masked pixels of each band; see :meth:`Method.predict`."""
-        cv2 = _cv2()
-        x = check_batch(batch, False).detach().to("cpu", torch.float32)
-        masks = self.masks(batch)
-        out = x.numpy().copy()
-        scale = np.float32(get_scaling(self.scaling).s2_scale)
-        for i, m in enumerate(masks):
-            if not m.any() or m.all():  # nothing to fill, or nothing to fill from
-                continue
-            m8 = m.astype(np.uint8)
-            for band in out[i]:
-                # Inpainted in DN: Telea's result depends on the value scale, and on values of
-                # order 1 (DN / 2000) it is wrong by far more than the signal (measured on a
-                # linear ramp in [0.3, 0.68]: max error 1.4 at scale 1, 0.028 at >= 1000).
-                filled = cv2.inpaint(band * scale, m8, self.radius, cv2.INPAINT_TELEA)
-                band[m] = filled[m] / scale
+        """Inpaint the masked pixels; see :meth:`Method.predict`."""
+        x = check_batch(batch, self.include_sar).detach().to("cpu", torch.float32).numpy()
+        scaling = get_scaling(self.scaling)
+        scale = np.float32(scaling.s2_scale)
+        s1 = None
+        if self.include_sar:
+            s1n = torch.as_tensor(batch["s1"]).detach().to("cpu", torch.float32).numpy()
+            s1 = np.stack([denormalize_s1(s, scaling) for s in s1n])
+        dn = x * scale
+        filled = self.inpainter(dn, batch_masks(batch, self.scaling), s1)
+        out = x.copy()
+        changed = filled != dn
+        # Only filled pixels are rescaled: the others stay the input's exact values.
+        out[changed] = filled[changed] / scale
         return torch.from_numpy(out)
 
 
-def make_baseline(name: str, scaling: str = "dsen2cr") -> Method:
-    """The baseline called ``name`` (one of :data:`~cloudfree.evaluate.methods.BASELINES`).
+class MaskFillMethod(InpaintMethod):
+    """OpenCV's Telea inpainting of the cloud/shadow area, band by band (``mask-fill``).
+
+    Args:
+        radius: OpenCV's inpainting radius, pixels (>= 1).
+        scaling: the network scaling of ``s2_cloudy``.
+    """
+
+    def __init__(self, radius: int = MASK_FILL_RADIUS, scaling: str = "dsen2cr") -> None:
+        from cloudfree.inpaint.classical import MaskFill
+
+        super().__init__(MaskFill(radius=radius), scaling=scaling)
+
+
+def make_baseline(name: str, scaling: str = "dsen2cr", **options: Any) -> Method:
+    """The baseline called ``name`` (one of :data:`~cloudfree.evaluate.methods.BASELINES`, or
+    ``"stable-diffusion"`` with ``weights=DIR``).
+
+    Args:
+        name: the baseline.
+        scaling: the network scaling of the batches it will see.
+        **options: options of an inpainting method (:func:`cloudfree.inpaint.get_inpainter`).
 
     Raises:
         ValueError: unknown name.
     """
     if name == "identity":
         return IdentityMethod(scaling=scaling)
-    if name == "mask-fill":
+    if name == "mask-fill" and not options:
         return MaskFillMethod(scaling=scaling)
+    from cloudfree.inpaint.registry import INPAINT_METHODS, get_inpainter
+
+    if name in INPAINT_METHODS:
+        return InpaintMethod(get_inpainter(name, **options), scaling=scaling)
     raise ValueError(f"unknown baseline {name!r}; expected one of {BASELINES}")

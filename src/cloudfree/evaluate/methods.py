@@ -1,12 +1,17 @@
 """What ``evaluate`` runs: a *method* maps a batch of cloudy samples to cloud-free predictions.
 
 A method is either a named, non-learned baseline (:data:`BASELINES`, built in
-:mod:`cloudfree.evaluate.baselines`) or a trained network loaded from its weights::
+:mod:`cloudfree.evaluate.baselines`), or a trained network loaded from its weights: a name of
+the weights registry (:mod:`cloudfree.weights`), a file, a checkpoint or a run folder::
 
     method = load_method("mask-fill")                    # a baseline
+    method = load_method("hybrid-nosar")                 # bundled weights, by name
     method = load_method("runs/paper-sar")               # a run folder: best/ or latest checkpoint
     method = load_method("dsen2cr_sar.safetensors")      # a weights file
     pred = method.predict(batch)                         # (B, 13, H, W), network scale, CPU
+
+Hybrid weights (:mod:`cloudfree.models.hybrid`) load as a
+:class:`~cloudfree.evaluate.hybrid.HybridMethod`: the chain mask -> inpainting -> network.
 
 ``batch`` is a collated batch of :func:`cloudfree.data.sample.make_sample` dicts: ``s2_cloudy``
 (B, 13, H, W) float in the network scale of ``method.scaling`` (DN / 2000 for ``"dsen2cr"``),
@@ -22,17 +27,29 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import torch
 from torch import nn
 
 from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.errors import DataError
 
-#: Names of the non-learned baselines :func:`load_method` accepts (issue 5).
-BASELINES: Final[tuple[str, ...]] = ("identity", "mask-fill")
+#: Names of the non-learned baselines :func:`load_method` accepts: the cloudy input and the
+#: inpainting methods of :mod:`cloudfree.inpaint` that need no weights (issues 5 and 11).
+BASELINES: Final[tuple[str, ...]] = (
+    "identity",
+    "mask-fill",
+    "biharmonic",
+    "push-pull",
+    "sar-match",
+)
+#: The Stable Diffusion inpainting, a baseline once its weights folder is given (``sd_weights``).
+SD_BASELINE: Final[str] = "stable-diffusion"
 
 _ACCEPTED = (
-    f"one of the baselines {', '.join(repr(b) for b in BASELINES)}; a .safetensors weights file "
+    f"one of the baselines {', '.join(repr(b) for b in BASELINES)} ({SD_BASELINE!r} with "
+    "--sd-weights DIR); a name of the weights registry ('cloudfree weights list'); a "
+    ".safetensors weights file "
     "(cloudfree.models.save_weights, 'cloudfree convert-keras'); a checkpoint folder holding "
     "model.safetensors (e.g. run/checkpoints/best); or a training run folder holding "
     "checkpoints/ (its best/ checkpoint, else its latest)"
@@ -97,6 +114,15 @@ class Method(abc.ABC):
     name: str
     include_sar: bool
     scaling: str = "dsen2cr"
+    #: whether :meth:`predict` uses ``batch["mask"]`` (computed from the input when absent);
+    #: scene prediction computes the scene's mask for such methods.
+    needs_mask: bool = False
+
+    def unchanged(self, mask: np.ndarray) -> np.ndarray | None:
+        """(H, W) bool: the pixels this method returns as the input, for a window's ``mask``
+        (0 clear); None if it may change any pixel. Scene prediction copies those pixels from
+        the input file, so they stay bit for bit what they were."""
+        return None
 
     @abc.abstractmethod
     def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
@@ -131,6 +157,8 @@ class ModelMethod(Method):
         name: label of the method.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         path: the weights file it was loaded from, if any (kept for reports).
+        precision: ``"auto"`` (fp32), ``"fp32"`` or ``"bf16"`` (autocast,
+            :func:`cloudfree.models.runtime.inference_context`).
     """
 
     def __init__(
@@ -139,11 +167,13 @@ class ModelMethod(Method):
         name: str,
         device: str | torch.device = "auto",
         path: Path | None = None,
+        precision: str = "auto",
     ) -> None:
         from cloudfree.models.runtime import prepare_for_inference
 
         self.device = resolve_device(device)
-        self.model = prepare_for_inference(model, self.device)
+        self.precision = precision
+        self.model = prepare_for_inference(model, self.device, precision)
         self.name = name
         self.path = path
         config = getattr(model, "config", None)
@@ -151,6 +181,8 @@ class ModelMethod(Method):
         if sar is None:
             sar = getattr(config, "include_sar", False)
         self.include_sar = bool(sar)
+        #: batch keys the model takes besides s2_cloudy and s1 (the hybrid's inpainted image)
+        self.extra_inputs: tuple[str, ...] = tuple(getattr(model, "extra_inputs", ()))
 
     def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Run the model on a batch; see :meth:`Method.predict`."""
@@ -158,11 +190,13 @@ class ModelMethod(Method):
 
         x = check_batch(batch, self.include_sar)
         s2 = x.to(self.device, torch.float32)
-        with inference_context(self.device):
+        extras = {k: torch.as_tensor(batch[k]).to(self.device) for k in self.extra_inputs}
+        with inference_context(self.device, self.precision):
             if self.include_sar:
-                out = self.model(s2, batch["s1"].to(self.device, torch.float32))
+                s1 = batch["s1"].to(self.device, torch.float32)
+                out = self.model(s2, s1, **extras)
             else:
-                out = self.model(s2)
+                out = self.model(s2, **extras)
         # Copied outside inference mode: a plain tensor that callers may modify in place
         # (inference tensors refuse in-place updates outside inference mode).
         return out.to("cpu", torch.float32).clone()
@@ -193,16 +227,23 @@ def _weights_of(path: Path) -> Path:
     return latest / MODEL_FILE
 
 
-def load_method(spec: str, device: str = "auto") -> Method:
+def load_method(
+    spec: str, device: str = "auto", precision: str = "auto", sd_weights: str | None = None
+) -> Method:
     """The method named by ``spec``.
 
     Args:
-        spec: ``"identity"`` or ``"mask-fill"`` (:mod:`cloudfree.evaluate.baselines`); a
-            ``.safetensors`` file written by :func:`cloudfree.models.save_weights`; a checkpoint
-            folder holding ``model.safetensors``; or a training run folder (its
-            ``checkpoints/best``, else its latest checkpoint).
+        spec: a baseline of :data:`BASELINES` (:mod:`cloudfree.evaluate.baselines`), or
+            ``"stable-diffusion"`` with ``sd_weights``; a name of the weights registry
+            (:mod:`cloudfree.weights`, e.g. ``"hybrid-nosar"``); a ``.safetensors`` file written
+            by :func:`cloudfree.models.save_weights`; a checkpoint folder holding
+            ``model.safetensors``; or a training run folder (its ``checkpoints/best``, else its
+            latest checkpoint).
         device: where a model runs (``"auto"``: CUDA if available, else CPU); baselines run on
-            the CPU.
+            the CPU (Stable Diffusion on ``device``).
+        precision: a model's inference precision (``"auto"`` = fp32, ``"bf16"``).
+        sd_weights: folder of a Stable Diffusion inpainting pipeline, for the
+            ``"stable-diffusion"`` baseline and hybrids trained on its inpainting.
 
     Returns:
         The method; a model's ``name`` is ``spec`` (plus the checkpoint used, for a run folder).
@@ -211,11 +252,25 @@ def load_method(spec: str, device: str = "auto") -> Method:
         ValueError: ``spec`` is none of the above (the message lists what is accepted).
         DataError: (a ValueError) a folder without checkpoints, or unreadable weights.
     """
-    if spec in BASELINES:
+    if spec in BASELINES or spec == SD_BASELINE:
         from cloudfree.evaluate.baselines import make_baseline
 
-        return make_baseline(spec)
+        if spec != SD_BASELINE:
+            return make_baseline(spec)
+        if sd_weights is None:
+            raise ValueError(
+                f"the {SD_BASELINE!r} baseline needs the folder of a Stable Diffusion inpainting "
+                "pipeline: --sd-weights DIR"
+            )
+        return make_baseline(spec, weights=sd_weights, device=device)
     path = Path(spec)
+    if not path.exists():
+        from cloudfree.weights import find_weights
+
+        # A registry name (a path that exists is taken as the path).
+        named = find_weights(spec)
+        if named is not None:
+            return _model_method(named, spec, device, precision, sd_weights)
     if path.is_dir():
         weights = _weights_of(path)
         name = spec if weights.parent == path else f"{spec} ({weights.parent.name})"
@@ -224,9 +279,28 @@ def load_method(spec: str, device: str = "auto") -> Method:
     elif path.exists():
         raise DataError(path, "is not a .safetensors weights file", _ACCEPTED)
     else:
+        import difflib
+
+        from cloudfree.weights import list_weights
+
+        known = [*BASELINES, SD_BASELINE, *(w.name for w in list_weights())]
+        close = difflib.get_close_matches(spec, known, n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(
-            f"unknown method {spec!r} (no such baseline, file or folder); expected {_ACCEPTED}"
+            f"unknown method {spec!r} (no such baseline, weights name, file or folder){hint} "
+            f"Expected {_ACCEPTED}"
         )
+    return _model_method(weights, name, device, precision, sd_weights)
+
+
+def _model_method(
+    weights: Path, name: str, device: str, precision: str, sd_weights: str | None
+) -> Method:
     from cloudfree.models.weights import load_weights
 
-    return ModelMethod(load_weights(weights), name=name, device=device, path=weights)
+    model = load_weights(weights)
+    if getattr(model, "extra_inputs", ()):
+        from cloudfree.evaluate.hybrid import HybridMethod
+
+        return HybridMethod(model, name, device, weights, precision, sd_weights=sd_weights)
+    return ModelMethod(model, name=name, device=device, path=weights, precision=precision)

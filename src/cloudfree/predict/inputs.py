@@ -312,3 +312,66 @@ def nodata_pixels(s2_raw: np.ndarray, nodata: float | None) -> np.ndarray:
     if np.isnan(nodata):
         return np.isnan(s2_raw).all(axis=0)
     return (s2_raw == np.asarray(nodata, dtype=s2_raw.dtype)).all(axis=0)
+
+
+_MASK_EXPECTED = (
+    "a 1-band cloud mask GeoTIFF on the S2 scene's grid (same size, CRS and transform): 0 "
+    "clear, nonzero cloud or shadow (the 0/1/2 classes of 'cloudfree mask', or any other "
+    "nonzero code); 'cloudfree mask S2.tif --out MASK.tif' writes one"
+)
+
+
+class MaskSource:
+    """A cloud/shadow mask file read window by window on the S2 grid.
+
+    Values: 0 clear, 1 cloud, 2 shadow are kept (the classes of :mod:`cloudfree.masks`); any
+    other nonzero value (a 0/255 or 0/1 mask from another tool) is read as 1, cloud, and so is
+    NaN (unknown: filled rather than trusted).
+
+    Args:
+        path: 1-band GeoTIFF.
+        s2: the S2 scene's grid, which the mask must share exactly.
+
+    Raises:
+        DataError: missing or unreadable file, more than one band, another size, CRS or
+            transform than the S2 scene (a mask of another grid is refused, not resampled:
+            a resampled mask would blur the cloud edges it exists to mark).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], s2: RasterMeta) -> None:
+        self.path = Path(path)
+        self.ds = _open(path, "mask", _MASK_EXPECTED)
+        try:
+            meta = meta_of(self.ds)
+            if meta.count != 1:
+                raise DataError(path, f"has {meta.count} bands", _MASK_EXPECTED)
+            if (meta.height, meta.width) != (s2.height, s2.width):
+                raise DataError(
+                    path,
+                    f"is {meta.height}x{meta.width} pixels but the S2 scene is "
+                    f"{s2.height}x{s2.width}",
+                    _MASK_EXPECTED,
+                )
+            georef = meta.crs is not None and not self.ds.transform.is_identity
+            if georef and s2.crs is not None and not meta.same_grid(s2):
+                raise DataError(
+                    path,
+                    f"is on another grid than the S2 scene (CRS {meta.crs} vs {s2.crs}, "
+                    f"transform {tuple(meta.transform)[:6]} vs {tuple(s2.transform)[:6]})",
+                    _MASK_EXPECTED,
+                )
+        except Exception:
+            self.ds.close()
+            raise
+        self.height, self.width = meta.height, meta.width
+
+    def read(self, region: Window) -> np.ndarray:
+        """uint8 (h, w) mask of ``region`` (reflect-padded outside the scene)."""
+        data, _ = read_padded(self.ds, region, self.height, self.width)
+        m = data[0]
+        out = np.where(np.isin(m, (0.0, 1.0, 2.0)), m, np.where(m != 0, 1.0, 0.0))
+        return np.nan_to_num(out, nan=1.0).astype(np.uint8)
+
+    def close(self) -> None:
+        """Close the file."""
+        self.ds.close()

@@ -21,11 +21,14 @@ size, dtype and nodata, band descriptions and, up to 4096 x 4096 px, internal ov
 temporary name and renamed at the end (:func:`cloudfree.data.io.atomic_path`): an error at any
 point leaves no output file.
 
-The cloud/shadow mask (``keep_clear``, ``mask_out``, the ``mask-fill`` baseline) is the
-DSen2-CR mask of :mod:`cloudfree.masks.csm` computed window by window with the shadow
-thresholds of the whole scene (a first pass over B2, B8, B11), exactly as
+The cloud/shadow mask (``keep_clear``, ``mask_out``, the inpainting baselines and the hybrid
+models) is the DSen2-CR mask of :mod:`cloudfree.masks.csm` computed window by window with the
+shadow thresholds of the whole scene (a first pass over B2, B8, B11), exactly as
 :func:`cloudfree.masks.scene.mask_scene` does: the written mask equals ``mask_scene``'s. For
-L2A input it is computed with the filled B10, so it is not the published mask there.
+L2A input it is computed with the filled B10, so it is not the published mask there. A mask
+file (``mask=``) replaces it. Methods that leave some pixels as they are (an inpainting
+outside its mask, :meth:`~cloudfree.evaluate.methods.Method.unchanged`) get those pixels copied
+from the input file, bit for bit.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ import numpy as np
 
 from cloudfree.data.io import atomic_path
 from cloudfree.errors import DataError
+from cloudfree.evaluate.methods import Method
 from cloudfree.predict.inputs import (
     OUTSIDE_SAR,
+    MaskSource,
     S1Source,
     S2Source,
 )
@@ -50,7 +55,7 @@ from cloudfree.predict.tiling import (
     fit_tile,
     windows,
 )
-from cloudfree.predict.window import Runner, WindowPredictor, load_runner, uses_mask
+from cloudfree.predict.window import Runner, WindowPredictor, load_runner
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +148,11 @@ def _overview_factors(height: int, width: int) -> list[int]:
 def predict_scene(
     s2: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    checkpoint: str | None = None,
+    checkpoint: str | Method | None = None,
     s1: str | os.PathLike[str] | None = None,
     *,
+    mask: str | os.PathLike[str] | None = None,
+    sd_weights: str | None = None,
     checkpoint_nosar: str | None = None,
     outside_sar: str = "nosar",
     tile: int = 256,
@@ -166,11 +173,19 @@ def predict_scene(
             or float DN dtype, any size and CRS.
         out: output GeoTIFF: same CRS, transform, size, band count, dtype and nodata as ``s2``;
             DN rounded and clipped to the dtype; nodata pixels stay nodata. Written atomically.
-        checkpoint: weights file, checkpoint / run folder, or ``"identity"`` / ``"mask-fill"``
-            (:func:`cloudfree.evaluate.methods.load_method`); None: the bundled demonstration
-            weights (with SAR if ``s1`` is given, else without).
+        checkpoint: a weights name (:mod:`cloudfree.weights`), weights file, checkpoint / run
+            folder, or a baseline (``"identity"``, ``"mask-fill"``, ...): see
+            :func:`cloudfree.evaluate.methods.load_method`; or a ready
+            :class:`~cloudfree.evaluate.methods.Method`. None: the bundled weights (with SAR if
+            ``s1`` is given, else without).
         s1: optional S1 scene (VV, VH in dB) on any grid overlapping ``s2``; reprojected onto
             the S2 grid when needed. Ignored (logged) by a model without SAR input.
+        mask: a cloud/shadow mask GeoTIFF on the S2 grid (0 clear, nonzero cloud or shadow,
+            :class:`~cloudfree.predict.inputs.MaskSource`) used instead of the computed
+            DSen2-CR mask wherever a mask is needed (``keep_clear``, ``mask_out``, inpainting
+            and hybrid methods).
+        sd_weights: folder of a Stable Diffusion inpainting pipeline (the
+            ``"stable-diffusion"`` baseline, hybrids trained on its inpainting).
         checkpoint_nosar: the no-SAR model for pixels without S1 (``outside_sar="nosar"``, or
             no ``s1`` given to a SAR model); None: the bundled no-SAR weights.
         outside_sar: where S1 is missing: ``"nosar"`` predicts with ``checkpoint_nosar``,
@@ -207,10 +222,10 @@ def predict_scene(
     resolve_precision(precision)
     out = Path(out)
     if checkpoint is None:
-        from cloudfree.predict.bundled import bundled_weights
+        from cloudfree.predict.bundled import default_weights_name
 
-        checkpoint = str(bundled_weights(include_sar=s1 is not None))
-    main = load_runner(checkpoint, device, precision)
+        checkpoint = default_weights_name(include_sar=s1 is not None)
+    main = load_runner(checkpoint, device, precision, sd_weights)
     _release_large_buffers()
     # In bytes: rasterio passes an int to GDALSetCacheMax (256 would mean 256 bytes).
     env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB << 20}
@@ -233,6 +248,8 @@ def predict_scene(
             progress,
             window,
             start,
+            mask,
+            sd_weights,
         )
 
 
@@ -254,6 +271,8 @@ def _predict(
     progress: bool,
     window: int | None,
     start: float,
+    mask: str | os.PathLike[str] | None = None,
+    sd_weights: str | None = None,
 ) -> dict[str, Any]:
     """The body of :func:`predict_scene` once the model is loaded (same arguments)."""
     import rasterio
@@ -265,7 +284,10 @@ def _predict(
 
     src = S2Source(s2, b10=b10)
     s1src: S1Source | None = None
+    mask_src: MaskSource | None = None
     try:
+        if mask is not None:
+            mask_src = MaskSource(mask, src.meta)
         if s1 is not None:
             if main.method.include_sar:
                 s1src = S1Source(s1, src.meta)
@@ -278,7 +300,9 @@ def _predict(
                     "checkpoint, or outside_sar='nosar' (predicts everything without SAR)"
                 )
             log.warning("no S1 given: the whole scene is predicted with the no-SAR model")
-        need_mask = keep_clear or mask_out is not None or uses_mask(main.method)
+        need_mask = (
+            keep_clear or mask_out is not None or main.method.needs_mask or mask_src is not None
+        )
         sp = WindowPredictor(
             src,
             s1src,
@@ -292,9 +316,11 @@ def _predict(
             batch_size,
             keep_clear,
             need_mask,
+            mask_src,
+            sd_weights,
         )
         win_size = window or choose_window(tile, overlap, sp.halo)
-        if need_mask:
+        if need_mask and mask_src is None:
             sp.scene_thresholds(win_size)
         meta = src.meta
         block = _block_size(win_size)
@@ -342,8 +368,9 @@ def _predict(
                             mdst.write(wmask, 1, window=RioWindow(c, r, ww, wh))
                         bar.update(wh * ww)
                 if mdst is not None:
-                    mdst.set_band_description(1, "dsen2cr mask: 0 clear, 1 cloud, 2 shadow")
-                    mdst.update_tags(backend="dsen2cr", classes="0=clear,1=cloud,2=shadow")
+                    backend = "dsen2cr" if mask_src is None else f"file {mask}"
+                    mdst.set_band_description(1, f"{backend} mask: 0 clear, 1 cloud, 2 shadow")
+                    mdst.update_tags(backend=backend, classes="0=clear,1=cloud,2=shadow")
             finally:
                 if mdst is not None:
                     mdst.close()
@@ -359,6 +386,8 @@ def _predict(
         src.close()
         if s1src is not None:
             s1src.close()
+        if mask_src is not None:
+            mask_src.close()
 
     seconds = time.perf_counter() - start
     summary: dict[str, Any] = {
@@ -385,6 +414,7 @@ def _predict(
             shadow_fraction=float(sp.mask_counts[2]) / n,
             clear_fraction=float(sp.mask_counts[0]) / n,
             mask_out=None if mask_out is None else str(mask_out),
+            mask_source="dsen2cr" if mask is None else str(mask),
         )
     return summary
 

@@ -18,7 +18,7 @@ from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
 from cloudfree.errors import DataError
 from cloudfree.evaluate.methods import Method
 from cloudfree.masks.params import CLEAR, DEFAULT_PARAMS
-from cloudfree.predict.inputs import S1Source, S2Source, nodata_pixels, s1_coverage
+from cloudfree.predict.inputs import MaskSource, S1Source, S2Source, nodata_pixels, s1_coverage
 from cloudfree.predict.tiling import (
     Window,
     axis_positions,
@@ -33,52 +33,42 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runner:
-    """A method plus the precision to run it in."""
+    """A method (a model or a baseline) run on batches of tiles."""
 
     method: Method
-    precision: str
 
     def __call__(
         self, s2: np.ndarray, s1: np.ndarray | None, mask: np.ndarray | None
     ) -> np.ndarray:
         """(B, 13, h, w) float32 network values -> prediction, same shape, numpy float32."""
-        from cloudfree.evaluate.methods import ModelMethod
-        from cloudfree.models.runtime import inference_context, resolve_precision
-
         batch: dict[str, torch.Tensor] = {"s2_cloudy": torch.from_numpy(s2)}
         if s1 is not None:
             batch["s1"] = torch.from_numpy(s1)
         if mask is not None:
             batch["mask"] = torch.from_numpy(mask)
-        m = self.method
-        if isinstance(m, ModelMethod) and resolve_precision(self.precision) == "bf16":
-            dev = m.device
-            with inference_context(dev, "bf16"):
-                x = batch["s2_cloudy"].to(dev)
-                out = m.model(x, batch["s1"].to(dev)) if m.include_sar else m.model(x)
-            return out.to("cpu", torch.float32).numpy().copy()
-        return m.predict(batch).numpy()
+        return self.method.predict(batch).numpy()
 
 
-def load_runner(spec: str, device: str, precision: str) -> Runner:
+def load_runner(
+    spec: str | Method, device: str, precision: str, sd_weights: str | None = None
+) -> Runner:
+    """A :class:`Runner` of ``spec`` (:func:`~cloudfree.evaluate.methods.load_method`), or of a
+    method given as such."""
     from cloudfree.evaluate.methods import ModelMethod, load_method
-    from cloudfree.models.runtime import prepare_for_inference, resolve_precision
+    from cloudfree.models.runtime import resolve_precision
 
-    method = load_method(spec, device=device)
-    if isinstance(method, ModelMethod) and resolve_precision(precision) == "bf16":
-        if method.device.type == "cpu":
-            from cloudfree.models.runtime import cpu_has_native_bf16
+    if isinstance(spec, Method):
+        return Runner(spec)
+    method = load_method(spec, device=device, precision=precision, sd_weights=sd_weights)
+    bf16_on_cpu = resolve_precision(precision) == "bf16" and (
+        isinstance(method, ModelMethod) and method.device.type == "cpu"
+    )
+    if bf16_on_cpu:
+        from cloudfree.models.runtime import cpu_has_native_bf16
 
-            if not cpu_has_native_bf16():
-                log.warning("bf16 on a CPU without native bf16 support is much slower than fp32")
-        prepare_for_inference(method.model, method.device, "bf16")
-    return Runner(method, precision)
-
-
-def uses_mask(method: Method) -> bool:
-    from cloudfree.evaluate.baselines import MaskFillMethod
-
-    return isinstance(method, MaskFillMethod)
+        if not cpu_has_native_bf16():
+            log.warning("bf16 on a CPU without native bf16 support is much slower than fp32")
+    return Runner(method)
 
 
 class WindowPredictor:
@@ -98,8 +88,11 @@ class WindowPredictor:
         batch_size: int,
         keep_clear: bool,
         need_mask: bool,
+        mask_src: MaskSource | None = None,
+        sd_weights: str | None = None,
     ) -> None:
         self.s2, self.s1, self.main = s2, s1, main
+        self.mask_src, self.sd_weights = mask_src, sd_weights
         self._nosar_spec, self._nosar = nosar_spec, None
         self.device, self.precision = device, precision
         self.outside_sar = outside_sar
@@ -123,10 +116,10 @@ class WindowPredictor:
             else:
                 spec = self._nosar_spec
                 if spec is None:
-                    from cloudfree.predict.bundled import bundled_weights
+                    from cloudfree.predict.bundled import default_weights_name
 
-                    spec = str(bundled_weights(include_sar=False))
-                self._nosar = load_runner(spec, self.device, self.precision)
+                    spec = default_weights_name(include_sar=False)
+                self._nosar = load_runner(spec, self.device, self.precision, self.sd_weights)
                 if self._nosar.method.include_sar:
                     raise DataError(
                         spec, "is a model that takes S1", "a no-SAR checkpoint for checkpoint_nosar"
@@ -144,11 +137,14 @@ class WindowPredictor:
             stats.update(b2, b8, b11)
         self.thresholds = stats.thresholds(DEFAULT_PARAMS)
 
-    def _mask(self, data: np.ndarray, inner: Window) -> np.ndarray:
-        """Mask of the real (unpadded) part of a read, reflect-padded to the read's shape."""
+    def _mask(self, data: np.ndarray, inner: Window, region: Window) -> np.ndarray:
+        """Mask of the real (unpadded) part of a read, reflect-padded to the read's shape:
+        read from the mask file when one was given, else the DSen2-CR mask computed here."""
         from cloudfree.masks.csm import csm_bands, csm_from_bands
         from cloudfree.predict.tiling import pad_reflect
 
+        if self.mask_src is not None:
+            return self.mask_src.read(region)
         assert self.thresholds is not None
         top, left, h, w = inner
         real = data[:, top : top + h, left : left + w]
@@ -261,12 +257,13 @@ class WindowPredictor:
         """Predict one output window: ``(values in the file dtype (C, h, w), mask or None)``."""
         s2, rh, h = self.s2, self.read_halo, self.halo
         r, c, wh, ww = win
-        data, inner = s2.read(grow(win, rh))
+        region_read = grow(win, rh)
+        data, inner = s2.read(region_read)
         # Rows of the 13-band array that the file has (all but the inserted B10 for L2A).
         rows = [i for i in range(data.shape[0]) if i != s2_index("B10")] if s2.l2a else slice(None)
         off = rh - h  # the model region (window + halo) inside the read
         region = data[:, off : data.shape[1] - off, off : data.shape[2] - off]
-        mask_full = self._mask(data, inner) if self.need_mask else None
+        mask_full = self._mask(data, inner, region_read) if self.need_mask else None
         mask = (
             None
             if mask_full is None
@@ -295,6 +292,9 @@ class WindowPredictor:
             self.mask_counts += np.bincount(win_mask.ravel(), minlength=3)[:3]
             if self.keep_clear:
                 replace |= win_mask == CLEAR
+            kept = self.main.method.unchanged(win_mask)
+            if kept is not None:  # e.g. an inpainting: bit for bit the input outside its mask
+                replace |= kept
         if self.sar and self.outside_sar == "input":
             assert cov is not None
             replace |= ~cov[h : h + wh, h : h + ww]

@@ -37,11 +37,15 @@ def sample_configs(cfg: Config, include_sar: bool) -> tuple[SampleConfig, Sample
 
     Returns:
         Train: random ``crop_size`` crops with augmentation (spec section 2), with the cached
-        cloud mask when the loss is CARL. Val: whole patches, no augmentation, always with the
-        mask (the recon/reprod metrics need it whatever the loss); on whole patches computing it
-        ("crop" mode) gives exactly the cached full-patch mask, and needs no cache.
+        cloud mask when the loss is CARL or the model reads it. Val: whole patches, no
+        augmentation, always with the mask (the recon/reprod metrics need it whatever the
+        loss); on whole patches computing it ("crop" mode) gives exactly the cached full-patch
+        mask, and needs no cache. A hybrid model gets the pack's cached inpainting of its
+        method (``model.inpaint``) in both.
     """
-    mask = "cached" if cfg.loss.name == "carl" else "none"
+    hybrid = cfg.model.is_hybrid
+    mask = "cached" if cfg.loss.name == "carl" or (hybrid and cfg.model.mask_channel) else "none"
+    inpaint = cfg.model.inpaint if hybrid else None
     train = SampleConfig(
         mode="train",
         crop_size=cfg.data.crop_size,
@@ -49,9 +53,15 @@ def sample_configs(cfg: Config, include_sar: bool) -> tuple[SampleConfig, Sample
         scaling=cfg.data.scaling,
         augment=True,
         mask=mask,
+        inpaint=inpaint,
     )
     val = SampleConfig(
-        mode="eval", crop_size=None, include_sar=include_sar, scaling=cfg.data.scaling, mask="crop"
+        mode="eval",
+        crop_size=None,
+        include_sar=include_sar,
+        scaling=cfg.data.scaling,
+        mask="crop",
+        inpaint=inpaint,
     )
     return train, val
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from cloudfree.config import Config, save_config
 from cloudfree.errors import CloudfreeError
+from cloudfree.models.inputs import extra_tensors
 from cloudfree.train import distributed as D
 from cloudfree.train.checkpoint import (
     capture_rng_state,
@@ -230,6 +231,7 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
 
     # ---- model, loss, optimiser (same seed on every rank: identical initial weights) -------
     model = build_model(cfg.model.name, **cfg.model.build_kwargs())
+    net = model  # the plain module (before compile / DDP), for its attributes
     include_sar = bool(getattr(getattr(model, "config", None), "include_sar", True))
     channels_last = cfg.train.channels_last and device.type == "cuda"
     model = model.to(device)
@@ -379,8 +381,10 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                     c = cfg.data.crop_size
                     s2 = torch.zeros(1, 13, c, c, device=device)
                     s1 = torch.zeros(1, 2, c, c, device=device) if include_sar else None
+                    dummy = {"s2_inpainted": s2, "mask": torch.zeros(1, c, c, device=device)}
+                    extras = extra_tensors(net, dummy, device)
                     with _autocast(device, bf16):
-                        pred = model(s2, s1) if include_sar else model(s2)
+                        pred = model(s2, s1, **extras) if include_sar else model(s2, **extras)
                         if adversary is not None:
                             cond = unwrap_model(model).condition(s2, s1)
                             adversary.discriminator_step(cond, pred, None, _sync_step)
@@ -391,13 +395,14 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                     s2 = batch["s2_cloudy"].to(device, non_blocking=True, memory_format=mf)
                     target = batch["s2"].to(device, non_blocking=True)
                     mask = batch["mask"].to(device, non_blocking=True) if "mask" in batch else None
+                    extras = extra_tensors(net, batch, device)  # the hybrid's inpainted image
                     with _autocast(device, bf16):
                         if include_sar:
                             s1 = batch["s1"].to(device, non_blocking=True, memory_format=mf)
-                            pred = model(s2, s1)
+                            pred = model(s2, s1, **extras)
                         else:
                             s1 = None
-                            pred = model(s2)
+                            pred = model(s2, **extras)
                         if adversary is not None:
                             # junyanz's order: update D on this prediction, then G against
                             # the updated D (cloudfree.train.gan).
@@ -515,6 +520,7 @@ def _log_panels(
     net = unwrap_model(model)  # no DDP forward: only rank 0 runs this
     net.eval()
     s2 = batch["s2_cloudy"].to(device)
+    extras = extra_tensors(net, batch, device)
     with _autocast(device, bf16):
-        pred = net(s2, batch["s1"].to(device)) if include_sar else net(s2)
+        pred = net(s2, batch["s1"].to(device), **extras) if include_sar else net(s2, **extras)
     logger.image(step, "val/panels", rgb_panels(batch, pred.float().cpu(), cfg.data.scaling))

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
 from cloudfree.metrics.batched import batched_metrics
 from cloudfree.metrics.patch import METRIC_KEYS
+from cloudfree.models.inputs import extra_tensors
 from cloudfree.models.runtime import resolve_precision
 from cloudfree.train.checkpoint import unwrap_model
 from cloudfree.train.distributed import DistInfo
@@ -123,9 +124,10 @@ def validate(
                 cloudy = _to(batch["s2_cloudy"], device)
                 target = _to(batch["s2"], device)
                 mask = _mask(batch, cloudy, device)
+                extras = extra_tensors(net, batch, device)  # the hybrid's inpainted image
                 with _autocast(device, bf16):
                     s1 = _to(batch["s1"], device) if "s1" in batch else None
-                    pred = net(cloudy) if s1 is None else net(cloudy, s1)
+                    pred = net(cloudy, **extras) if s1 is None else net(cloudy, s1, **extras)
                 pred = pred.float()
                 b = pred.shape[0]
                 loss = loss_fn(pred, target, cloudy, mask).detach().to(torch.float64)

@@ -1,4 +1,4 @@
-"""The bundled demonstration weights (src/cloudfree/predict/weights/) load and do their job.
+"""The bundled weights (src/cloudfree/weights/bundled/) load and do their job.
 
 They are produced by scripts/train_bundled.sh and described in MODEL_CARD.md beside them.
 """
@@ -19,7 +19,7 @@ from cloudfree.data.preprocess import normalize_s1, normalize_s2
 from cloudfree.data.synth import clear_s2, land_cover, s1_from_cover
 from cloudfree.models.weights import CONFIG_KEY, MODEL_KEY, load_weights, read_metadata
 
-WEIGHTS_DIR = Path(cloudfree.__file__).parent / "predict" / "weights"
+WEIGHTS_DIR = Path(cloudfree.__file__).parent / "weights" / "bundled"
 FILES = {True: "dsen2cr_demo_sar.safetensors", False: "dsen2cr_demo_nosar.safetensors"}
 #: Size budget of one bundled file: committed to git and shipped in the wheel.
 MAX_BYTES = 2_000_000
