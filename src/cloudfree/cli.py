@@ -260,8 +260,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--checkpoint",
         required=True,
         metavar="CKPT_OR_METHOD",
-        help="a .safetensors file, a checkpoint folder, a training run folder, or a baseline "
-        "name: identity, mask-fill",
+        help="a weights name (e.g. hybrid-nosar; see cloudfree.weights), a .safetensors file, a "
+        "checkpoint folder, a training run folder, or a baseline: identity, mask-fill, "
+        "biharmonic, push-pull, sar-match (stable-diffusion with --sd-weights)",
     )
     p.add_argument(
         "--data", required=True, help="dataset root, index CSV or packed folder ('cloudfree pack')"
@@ -288,6 +289,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip report.html and its figures (distributions, best/median/worst patches)",
     )
+    p.add_argument(
+        "--sd-weights",
+        default=None,
+        help="folder of a Stable Diffusion inpainting pipeline (--checkpoint stable-diffusion, "
+        "hybrids trained on its inpainting)",
+    )
     p.set_defaults(func=_run_evaluate)
 
 
@@ -305,6 +312,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         args.device,
         args.limit,
         report=not args.no_report,
+        sd_weights=args.sd_weights,
     )
 
 
@@ -475,9 +483,11 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
     modules are imported here, when the parser is built, not at import time (each of those
     modules keeps its heavy imports lazy)."""
     from cloudfree.data import safe_cli
+    from cloudfree.inpaint import cli as inpaint_cli
     from cloudfree.predict import cli as predict_cli
     from cloudfree.viewer import cli as view_cli
     from cloudfree.viewer import render_cli
+    from cloudfree.weights import cli as weights_cli
 
     return (
         _add_synth,
@@ -489,10 +499,12 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
         _add_replicate,
         _add_mask,
         safe_cli.add_parser,
+        inpaint_cli.add_parser,
         predict_cli.add_parser,
         render_cli.add_parser,
         view_cli.add_parser,
         _add_convert_keras,
+        weights_cli.add_parser,
         _add_demo,
     )
 

@@ -1,4 +1,5 @@
-"""``cloudfree replicate``: the five rows of Table 1, end to end on synthetic data (tiny size)."""
+"""``cloudfree replicate``: the five rows of Table 1 and the two hybrid rows, end to end on
+synthetic data (tiny size)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from cloudfree.data.discover import build_index
 from cloudfree.data.index import write_index
 from cloudfree.data.pack import pack
 from cloudfree.data.synth import synthesize
-from cloudfree.evaluate.replicate import ROWS, data_overrides, row_config
+from cloudfree.evaluate.replicate import HYBRID_ROWS, PAPER_ROWS, ROWS, data_overrides, row_config
 from cloudfree.evaluate.table import PUBLISHED
 
 
@@ -25,11 +26,14 @@ def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "packed"
 
 
-def test_rows_are_the_papers_table_in_order() -> None:
-    assert [r.label for r in ROWS] == [k for k, v in PUBLISHED.items() if v["protocol"] == "paper"]
+def test_rows_are_the_papers_table_in_order_then_the_hybrids() -> None:
+    paper = [k for k, v in PUBLISHED.items() if v["protocol"] == "paper"]
+    assert [r.label for r in PAPER_ROWS] == paper
     assert [r.preset for r in ROWS] == [
         "dsen2cr_sar_carl", "dsen2cr_sar_l1", "dsen2cr_nosar_carl", "dsen2cr_nosar_l1", "pix2pix",
+        "hybrid_sar_carl", "hybrid_nosar_carl",
     ]  # fmt: skip
+    assert not any(r.label in PUBLISHED for r in HYBRID_ROWS)  # nobody has published them
 
 
 def test_configs_keep_the_presets_unless_tiny(packed: Path, tmp_path: Path) -> None:
@@ -54,7 +58,7 @@ def test_replicate_tiny_end_to_end_gives_the_full_table(
     lines = [ln for ln in table.splitlines() if ln.startswith("|")]
     ours = [ln for ln in lines if "(ours, tiny)" in ln]
     published = [ln for ln in lines if "(published)" in ln]
-    assert len(ours) == 5 and len(published) == 5
+    assert len(ours) == 7 and len(published) == 5
     for row, line in zip(ROWS, ours, strict=True):
         assert line.startswith(f"| {row.label} (ours, tiny)")
         cells = [c.strip() for c in line.strip("|").split("|")[1:]]
@@ -67,6 +71,8 @@ def test_replicate_tiny_end_to_end_gives_the_full_table(
         assert (out / "runs" / row.preset / "checkpoints").is_dir()
         assert (out / "eval" / row.preset / "per_patch.csv").is_file()
     assert "table:" in capsys.readouterr().out
+    # The hybrid rows trained on the pack's cached inpainting, computed once in place.
+    assert json.loads((packed / "manifest.json").read_text())["inpaint"]["mask-fill"]
 
     # Run again: nothing is retrained or re-evaluated.
     stamp = {p: p.stat().st_mtime_ns for p in out.glob("*/*/summary.json")}

@@ -329,6 +329,15 @@ def _find_sources(root: Path, size: int) -> tuple[list[_Source], dict[_Patch, Pa
     return sources, s1_files, skipped
 
 
+def _sibling_s1(path: Path) -> Path | None:
+    """The real S1 file that goes with a clear S2 file outside the release layout, if any:
+    Sen1Floods11's ``<chip>_S2Hand.tif`` -> ``<chip>_S1Hand.tif`` (same grid)."""
+    if "_S2Hand" not in path.name:
+        return None
+    s1 = path.with_name(path.name.replace("_S2Hand", "_S1Hand"))
+    return s1 if s1.is_file() else None
+
+
 def _synthesize_from(out: Path, n: int, seed: int, size: int, clear_from: Path) -> int:
     if not clear_from.is_dir():
         raise DataError(clear_from, "is not a folder", "a folder of clear 13-band S2 GeoTIFFs")
@@ -387,7 +396,7 @@ def _synthesize_from(out: Path, n: int, seed: int, size: int, clear_from: Path) 
         arr, meta = read_raster(s.path, window=(r, c, size, size))
         s2 = np.clip(arr, 0, 65535).astype(np.uint16)  # int16 sources: negatives -> 0
         s1 = None
-        s1_path = s1_files.get(s.release) if s.release else None
+        s1_path = s1_files.get(s.release) if s.release else _sibling_s1(s.path)
         if s1_path is not None:
             if read_meta(s1_path).same_grid(s.meta):
                 s1 = read_raster(s1_path, window=(r, c, size, size), out_dtype="float32")[0]
@@ -414,9 +423,10 @@ def synthesize(
     With ``clear_from``, the clear S2 images are real: every 13-band uint16/int16 GeoTIFF found
     under it (recursively; ``s2_cloudy`` release files skipped, other files warned about and
     skipped) is cut into ``size`` x ``size`` tiles keeping its CRS and transform, taken
-    round-robin over files, up to n. S1 is the matching release S1 file (same scene and patch,
-    same grid) where there is one; otherwise it is *synthesised* from a rough NDVI/NDWI/NDSI
-    land cover of the S2 image (``cover_from_s2`` -> ``s1_from_cover``).
+    round-robin over files, up to n. S1 is the matching real S1 file where there is one (the
+    release S1 of the same scene and patch, or Sen1Floods11's ``*_S1Hand.tif`` beside an
+    ``*_S2Hand.tif``; on the same grid); otherwise it is *synthesised* from a rough
+    NDVI/NDWI/NDSI land cover of the S2 image (``cover_from_s2`` -> ``s1_from_cover``).
 
     Returns:
         The number of triplets written. The same arguments always write the same arrays.

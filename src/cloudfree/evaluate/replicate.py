@@ -7,10 +7,16 @@ section 8)::
     torchrun --nproc_per_node=8 -m cloudfree.cli replicate --data ... --out ...   # 8 GPUs
 
 For each row, in the paper's order, it trains the row's preset (``dsen2cr_sar_carl``,
-``dsen2cr_sar_l1``, ``dsen2cr_nosar_carl``, ``dsen2cr_nosar_l1``, ``pix2pix``) into
-``OUT/runs/<preset>``, evaluates its best checkpoint on the test split into
-``OUT/eval/<preset>`` (per_patch.csv, summary.json, table.md, report.html), and finally writes
-``OUT/table.md``: our five rows beside the paper's published ones.
+``dsen2cr_sar_l1``, ``dsen2cr_nosar_carl``, ``dsen2cr_nosar_l1``, ``pix2pix``), then the two
+hybrid rows of issue 11 (``hybrid_sar_carl``, ``hybrid_nosar_carl``: mask-fill inpainting then
+DSen2-CR with CARL, which nobody has published), into ``OUT/runs/<preset>``, evaluates its best
+checkpoint on the test split into ``OUT/eval/<preset>`` (per_patch.csv, summary.json,
+table.md, report.html), and finally writes ``OUT/table.md``: our rows beside the paper's
+published ones.
+
+The hybrid rows train from packed shards holding the mask-fill inpainting of every patch
+(``cloudfree pack --inpaint mask-fill``): given a pack, its inpainting is computed in place if
+missing; given a root or an index, the data is packed into ``OUT/packed`` first (both resume).
 
 It can be stopped and run again at any point: a row whose run finished is not trained again, a
 run that was interrupted is resumed from its last checkpoint (``cloudfree train --resume``),
@@ -41,13 +47,20 @@ class Row:
 
 
 #: The paper's Table 1 rows, in its order (spec section 8).
-ROWS: tuple[Row, ...] = (
+PAPER_ROWS: tuple[Row, ...] = (
     Row("DSen2-CR, L_CARL", "dsen2cr_sar_carl"),
     Row("DSen2-CR, L_T", "dsen2cr_sar_l1"),
     Row("DSen2-CR, L_CARL, no SAR", "dsen2cr_nosar_carl"),
     Row("DSen2-CR, L_T, no SAR", "dsen2cr_nosar_l1"),
     Row("pix2pix", "pix2pix"),
 )
+#: The hybrid of issue 11 (mask-fill inpainting, then DSen2-CR with CARL): unpublished rows.
+HYBRID_ROWS: tuple[Row, ...] = (
+    Row("Hybrid (mask-fill + DSen2-CR), L_CARL", "hybrid_sar_carl"),
+    Row("Hybrid (mask-fill + DSen2-CR), L_CARL, no SAR", "hybrid_nosar_carl"),
+)
+#: Every row ``replicate`` runs by default, in the order of its table.
+ROWS: tuple[Row, ...] = PAPER_ROWS + HYBRID_ROWS
 SIZES: tuple[str, ...] = ("paper", "tiny")
 
 # Tiny networks for smoke runs: DSen2-CR with 2 blocks of 16 features, a 5-level U-Net of
@@ -79,9 +92,59 @@ def data_overrides(data: str | os.PathLike[str]) -> list[str]:
     )
 
 
+def hybrid_data(data: str | os.PathLike[str], out: Path, method: str = "mask-fill") -> Path:
+    """A pack of ``data`` holding the ``method`` inpainting the hybrid rows train from.
+
+    A pack gets the inpainting computed in place if it lacks it; a root or an index is packed
+    into ``out / "packed"`` first (with its cloud masks). Both steps resume.
+
+    Raises:
+        CloudfreeError: under torchrun with the inpainting missing (prepare it once, before).
+    """
+    from cloudfree.data.inpaint_cache import fill_inpainting, inpaint_complete
+    from cloudfree.data.shards import read_manifest
+
+    path = Path(data)
+    if not (path.is_dir() and (path / "manifest.json").is_file()):
+        target = out / "packed"
+        if (target / "manifest.json").is_file() and inpaint_complete(
+            read_manifest(target, complete=False), method
+        ):
+            return target
+        _single_process(f"cloudfree pack INDEX --out {target} --inpaint {method}")
+        from cloudfree.data.pack import pack
+
+        index = path
+        if path.is_dir():
+            from cloudfree.data.discover import build_index
+            from cloudfree.data.index import write_index
+
+            index = out / "index.csv"
+            if not index.is_file():
+                write_index(build_index(path), index)
+        print(f"[replicate] hybrid rows: packing {data} into {target}", flush=True)
+        pack(index, target)
+        path = target
+    if not inpaint_complete(read_manifest(path), method):
+        _single_process(f"cloudfree pack INDEX --out {path} --inpaint {method}")
+        print(f"[replicate] hybrid rows: caching the {method} inpainting in {path}", flush=True)
+        fill_inpainting(path, method)
+    return path
+
+
+def _single_process(command: str) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise CloudfreeError(
+            "the hybrid rows need packed shards with the inpainting of every patch, and "
+            f"torchrun ranks must not compute it concurrently: run '{command}' once before, "
+            "then replicate with --data on that pack"
+        )
+
+
 def row_config(row: Row, data: str | os.PathLike[str], out: Path, size: str,
                overrides: Sequence[str] = ()) -> Any:  # fmt: skip
-    """The resolved training config of ``row`` (a :class:`cloudfree.config.Config`)."""
+    """The resolved training config of ``row`` (a :class:`cloudfree.config.Config`); for a
+    hybrid row ``data`` must be a pack with its inpainting (:func:`hybrid_data`)."""
     from cloudfree.config import load_config
 
     if size not in SIZES:
@@ -158,7 +221,13 @@ def replicate(
     if unknown:
         raise ValueError(f"unknown rows {unknown}; expected some of {list(known)}")
     selected = [r for r in ROWS if r.preset in chosen]
-    configs = {r.preset: row_config(r, data, out, size, overrides) for r in selected}  # fail early
+    hybrid_pack = None
+    if any(r in HYBRID_ROWS for r in selected):
+        hybrid_pack = hybrid_data(data, out)
+    configs = {
+        r.preset: row_config(r, hybrid_pack if r in HYBRID_ROWS else data, out, size, overrides)
+        for r in selected
+    }  # fail early
 
     results: dict[str, dict[str, Any]] = {}
     # All training first (every rank), then evaluation on rank 0 alone: under torchrun the
@@ -206,6 +275,7 @@ def replicate(
         + "\n\nOur rows: cloudfree presets "
         + ", ".join(r.preset for r in selected)
         + f", trained on {data}. Published rows: Meraner et al. 2020, Table 1."
+        + (" The hybrid rows (issue 11) have no published counterpart." if hybrid_pack else "")
         + ("" if size == "paper" else " Tiny networks: a smoke test of the pipeline, not results.")
         + "\n"
     )

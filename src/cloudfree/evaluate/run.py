@@ -144,6 +144,19 @@ def open_dataset(
     )
 
 
+def _model_info(method: Any) -> dict[str, Any]:
+    """``{"model": registry name}`` of a network method (plus ``"inpaint"`` for a hybrid)."""
+    model = getattr(method, "model", None)
+    name = getattr(model, "registry_name", None)
+    if name is None:
+        return {}
+    info: dict[str, Any] = {"model": name}
+    inpaint = getattr(getattr(model, "config", None), "inpaint", None)
+    if inpaint is not None:
+        info["inpaint"] = inpaint
+    return info
+
+
 def centre_window(x: np.ndarray, crop: int | None) -> np.ndarray:
     """Centre ``crop x crop`` window of the last two axes (the whole array for None)."""
     if crop is None:
@@ -246,12 +259,14 @@ def evaluate(
     limit: int | None = None,
     include_sar: bool | None = None,
     report: bool = True,
+    sd_weights: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a method on the full patches of a split; write per_patch.csv, summary.json, table.md.
 
     Args:
-        method: a checkpoint (``.safetensors``), a run folder, or a baseline name
-            (``"identity"``, ``"mask-fill"``), see :func:`~cloudfree.evaluate.methods.load_method`;
+        method: a weights name (:mod:`cloudfree.weights`), a checkpoint (``.safetensors``), a
+            run folder, or a baseline name (``"identity"``, ``"mask-fill"``, ...), see
+            :func:`~cloudfree.evaluate.methods.load_method`;
             or an already loaded ``Method`` object (``name``, ``include_sar``, ``scaling``,
             ``predict(batch)``).
         data: a dataset root, an index CSV or a packed folder (:func:`open_dataset`).
@@ -266,6 +281,8 @@ def evaluate(
         report: also write ``report.html`` and its figures
             (:mod:`cloudfree.evaluate.report`: the method is re-run on the example patches);
             False removes those of an earlier evaluation in ``out``, now out of date.
+        sd_weights: folder of a Stable Diffusion inpainting pipeline, for the
+            ``"stable-diffusion"`` baseline and hybrids trained on its inpainting.
 
     Returns:
         The summary written to ``summary.json``: ``method``, ``protocol``, ``split``, ``count``
@@ -294,7 +311,7 @@ def evaluate(
     if isinstance(method, str | os.PathLike):
         from cloudfree.evaluate.methods import load_method
 
-        m = load_method(str(method), device)
+        m = load_method(str(method), device, sd_weights=sd_weights)
     else:  # an already loaded Method (e.g. from Python)
         m = method
     scaling_name = str(getattr(m, "scaling", "dsen2cr"))
@@ -356,6 +373,7 @@ def evaluate(
             for b in (cloud_bin(lo / 100.0) for lo, _ in CLOUD_BINS)
         },
         "data": str(data),
+        **_model_info(m),
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "cloudfree_version": __version__,
     }
@@ -408,6 +426,7 @@ def run_evaluate_cli(
     device: str = "auto",
     limit: int | None = None,
     report: bool = True,
+    sd_weights: str | None = None,
 ) -> int:
     """Handler of ``cloudfree evaluate``: run :func:`evaluate` and print ``table.md``.
 
@@ -426,6 +445,7 @@ def run_evaluate_cli(
         device=device,
         limit=limit,
         report=report,
+        sd_weights=sd_weights,
     )
     print((Path(out) / "table.md").read_text(), end="")
     also = " and report.html" if report else ""

@@ -342,7 +342,9 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
 def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> str:
     """Assemble several evaluations, and the matching published numbers, into one table.
 
-    Each evaluation is a row ``"<method> (<protocol>, <split>, n=<count>)"`` in the given order.
+    Each evaluation is a row ``"<method> (<protocol>, <split>, n=<count>)"`` in the given order
+    (a hybrid model's row also names its inpainting: ``"<method> [hybrid: mask-fill + DSen2-CR]
+    (...)"``).
     Published rows (:data:`PUBLISHED`) follow, marked "(published) <name> [<source>]", for the
     protocols the evaluations used only. Under the table, a note warns when the evaluations
     used different protocols (their numbers are not comparable) and the sources of the
@@ -367,7 +369,11 @@ def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> s
         # The count is in the name; the metrics' own "count" (from metrics.aggregate) is dropped
         # so that the table has no extra column.
         values = {k: v for k, v in s["metrics"].items() if k != COUNT_KEY}
-        rows.append((f"{s['method']} ({s['protocol']}, {s['split']}, n={s['count']})", values))
+        # A hybrid's inpainting is part of what it is (issue 11): say it in its row.
+        kind = f" [hybrid: {s['inpaint']} + DSen2-CR]" if s.get("inpaint") else ""
+        rows.append(
+            (f"{s['method']}{kind} ({s['protocol']}, {s['split']}, n={s['count']})", values)
+        )
 
     protocols = list(dict.fromkeys(s["protocol"] for s in summaries))
     shown: list[dict[str, Any]] = []

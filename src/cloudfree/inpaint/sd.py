@@ -42,9 +42,12 @@ pixels outside it are the input bit for bit (:class:`~cloudfree.inpaint.base.Inp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -171,19 +174,44 @@ def load_pipeline(path: str | os.PathLike[str], device: str = "auto") -> Any:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
     try:
-        pipe = StableDiffusionInpaintPipeline.from_pretrained(
-            root,
-            torch_dtype=dtype,
-            local_files_only=True,  # never the hub
-            safety_checker=None,
-            requires_safety_checker=False,
-        )
+        with _quiet_loading():
+            pipe = StableDiffusionInpaintPipeline.from_pretrained(
+                root,
+                torch_dtype=dtype,  # the name every diffusers >= 0.30 knows
+                local_files_only=True,  # never the hub
+                safety_checker=None,
+                requires_safety_checker=False,
+            )
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise DataError(
             root, f"diffusers could not load it as an inpainting pipeline: {e}", _HOW
         ) from e
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No loading progress bars from diffusers / transformers (restored afterwards), no
+    deprecation noise."""
+    import diffusers.utils.logging as dlog
+
+    try:
+        import transformers.utils.logging as tlog
+    except ImportError:  # pragma: no cover - transformers comes with the extra
+        tlog = None
+    states = [(m, m.is_progress_bar_enabled()) for m in (dlog, tlog) if m is not None]
+    for m, _ in states:
+        m.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            # Recent diffusers rename torch_dtype to dtype, which older ones do not take.
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            yield
+    finally:
+        for m, was_enabled in states:
+            if was_enabled:
+                m.enable_progress_bar()
 
 
 def _working_shape(h: int, w: int, size: int, multiple: int) -> tuple[int, int]:

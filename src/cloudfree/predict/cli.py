@@ -38,7 +38,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint",
         default=None,
-        help="weights (.safetensors), checkpoint or run folder, or identity / mask-fill; default: the bundled demonstration weights",
+        help="a weights name (e.g. hybrid-sar, hybrid-nosar; see cloudfree.weights), weights "
+        "(.safetensors), checkpoint or run folder, or a baseline (identity, mask-fill, "
+        "biharmonic, push-pull, sar-match); default: the bundled weights",
+    )
+    p.add_argument(
+        "--mask",
+        default=None,
+        help="cloud/shadow mask GeoTIFF on the S2 grid (0 clear, nonzero cloud or shadow) used "
+        "instead of the computed DSen2-CR mask (--keep-clear, inpainting and hybrid models)",
+    )
+    p.add_argument(
+        "--sd-weights",
+        default=None,
+        help="folder of a Stable Diffusion inpainting pipeline, for hybrids trained on its "
+        "inpainting (and --checkpoint stable-diffusion)",
     )
     p.add_argument(
         "--checkpoint-nosar",
@@ -112,7 +126,12 @@ def run(args: argparse.Namespace) -> int:
         keep_clear=args.keep_clear,
         b10=args.b10,
         progress=not args.no_progress,
+        sd_weights=args.sd_weights,
     )
+    if args.mask is not None:
+        if is_many(args.s2):
+            raise ValueError("--mask takes one mask file: give one --s2 scene with it")
+        kwargs["mask"] = args.mask
     status = 0
     if is_many(args.s2):
         results = predict_many(
