@@ -9,11 +9,13 @@
 #   SHARED_DATA_DIR  default ../shared/data (the repo's real-sample folder, see its README.md)
 #   WORK_DIR         default /tmp/bundled (data, packs, runs, evaluations; never the repo)
 # Environment:
-#   FOLD=A (default)  the bundled split: held apart ROIs1158_spring 101, ROIs1868_summer 101,
-#                     ROIs1970_fall 148 and Sen1Floods11 (real S1); trains the 4 models.
-#   FOLD=B            a second split to measure the no-SAR recipe on the heavy real clouds:
-#                     held apart ROIs1970_fall 136 and ROIs1158_spring 26 (18 real pairs);
-#                     trains the two no-SAR models only (never installed).
+#   FOLD=A (default)  the bundled split: held apart ROIs1970_fall 136 (15 real pairs, heavy
+#                     cumulus), ROIs1868_summer 101 (3 real pairs, thin cloud), ROIs1970_fall 148
+#                     (1 real pair) and Sen1Floods11 (real S1, simulated clouds); trains the 4
+#                     models and the skip ablation.
+#   FOLD=B            a second split: held apart ROIs1970_fall 136 and ROIs1158_spring 26 (18 real
+#                     pairs: heavy cumulus, and snow in the target); trains the two no-SAR models
+#                     only (never installed): the recipe measured without any snow in training.
 #   RUNS="..."        the runs to train (default: all of the fold), among dsen2cr_sar
 #                     dsen2cr_nosar hybrid_sar hybrid_nosar hybrid_nosar_skipcloudy.
 #   EPOCHS_SAR (30), EPOCHS_NOSAR (10); CLOUDFREE, PYTHON (default the repo's .venv);
@@ -33,7 +35,7 @@ SEEDS=(1 2 3)  # three independent cloud draws over every clear image
 # during training: ROIs2017_winter 112 (the real triplet, hazy) and its synthetic clouds.
 VAL="ROIs2017_winter 112"
 case "$FOLD" in
-  A) HELD=("ROIs1158_spring 101" "ROIs1868_summer 101" "ROIs1970_fall 148" "ROIs1158_spring 1000")
+  A) HELD=("ROIs1970_fall 136" "ROIs1868_summer 101" "ROIs1970_fall 148" "ROIs1158_spring 1000")
      DEFAULT_RUNS="dsen2cr_sar dsen2cr_nosar hybrid_sar hybrid_nosar hybrid_nosar_skipcloudy" ;;
   B) HELD=("ROIs1970_fall 136" "ROIs1158_spring 26")
      DEFAULT_RUNS="dsen2cr_nosar hybrid_nosar" ;;

@@ -262,6 +262,27 @@ def test_clear_from_uses_matching_s1_and_tiles(tmp_path: Path, sen12mscr_root: P
         assert m.crs == src_meta.crs
 
 
+def test_clear_from_sen1floods11_takes_its_real_s1(tmp_path: Path, shared_data: Path) -> None:
+    # Sen1Floods11 names its S1 beside its S2: <chip>_S1Hand.tif next to <chip>_S2Hand.tif.
+    src = tmp_path / "src"
+    src.mkdir()
+    for kind in ("S2Hand", "S1Hand"):
+        (src / f"Spain_7370579_{kind}.tif").symlink_to(
+            shared_data / "sen1floods11" / f"Spain_7370579_{kind}.tif"
+        )
+    with pytest.warns(UserWarning, match="skipped 1 files"):  # the 2-band S1 is no S2 source
+        assert synthesize(tmp_path / "out", n=4, seed=0, size=256, clear_from=src) == 4
+    s1_real = read_raster(src / "Spain_7370579_S1Hand.tif")[0]
+    src_meta = read_meta(src / "Spain_7370579_S2Hand.tif")
+    for files in triplets(tmp_path / "out").values():
+        m = read_meta(files["s1"])
+        col, row = ~src_meta.transform * (m.transform.c, m.transform.f)
+        r, c = round(row), round(col)
+        np.testing.assert_array_equal(
+            read_raster(files["s1"])[0], s1_real[:, r : r + 256, c : c + 256]
+        )
+
+
 def test_clear_from_int16_non_release_file(tmp_path: Path) -> None:
     from rasterio.crs import CRS
     from rasterio.transform import from_origin

@@ -96,6 +96,8 @@ def test_cloud_cover_filter_matches_the_mask(client: TestClient, world) -> None:
 
 
 def test_patch_layers_are_the_rendered_files(client: TestClient, world) -> None:  # noqa: ANN001
+    from cloudfree.inpaint import inpaint
+
     pid = world.pred_ids[0]
     row = _row(world, pid)
     cloudy, _ = read_raster(world.root / row.s2_cloudy)
@@ -115,6 +117,10 @@ def test_patch_layers_are_the_rendered_files(client: TestClient, world) -> None:
         ),
         f"/api/patch/{pid}/pred/good.png": render.true_colour(pred),
         f"/api/patch/{pid}/error/good.png": render.error_map(pred, target),
+        # the hybrid chain's inpainting of the patch, as cloudfree.inpaint computes it
+        f"/api/patch/{pid}/inpainted.png": render.true_colour(
+            inpaint(cloudy.astype(np.float32), mask, "mask-fill")  # read as float32 for display
+        ),
     }
     for url, ref in expect.items():
         np.testing.assert_array_equal(_png(client.get(url)), ref, err_msg=url)

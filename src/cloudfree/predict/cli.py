@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # Only light imports here: `cloudfree --help` must not import torch.
+from cloudfree.errors import CloudfreeError
 from cloudfree.predict.inputs import OUTSIDE_SAR
 
 
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.mask is not None:
         if is_many(args.s2):
-            raise ValueError("--mask takes one mask file: give one --s2 scene with it")
+            raise CloudfreeError("--mask takes one mask file: give one --s2 scene with it")
         kwargs["mask"] = args.mask
     status = 0
     if is_many(args.s2):

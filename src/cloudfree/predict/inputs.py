@@ -332,6 +332,8 @@ class MaskSource:
         path: 1-band GeoTIFF.
         s2: the S2 scene's grid, which the mask must share exactly.
 
+    A mask without georeferencing is taken to be on the S2 grid when its size is the scene's.
+
     Raises:
         DataError: missing or unreadable file, more than one band, another size, CRS or
             transform than the S2 scene (a mask of another grid is refused, not resampled:

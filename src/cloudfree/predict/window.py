@@ -55,19 +55,14 @@ def load_runner(
     """A :class:`Runner` of ``spec`` (:func:`~cloudfree.evaluate.methods.load_method`), or of a
     method given as such."""
     from cloudfree.evaluate.methods import ModelMethod, load_method
-    from cloudfree.models.runtime import resolve_precision
+    from cloudfree.models.runtime import cpu_has_native_bf16, resolve_precision
 
     if isinstance(spec, Method):
         return Runner(spec)
     method = load_method(spec, device=device, precision=precision, sd_weights=sd_weights)
-    bf16_on_cpu = resolve_precision(precision) == "bf16" and (
-        isinstance(method, ModelMethod) and method.device.type == "cpu"
-    )
-    if bf16_on_cpu:
-        from cloudfree.models.runtime import cpu_has_native_bf16
-
-        if not cpu_has_native_bf16():
-            log.warning("bf16 on a CPU without native bf16 support is much slower than fp32")
+    on_cpu = isinstance(method, ModelMethod) and method.device.type == "cpu"
+    if on_cpu and resolve_precision(precision) == "bf16" and not cpu_has_native_bf16():
+        log.warning("bf16 on a CPU without native bf16 support is much slower than fp32")
     return Runner(method)
 
 

@@ -48,7 +48,7 @@ STATIC_FILES: dict[str, str] = {
     "style.css": "text/css",
     "index.html": "text/html",
 }
-PATCH_LAYERS: tuple[str, ...] = ("cloudy", "target", "s1", "mask")
+PATCH_LAYERS: tuple[str, ...] = ("cloudy", "target", "s1", "mask", "inpainted")
 #: Longest side at which patch layers are drawn (patches are 256; bigger files are decimated).
 MAX_PATCH_SIDE: int = 1024
 _KIND = {"cloudy": "s2_cloudy", "target": "s2", "s1": "s1"}
@@ -193,6 +193,16 @@ def create_app(
             raise NotFound(f"no layer {layer!r}; expected one of {PATCH_LAYERS}")
         if layer == "mask":
             return png(render.mask_rgb(cat.mask(n, MAX_PATCH_SIDE)))
+        if layer == "inpainted":
+            # The hybrid chain's first two steps (cloudfree.inpaint, the hybrids' default
+            # method) on this patch: what a hybrid model starts from.
+            from cloudfree.inpaint import DEFAULT_METHOD, inpaint
+
+            arr, _ = read_display(cat.file(row, "s2_cloudy"), max_size=MAX_PATCH_SIDE)
+            filled = inpaint(
+                np.nan_to_num(arr, nan=0.0), cat.mask(n, MAX_PATCH_SIDE), DEFAULT_METHOD
+            )
+            return png(any_rgb(filled, style))
         arr, _ = read_display(cat.file(row, _KIND[layer]), max_size=MAX_PATCH_SIDE)
         rgb = any_rgb(arr, style)
         if overlay and layer == "cloudy":

@@ -157,7 +157,7 @@ function layerUrl(id, layer) {
 
 function panelLayers(d) {
   const layers = [["cloudy", "cloudy input"], ["target", "target (cloud-free)"], ["s1", "S1 (VV, VH, VV/VH)"],
-                  ["mask", "cloud / shadow mask"]];
+                  ["mask", "cloud / shadow mask"], ["inpainted", "inpainted (mask-fill, the hybrid's input)"]];
   for (const m of d.predictions) layers.push([`pred:${m}`, `prediction: ${m}`]);
   if (d.kinds.includes("s2")) for (const m of d.predictions) layers.push([`error:${m}`, `error: ${m}`]);
   return layers;
