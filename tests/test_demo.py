@@ -8,12 +8,14 @@ import rasterio
 from PIL import Image
 
 from cloudfree.cli import main
-from cloudfree.predict.bundled import bundled_weights
+from cloudfree.demo import DEMO_MODEL, DEMO_SAR_MODEL
+from cloudfree.weights import get_weights
 
 
 def test_demo_removes_clouds_from_a_scene(tmp_path, capsys):
     try:
-        bundled_weights(include_sar=True)
+        for name in (DEMO_MODEL, DEMO_SAR_MODEL):
+            get_weights(name).path()
     except Exception as e:  # noqa: BLE001 (any reason the bundled file is unusable)
         pytest.fail(f"the bundled weights must ship with the package: {e}")
     out = tmp_path / "demo"
@@ -36,12 +38,15 @@ def test_demo_removes_clouds_from_a_scene(tmp_path, capsys):
     m = summary["metrics"]
     # identity reproduces its input on the clear area and is wrong under the clouds.
     assert m["identity"]["mae_reprod"] == 0.0 and m["identity"]["mae_recon"] > 0.02
-    # The demonstration model removes clouds: under the mask it is closer to the truth than
+    # The demonstration models remove clouds: under the mask they are closer to the truth than
     # the cloudy input, and over the whole scene too; --keep-clear leaves clear pixels as input.
-    assert m["dsen2cr_demo"]["mae_recon"] < m["identity"]["mae_recon"]
-    assert m["dsen2cr_demo"]["mae"] < m["identity"]["mae"]
-    assert m["dsen2cr_demo"]["mae_reprod"] == 0.0
+    assert set(m) == {DEMO_MODEL, "identity", "mask-fill", f"{DEMO_SAR_MODEL} (with S1)"}
+    for name in (DEMO_MODEL, f"{DEMO_SAR_MODEL} (with S1)", "mask-fill"):
+        assert m[name]["mae_recon"] < m["identity"]["mae_recon"], name
+        assert m[name]["mae"] < m["identity"]["mae"], name
+        assert m[name]["mae_reprod"] == 0.0, name
+    assert summary["model"] == DEMO_MODEL
 
     panel = np.asarray(Image.open(out / "panel.png"))
-    assert panel.shape[1] > 5 * 320 and panel.std() > 10  # five panels, not blank
+    assert panel.shape[1] > 6 * 320 and panel.std() > 10  # six panels, not blank
     assert "[5/5]" in capsys.readouterr().out

@@ -460,21 +460,24 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         help="the main job on an embedded default: a synthetic cloudy scene made clear",
         description=(
             "Synthesise a cloudy scene with known truth, mask it, remove the clouds with the "
-            "bundled demonstration weights, score the result against the truth and the "
-            "identity / mask-fill baselines; writes prediction.tif, panel.png, summary.json."
+            "best bundled model (the hybrid: mask-fill inpainting then DSen2-CR), score the "
+            "result against the truth beside identity, mask-fill and the SAR hybrid; writes "
+            "prediction.tif, panel.png, summary.json."
         ),
     )
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--size", type=int, default=640, help="scene side in pixels (default 640)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-baselines", action="store_true", help="skip the mask-fill baseline")
+    p.add_argument(
+        "--no-sar", action="store_true", help="do not also score the SAR hybrid (hybrid-sar)"
+    )
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from cloudfree.demo import run_demo
 
-    run_demo(args.out, size=args.size, seed=args.seed, baselines=not args.no_baselines)
+    run_demo(args.out, size=args.size, seed=args.seed, sar=not args.no_sar)
     return 0
 
 

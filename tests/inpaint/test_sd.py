@@ -161,3 +161,30 @@ def test_hybrid_chain_with_stable_diffusion_inpainting(tmp_path: Path, tiny_sd_d
     )
     assert (pred - inp).abs().max() > 0  # the network adds its correction
     torch.testing.assert_close(method.predict(batch), pred)  # deterministic end to end
+
+
+def test_pack_caches_stable_diffusion_inpainting_for_the_sd_hybrid(
+    tmp_path: Path, tiny_sd_dir: Path
+) -> None:
+    """``hybrid_sar_sd_carl`` trains from a pack inpainted with SD once (pack --inpaint)."""
+    from cloudfree.config import load_config
+    from cloudfree.data.discover import build_index
+    from cloudfree.data.index import write_index
+    from cloudfree.data.inpaint_cache import fill_inpainting, inpaint_complete
+    from cloudfree.data.pack import pack
+    from cloudfree.data.synth import synthesize
+    from cloudfree.train.loop import train
+
+    synthesize(tmp_path / "root", n=4, seed=1, size=48)
+    write_index(build_index(tmp_path / "root"), tmp_path / "index.csv")
+    pack(tmp_path / "index.csv", tmp_path / "packed", workers=0)
+    opts = {"weights": str(tiny_sd_dir), **TINY}
+    manifest = fill_inpainting(tmp_path / "packed", "stable-diffusion", opts, workers=2,
+                               progress=False)  # fmt: skip
+    assert inpaint_complete(manifest, "stable-diffusion")
+    assert manifest["inpaint_timing"]["stable-diffusion"]["workers"] == 0  # one process
+    cfg = load_config("hybrid_sar_sd_carl", [
+        f"data.packed={tmp_path / 'packed'}", f"train.out_dir={tmp_path}", "train.epochs=1",
+        "model.num_layers=1", "model.feature_size=8", "data.crop_size=32",
+        "data.num_workers=0", "train.batch_size=2", "data.val_split=train"])  # fmt: skip
+    assert train(cfg)["steps"] >= 1

@@ -104,7 +104,7 @@ def fill_inpainting(
 
     Returns:
         The updated manifest; its ``"inpaint_timing"[method]`` holds the patches inpainted by
-        this call and their mean seconds.
+        the call that computed them and their mean seconds.
 
     Raises:
         DataError: not a complete pack; ``sar-match`` while a cloudy patch has no S1.
@@ -112,7 +112,7 @@ def fill_inpainting(
     """
     from tqdm.auto import tqdm
 
-    from cloudfree.data.io import atomic_path
+    from cloudfree.data.io import atomic_path, fsync_path
     from cloudfree.data.pack_manifest import fill_masks, write_json
     from cloudfree.inpaint.registry import get_inpainter
 
@@ -180,7 +180,7 @@ def fill_inpainting(
                         futures = [pool.submit(_work, *args, c, inpainter) for c in chunks]
                         for fut in cf.as_completed(futures):
                             bar.update(fut.result())
-                    _fsync(tmp)
+                    fsync_path(tmp)
                 done += len(offsets)
                 entry.setdefault("inpaint", {})[method] = True
                 entry.setdefault("files_inpaint", {})[method] = fname
@@ -189,12 +189,14 @@ def fill_inpainting(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     seconds = time.perf_counter() - t0
-    manifest.setdefault("inpaint_timing", {})[method] = {
-        "patches": done,
-        "seconds": seconds,
-        "seconds_per_patch": seconds / done if done else None,
-        "workers": workers if use_pool else 0,
-    }
+    if done or method not in manifest.get("inpaint_timing", {}):
+        # A call with nothing left to do keeps the timing of the call that did the work.
+        manifest.setdefault("inpaint_timing", {})[method] = {
+            "patches": done,
+            "seconds": seconds,
+            "seconds_per_patch": seconds / done if done else None,
+            "workers": workers if use_pool else 0,
+        }
     write_json(out / MANIFEST, manifest)
     return manifest
 
@@ -209,11 +211,3 @@ def _check_masks(path: Path, offsets: list[int]) -> None:
                 "holds patches without a computed cloud mask",
                 "a pack with masks: run the same 'cloudfree pack' command without --no-mask",
             )
-
-
-def _fsync(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

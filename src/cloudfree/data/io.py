@@ -180,6 +180,16 @@ def _umask() -> int:
     return mask
 
 
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's data, or a folder's entries (its renames), to the disk: ``os.fsync`` on a
+    read-only descriptor, which folders need."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.

@@ -43,7 +43,7 @@ import numpy as np
 from cloudfree import __version__
 from cloudfree.data.bands import KINDS
 from cloudfree.data.index import SPLITS, IndexRow, read_index
-from cloudfree.data.io import RasterMeta, atomic_path, split_archive_path
+from cloudfree.data.io import RasterMeta, atomic_path, fsync_path, split_archive_path
 from cloudfree.data.pack_manifest import (
     Shard,
     arrays_info,
@@ -133,14 +133,6 @@ def _group_shards(
             groups.append([s])
             seen = set(arch)
     return groups
-
-
-def _fsync(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Packer:
@@ -237,9 +229,9 @@ class _Packer:
                     mm[bad] = MASK_NOT_COMPUTED if kind == "mask" else 0
                     del mm
             for path in run.temps[s.index].values():
-                _fsync(path)
+                fsync_path(path)
         run.stack.close()  # rename every temporary file onto its final name
-        _fsync(self.out)
+        fsync_path(self.out)
         with open(self.out / PATCHES, "a", newline="") as f:
             csv.writer(f).writerows(new_rows)
             f.flush()

@@ -25,7 +25,7 @@ import numpy as np
 
 from cloudfree.data.bands import S1_BANDS, S2_BANDS
 from cloudfree.data.index import IndexRow
-from cloudfree.data.io import RasterMeta, atomic_path
+from cloudfree.data.io import RasterMeta, atomic_path, fsync_path
 from cloudfree.data.mask_cache import compute_mask, mask_record
 from cloudfree.data.shards import (
     ARRAY_KINDS,
@@ -273,11 +273,7 @@ def fill_masks(packed_dir: str | os.PathLike[str], batch: int = 32) -> dict[str,
             masks[sel] = compute_mask(np.asarray(cloudy[sel]))
         masks.flush()
         del masks, cloudy
-        fd = os.open(out / files["mask"], os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(out / files["mask"])
         entry["mask"] = True
         manifest["mask"] = mask_state(manifest)
         write_json(out / MANIFEST, manifest)

@@ -111,6 +111,8 @@ class HybridConfig:
         return asdict(self)
 
 
+# Adapted from cloudfree.models.dsen2cr.DSen2CR (a variant gets its own file, style guide
+# rule 18): the same head / residual body / tail, other inputs, another skip, a zero tail.
 class HybridDSen2CR(nn.Module):
     """DSen2-CR on the inpainted image (module docstring).
 

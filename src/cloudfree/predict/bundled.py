@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-#: The weights names ``predict`` uses by default, with and without the S1 input.
-DEFAULT_SAR: Final[str] = "dsen2cr-demo-sar"
-DEFAULT_NOSAR: Final[str] = "dsen2cr-demo-nosar"
+#: The weights names ``predict`` uses by default, with and without the S1 input: the bundled
+#: hybrids, better than the bundled DSen2-CR models of the same recipe on every held-out set
+#: (``weights/bundled/MODEL_CARD.md``).
+DEFAULT_SAR: Final[str] = "hybrid-sar"
+DEFAULT_NOSAR: Final[str] = "hybrid-nosar"
 
 
 def default_weights_name(include_sar: bool) -> str:

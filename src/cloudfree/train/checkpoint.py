@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cloudfree.data.io import fsync_path
 from cloudfree.errors import DataError
 
 CHECKPOINTS = "checkpoints"
@@ -121,15 +122,6 @@ def _plain(value: Any, where: str) -> Any:
     )
 
 
-def _fsync_path(path: Path) -> None:
-    # Directories need O_RDONLY; fsync on them persists the entries (the renames).
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _step_of(path: Path) -> int | None:
     m = _STEP_RE.match(path.name)
     return int(m.group(1)) if m else None
@@ -158,7 +150,7 @@ def _replace_dir(src: Path, dst: Path) -> None:
         trash = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}old-{dst.name}-", dir=dst.parent))
         os.replace(dst, trash / dst.name)
     os.replace(src, dst)
-    _fsync_path(dst.parent)
+    fsync_path(dst.parent)
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -170,7 +162,7 @@ def _write_latest(ckpt_dir: Path, name: str) -> None:
         f.write(name + "\n")
         f.flush()
         os.fsync(f.fileno())
-    _fsync_path(ckpt_dir)
+    fsync_path(ckpt_dir)
 
 
 def _link_or_copy_tree(src: Path, dst: Path) -> None:
@@ -181,7 +173,7 @@ def _link_or_copy_tree(src: Path, dst: Path) -> None:
             os.link(item, dst / item.name)
         except OSError:
             shutil.copy2(item, dst / item.name)
-    _fsync_path(dst)
+    fsync_path(dst)
 
 
 def save_checkpoint(
@@ -253,7 +245,7 @@ def save_checkpoint(
             os.fsync(f.fileno())
         with open(tmp / MODEL_FILE, "rb") as f:
             os.fsync(f.fileno())
-        _fsync_path(tmp)
+        fsync_path(tmp)
         _replace_dir(tmp, final)
     finally:
         if tmp.exists():

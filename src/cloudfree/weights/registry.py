@@ -29,6 +29,9 @@ _CITATION_DSEN2CR = (
     "Meraner, Ebel, Zhu, Schmitt, 'Cloud removal in Sentinel-2 imagery using a deep residual "
     "neural network and SAR-optical data fusion', ISPRS J. Photogramm. Remote Sens. 166 (2020)"
 )
+_CITATION_HYBRID = (
+    _CITATION_DSEN2CR + "; the hybrid (inpainting, then DSen2-CR SAR fusion): cloudfree, issue 11"
+)
 _LICENCE_BUNDLED = (
     "Apache-2.0 (cloudfree's licence); trained on Copernicus Sentinel data and SEN12MS-CR "
     "(CC BY 4.0) and Sen1Floods11 patches"
@@ -87,21 +90,50 @@ class WeightsEntry:
         return path
 
 
-#: Every named checkpoint, in the order ``list_weights`` shows them.
+#: Every named checkpoint, in the order ``list_weights`` shows them. The four bundled models
+#: share one recipe and one split (``scripts/train_bundled.sh``, fold A; ``bundled/MODEL_CARD.md``).
 WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
+    WeightsEntry(
+        name="hybrid-sar",
+        model="hybrid",
+        input="cloudy S2 L1C (13 bands) + S1 (VV, VH dB); mask-fill inpainting inside",
+        source="bundled",
+        filename="hybrid_sar.safetensors",
+        size_bytes=739996,
+        sha256="cc30a7b9cf44365f4bdc54be7a901f9be9b8a7deda487f41b46cf08d9f303211",
+        licence=_LICENCE_BUNDLED,
+        citation=_CITATION_HYBRID,
+        scaling="dsen2cr",
+        description="demonstration hybrid (mask-fill inpainting, then DSen2-CR B4 F48 with SAR, "
+        "CARL) trained on ../shared/data: the default SAR model of predict; not for real use",
+    ),
+    WeightsEntry(
+        name="hybrid-nosar",
+        model="hybrid-nosar",
+        input="cloudy S2 L1C (13 bands); mask-fill inpainting inside",
+        source="bundled",
+        filename="hybrid_nosar.safetensors",
+        size_bytes=736548,
+        sha256="c588a3df6815b7e12c57d5ab6fe48ed2cbb68c357e99e369686bb693094176e9",
+        licence=_LICENCE_BUNDLED,
+        citation=_CITATION_HYBRID,
+        scaling="dsen2cr",
+        description="demonstration hybrid (mask-fill inpainting, then DSen2-CR B4 F48 without "
+        "SAR, CARL) trained on ../shared/data: the default no-SAR model; not for real use",
+    ),
     WeightsEntry(
         name="dsen2cr-demo-sar",
         model="dsen2cr",
         input="cloudy S2 L1C (13 bands) + S1 (VV, VH dB)",
         source="bundled",
         filename="dsen2cr_demo_sar.safetensors",
-        size_bytes=715676,
-        sha256="4ca2545e6bb750806dba1883268a0bd558bf4d5f5529ae0894058419e067f91e",
+        size_bytes=715708,
+        sha256="96862b5b180ac01127ed2197a7d700e718d789674143f769fd4518c151babc89",
         licence=_LICENCE_BUNDLED,
         citation=_CITATION_DSEN2CR,
         scaling="dsen2cr",
-        description="demonstration DSen2-CR (B4 F48, SAR + CARL) trained on ../shared/data: "
-        "not for real use (MODEL_CARD.md)",
+        description="demonstration DSen2-CR (B4 F48, SAR + CARL), the hybrid's recipe without "
+        "the inpainting, trained on ../shared/data: not for real use",
     ),
     WeightsEntry(
         name="dsen2cr-demo-nosar",
@@ -109,13 +141,13 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         input="cloudy S2 L1C (13 bands)",
         source="bundled",
         filename="dsen2cr_demo_nosar.safetensors",
-        size_bytes=712220,
-        sha256="bbec3c7b542d81275daa56b9c4ba37e41221b864060006b6f691402385d80203",
+        size_bytes=712260,
+        sha256="819248d4573296cfa125b752dd5af575aa173b866e140b736062d1bf6b57b291",
         licence=_LICENCE_BUNDLED,
         citation=_CITATION_DSEN2CR,
         scaling="dsen2cr",
-        description="demonstration DSen2-CR (B4 F48, no SAR, CARL) trained on ../shared/data: "
-        "not for real use (MODEL_CARD.md)",
+        description="demonstration DSen2-CR (B4 F48, no SAR, CARL), the hybrid's recipe without "
+        "the inpainting, trained on ../shared/data: not for real use",
     ),
 )
 
