@@ -162,8 +162,8 @@ def run_demo(
         f"done in {summary['seconds']} s: {out / 'prediction.tif'}, {panel}, {out / 'summary.json'}"
     )
     print(
-        "      (small demonstration models: real use needs weights trained on SEN12MS-CR; on "
-        "this fully synthetic landscape the classical fill is strongest, on real held-out "
-        "cloudy pairs the hybrid beats it: weights/bundled/MODEL_CARD.md)"
+        "      (small demonstration models: real use needs weights trained on SEN12MS-CR; "
+        "their figures on real held-out cloudy pairs, beside mask-fill and push-pull, are in "
+        "weights/bundled/MODEL_CARD.md)"
     )
     return summary

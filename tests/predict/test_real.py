@@ -164,5 +164,5 @@ def test_missing_bundled_weights_error_names_the_path(tmp_path: Path, monkeypatc
     from cloudfree.weights import registry
 
     monkeypatch.setattr(registry, "BUNDLED_DIR", tmp_path / "weights")
-    with pytest.raises(DataError, match=r"weights/dsen2cr_demo_nosar\.safetensors.*missing"):
+    with pytest.raises(DataError, match=r"weights/hybrid_nosar\.safetensors.*missing"):
         bundled.bundled_weights(False)

@@ -88,11 +88,11 @@ def _predict(name: str, cloudy: np.ndarray, s1: np.ndarray) -> np.ndarray:
 
 
 # Measured when the weights were made (scripts/train_bundled.sh): MAE model / identity on this
-# patch (values in the card); the bounds leave room for BLAS differences.
+# patch (measured 0.32, 0.31, 0.58, 0.49); the bounds leave room for BLAS differences.
 @pytest.mark.parametrize(
     ("name", "max_ratio"),
-    [("hybrid-sar", 0.75), ("hybrid-nosar", 0.75), ("dsen2cr-demo-sar", 1.0),
-     ("dsen2cr-demo-nosar", 1.0)],
+    [("hybrid-sar", 0.45), ("hybrid-nosar", 0.45), ("dsen2cr-demo-sar", 0.75),
+     ("dsen2cr-demo-nosar", 0.75)],
 )  # fmt: skip
 def test_models_beat_identity_on_an_unseen_cloudy_patch(name: str, max_ratio: float) -> None:
     clear, cloudy, s1, truth = _unseen_patch(seed=0)
