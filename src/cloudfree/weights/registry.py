@@ -1,22 +1,30 @@
 """Named weights: one table of every model checkpoint cloudfree knows, addressable by name.
 
-Every place that accepts a checkpoint (``predict``, ``evaluate``, ``compare``, the Python API
-through :func:`cloudfree.evaluate.methods.load_method`) accepts the name of an entry of
-:data:`WEIGHTS`, e.g. ``cloudfree predict --checkpoint hybrid-nosar``. This first version
-holds the weights bundled with the package (``bundled/``, described in
-``bundled/MODEL_CARD.md``); the published DSen2-CR checkpoints join the table with a source URL
-(issue 12).
+Every place that accepts a checkpoint (``predict``, ``evaluate``, ``compare``, ``view``,
+``train --init``, the Python API through :func:`cloudfree.evaluate.methods.load_method`)
+accepts the name of an entry of :data:`WEIGHTS`, e.g. ``cloudfree predict --checkpoint
+dsen2cr-sar-carl``. Two kinds of entries:
+
+- **bundled**: small demonstration models shipped inside the package (``bundled/``, described in
+  ``bundled/MODEL_CARD.md``), always available;
+- **published**: the four DSen2-CR checkpoints of Meraner et al. (2020), Keras 2.2 HDF5 files on
+  the authors' Google Drive. ``cloudfree weights fetch NAME`` downloads one into the user cache
+  (:mod:`cloudfree.weights.cache`), checks it and converts it to safetensors once
+  (:mod:`cloudfree.weights.fetch`); ``cloudfree weights import FILE --name NAME`` does the same
+  for a file downloaded by hand.
 
 Each entry says what a user needs to judge the weights: the model and its input, where the
-file comes from, its size and SHA-256 (checked by the test suite for the bundled files), the
-licence, the citation, the scaling it expects and what it is for.
+file comes from and in which format, its size and SHA-256 where known (checked by the test
+suite for the bundled files, on every fetch for the others), the licence, the citation, the
+scaling it expects and what it is for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from cloudfree.errors import DataError
 
@@ -32,6 +40,25 @@ _CITATION_DSEN2CR = (
 _CITATION_HYBRID = (
     _CITATION_DSEN2CR + "; the hybrid (inpainting, then DSen2-CR SAR fusion): cloudfree, issue 11"
 )
+_CITATION_PUBLISHED = (
+    _CITATION_DSEN2CR + "; data: Ebel, Meraner, Schmitt, Zhu, 'Multisensor data fusion for cloud "
+    "removal in global and all-season Sentinel-2 imagery', IEEE TGRS (2020)"
+)
+#: What GPL-3.0 means for the published weights (README, ``weights show``, the model card).
+LICENCE_PUBLISHED: Final[str] = (
+    "GPL-3.0, the licence of the authors' repository ameraner/dsen2-cr, which says it holds "
+    "'the code and models'; no separate licence is given for the weights. cloudfree does not "
+    "redistribute them: 'weights fetch' downloads them from the authors' Google Drive link. "
+    "What this means: you may use them for any purpose, commercial included, and the "
+    "predictions you make with them are yours; if you share the weights, converted or "
+    "fine-tuned from them ('train --init'), share them under GPL-3.0 with this notice and the "
+    "citation. cloudfree's own code stays Apache-2.0: it does not contain the weights. "
+    "Trained on SEN12MS-CR (CC BY 4.0, cite Ebel et al. 2020)"
+)
+_HOMEPAGE = "https://github.com/ameraner/dsen2-cr"
+#: The paper's network (spec section 4): B = 16 residual blocks of F = 256 features.
+_PAPER_SAR: Final[Mapping[str, Any]] = {"include_sar": True, "num_layers": 16, "feature_size": 256}
+_PAPER_NOSAR: Final[Mapping[str, Any]] = {**_PAPER_SAR, "include_sar": False}
 _LICENCE_BUNDLED = (
     "Apache-2.0 (cloudfree's licence); trained on Copernicus Sentinel data and SEN12MS-CR "
     "(CC BY 4.0) and Sen1Floods11 patches"
@@ -46,14 +73,23 @@ class WeightsEntry:
         name: the name users type (``--checkpoint NAME``).
         model: its ``cloudfree.models`` registry name (``dsen2cr``, ``hybrid-nosar``, ...).
         input: what it reads, in words.
-        source: ``"bundled"`` (a file of the package) or the URL it is downloaded from.
-        filename: the file's name (in :data:`BUNDLED_DIR` for bundled weights).
-        size_bytes: expected file size, or None if unknown.
-        sha256: expected SHA-256 of the file, or None if unknown.
+        source: ``"bundled"`` (a file of the package), the URL it is downloaded from (a Google
+            Drive ``uc?id=`` link or any HTTP(S) URL), or ``"local"`` (imported by the user
+            under a name of their own, ``cloudfree weights import``).
+        filename: the file's name: in :data:`BUNDLED_DIR` for bundled weights, the name of the
+            downloaded file otherwise (kept only until it is converted).
+        size_bytes: expected size of that file, or None if unknown.
+        sha256: expected SHA-256 of that file, or None if unknown (then the file is checked by
+            format and structure, and the SHA-256 of the first download is recorded and shown).
         licence: licence of the weights, and of what they were trained on.
         citation: what to cite when using them.
         scaling: the normalisation protocol of its inputs (``cloudfree.data.bands``).
         description: what it is for, in one line.
+        format: the file format: ``"safetensors"`` (loads as is) or ``"keras-hdf5"`` (a Keras
+            2.2 checkpoint, converted to safetensors once, :mod:`cloudfree.models.keras_import`).
+        config: the model's constructor arguments (``DSen2CRConfig`` fields): what a download
+            must hold, and what ``train --init`` checks a training config against.
+        homepage: where the weights are described by their authors.
     """
 
     name: str
@@ -67,18 +103,55 @@ class WeightsEntry:
     citation: str
     scaling: str
     description: str
+    format: str = "safetensors"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    homepage: str = ""
 
     @property
     def bundled(self) -> bool:
         """Whether the file ships with the package."""
         return self.source == "bundled"
 
+    @property
+    def local(self) -> bool:
+        """Whether the user imported these weights under a name of their own."""
+        return self.source == LOCAL
+
+    @property
+    def approx_bytes(self) -> int | None:
+        """``size_bytes``, else the float32 size of ``config``'s parameters (a lower bound)."""
+        if self.size_bytes is not None or not self.config:
+            return self.size_bytes
+        from cloudfree.models.dsen2cr import DSen2CRConfig
+
+        return 4 * DSen2CRConfig(**self.config).num_parameters
+
     def path(self) -> Path:
-        """The local file of these weights.
+        """The local safetensors file of these weights.
 
         Raises:
-            DataError: a bundled file is missing (an incomplete installation).
+            DataError: a bundled file is missing (an incomplete installation), or downloadable
+                weights are not in the cache yet (the message gives the fetch command).
         """
+        if not self.bundled:
+            from cloudfree.weights.cache import cached_path
+
+            path = cached_path(self.name)
+            if path is None and self.source == LOCAL:
+                raise DataError(
+                    None,
+                    f"the weights {self.name!r} you imported are no longer in the cache; "
+                    f"import them again: cloudfree weights import FILE --name {self.name}",
+                )
+            if path is None:
+                raise DataError(
+                    None,
+                    f"the weights {self.name!r} are not downloaded yet; run: cloudfree weights "
+                    f"fetch {self.name}  (on a machine without internet: download "
+                    f"{self.source} in a browser, then run: cloudfree weights import "
+                    f"{self.filename} --name {self.name})",
+                )
+            return path
         path = BUNDLED_DIR / self.filename
         if not path.is_file():
             raise DataError(
@@ -149,34 +222,135 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         description="demonstration DSen2-CR (B4 F48, no SAR, CARL), the hybrid's recipe without "
         "the inpainting, trained on ../shared/data: not for real use",
     ),
+    *(
+        WeightsEntry(
+            name=name,
+            model="dsen2cr" if sar else "dsen2cr-nosar",
+            input="cloudy S2 L1C (13 bands) + S1 (VV, VH dB)"
+            if sar
+            else "cloudy S2 L1C (13 bands)",
+            source=f"https://drive.google.com/uc?id={drive_id}",
+            filename=filename,
+            # Unknown: the authors publish neither; every fetch checks the format and the
+            # exact layer shapes of the paper's network instead, and records the SHA-256.
+            size_bytes=None,
+            sha256=None,
+            licence=LICENCE_PUBLISHED,
+            citation=_CITATION_PUBLISHED,
+            scaling="dsen2cr",
+            description=description,
+            format="keras-hdf5",
+            config=_PAPER_SAR if sar else _PAPER_NOSAR,
+            homepage=_HOMEPAGE,
+        )
+        for name, sar, drive_id, filename, description in (
+            (
+                "dsen2cr-sar-carl",
+                True,
+                "1L3YUVOnlg67H5VwlgYO9uC9iuNlq7VMg",
+                "model_SARcarl.hdf5",
+                "the paper's model (Table 1, SAR + CARL: MAE .0290, PSNR 28.7 dB, SSIM .875): "
+                "DSen2-CR B16 F256 trained on SEN12MS-CR with the cloud-adaptive loss; the one "
+                "to use",
+            ),
+            (
+                "dsen2cr-sar-l1",
+                True,
+                "1zv4_91Yr2IYyYDoqhZw8KpnfvfLhkuBB",
+                "model_SARplain.hdf5",
+                "the paper's SAR model trained on a plain L1 loss (Table 1, SAR + L1): the loss "
+                "ablation",
+            ),
+            (
+                "dsen2cr-nosar-carl",
+                False,
+                "1VHZa5-lX68mA2FbHeCiQsUq13oECw9DA",
+                "model_noSARcarl.hdf5",
+                "the paper's optical-only model with the cloud-adaptive loss (Table 1, no SAR + "
+                "CARL): for scenes without a Sentinel-1 acquisition",
+            ),
+            (
+                "dsen2cr-nosar-l1",
+                False,
+                "11Th6UwKMXla7LGxsFJXwj-Jx9bSKlWUH",
+                "model_noSARplain.hdf5",
+                "the paper's optical-only model on a plain L1 loss (Table 1, no SAR + L1): the "
+                "SAR and loss ablation",
+            ),
+        )
+    ),
 )
 
 
+#: ``source`` of the entries a user added with ``cloudfree weights import`` under a new name.
+LOCAL: Final[str] = "local"
+
+
+def _input_of(model: str, config: Mapping[str, Any]) -> str:
+    sar = bool(config.get("include_sar", "nosar" not in model))
+    text = "cloudy S2 L1C (13 bands)" + (" + S1 (VV, VH dB)" if sar else "")
+    return text + ("; inpainting inside" if model.startswith("hybrid") else "")
+
+
+def _local_entry(name: str, record: Mapping[str, Any]) -> WeightsEntry:
+    """The entry of weights imported under a name of the user's (from their cache record)."""
+    model = str(record.get("model", "?"))
+    config = record.get("config") or {}
+    return WeightsEntry(
+        name=name,
+        model=model,
+        input=_input_of(model, config),
+        source=LOCAL,
+        filename=Path(str(record.get("source", ""))).name,
+        size_bytes=record.get("size_bytes"),
+        sha256=record.get("sha256"),
+        licence="whatever the weights' authors gave (imported by you; cloudfree cannot tell)",
+        citation="",
+        scaling=str(record.get("scaling", "dsen2cr")),
+        description=f"imported from {record.get('source')} on {record.get('fetched_at', '?')}",
+        config=config,
+    )
+
+
 def list_weights() -> tuple[WeightsEntry, ...]:
-    """Every entry of :data:`WEIGHTS`."""
-    return WEIGHTS
+    """Every entry of :data:`WEIGHTS`, then the user's own imports (``weights import``)."""
+    from cloudfree.weights.cache import cached_records
+
+    registered = {w.name for w in WEIGHTS}
+    local = tuple(
+        _local_entry(name, record)
+        for name, record in cached_records().items()
+        if record.get("local") and name not in registered
+    )
+    return WEIGHTS + local
 
 
 def get_weights(name: str) -> WeightsEntry:
-    """The entry called ``name``.
+    """The entry called ``name`` (of :data:`WEIGHTS`, or imported by the user).
 
     Raises:
         KeyError: no such entry (the message suggests the closest names).
     """
-    for entry in WEIGHTS:
+    entries = list_weights()
+    for entry in entries:
         if entry.name == name:
             return entry
     import difflib
 
-    names = [w.name for w in WEIGHTS]
+    names = [w.name for w in entries]
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise KeyError(f"no weights named {name!r}{hint} (known: {', '.join(names)})")
 
 
 def find_weights(name: str) -> Path | None:
-    """The local file of the weights called ``name``, or None if ``name`` is no entry."""
-    for entry in WEIGHTS:
+    """The local file of the weights called ``name``, or None if ``name`` is no entry.
+
+    Raises:
+        DataError: ``name`` is an entry whose file is not there (not fetched yet: the message
+            gives the command that fetches it).
+    """
+    for entry in list_weights():
         if entry.name == name:
             return entry.path()
     return None
