@@ -385,7 +385,34 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
             "rows for the same protocol, marked as such."
         ),
     )
-    p.add_argument("run_dirs", nargs="+", metavar="EVAL_DIR", help="evaluation folders")
+    p.add_argument("run_dirs", nargs="*", metavar="EVAL_DIR", help="evaluation folders")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="CKPT_OR_METHOD",
+        help="also evaluate this (a weights name, file, checkpoint or run folder, or a baseline) "
+        "on --data and add its row; repeatable, e.g. --checkpoint dsen2cr-sar-carl "
+        "--checkpoint mask-fill --checkpoint identity",
+    )
+    p.add_argument("--data", default=None, help="dataset for --checkpoint (root, index, pack)")
+    p.add_argument(
+        "--split", default="test", choices=("train", "val", "test", "all"),
+        help="split for --checkpoint (default test)",
+    )  # fmt: skip
+    p.add_argument(
+        "--protocol", default="paper", choices=("paper", "leaderboard", "glf-cr"),
+        help="protocol for --checkpoint (default paper)",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=4, help="patches per forward pass")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
+    p.add_argument(
+        "--eval-out",
+        default=None,
+        help="keep the --checkpoint evaluations here (EVAL_OUT/<name>/), to compare again "
+        "later without re-running them; default: a temporary folder",
+    )
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
     p.add_argument("--no-published", action="store_true", help="leave out the published rows")
     p.set_defaults(func=_run_compare)
@@ -394,7 +421,19 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 def _run_compare(args: argparse.Namespace) -> int:
     from cloudfree.evaluate.table import run_compare_cli
 
-    return run_compare_cli(args.run_dirs, args.out, not args.no_published)
+    return run_compare_cli(
+        args.run_dirs,
+        args.out,
+        not args.no_published,
+        checkpoints=args.checkpoint,
+        data=args.data,
+        split=None if args.split == "all" else args.split,
+        protocol=args.protocol,
+        batch_size=args.batch_size,
+        device=args.device,
+        limit=args.limit,
+        eval_out=args.eval_out,
+    )
 
 
 def _add_mask(sub: argparse._SubParsersAction) -> None:

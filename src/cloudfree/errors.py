@@ -30,3 +30,8 @@ class DataError(CloudfreeError, ValueError):
 
 class DatasetNotFoundError(DataError):
     """No usable patches were found under a root folder."""
+
+
+class UnknownNameError(CloudfreeError, ValueError):
+    """A name (a method, a weights entry) that cloudfree does not know; the message suggests
+    the closest known names."""

@@ -55,7 +55,7 @@ def test_weights_file_predicts_like_the_model(tmp_path: Path, include_sar: bool)
     method = load_method(str(path), device="cpu")
     assert isinstance(method, ModelMethod)
     assert method.include_sar is include_sar
-    assert method.name == str(path)
+    assert method.name == "tiny" and method.path == path  # tables show the short name
     batch = _batch(include_sar)
     pred = method.predict(batch)
     assert pred.shape == (2, 13, 24, 24)
@@ -81,17 +81,19 @@ def test_run_folder_prefers_best_then_latest(tmp_path: Path) -> None:
     assert not torch.allclose(best_ref, later_ref)
 
     method = load_method(str(run), device="cpu")
-    assert method.name == f"{run} (best)"
+    assert method.name == "run (best)"
     torch.testing.assert_close(method.predict(batch), best_ref, rtol=1e-5, atol=1e-5)
     # A checkpoint folder itself.
     method = load_method(str(step2), device="cpu")
+    assert method.name == f"run ({step2.name})"
+    assert load_method(str(step2 / "model.safetensors"), device="cpu").name == method.name
     torch.testing.assert_close(method.predict(batch), later_ref, rtol=1e-5, atol=1e-5)
     # Without best/: the latest checkpoint.
     run2 = tmp_path / "run2"
     _save_run(run2, best_model, step=1, is_best=False)
     _save_run(run2, later_model, step=2, is_best=False)
     method = load_method(str(run2), device="cpu")
-    assert method.name == f"{run2} (step-00000002)"
+    assert method.name == "run2 (step-00000002)"
     torch.testing.assert_close(method.predict(batch), later_ref, rtol=1e-5, atol=1e-5)
 
 

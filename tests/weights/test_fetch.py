@@ -310,3 +310,50 @@ def test_import_a_registry_file_and_one_of_your_own(
     page.write_bytes(HTML)
     with pytest.raises(DataError, match="web page"):
         import_file(page, "tiny-sar")
+
+
+def test_cli_list_show_fetch_import(
+    server: _Server, home: Path, keras_file: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from cloudfree.cli import main
+
+    _register(monkeypatch, _serve(server, keras_file))
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    # 18,947,341 float32 parameters: the size shown before the file is known.
+    assert "google drive" in rows["dsen2cr-sar-carl"] and ">= 75.8 MB" in rows["dsen2cr-sar-carl"]
+    assert rows["dsen2cr-sar-carl"].rstrip().endswith("no")
+    assert rows["hybrid-sar"].rstrip().endswith("bundled") and "0.7 MB" in rows["hybrid-sar"]
+    assert rows["tiny-sar"].rstrip().endswith("no")
+    assert "cloudfree weights fetch NAME" in out
+
+    assert main(["weights", "show", "dsen2cr-sar-carl"]) == 0
+    out = capsys.readouterr().out
+    assert "GPL-3.0" in out and "Meraner" in out and "github.com/ameraner/dsen2-cr" in out
+    assert "num_layers=16, feature_size=256" in out
+    assert "no; run: cloudfree weights fetch dsen2cr-sar-carl" in out
+
+    assert main(["weights", "fetch", "tiny-sar", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert str(cache.weights_path("tiny-sar")) in out and "predict --checkpoint tiny-sar" in out
+    assert main(["weights", "fetch", "tiny-sar"]) == 0
+    assert "already cached" in capsys.readouterr().out
+    assert main(["weights", "show", "tiny-sar"]) == 0
+    out = capsys.readouterr().out
+    assert f"cached     {cache.weights_path('tiny-sar')}" in out
+    assert hashlib.sha256(keras_file.read_bytes()).hexdigest() in out
+
+    assert main(["weights", "import", str(keras_file), "--name", "alps-2026"]) == 0
+    capsys.readouterr()
+    assert main(["weights", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:] if line}
+    assert "local" in rows["alps-2026"] and rows["tiny-sar"].rstrip().endswith("yes")
+
+    assert main(["weights", "show", "hybrid-sr"]) == 1
+    assert "did you mean 'hybrid-sar'" in capsys.readouterr().err
+    server.modes["/model_tiny.hdf5"] = "html"
+    assert main(["weights", "fetch", "tiny-sar", "--force", "--quiet"]) == 1
+    assert "is a web page" in capsys.readouterr().err
+    assert cache.cached_path("tiny-sar") is not None  # a failed --force keeps the good copy

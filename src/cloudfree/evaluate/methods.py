@@ -23,6 +23,7 @@ so callers convert them to reflectance with ``value * s2_scale / 10000`` exactly
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 
 from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
-from cloudfree.errors import DataError
+from cloudfree.errors import DataError, UnknownNameError
 
 #: Names of the non-learned baselines :func:`load_method` accepts: the cloudy input and the
 #: inpainting methods of :mod:`cloudfree.inpaint` that need no weights (issues 5 and 11).
@@ -227,6 +228,24 @@ def _weights_of(path: Path) -> Path:
     return latest / MODEL_FILE
 
 
+def short_name(weights: str | os.PathLike[str]) -> str:
+    """The name tables and reports show for a weights file (its full path stays ``method.path``).
+
+    ``<run>/checkpoints/<ck>/model.safetensors`` is ``"<run> (<ck>)"``, another
+    ``<folder>/model.safetensors`` is ``"<folder>"``, any other file its stem: ``compare`` and
+    ``view`` list methods side by side, and absolute paths made those tables unreadable.
+    """
+    from cloudfree.train.checkpoint import CHECKPOINTS, MODEL_FILE
+
+    path = Path(weights).resolve()
+    if path.name != MODEL_FILE:
+        return path.stem
+    folder = path.parent
+    if folder.parent.name == CHECKPOINTS:
+        return f"{folder.parent.parent.name} ({folder.name})"
+    return folder.name
+
+
 def load_method(
     spec: str, device: str = "auto", precision: str = "auto", sd_weights: str | None = None
 ) -> Method:
@@ -246,10 +265,12 @@ def load_method(
             ``"stable-diffusion"`` baseline and hybrids trained on its inpainting.
 
     Returns:
-        The method; a model's ``name`` is ``spec`` (plus the checkpoint used, for a run folder).
+        The method; a model's ``name`` is short (:func:`short_name`: the registry name, the
+        run and checkpoint, or the file's stem), its ``path`` the weights file used.
 
     Raises:
-        ValueError: ``spec`` is none of the above (the message lists what is accepted).
+        UnknownNameError: (a ValueError) ``spec`` is none of the above (the message suggests
+            the closest names and lists what is accepted).
         DataError: (a ValueError) a folder without checkpoints, or unreadable weights.
     """
     if spec in BASELINES or spec == SD_BASELINE:
@@ -258,9 +279,10 @@ def load_method(
         if spec != SD_BASELINE:
             return make_baseline(spec)
         if sd_weights is None:
-            raise ValueError(
+            raise DataError(
+                None,
                 f"the {SD_BASELINE!r} baseline needs the folder of a Stable Diffusion inpainting "
-                "pipeline: --sd-weights DIR"
+                "pipeline: --sd-weights DIR",
             )
         return make_baseline(spec, weights=sd_weights, device=device)
     path = Path(spec)
@@ -273,9 +295,9 @@ def load_method(
             return _model_method(named, spec, device, precision, sd_weights)
     if path.is_dir():
         weights = _weights_of(path)
-        name = spec if weights.parent == path else f"{spec} ({weights.parent.name})"
+        name = short_name(weights)
     elif path.is_file() and path.suffix == ".safetensors":
-        weights, name = path, spec
+        weights, name = path, short_name(path)
     elif path.exists():
         raise DataError(path, "is not a .safetensors weights file", _ACCEPTED)
     else:
@@ -286,8 +308,8 @@ def load_method(
         known = [*BASELINES, SD_BASELINE, *(w.name for w in list_weights())]
         close = difflib.get_close_matches(spec, known, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(
-            f"unknown method {spec!r} (no such baseline, weights name, file or folder){hint} "
+        raise UnknownNameError(
+            f"unknown method {spec!r} (no such baseline, weights name, file or folder){hint}. "
             f"Expected {_ACCEPTED}"
         )
     return _model_method(weights, name, device, precision, sd_weights)

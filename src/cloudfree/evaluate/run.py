@@ -145,12 +145,15 @@ def open_dataset(
 
 
 def _model_info(method: Any) -> dict[str, Any]:
-    """``{"model": registry name}`` of a network method (plus ``"inpaint"`` for a hybrid)."""
+    """``{"model": registry name, "weights": file}`` of a network method (plus ``"inpaint"``
+    for a hybrid): the row's short name in tables, its full provenance here."""
     model = getattr(method, "model", None)
     name = getattr(model, "registry_name", None)
     if name is None:
         return {}
     info: dict[str, Any] = {"model": name}
+    if getattr(method, "path", None) is not None:
+        info["weights"] = str(Path(method.path).resolve())
     inpaint = getattr(getattr(model, "config", None), "inpaint", None)
     if inpaint is not None:
         info["inpaint"] = inpaint

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -339,6 +340,26 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
     return {**summary, "metrics": metrics}
 
 
+def display_name(method: str) -> str:
+    """The short name of a method as recorded in a ``summary.json``.
+
+    Evaluations written before names were short (issue 12) recorded a checkpoint's path,
+    ``"/abs/runs/a (best)"`` or ``"/abs/x.safetensors"``; such a name is shortened as
+    :func:`cloudfree.evaluate.methods.short_name` does (``"a (best)"``, ``"x"``); any other
+    name is returned unchanged.
+    """
+    match = re.fullmatch(r"(.*?)((?: \([^()/\\]*\))?)", method)
+    base, suffix = (match.group(1), match.group(2)) if match else (method, "")
+    if "/" not in base and "\\" not in base:
+        return method
+    path = Path(base.replace("\\", "/"))
+    if path.suffix == ".safetensors":
+        from cloudfree.evaluate.methods import short_name
+
+        return short_name(path)
+    return f"{path.name}{suffix}"
+
+
 def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> str:
     """Assemble several evaluations, and the matching published numbers, into one table.
 
@@ -372,8 +393,18 @@ def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> s
         # A hybrid's inpainting is part of what it is (issue 11): say it in its row.
         kind = f" [hybrid: {s['inpaint']} + DSen2-CR]" if s.get("inpaint") else ""
         rows.append(
-            (f"{s['method']}{kind} ({s['protocol']}, {s['split']}, n={s['count']})", values)
+            (
+                f"{display_name(s['method'])}{kind} ({s['protocol']}, {s['split']}, "
+                f"n={s['count']})",
+                values,
+            )
         )
+    # Two evaluations of one method on the same protocol and split: tell them apart by folder.
+    labels = [label for label, _ in rows]
+    rows = [
+        (f"{label} [{Path(d).name}]" if labels.count(label) > 1 else label, values)
+        for (label, values), d in zip(rows, run_dirs, strict=True)
+    ]
 
     protocols = list(dict.fromkeys(s["protocol"] for s in summaries))
     shown: list[dict[str, Any]] = []
@@ -398,20 +429,79 @@ def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> s
     return format_table(rows) + "\n" + "\n\n".join(notes) + "\n"
 
 
-def run_compare_cli(run_dirs: list[str], out: str | None, include_published: bool) -> int:
-    """``cloudfree compare RUN_A RUN_B ... [--out FILE] [--no-published]``: print the table.
+def run_compare_cli(
+    run_dirs: Sequence[str],
+    out: str | None,
+    include_published: bool,
+    checkpoints: Sequence[str] = (),
+    data: str | None = None,
+    split: str | None = "test",
+    protocol: str = "paper",
+    batch_size: int = 4,
+    device: str = "auto",
+    limit: int | None = None,
+    eval_out: str | None = None,
+) -> int:
+    """``cloudfree compare [EVAL_DIR ...] [--checkpoint SPEC ... --data DIR] [--out FILE]``.
 
     Args:
-        run_dirs: evaluation folders.
+        run_dirs: evaluation folders (``cloudfree evaluate --out``).
         out: also write the Markdown to this file (atomically), if given.
         include_published: add the published reference rows (``--no-published`` turns it off).
+        checkpoints: methods to evaluate first (:func:`cloudfree.evaluate.run.evaluate`,
+            without the HTML report) on ``data``; their rows follow ``run_dirs``' rows.
+        data, split, protocol, batch_size, device, limit: of those evaluations.
+        eval_out: keep those evaluations in ``eval_out/<short name>/``; None: a temporary
+            folder, removed afterwards.
 
     Returns:
         0 on success; bad folders raise :class:`cloudfree.errors.DataError`.
     """
-    text = compare(run_dirs, include_published=include_published)
+    import tempfile
+
+    from cloudfree.errors import CloudfreeError
+
+    if not run_dirs and not checkpoints:
+        raise CloudfreeError(
+            "compare needs evaluation folders (cloudfree evaluate --out DIR) or --checkpoint "
+            "SPEC with --data DIR"
+        )
+    if checkpoints and data is None:
+        raise CloudfreeError("--checkpoint needs --data: the dataset to evaluate it on")
+    with tempfile.TemporaryDirectory(prefix="cloudfree-compare-") as tmp:
+        dirs = [*run_dirs, *_evaluate_all(checkpoints, Path(eval_out or tmp), data, split,
+                                          protocol, batch_size, device, limit)]  # fmt: skip
+        text = compare(dirs, include_published=include_published)
     print(text, end="")
     if out is not None:
-        with atomic_path(out) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        with atomic_path(out) as tmp_out:
+            tmp_out.write_text(text, encoding="utf-8")
     return 0
+
+
+def _evaluate_all(
+    specs: Sequence[str],
+    root: Path,
+    data: str | None,
+    split: str | None,
+    protocol: str,
+    batch_size: int,
+    device: str,
+    limit: int | None,
+) -> list[Path]:
+    """Evaluate each method of ``specs`` into ``root/<slug of its short name>``."""
+    from cloudfree.evaluate.methods import load_method
+    from cloudfree.evaluate.run import evaluate
+
+    # All loaded first: a misspelt name fails before any evaluation has run.
+    methods = [load_method(spec, device=device) for spec in specs]
+    folders: list[Path] = []
+    for i, method in enumerate(methods):
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", method.name).strip("-") or f"method-{i}"
+        folder = root / slug
+        if folder in folders:
+            folder = root / f"{slug}-{i}"
+        evaluate(method, data, folder, split=split, protocol=protocol, batch_size=batch_size,
+                 device=device, limit=limit, report=False)  # fmt: skip
+        folders.append(folder)
+    return folders
