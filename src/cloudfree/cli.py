@@ -210,6 +210,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-4"
     )
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="run folder to continue")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="NAME_OR_FILE",
+        help="start from these weights (fine-tuning): a weights name (e.g. dsen2cr-sar-carl), a "
+        ".safetensors or Keras .hdf5 file, a checkpoint or run folder; it must be the model "
+        "and size the config trains (same as the override train.init=...)",
+    )
     p.set_defaults(func=_run_train)
 
 
@@ -230,10 +238,18 @@ def _run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.init is not None and args.resume is not None:
+        print(
+            "cloudfree train: error: --init starts a new run from given weights and --resume "
+            "continues a run from its own checkpoint; use one of them",
+            file=sys.stderr,
+        )
+        return 2
     if config is None and args.resume is not None:
         config = Path(args.resume) / "config.yaml"
+    overrides = [*args.overrides, *([f"train.init={args.init}"] if args.init else [])]
     try:
-        cfg = load_config(config, args.overrides)
+        cfg = load_config(config, overrides)
     except ValueError as e:
         print(f"cloudfree train: error: {e}", file=sys.stderr)
         return 2

@@ -246,6 +246,10 @@ class TrainConfig:
     run_name: str | None = None  # run folder name; None: derived from the time and preset
     deterministic: bool = False  # deterministic kernels (bitwise resume on CPU; slower on GPU)
     device: str = "auto"  # "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
+    # Start from these weights instead of a random init (fine-tuning; cloudfree.train.init): a
+    # weights name (e.g. dsen2cr-sar-carl), a .safetensors / Keras .hdf5 file, a checkpoint or
+    # run folder. Must be the model and size of the model section. Ignored on resume.
+    init: str | None = None
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "log_every", "checkpoint_every", "keep_last"):

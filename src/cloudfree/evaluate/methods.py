@@ -203,7 +203,7 @@ class ModelMethod(Method):
         return out.to("cpu", torch.float32).clone()
 
 
-def _weights_of(path: Path) -> Path:
+def weights_file(path: Path) -> Path:
     """The ``model.safetensors`` of a checkpoint folder or of a run's best / latest checkpoint.
 
     A run folder's ``checkpoints/best`` is preferred (the checkpoint selected on validation,
@@ -294,7 +294,7 @@ def load_method(
         if named is not None:
             return _model_method(named, spec, device, precision, sd_weights)
     if path.is_dir():
-        weights = _weights_of(path)
+        weights = weights_file(path)
         name = short_name(weights)
     elif path.is_file() and path.suffix == ".safetensors":
         weights, name = path, short_name(path)

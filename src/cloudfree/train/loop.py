@@ -221,6 +221,15 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
         cfg.train.precision == "auto" and device.type == "cuda"
     )
 
+    # ---- initial weights (train.init): read and checked before anything is written --------
+    init = None
+    if cfg.train.init is not None and (resume is None or find_latest(Path(resume)) is None):
+        from cloudfree.train.init import read_init
+
+        with torch.device("meta"):
+            probe = build_model(cfg.model.name, **cfg.model.build_kwargs())
+        init = read_init(cfg.train.init, probe)
+
     # ---- run folder -----------------------------------------------------------------------
     run_dir = _make_run_dir(cfg, resume)
     if dist.is_main:
@@ -231,6 +240,15 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
 
     # ---- model, loss, optimiser (same seed on every rank: identical initial weights) -------
     model = build_model(cfg.model.name, **cfg.model.build_kwargs())
+    if init is not None:
+        model.load_state_dict(init.state, strict=True)
+        if dist.is_main:
+            from cloudfree.data.io import atomic_path
+
+            with atomic_path(run_dir / "init.json") as tmp:
+                tmp.write_text(json.dumps(init.record(), indent=2) + "\n", encoding="utf-8")
+            print(f"initialised from {cfg.train.init} ({init.path}, sha256 {init.sha256})")
+        del init  # the state dict's memory is not held for the whole run
     net = model  # the plain module (before compile / DDP), for its attributes
     include_sar = bool(getattr(getattr(model, "config", None), "include_sar", True))
     channels_last = cfg.train.channels_last and device.type == "cuda"
