@@ -272,3 +272,57 @@ def test_view_cli_binds_localhost_by_default(world, monkeypatch) -> None:  # noq
     assert local.get("/api/info").status_code == 200
     rebound = TestClient(calls["app"], base_url="http://attacker.example:8000")
     assert rebound.get("/api/info").status_code == 400
+    # --checkpoint adds live methods by name; a misspelt one fails before serving.
+    args = p.parse_args(["view", str(world.root), "--checkpoint", "mask-fill"])
+    assert args.func(args) == 0
+    assert calls["app"].state.catalog.methods["mask-fill"].runner.name == "mask-fill"
+    args = p.parse_args(["view", str(world.root), "--checkpoint", "mask-fil"])
+    with pytest.raises(ValueError, match="did you mean 'mask-fill'"):
+        args.func(args)
+
+
+def test_live_checkpoints_predict_when_a_patch_is_shown(world) -> None:  # noqa: ANN001
+    """`view --checkpoint NAME`: a registry model and a baseline predict each patch on demand,
+    as `cloudfree evaluate` would feed them, beside the predictions folder's method."""
+    import torch
+
+    from cloudfree.data.bands import DSEN2CR
+    from cloudfree.data.preprocess import normalize_s1, normalize_s2
+    from cloudfree.evaluate.methods import load_method
+    from cloudfree.inpaint import inpaint
+    from cloudfree.metrics import compute
+
+    live = TestClient(create_app(world.root, predictions=world.predictions, device="cpu",
+                                 checkpoints=["dsen2cr-demo-sar", "mask-fill"]))  # fmt: skip
+    assert live.get("/api/info").json()["methods"] == ["dsen2cr-demo-sar", "good", "mask-fill"]
+    pid = world.pred_ids[0]
+    d = live.get(f"/api/patch/{pid}").json()
+    assert d["predictions"] == ["dsen2cr-demo-sar", "good", "mask-fill"] and d["errors"] == {}
+    row = _row(world, pid)
+    cloudy = read_raster(world.root / row.s2_cloudy)[0].astype(np.float32)
+    target = read_raster(world.root / row.s2)[0].astype(np.float64)
+    s1 = read_raster(world.root / row.s1)[0].astype(np.float32)
+    mask = cloud_shadow_mask(cloudy)
+    batch = {"s2_cloudy": torch.from_numpy(normalize_s2(cloudy, DSEN2CR))[None],
+             "s1": torch.from_numpy(normalize_s1(s1, DSEN2CR))[None]}  # fmt: skip
+    pred = load_method("dsen2cr-demo-sar", device="cpu").predict(batch)[0].numpy() * 2000
+    url = f"/api/patch/{pid}"
+    np.testing.assert_array_equal(
+        _png(live.get(f"{url}/pred/dsen2cr-demo-sar.png")), render.true_colour(pred)
+    )
+    np.testing.assert_array_equal(
+        _png(live.get(f"{url}/error/dsen2cr-demo-sar.png")), render.error_map(pred, target)
+    )
+    ref = compute(pred / 1e4, target / 1e4, np.clip(cloudy, 0, 1e4) / 1e4, mask)
+    for key in ("mae", "psnr", "sam", "ssim"):
+        assert d["metrics"]["dsen2cr-demo-sar"][key] == pytest.approx(ref[key], rel=1e-5)
+    assert d["metrics"]["good"]["psnr"] == 31.5  # the folder's metrics are still there
+    # mask-fill: the classical inpainting of the masked pixels, the clear ones kept.
+    fill = inpaint(cloudy, mask, "mask-fill")
+    got = _png(live.get(f"{url}/pred/mask-fill.png")).astype(int)
+    assert np.abs(got - render.true_colour(fill).astype(int)).max() <= 1
+    assert d["metrics"]["mask-fill"]["mae_reprod"] < 1e-6
+    # A patch whose S1 is refused: that method reports why, the others still work.
+    d = live.get(f"/api/patch/{world.link_id}").json()
+    assert "outside" in d["errors"]["dsen2cr-demo-sar"] and "mask-fill" in d["metrics"]
+    assert live.get(f"/api/patch/{world.link_id}/pred/dsen2cr-demo-sar.png").status_code == 403

@@ -5,7 +5,8 @@ Endpoints (all GET; patches are named by row number or id, never by path):
 - ``/``, ``/static/{app.js|style.css}``: the page (plain HTML/JS, no build step).
 - ``/api/info``: counts, the filter choices (splits, seasons, scenes), methods, scenes.
 - ``/api/patches?split=&season=&scene=&completeness=&cloud_min=&cloud_max=``: filtered list.
-- ``/api/patch/{pid}``: one patch: its files, predictions, cloud fraction and metrics.
+- ``/api/patch/{pid}``: one patch: its files, predictions, cloud fraction and metrics (a
+  live method, ``view --checkpoint``, predicts the patch here; its failure is in ``errors``).
 - ``/api/patch/{pid}/{layer}.png``: ``cloudy``, ``target``, ``s1``, ``mask``; and
   ``/api/patch/{pid}/pred/{method}.png``, ``/api/patch/{pid}/error/{method}.png``.
   Query: ``composite=true|false``, ``stretch=gain|percentile``, ``gain=2.5``, ``plo=2``,
@@ -40,6 +41,8 @@ from cloudfree.viewer.layers import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from fastapi import FastAPI
 
 #: The only static files served, by name (no path from the request reaches the file system).
@@ -63,8 +66,14 @@ def create_app(
     predictions: str | os.PathLike[str] | None = None,
     *,
     allowed_hosts: list[str] | None = None,
+    checkpoints: "Sequence[str]" = (),
+    device: str = "auto",
 ) -> "FastAPI":
     """The viewer app over a dataset folder or index CSV, with an optional predictions folder.
+
+    ``checkpoints``: methods that predict each patch when it is shown (``view --checkpoint``:
+    weights names, files, run folders, baselines), listed beside the predictions folder's, on
+    ``device``.
 
     ``allowed_hosts``: accepted ``Host`` headers (None: any). ``cloudfree view`` on a loopback
     address accepts only local names, so a web page elsewhere cannot reach the viewer through
@@ -76,7 +85,7 @@ def create_app(
     from fastapi import Depends, FastAPI, HTTPException, Query, Request
     from fastapi.responses import JSONResponse, Response
 
-    cat = Catalog(root, predictions)
+    cat = Catalog(root, predictions, checkpoints=checkpoints, device=device)
     app = FastAPI(title="cloudfree viewer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.catalog = cat
     if allowed_hosts is not None:
@@ -145,12 +154,22 @@ def create_app(
         n, row = cat.row(pid)
         out = cat.summary(n)
         out["cloud"] = cat.cloud_fraction(n) if row.s2_cloudy else None
-        out["predictions"] = [m for m in sorted(cat.methods) if row.id in cat.methods[m].files]
+        out["predictions"] = [m for m in sorted(cat.methods) if cat.methods[m].has(row)]
         out["metrics"] = {
             m: cat.methods[m].metrics[row.id]
             for m in sorted(cat.methods)
             if row.id in cat.methods[m].metrics
         }
+        out["errors"] = {}
+        for m in out["predictions"]:
+            if cat.methods[m].runner is not None:  # live: predicted now, then cached
+                try:
+                    scores = cat.live_prediction(n, m)[1]
+                except (CloudfreeError, ValueError) as e:  # the other methods still show
+                    out["errors"][m] = str(e)
+                    continue
+                if scores is not None:
+                    out["metrics"][m] = scores
         return out
 
     def _query_style(
@@ -167,22 +186,23 @@ def create_app(
 
     StyleQ = Annotated[Style, Depends(_query_style)]
 
+    def predicted(pid: str, method: str) -> tuple[np.ndarray, Any]:
+        """``(prediction for display, row)`` of a method's file or of a live method."""
+        n, row = cat.row(pid)
+        m = cat.method(method)
+        if not m.has(row):
+            raise NotFound(f"method {method!r} has no prediction for patch {row.id}")
+        if m.runner is not None:
+            return cat.live_prediction(n, method)[0], row
+        return read_display(cat.checked(m.files[row.id]), max_size=MAX_PATCH_SIDE)[0], row
+
     @app.get("/api/patch/{pid}/pred/{method}.png")
     def prediction(pid: str, method: str, style: StyleQ) -> Response:
-        _, row = cat.row(pid)
-        m = cat.method(method)
-        if row.id not in m.files:
-            raise NotFound(f"method {method!r} has no prediction for patch {row.id}")
-        arr, _ = read_display(cat.checked(m.files[row.id]), max_size=MAX_PATCH_SIDE)
-        return png(any_rgb(arr, style))
+        return png(any_rgb(predicted(pid, method)[0], style))
 
     @app.get("/api/patch/{pid}/error/{method}.png")
     def error(pid: str, method: str) -> Response:
-        _, row = cat.row(pid)
-        m = cat.method(method)
-        if row.id not in m.files:
-            raise NotFound(f"method {method!r} has no prediction for patch {row.id}")
-        pred, _ = read_display(cat.checked(m.files[row.id]), max_size=MAX_PATCH_SIDE)
+        pred, row = predicted(pid, method)
         target, _ = read_display(cat.file(row, "s2"), max_size=MAX_PATCH_SIDE)
         return png(render.error_map(pred, target))
 

@@ -28,7 +28,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,12 +86,23 @@ class LRU:
 
 @dataclass
 class Method:
-    """One folder of predictions: files per patch id, metrics per patch id."""
+    """One folder of predictions (files and metrics per patch id), or a live method.
+
+    A live method (``cloudfree view --checkpoint SPEC``) has no files: ``runner`` (a
+    :class:`cloudfree.evaluate.methods.Method`) predicts a patch when it is first shown.
+    """
 
     name: str
     folder: Path
     files: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    runner: Any = None
+
+    def has(self, row: IndexRow) -> bool:
+        """Whether this method has (or can make) a prediction for ``row``."""
+        if self.runner is None:
+            return row.id in self.files
+        return bool(row.s2_cloudy) and (not self.runner.include_sar or bool(row.s1))
 
 
 @dataclass(frozen=True)
@@ -176,6 +187,9 @@ class Catalog:
         root: dataset folder or index CSV.
         predictions: predictions folder (see the module docstring), or None.
         mask_cache: how many cloud masks to keep in memory.
+        checkpoints: methods that predict live (weights names, files, run folders, baselines:
+            :func:`cloudfree.evaluate.methods.load_method`), each patch when first shown.
+        device: where those run.
     """
 
     def __init__(
@@ -183,6 +197,8 @@ class Catalog:
         root: str | os.PathLike[str],
         predictions: str | os.PathLike[str] | None = None,
         mask_cache: int = 64,
+        checkpoints: Sequence[str] = (),
+        device: str = "auto",
     ) -> None:
         self.index = load_index(root)
         self.rows: list[IndexRow] = list(self.index.rows)
@@ -199,6 +215,13 @@ class Catalog:
             self.scenes = {s.id: s for s in scenes}
         self.masks = LRU(mask_cache)
         self.overviews = LRU(16)
+        self.live = LRU(32)  # (row, method) -> (prediction DN, metrics or None)
+        for spec in checkpoints:
+            from cloudfree.evaluate.methods import load_method
+
+            runner = load_method(spec, device=device)
+            name = runner.name if runner.name not in self.methods else f"{runner.name} (live)"
+            self.methods[name] = Method(name, self.data_root, runner=runner)
         self._cloud: dict[int, float | None] = {}
         self._cloud_lock = threading.Lock()
 
@@ -251,6 +274,45 @@ class Catalog:
         if not row.path(kind):
             raise NotFound(f"patch {row.id} has no {kind} file")
         return self.checked(self.index.root / row.path(kind))
+
+    # ------------------------------------------------------------------ live methods
+    def live_prediction(self, n: int, name: str) -> tuple[np.ndarray, dict[str, float] | None]:
+        """A live method's prediction of patch ``n``, (13, H, W) float32 DN, and its metrics
+        against the target (None without one), computed once and cached (LRU).
+
+        The method sees what ``cloudfree evaluate`` gives it: the cloudy input and S1 scaled
+        by its protocol, and the DSen2-CR cloud/shadow mask of the cloudy input.
+        """
+        m, row = self.method(name), self.rows[n]
+        if m.runner is None or not m.has(row):
+            raise NotFound(f"method {name!r} cannot predict patch {row.id} (missing inputs)")
+
+        def compute() -> tuple[np.ndarray, dict[str, float] | None]:
+            import torch
+
+            from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
+            from cloudfree.data.io import read_raster
+            from cloudfree.data.preprocess import normalize_s1, normalize_s2
+            from cloudfree.masks.csm import cloud_shadow_mask
+            from cloudfree.metrics import compute as metrics
+
+            scaling = get_scaling(m.runner.scaling)
+            cloudy = read_raster(self.file(row, "s2_cloudy"))[0].astype(np.float32)
+            mask = cloud_shadow_mask(cloudy)
+            batch = {"s2_cloudy": torch.from_numpy(normalize_s2(cloudy, scaling))[None],
+                     "mask": torch.from_numpy(mask)[None]}  # fmt: skip
+            if m.runner.include_sar:
+                s1 = read_raster(self.file(row, "s1"))[0].astype(np.float32)
+                batch["s1"] = torch.from_numpy(normalize_s1(s1, scaling))[None]
+            pred = m.runner.predict(batch)[0].numpy() * np.float32(scaling.s2_scale)
+            scores = None
+            if row.s2:
+                target = read_raster(self.file(row, "s2"))[0] / S2_DN_PER_REFLECTANCE
+                clipped = np.clip(cloudy, 0, S2_DN_PER_REFLECTANCE) / S2_DN_PER_REFLECTANCE
+                scores = metrics(pred / S2_DN_PER_REFLECTANCE, target, clipped, mask)
+            return pred, scores
+
+        return self.live.get((n, name), compute)
 
     # ------------------------------------------------------------------ masks and filters
     def mask(self, n: int, max_size: int = 1024) -> np.ndarray:

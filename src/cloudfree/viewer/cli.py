@@ -1,4 +1,4 @@
-"""``cloudfree view ROOT [--predictions DIR] [--host 127.0.0.1] [--port 8000]``: the web viewer.
+"""``cloudfree view ROOT [--predictions DIR] [--checkpoint SPEC ...] [--port 8000]``: the viewer.
 
 FastAPI and uvicorn are the ``viewer`` extra (``pip install 'cloudfree[viewer]'``); they are
 imported only when the command runs.
@@ -40,6 +40,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "per_patch.csv of 'cloudfree evaluate'; other GeoTIFFs open as whole scenes",
     )
     p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="CKPT_OR_METHOD",
+        help="also show this method's predictions, made live as each patch is opened: a "
+        "weights name (e.g. dsen2cr-sar-carl, hybrid-sar), a .safetensors file, a checkpoint "
+        "or run folder, or a baseline (mask-fill, ...); repeatable",
+    )
+    p.add_argument("--device", default="auto", help="where --checkpoint models run (auto, cpu)")
+    p.add_argument(
         "--host",
         default=DEFAULT_HOST,
         help=f"address to bind (default {DEFAULT_HOST}: this machine only; the viewer has no "
@@ -64,7 +74,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         loopback = args.host == "localhost"
     hosts = LOCAL_NAMES if loopback else None
-    app = create_app(args.root, predictions=args.predictions, allowed_hosts=hosts)
+    app = create_app(
+        args.root,
+        predictions=args.predictions,
+        allowed_hosts=hosts,
+        checkpoints=args.checkpoint,
+        device=args.device,
+    )
     n = len(app.state.catalog.rows)
     print(f"cloudfree viewer: {n} patches; open http://{args.host}:{args.port}/ (Ctrl+C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
