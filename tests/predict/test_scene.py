@@ -294,3 +294,40 @@ def test_default_checkpoints_are_the_bundled_ones(tmp_path: Path, monkeypatch) -
     assert summary["method_nosar"] == bundled.DEFAULT_NOSAR
     summary = predict_scene(src, tmp_path / "out2.tif", progress=False)
     assert summary["method"] == bundled.DEFAULT_NOSAR
+
+
+def test_a_published_sar_entry_pairs_with_its_own_nosar_entry(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """`predict --checkpoint dsen2cr-sar-carl`: pixels without S1 go to dsen2cr-nosar-carl when
+    it is fetched, else to the bundled no-SAR model with a warning naming the fetch command."""
+    import dataclasses
+    import logging
+
+    from cloudfree.models import save_weights
+    from cloudfree.predict import bundled
+    from cloudfree.weights import cache, registry
+    from cloudfree.weights.fetch import import_file
+
+    from .conftest import tiny_model
+
+    monkeypatch.setenv(cache.HOME_ENV, str(tmp_path / "home"))
+    tiny = {"num_layers": 2, "feature_size": 8}
+    entries = [dataclasses.replace(w, config={**w.config, **tiny}) if w.name in (
+        "dsen2cr-sar-carl", "dsen2cr-nosar-carl") else w for w in registry.WEIGHTS]  # fmt: skip
+    monkeypatch.setattr(registry, "WEIGHTS", tuple(entries))
+    import_file(save_weights(tiny_model(True), tmp_path / "sar.safetensors"), "dsen2cr-sar-carl")
+    src = write_tif(tmp_path / "s2.tif", synth_s2(64, 96))
+    s1_path, _ = _partial_s1(tmp_path, 64, 96, split=48)
+    with caplog.at_level(logging.WARNING):
+        summary = predict_scene(src, tmp_path / "a.tif", "dsen2cr-sar-carl", s1_path, tile=64,
+                                progress=False)  # fmt: skip
+    assert (summary["method"], summary["method_nosar"]) == ("dsen2cr-sar-carl", "hybrid-nosar")
+    assert "cloudfree weights fetch dsen2cr-nosar-carl" in caplog.text
+    nosar = save_weights(tiny_model(False, seed=1), tmp_path / "nosar.safetensors")
+    import_file(nosar, "dsen2cr-nosar-carl")
+    summary = predict_scene(src, tmp_path / "b.tif", "dsen2cr-sar-carl", s1_path, tile=64,
+                            progress=False)  # fmt: skip
+    assert summary["method_nosar"] == "dsen2cr-nosar-carl"
+    assert bundled.nosar_default("hybrid-sar") == "hybrid-nosar"
+    assert bundled.nosar_default("/some/file.safetensors") == "hybrid-nosar"

@@ -32,3 +32,32 @@ def bundled_weights(include_sar: bool) -> Path:
     from cloudfree.weights import get_weights
 
     return get_weights(default_weights_name(include_sar)).path()
+
+
+def nosar_default(main: str) -> str:
+    """The no-SAR model for pixels without S1 when the SAR model is ``main`` (a method name).
+
+    The registry's no-SAR entry of the same recipe (``dsen2cr-sar-carl`` -> ``dsen2cr-nosar-carl``)
+    when it is available here; otherwise the bundled default (logged, with how to get the
+    matching one).
+    """
+    import logging
+
+    from cloudfree.errors import DataError
+    from cloudfree.weights import list_weights
+
+    entry = next((w for w in list_weights() if w.name == main), None)
+    if entry is not None and entry.nosar is not None:
+        try:
+            entry_nosar = next(w for w in list_weights() if w.name == entry.nosar)
+            entry_nosar.path()
+            return entry_nosar.name
+        except (StopIteration, DataError):
+            logging.getLogger(__name__).warning(
+                "pixels without S1 use the bundled %s: run 'cloudfree weights fetch %s' to use "
+                "the no-SAR model of %s's recipe (or pass --checkpoint-nosar)",
+                DEFAULT_NOSAR,
+                entry.nosar,
+                main,
+            )
+    return DEFAULT_NOSAR

@@ -111,9 +111,9 @@ class WindowPredictor:
             else:
                 spec = self._nosar_spec
                 if spec is None:
-                    from cloudfree.predict.bundled import default_weights_name
+                    from cloudfree.predict.bundled import nosar_default
 
-                    spec = default_weights_name(include_sar=False)
+                    spec = nosar_default(self.main.method.name)
                 self._nosar = load_runner(spec, self.device, self.precision, self.sd_weights)
                 if self._nosar.method.include_sar:
                     raise DataError(

@@ -90,6 +90,8 @@ class WeightsEntry:
         config: the model's constructor arguments (``DSen2CRConfig`` fields): what a download
             must hold, and what ``train --init`` checks a training config against.
         homepage: where the weights are described by their authors.
+        nosar: the entry of the same recipe without S1 (for a SAR entry): what ``predict``
+            uses for pixels that S1 does not cover, unless ``--checkpoint-nosar`` says.
     """
 
     name: str
@@ -106,6 +108,7 @@ class WeightsEntry:
     format: str = "safetensors"
     config: Mapping[str, Any] = field(default_factory=dict)
     homepage: str = ""
+    nosar: str | None = None
 
     @property
     def bundled(self) -> bool:
@@ -179,6 +182,7 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         scaling="dsen2cr",
         description="demonstration hybrid (mask-fill inpainting, then DSen2-CR B4 F48 with SAR, "
         "CARL) trained on ../shared/data: the default SAR model of predict; not for real use",
+        nosar="hybrid-nosar",
     ),
     WeightsEntry(
         name="hybrid-nosar",
@@ -207,6 +211,7 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         scaling="dsen2cr",
         description="demonstration DSen2-CR (B4 F48, SAR + CARL), the hybrid's recipe without "
         "the inpainting, trained on ../shared/data: not for real use",
+        nosar="dsen2cr-demo-nosar",
     ),
     WeightsEntry(
         name="dsen2cr-demo-nosar",
@@ -242,6 +247,7 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
             format="keras-hdf5",
             config=_PAPER_SAR if sar else _PAPER_NOSAR,
             homepage=_HOMEPAGE,
+            nosar=name.replace("-sar-", "-nosar-") if sar else None,
         )
         for name, sar, drive_id, filename, description in (
             (
