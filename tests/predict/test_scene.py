@@ -130,7 +130,8 @@ def test_partial_s1_nosar_outside(tmp_path: Path, sar_weights, nosar_weights) ->
     )
     assert summary["reprojected"] is False
     assert summary["sar_coverage"] == pytest.approx(0.5)
-    assert summary["method_nosar"] == str(nosar_w)
+    assert summary["method_nosar"] == nosar_w.stem  # the short name, and the file used:
+    assert summary["weights_nosar"] == str(Path(nosar_w).resolve())
     pred, _ = read_tif(out)
     r = TINY_RF
     with_sar = untiled(sar_m, s2, s1)

@@ -66,6 +66,39 @@ def test_model_card_says_demonstration_and_how_to_get_real_weights() -> None:
     for entry in BUNDLED:
         assert entry.filename in card
     assert "demonstration" in card.lower() and "convert-keras" in card
+    assert "cloudfree weights fetch dsen2cr-sar-carl" in " ".join(card.split())
+
+
+#: The Google Drive file ids of the ameraner/dsen2-cr README, per published model.
+DRIVE_IDS = {
+    "dsen2cr-sar-carl": "1L3YUVOnlg67H5VwlgYO9uC9iuNlq7VMg",
+    "dsen2cr-sar-l1": "1zv4_91Yr2IYyYDoqhZw8KpnfvfLhkuBB",
+    "dsen2cr-nosar-carl": "1VHZa5-lX68mA2FbHeCiQsUq13oECw9DA",
+    "dsen2cr-nosar-l1": "11Th6UwKMXla7LGxsFJXwj-Jx9bSKlWUH",
+}
+
+
+@pytest.mark.parametrize("name", DRIVE_IDS)
+def test_published_entries(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudfree.errors import DataError
+    from cloudfree.weights import cache
+
+    monkeypatch.setenv(cache.HOME_ENV, str(tmp_path))
+    entry = get_weights(name)
+    assert entry.source == f"https://drive.google.com/uc?id={DRIVE_IDS[name]}"
+    assert entry.format == "keras-hdf5" and not entry.bundled and entry.scaling == "dsen2cr"
+    sar = "-sar-" in name
+    assert entry.model == ("dsen2cr" if sar else "dsen2cr-nosar")
+    # The paper's network (spec section 4): B = 16, F = 256; 18,947,341 float32 parameters.
+    assert dict(entry.config) == {"include_sar": sar, "num_layers": 16, "feature_size": 256}
+    assert entry.approx_bytes == 4 * (18_947_341 if sar else 18_942_733)
+    assert "GPL-3.0" in entry.licence and "Meraner" in entry.citation
+    assert entry.nosar == (name.replace("-sar-", "-nosar-") if sar else None)
+    with pytest.raises(DataError, match=f"run: cloudfree weights fetch {name} .*weights import "
+                       f"{entry.filename} --name {name}"):  # fmt: skip
+        entry.path()
+    with pytest.raises(DataError, match=f"weights fetch {name}"):
+        load_method(name)  # --checkpoint NAME everywhere says how to get it
 
 
 def _unseen_patch(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

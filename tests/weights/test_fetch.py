@@ -246,7 +246,7 @@ def test_server_errors_and_wrong_model(
     server: _Server, home: Path, keras_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _register(monkeypatch, _url(server, "missing.hdf5"))
-    with pytest.raises(CloudfreeError, match="404.*weights import FILE --name tiny-sar"):
+    with pytest.raises(CloudfreeError, match="404.*weights import model_tiny.hdf5 --name tiny-sar"):
         fetch("tiny-sar", quiet=True)
     # A mirror with the no-SAR file where the SAR model is expected: refused, naming both.
     nosar = write_keras(keras_file.with_name("nosar.h5"), _keras_weights(False, 2, 8))

@@ -253,6 +253,11 @@ def predict_scene(
         )
 
 
+def _weights_path(runner: Runner) -> str | None:
+    path = getattr(runner.method, "path", None)
+    return None if path is None else str(Path(path).resolve())
+
+
 def _predict(
     s2: str | os.PathLike[str],
     out: Path,
@@ -404,6 +409,9 @@ def _predict(
         "b10_fill": src.b10_fill,
         "method": main.method.name,
         "method_nosar": None if sp._nosar is None else sp._nosar.method.name,
+        # The short names above are for tables; these are the files used (None: a baseline).
+        "weights": _weights_path(main),
+        "weights_nosar": None if sp._nosar is None else _weights_path(sp._nosar),
         "device": str(getattr(main.method, "device", "cpu")),
         "precision": resolve_precision(precision),
     }

@@ -120,8 +120,11 @@ def _show(name: str) -> None:
                 ("download", f"sha256 {record.get('download_sha256')}, "
                  f"{record.get('download_bytes')} bytes ({record.get('format')})"),
             ]  # fmt: skip
+    import textwrap
+
     for key, value in rows:
-        print(f"{key:10s} {value}")
+        print(textwrap.fill(value, width=100, initial_indent=f"{key:10s} ", subsequent_indent=" " * 11,
+                            break_long_words=False, break_on_hyphens=False))  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -261,6 +261,11 @@ def fetch(
     record = cache.read_record(name)
     if record is not None and not force:
         return Installed(name=name, path=cache.weights_path(name), record=record, fresh=False)
+    import importlib.util
+
+    if entry.format == "keras-hdf5" and importlib.util.find_spec("h5py") is None:
+        # Checked before ~76 MB are downloaded, not after.
+        raise ImportError(f"converting {name!r} (a Keras file) needs h5py: {_INSTALL_GDOWN}")
     try:
         import gdown
         import requests
@@ -295,8 +300,8 @@ def fetch(
         )
         raise CloudfreeError(
             f"downloading {name!r} from {source} failed: {e}.{note} Without a working "
-            f"connection: download it in a browser, then run: cloudfree weights import FILE "
-            f"--name {name}"
+            f"connection: download it in a browser, then run: cloudfree weights import "
+            f"{entry.filename} --name {name}"
         ) from e
     try:
         checked = verify(target, entry)

@@ -42,7 +42,7 @@ _CITATION_HYBRID = (
 )
 _CITATION_PUBLISHED = (
     _CITATION_DSEN2CR + "; data: Ebel, Meraner, Schmitt, Zhu, 'Multisensor data fusion for cloud "
-    "removal in global and all-season Sentinel-2 imagery', IEEE TGRS (2020)"
+    "removal in global and all-season Sentinel-2 imagery', IEEE TGRS 59 (2021)"
 )
 #: What GPL-3.0 means for the published weights (README, ``weights show``, the model card).
 LICENCE_PUBLISHED: Final[str] = (
@@ -53,7 +53,7 @@ LICENCE_PUBLISHED: Final[str] = (
     "predictions you make with them are yours; if you share the weights, converted or "
     "fine-tuned from them ('train --init'), share them under GPL-3.0 with this notice and the "
     "citation. cloudfree's own code stays Apache-2.0: it does not contain the weights. "
-    "Trained on SEN12MS-CR (CC BY 4.0, cite Ebel et al. 2020)"
+    "Trained on SEN12MS-CR (CC BY 4.0, cite Ebel et al. 2021)"
 )
 _HOMEPAGE = "https://github.com/ameraner/dsen2-cr"
 #: The paper's network (spec section 4): B = 16 residual blocks of F = 256 features.
