@@ -28,3 +28,20 @@ def shared_data() -> Path:
 def sen12mscr_root() -> Path:
     """Real SEN12MS-CR patches in the release layout (incomplete on purpose, see its README)."""
     return _shared("sen12mscr")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cloudfree_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never write to the user's cache: CLOUDFREE_HOME points to a session folder (tests
+    that need an empty cache set their own)."""
+    import os
+
+    from cloudfree.weights.cache import HOME_ENV
+
+    old = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(tmp_path_factory.mktemp("cloudfree_home"))
+    yield
+    if old is None:
+        os.environ.pop(HOME_ENV, None)
+    else:
+        os.environ[HOME_ENV] = old

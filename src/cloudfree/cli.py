@@ -297,7 +297,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="paper: DSen2-CR Table 1 (full patches, no clipping); leaderboard: SEN12MS-CR "
         "leaderboard (predictions clipped to [0, 1]); glf-cr: centre 128x128 crop (default paper)",
     )
-    p.add_argument("--batch-size", type=int, default=4, help="patches per forward pass (default 4)")
+    p.add_argument(
+        "--batch-size", type=int, default=None,
+        help="patches per forward pass (default: 4 on CPU, what fits the free memory on CUDA)",
+    )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
     p.add_argument(
@@ -420,7 +423,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "--protocol", default="paper", choices=("paper", "leaderboard", "glf-cr"),
         help="protocol for --checkpoint (default paper)",
     )  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=4, help="patches per forward pass")
+    p.add_argument("--batch-size", type=int, default=None, help="patches per forward pass")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
     p.add_argument(

@@ -437,7 +437,7 @@ def run_compare_cli(
     data: str | None = None,
     split: str | None = "test",
     protocol: str = "paper",
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device: str = "auto",
     limit: int | None = None,
     eval_out: str | None = None,
@@ -485,7 +485,7 @@ def _evaluate_all(
     data: str | None,
     split: str | None,
     protocol: str,
-    batch_size: int,
+    batch_size: int | None,
     device: str,
     limit: int | None,
 ) -> list[Path]:

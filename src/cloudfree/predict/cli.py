@@ -67,12 +67,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where S1 is missing: predict without SAR (nosar) or keep the input (input)",
     )
     p.add_argument(
-        "--tile", type=int, default=256, help="largest tile side fed to the model (default 256)"
+        "--tile",
+        type=int,
+        default=None,
+        help="largest tile side fed to the model (default: the largest whose activations fit "
+        "40%% of the free memory, up to 2048)",
     )
     p.add_argument(
-        "--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)"
+        "--overlap",
+        type=int,
+        default=None,
+        help="pixels shared by neighbouring tiles (default: 4x the model's measured edge "
+        "effect, so tiled = whole-image output within 0.25 DN; measured once per weights)",
     )
-    p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
+    p.add_argument(
+        "--batch-size", type=int, default=None,
+        help="tiles per forward pass (default: 1 on CPU, what fits on CUDA)",
+    )  # fmt: skip
     p.add_argument(
         "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ..."
     )

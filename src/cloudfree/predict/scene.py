@@ -79,14 +79,25 @@ GDAL_CACHE_MB: Final[int] = 128
 
 
 def choose_window(tile: int, overlap: int, halo: int) -> int:
-    """Output window side (from :data:`WINDOW_CHOICES`) wasting the least compute on tile overlap."""
+    """Output window side wasting the least compute on tile overlap: one of
+    :data:`WINDOW_CHOICES`, or the window that one tile covers with its halo (large tiles)."""
 
     def cost(w: int) -> float:
         length = w + 2 * halo
         t = fit_tile(length, tile, overlap)
         return len(axis_positions(length, t, overlap)) * t / w
 
-    return min(WINDOW_CHOICES, key=lambda w: (cost(w), w))
+    # Windows under the smallest choice cost more in per-window work (reads, halos) than they
+    # save in overlap.
+    one_tile = (tile - 2 * halo) // 16 * 16
+    choices = WINDOW_CHOICES + ((one_tile,) if one_tile > WINDOW_CHOICES[0] else ())
+    return min(choices, key=lambda w: (cost(w), w))
+
+
+def _device_of(runner: Runner) -> Any:
+    import torch
+
+    return getattr(runner.method, "device", None) or torch.device("cpu")
 
 
 def _block_size(window: int) -> int:
@@ -155,9 +166,9 @@ def predict_scene(
     sd_weights: str | None = None,
     checkpoint_nosar: str | None = None,
     outside_sar: str = "nosar",
-    tile: int = 256,
-    overlap: int = 32,
-    batch_size: int = 8,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
     device: str = "auto",
     precision: str = "auto",
     keep_clear: bool = False,
@@ -192,7 +203,9 @@ def predict_scene(
             ``"input"`` keeps the input values. Never filled with zeros.
         tile: largest tile side fed to the model, pixels; overlap: pixels shared by
             neighbouring tiles (its quarter is the trusted-margin of each tile edge).
-        batch_size: tiles per forward pass.
+            None: chosen for the model and the device (:mod:`cloudfree.predict.plan`: the
+            overlap from the model's measured edge effect, the tile from the free memory).
+        batch_size: tiles per forward pass; None: chosen from the free memory (1 on CPU).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         precision: ``"auto"`` (= fp32, see ``cloudfree.models.runtime``), ``"fp32"``, ``"bf16"``
             (autocast; fast on GPU, slow on most CPUs).
@@ -218,7 +231,9 @@ def predict_scene(
     from cloudfree.models.runtime import resolve_precision
 
     start = time.perf_counter()
-    _check_args(tile, overlap, batch_size, outside_sar, window)
+    # What was given is checked now, before any model is loaded; the plan is checked after.
+    _check_args(tile or 2048, 0 if overlap is None else overlap, batch_size or 1, outside_sar,
+                window)  # fmt: skip
     resolve_precision(precision)
     out = Path(out)
     if checkpoint is None:
@@ -226,6 +241,13 @@ def predict_scene(
 
         checkpoint = default_weights_name(include_sar=s1 is not None)
     main = load_runner(checkpoint, device, precision, sd_weights)
+    from cloudfree.predict.plan import plan_tiles
+
+    plan = plan_tiles(main.method, _device_of(main), resolve_precision(precision), tile,
+                      overlap, batch_size)  # fmt: skip
+    tile, overlap, batch_size = plan.tile, plan.overlap, plan.batch
+    _check_args(tile, overlap, batch_size, outside_sar, window)
+    log.info("tiling: %s", plan.reason)
     _release_large_buffers()
     # In bytes: rasterio passes an int to GDALSetCacheMax (256 would mean 256 bytes).
     env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB << 20}
@@ -414,6 +436,9 @@ def _predict(
         "weights_nosar": None if sp._nosar is None else _weights_path(sp._nosar),
         "device": str(getattr(main.method, "device", "cpu")),
         "precision": resolve_precision(precision),
+        "tile": tile,
+        "overlap": overlap,
+        "batch_size": batch_size,
     }
     if need_mask:
         n = h * w
