@@ -26,6 +26,7 @@ run on a real 10980 scene, fp32 and bf16.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -112,13 +113,12 @@ def child(args: argparse.Namespace) -> None:
     weights = Path(args.out).with_suffix(".safetensors")
     save_weights(build_model("dsen2cr-nosar", **json.loads(args.cfg)), weights)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    fixed = {} if args.auto else {"tile": TILE, "overlap": OVERLAP, "batch_size": BATCH}
     summary = predict_scene(
         args.child,
         args.out,
         str(weights),
-        tile=TILE,
-        overlap=OVERLAP,
-        batch_size=BATCH,
+        **fixed,
         device=args.device,
         precision=args.precision,
         progress=False,
@@ -128,7 +128,9 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(summary))
 
 
-def run_child(scene: Path, out: Path, cfg: dict, device: str, precision: str) -> dict:
+def run_child(
+    scene: Path, out: Path, cfg: dict, device: str, precision: str, auto: bool = False
+) -> dict:
     cmd = [
         sys.executable,
         __file__,
@@ -142,6 +144,7 @@ def run_child(scene: Path, out: Path, cfg: dict, device: str, precision: str) ->
         device,
         "--precision",
         precision,
+        *(["--auto"] if auto else []),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -167,6 +170,93 @@ def tile_pixels(size: int) -> int:
     return total
 
 
+REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sen1floods11"
+
+
+def real_scene(device: str, precision: str) -> None:
+    """The full DSen2-CR (B16 F256, SAR, random He weights, seed 0) on the real 512 x 512
+    Sen1Floods11 scene with simulated clouds: ``predict_scene`` with its default plan against
+    the model alone on the scene's pixels, and its output against the whole image's."""
+    import resource
+
+    import torch
+
+    from cloudfree.data.bands import DSEN2CR
+    from cloudfree.data.clouds import simulate_clouds
+    from cloudfree.data.io import read_raster, write_raster
+    from cloudfree.data.preprocess import normalize_s1, normalize_s2
+    from cloudfree.models import build_model, save_weights
+    from cloudfree.models.runtime import inference_context, prepare_for_inference
+    from cloudfree.predict.plan import plan_tiles
+    from cloudfree.predict.scene import predict_scene
+    from cloudfree.predict.tiling import pad_reflect
+
+    s2_path, s1_path = REAL / "Spain_7370579_S2Hand.tif", REAL / "Spain_7370579_S1Hand.tif"
+    if not s2_path.is_file():
+        print(f"skipped: {s2_path} not found")
+        return
+    clear, meta = read_raster(s2_path)
+    cloudy, _ = simulate_clouds(clear.astype(np.float32), np.random.default_rng(0), 0.4)
+    cloudy = np.clip(cloudy, 1, 10000).astype(clear.dtype)  # 0 is the file's nodata
+    s1 = np.clip(np.nan_to_num(read_raster(s1_path)[0], nan=-25.0), -40.0, 10.0)
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    model = build_model("dsen2cr", **FULL)
+    with tempfile.TemporaryDirectory(prefix="cloudfree-bench-") as tmp:
+        scene = write_raster(Path(tmp) / "cloudy.tif", cloudy, meta)
+        s1_meta = dataclasses.replace(meta, nodata=None)  # 0 dB is a backscatter, not nodata
+        s1_file = write_raster(Path(tmp) / "s1.tif", s1.astype(np.float32), s1_meta)
+        weights = save_weights(model, Path(tmp) / "full.safetensors")
+        net = prepare_for_inference(model, dev)
+        h, w = cloudy.shape[1:]
+        print(f"full DSen2-CR {FULL} with SAR on {device}; real scene {s2_path.name} {h}x{w} "
+              "(Sen1Floods11, simulated clouds 40 %)")  # fmt: skip
+
+        def forward(x2: np.ndarray, x1: np.ndarray) -> tuple[np.ndarray, float]:
+            a = torch.from_numpy(normalize_s2(x2, DSEN2CR))[None].to(dev)
+            b = torch.from_numpy(normalize_s1(x1, DSEN2CR))[None].to(dev)
+            with inference_context(dev, precision):
+                t = time.perf_counter()
+                out = net(a, b).float().cpu().numpy()[0]
+            return out * DSEN2CR.s2_scale, time.perf_counter() - t
+
+        _, t_model = forward(cloudy, s1)
+        print(f"  model alone on the scene's {h}x{w} pixels, one forward: {t_model:.1f} s")
+        runs = {}
+        for label, kw in (("defaults, first run (edge measured)", {}),
+                          ("defaults (plan cached)", {}), ("tile 256, planned overlap",
+                                                           {"tile": 256})):  # fmt: skip
+            t = time.perf_counter()
+            res = predict_scene(scene, Path(tmp) / f"out{len(runs)}.tif", str(weights), s1_file,
+                                device=device, precision=precision, progress=False, **kw)  # fmt: skip
+            res["wall"] = time.perf_counter() - t
+            runs[label] = res
+        halo = runs["defaults (plan cached)"]["overlap"] // 2
+        padded2 = pad_reflect(cloudy.astype(np.float32), halo, halo, halo, halo)
+        padded1 = pad_reflect(s1.astype(np.float32), halo, halo, halo, halo)
+        ref, _ = forward(padded2, padded1)
+        info = np.iinfo(clear.dtype)  # predict rounds and clips to the input's dtype
+        ref = np.clip(np.rint(ref[:, halo : halo + h, halo : halo + w]), info.min, info.max)
+        nodata = np.all(clear == 0, axis=0)
+        for label, res in runs.items():
+            out = read_raster(res["out"])[0].astype(np.float64)
+            diff = np.abs(out - ref)[:, ~nodata]
+            print(f"  predict, {label}: {res['wall']:.1f} s (overhead {res['wall'] / t_model - 1:+.1%}"
+                  f"); tile {res['tile']}, overlap {res['overlap']}, batch {res['batch_size']}, "
+                  f"{res['tiles']} tiles, {res['tile_pixels'] / (h * w):.3f}x the pixels; "
+                  f"vs whole image: max {diff.max():.0f} DN, {np.mean(diff > 0):.2%} of "
+                  "values differ")  # fmt: skip
+        plan = plan_tiles(load_for_plan(weights, device), dev)
+        print(f"  plan: {plan.reason}")
+    print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+def load_for_plan(weights: Path, device: str):  # noqa: ANN201
+    from cloudfree.evaluate.methods import load_method
+
+    return load_method(str(weights), device=device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1k and 4k scenes only")
@@ -180,6 +270,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--no-full", action="store_true", help="skip the full-model projection")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="only the full model on the real 512 x 512 scene of ../shared/data (defaults "
+        "against the model alone; tiled vs whole-image output)",
+    )
+    parser.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cfg", default=json.dumps(SMALL), help=argparse.SUPPRESS)
@@ -193,6 +290,9 @@ def main() -> None:
     from cloudfree.evaluate.methods import resolve_device
 
     device = str(resolve_device(args.device))
+    if args.real:
+        real_scene(device, args.precision)
+        return
     default = [1000, 4000] if args.quick else [1000, 4000, 10980]
     sizes = default if args.sizes is None else args.sizes  # `--sizes` alone: full model only
     print(

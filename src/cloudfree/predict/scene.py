@@ -3,8 +3,9 @@
 How a scene is processed (memory is that of one window, whatever the scene size):
 
 1. The scene is cut into output windows (1024 px by default, aligned with the 512-px blocks of
-   the output GeoTIFF, so no compressed block is written twice). Each window is read with a halo
-   of ``overlap // 2`` pixels (more if a cloud mask is needed: its filters need 7); outside the
+   the output GeoTIFF, so no compressed block is written twice; or the window one large tile
+   covers). Each window is read with a halo of ``overlap // 4 + 1`` pixels (more if a cloud
+   mask is needed: its filters need 7); outside the
    scene the halo is filled by reflection (:func:`~cloudfree.predict.tiling.pad_reflect`).
 2. The window + halo is cut into overlapping tiles (:mod:`cloudfree.predict.tiling`), the model
    runs on batches of tiles, and the outputs are blended with weights that fall towards the
