@@ -324,6 +324,92 @@ def bf16_probe(base: DSen2CR) -> None:
     print(f"  bf16 autocast + channels_last, full model at 32x32: max|diff| {diff:.2e} reflectance")
 
 
+def cpu_backends(sizes: list[int], rounds: int) -> None:
+    """The full model's forward on the CPU through each installed backend: same weights, same
+    inputs, interleaved rounds, best time; output difference to PyTorch fp32 eager, in
+    reflectance. Exports (OpenVINO's converter, ONNX) are timed apart: a one-off cost."""
+    import tempfile
+
+    import numpy as np
+
+    torch.manual_seed(0)
+    ref_model = DSen2CR.from_config(DSen2CRConfig()).eval()
+    runners: dict[str, Callable[[torch.Tensor, torch.Tensor], np.ndarray]] = {}
+    nn_model = prepare_for_inference(copy.deepcopy(ref_model), "cpu")
+
+    def run_torch(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return nn_model(a, b).numpy()
+
+    runners["pytorch NNPACK (default)"] = run_torch
+    example = (torch.rand(1, 13, 64, 64) * 2, torch.rand(1, 2, 64, 64) * 2)
+    tmp = tempfile.TemporaryDirectory(prefix="cloudfree-backends-")
+    notes = []
+    try:
+        import openvino as ov
+
+        t = time.perf_counter()
+        ovm = ov.convert_model(ref_model, example_input=example,
+                               input=[(-1, 13, -1, -1), (-1, 2, -1, -1)])  # fmt: skip
+        compiled = ov.Core().compile_model(ovm, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        notes.append(f"OpenVINO {ov.__version__}: converted + compiled in "
+                     f"{time.perf_counter() - t:.1f} s")  # fmt: skip
+
+        def run_ov(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+            return compiled([a.numpy(), b.numpy()])[0]
+
+        runners["OpenVINO fp32"] = run_ov
+    except ImportError:
+        notes.append("OpenVINO not installed (pip install openvino)")
+    try:
+        import onnxruntime as ort
+
+        path = f"{tmp.name}/dsen2cr.onnx"
+        t = time.perf_counter()
+        torch.onnx.export(ref_model, example, path, input_names=["s2", "s1"],
+                          output_names=["out"], dynamo=False, dynamic_axes={
+                              "s2": {0: "b", 2: "h", 3: "w"}, "s1": {0: "b", 2: "h", 3: "w"}})  # fmt: skip
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        notes.append(f"ONNX Runtime {ort.__version__}: exported + loaded in "
+                     f"{time.perf_counter() - t:.1f} s")  # fmt: skip
+
+        def run_ort(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+            return sess.run(None, {"s2": a.numpy(), "s1": b.numpy()})[0]
+
+        runners["ONNX Runtime fp32"] = run_ort
+    except ImportError:
+        notes.append("ONNX Runtime not installed (pip install onnxruntime)")
+    except Exception as e:  # an export failure is a result too
+        notes.append(f"ONNX Runtime: export failed: {type(e).__name__}: {e}")
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; full DSen2-CR, batch 1, fp32")  # fmt: skip
+    for n in notes:
+        print("  " + n)
+    for size in sizes:
+        a, b = torch.rand(1, 13, size, size) * 2, torch.rand(1, 2, size, size) * 2
+        with torch.inference_mode():
+            ref = ref_model(a, b).numpy()
+        best = {k: float("inf") for k in runners}
+        outs = {}
+        for name, fn in runners.items():  # warm-up, outputs
+            outs[name] = fn(a, b)
+        for _ in range(rounds):
+            for name, fn in runners.items():
+                t = time.perf_counter()
+                fn(a, b)
+                best[name] = min(best[name], time.perf_counter() - t)
+        base = best["pytorch NNPACK (default)"]
+        print(f"\n{size}x{size}: {'backend':28s} {'s/forward':>9s} {'Mpx/s':>7s} "
+              f"{'vs default':>10s} {'max|diff| refl':>14s}")  # fmt: skip
+        for name in runners:
+            diff = float(np.abs(outs[name] - ref).max()) * TO_REFLECTANCE
+            print(f"{'':9s}{name:28s} {best[name]:9.2f} {size * size / 1e6 / best[name]:7.4f} "
+                  f"{base / best[name]:9.2f}x {diff:14.2e}")  # fmt: skip
+    tmp.cleanup()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="128x128 only, one timed round")
@@ -343,7 +429,16 @@ def main(argv: list[str] | None = None) -> None:
         "reference at the first size (dropped by default to keep the run near 5 minutes)",
     )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument(
+        "--backends",
+        action="store_true",
+        help="only the CPU inference backends side by side: NNPACK (the default), OpenVINO, "
+        "ONNX Runtime (those installed), full model, fp32, at --sizes (default 256 512)",
+    )
     args = p.parse_args(argv)
+    if args.backends:
+        cpu_backends(args.sizes or [256, 512], args.rounds or 2)
+        return
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     gpu = device.type == "cuda"

@@ -189,7 +189,7 @@ def real_scene(device: str, precision: str) -> None:
     from cloudfree.models.runtime import inference_context, prepare_for_inference
     from cloudfree.predict.plan import plan_tiles
     from cloudfree.predict.scene import predict_scene
-    from cloudfree.predict.tiling import pad_reflect
+    from cloudfree.predict.tiling import blend_margin, pad_reflect
 
     s2_path, s1_path = REAL / "Spain_7370579_S2Hand.tif", REAL / "Spain_7370579_S1Hand.tif"
     if not s2_path.is_file():
@@ -231,7 +231,8 @@ def real_scene(device: str, precision: str) -> None:
                                 device=device, precision=precision, progress=False, **kw)  # fmt: skip
             res["wall"] = time.perf_counter() - t
             runs[label] = res
-        halo = runs["defaults (plan cached)"]["overlap"] // 2
+        # The reflect pad predict gives the scene border (its window halo: margin + 1).
+        halo = blend_margin(runs["defaults (plan cached)"]["overlap"]) + 1
         padded2 = pad_reflect(cloudy.astype(np.float32), halo, halo, halo, halo)
         padded1 = pad_reflect(s1.astype(np.float32), halo, halo, halo, halo)
         ref, _ = forward(padded2, padded1)
