@@ -143,11 +143,17 @@ def margin_from_profile(profile: np.ndarray, tolerance: float = TOLERANCE_DN) ->
 
 
 def _weights_key(method: Any) -> str | None:
+    """Cache key: the weights file (path, size, mtime), or a baseline's name and version."""
+    from cloudfree import __version__
+
     path = getattr(method, "path", None)
     if path is None:
-        return None
-    st = Path(path).stat()
-    ident = f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{TOLERANCE_DN}"
+        if getattr(method, "model", None) is not None:
+            return None  # a model without a file (from Python): measured every time
+        ident = f"baseline|{method.name}|{__version__}|{TOLERANCE_DN}"
+    else:
+        st = Path(path).stat()
+        ident = f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{TOLERANCE_DN}"
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
@@ -170,7 +176,9 @@ def measured_margin(method: Any) -> tuple[int, str]:
     profile = edge_profile(method, reach, depth)
     margin = margin_from_profile(profile)
     if margin is None:
-        log.warning(
+        # Expected of an inpainting baseline (its fill depends on the whole cloud); news for a
+        # network.
+        (log.info if model is None else log.warning)(
             "%s is not local: its tiles differ from the whole image by %.1f DN even %d px "
             "from their edges; using a %d px margin (pass --overlap to choose)",
             method.name, float(profile[-1]), depth - 1, MAX_MARGIN,

@@ -66,10 +66,10 @@ def axis_positions(length: int, tile: int, overlap: int) -> list[int]:
     """
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
+    if tile >= length:
+        return [0]  # one tile: no neighbour to overlap (a small scene with a large overlap)
     if not 0 <= overlap < tile:
         raise ValueError(f"need 0 <= overlap < tile, got overlap {overlap}, tile {tile}")
-    if tile >= length:
-        return [0]
     stride = tile - overlap
     starts = list(range(0, length - tile, stride))
     starts.append(length - tile)  # the last tile flush with the edge (overlaps more if needed)
