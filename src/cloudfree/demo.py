@@ -164,6 +164,8 @@ def run_demo(
     print(
         "      (small demonstration models: real use needs weights trained on SEN12MS-CR; "
         "their figures on real held-out cloudy pairs, beside mask-fill and push-pull, are in "
-        "weights/bundled/MODEL_CARD.md)"
+        "weights/bundled/MODEL_CARD.md)\n"
+        "      the paper's model, with internet: cloudfree weights fetch dsen2cr-sar-carl, "
+        "then --checkpoint dsen2cr-sar-carl"
     )
     return summary
