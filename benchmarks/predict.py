@@ -277,6 +277,11 @@ def main() -> None:
         help="only the full model on the real 512 x 512 scene of ../shared/data (defaults "
         "against the model alone; tiled vs whole-image output)",
     )
+    parser.add_argument(
+        "--fixed",
+        action="store_true",
+        help="the old fixed tiling (tile 256, overlap 32, batch 8) instead of the default plan",
+    )
     parser.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -296,27 +301,35 @@ def main() -> None:
         return
     default = [1000, 4000] if args.quick else [1000, 4000, 10980]
     sizes = default if args.sizes is None else args.sizes  # `--sizes` alone: full model only
+    tiling = (f"tile {TILE}, overlap {OVERLAP}, batch {BATCH}" if args.fixed
+              else "default plan (cloudfree.predict.plan)")  # fmt: skip
     print(
         f"torch {torch.__version__}, device {device}, {os.cpu_count()} CPU cores, "
-        f"tile {TILE}, overlap {OVERLAP}, batch {BATCH}, precision {args.precision}"
+        f"{tiling}, precision {args.precision}"
     )
     print(f"small model: DSen2-CR no-SAR {SMALL}; peak memory = peak RSS of a child process")
     print(
-        f"model alone = batches of {BATCH}x{TILE}x{TILE} in memory, timed just before each scene; "
+        "model alone = the model on inputs in memory of the predictor's tile side (<= 1024), "
+        "timed right after each scene; "
         "tiles x = tile pixels computed / scene pixels; I/O+blend = share of the time not spent "
         "in the model (time - tile pixels / model throughput)"
     )
     print(
         f"{'scene':>7} {'gen s':>6} {'predict s':>9} {'Mpx/s':>7} {'model Mpx/s':>11} "
-        f"{'overhead':>8} {'tiles x':>7} {'I/O+blend':>9} {'RSS before':>10} {'peak RSS':>9}"
+        f"{'overhead':>8} {'tiles x':>7} {'I/O+blend':>9} {'RSS before':>10} {'peak RSS':>9} "
+        "tile/overlap"
     )
     with tempfile.TemporaryDirectory(prefix="cloudfree-bench-") as tmp:
         for size in sizes:
             t = time.perf_counter()
             scene = make_scene(Path(tmp) / f"scene_{size}.tif", size)
             gen = time.perf_counter() - t
-            model_mpx = model_throughput(SMALL, device, TILE, BATCH, 3 if device == "cpu" else 20)
-            res = run_child(scene, Path(tmp) / f"out_{size}.tif", SMALL, device, args.precision)
+            res = run_child(scene, Path(tmp) / f"out_{size}.tif", SMALL, device, args.precision,
+                            auto=not args.fixed)  # fmt: skip
+            # The model alone on the tiles the predictor used (its plan, or the fixed ones).
+            side = min(res["tile"], 1024)
+            model_mpx = model_throughput(SMALL, device, side, res["batch_size"] if side == 256
+                                         else 1, 3 if device == "cpu" else 20)  # fmt: skip
             overhead = 1 - res["mpx_per_s"] / model_mpx
             redundancy = res["tile_pixels"] / (size * size)
             not_model = 1 - res["tile_pixels"] / 1e6 / model_mpx / res["seconds"]
@@ -324,7 +337,7 @@ def main() -> None:
                 f"{size:>7} {gen:6.1f} {res['seconds']:9.1f} {res['mpx_per_s']:7.3f} "
                 f"{model_mpx:11.3f} {100 * overhead:7.1f}% {redundancy:7.3f} "
                 f"{100 * not_model:8.1f}% {res['rss_before_mib']:6.0f} MiB "
-                f"{res['peak_rss_mib']:5.0f} MiB",
+                f"{res['peak_rss_mib']:5.0f} MiB {res['tile']}/{res['overlap']}",
                 flush=True,
             )
             for f in Path(tmp).glob(f"*_{size}.*"):
