@@ -63,6 +63,10 @@ def test_tile_and_batch_follow_the_memory(monkeypatch: pytest.MonkeyPatch) -> No
     assert plan.plan_tiles(method, torch.device("cpu"), tile=512, overlap=8, batch=3).reason == (
         "as given"
     )
+    monkeypatch.setattr(plan, "measured_margin", lambda m: (13, "measured margin 13 px"))
+    with pytest.raises(ValueError, match="tile 48 is not larger than the overlap this model "
+                       "needs \\(52 px"):  # fmt: skip
+        plan.plan_tiles(method, torch.device("cpu"), tile=48)
 
 
 def test_predict_defaults_match_the_whole_image_within_1_dn(

@@ -247,6 +247,11 @@ def plan_tiles(
         margin, why = measured_margin(method)
         overlap = 4 * margin
         reasons.append(f"overlap {overlap} ({why}, <= {TOLERANCE_DN} DN)")
+    if tile is not None and overlap >= tile:
+        raise ValueError(
+            f"tile {tile} is not larger than the overlap this model needs ({overlap} px: "
+            f"{reasons[-1] if reasons else 'as given'}); give a larger --tile, or no --tile"
+        )
     if tile is None:
         budget = MEMORY_SHARE * available_memory(device)
         per_px = bytes_per_pixel(getattr(method, "model", None), precision)

@@ -233,8 +233,8 @@ def predict_scene(
 
     start = time.perf_counter()
     # What was given is checked now, before any model is loaded; the plan is checked after.
-    _check_args(tile or 2048, 0 if overlap is None else overlap, batch_size or 1, outside_sar,
-                window)  # fmt: skip
+    _check_args(2048 if tile is None else tile, 0 if overlap is None else overlap,
+                1 if batch_size is None else batch_size, outside_sar, window)  # fmt: skip
     resolve_precision(precision)
     out = Path(out)
     if checkpoint is None:
