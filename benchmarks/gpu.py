@@ -212,9 +212,10 @@ def predict_rate(work: Path, model_cfg: dict, size: int, device: torch.device) -
         t = time.perf_counter()
         res = predict_scene(scene, work / f"{precision}.tif", str(weights), device=str(device),
                             precision=precision, progress=False)  # fmt: skip
+        sec = time.perf_counter() - t
         out[precision] = {
-            "seconds": time.perf_counter() - t,
-            "mpx_per_s": size * size / 1e6 / (time.perf_counter() - t),
+            "seconds": sec,
+            "mpx_per_s": size * size / 1e6 / sec,
             "peak_gpu_gib": torch.cuda.max_memory_allocated(device) / 2**30
             if device.type == "cuda"
             else None,
@@ -224,8 +225,6 @@ def predict_rate(work: Path, model_cfg: dict, size: int, device: torch.device) -
         }
     diffs, means = [], []
     for r in range(0, size, 2048):  # windowed: the outputs are never read whole
-        from rasterio.windows import Window  # noqa: F401  (read_raster takes the window tuple)
-
         win = (r, 0, min(2048, size - r), size)
         a = read_raster(work / "fp32.tif", window=win)[0].astype(np.float32)
         b = read_raster(work / "bf16.tif", window=win)[0].astype(np.float32)

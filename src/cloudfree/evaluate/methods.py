@@ -203,6 +203,30 @@ class ModelMethod(Method):
         return out.to("cpu", torch.float32).clone()
 
 
+def predict_dn(
+    method: Method, cloudy: np.ndarray, s1: np.ndarray | None, mask: np.ndarray
+) -> np.ndarray:
+    """One patch through ``method`` as ``evaluate`` feeds it, in file units.
+
+    Args:
+        method: any method of :func:`load_method`.
+        cloudy: (13, H, W) cloudy S2, DN; s1: (2, H, W) S1 in dB, or None (used only if the
+            method takes S1); mask: (H, W) cloud/shadow mask, nonzero = masked.
+
+    Returns:
+        (13, H, W) float32 prediction, DN (the network value times the protocol's scale).
+    """
+    from cloudfree.data.bands import get_scaling
+    from cloudfree.data.preprocess import normalize_s1, normalize_s2
+
+    scaling = get_scaling(method.scaling)
+    batch = {"s2_cloudy": torch.from_numpy(normalize_s2(cloudy, scaling))[None],
+             "mask": torch.from_numpy(np.ascontiguousarray(mask))[None]}  # fmt: skip
+    if method.include_sar and s1 is not None:
+        batch["s1"] = torch.from_numpy(normalize_s1(s1, scaling))[None]
+    return method.predict(batch)[0].numpy() * np.float32(scaling.s2_scale)
+
+
 def weights_file(path: Path) -> Path:
     """The ``model.safetensors`` of a checkpoint folder or of a run's best / latest checkpoint.
 

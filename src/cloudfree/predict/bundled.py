@@ -44,20 +44,21 @@ def nosar_default(main: str) -> str:
     import logging
 
     from cloudfree.errors import DataError
-    from cloudfree.weights import list_weights
+    from cloudfree.weights import get_weights
 
-    entry = next((w for w in list_weights() if w.name == main), None)
-    if entry is not None and entry.nosar is not None:
-        try:
-            entry_nosar = next(w for w in list_weights() if w.name == entry.nosar)
-            entry_nosar.path()
-            return entry_nosar.name
-        except (StopIteration, DataError):
-            logging.getLogger(__name__).warning(
-                "pixels without S1 use the bundled %s: run 'cloudfree weights fetch %s' to use "
-                "the no-SAR model of %s's recipe (or pass --checkpoint-nosar)",
-                DEFAULT_NOSAR,
-                entry.nosar,
-                main,
-            )
+    try:
+        partner = get_weights(main).nosar
+    except KeyError:  # a file, a run folder, a baseline: no registry partner
+        return DEFAULT_NOSAR
+    if partner is None:
+        return DEFAULT_NOSAR
+    try:
+        get_weights(partner).path()
+        return partner
+    except (KeyError, DataError):
+        logging.getLogger(__name__).warning(
+            "pixels without S1 use the bundled %s: run 'cloudfree weights fetch %s' to use "
+            "the no-SAR model of %s's recipe (or pass --checkpoint-nosar)",
+            DEFAULT_NOSAR, partner, main,
+        )  # fmt: skip
     return DEFAULT_NOSAR

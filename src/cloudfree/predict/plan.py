@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -109,21 +109,16 @@ def edge_profile(method: Any, reach: int, depth: int) -> np.ndarray:
         reach: px of context that make the reference exact (the receptive-field radius).
         depth: distances measured.
     """
-    from cloudfree.data.bands import get_scaling
-    from cloudfree.data.preprocess import normalize_s1, normalize_s2
+    from cloudfree.evaluate.methods import predict_dn
     from cloudfree.masks.csm import cloud_shadow_mask
 
-    scaling = get_scaling(method.scaling)
     size = 2 * (reach + depth)
     cloudy, s1 = _probe(size, method.include_sar)
     mask = cloud_shadow_mask(cloudy)
 
     def run(sl: slice) -> np.ndarray:
-        batch = {"s2_cloudy": torch.from_numpy(normalize_s2(cloudy[:, sl, sl], scaling))[None],
-                 "mask": torch.from_numpy(np.ascontiguousarray(mask[sl, sl]))[None]}  # fmt: skip
-        if s1 is not None:
-            batch["s1"] = torch.from_numpy(normalize_s1(s1[:, sl, sl], scaling))[None]
-        return method.predict(batch)[0].numpy() * scaling.s2_scale
+        crop_s1 = None if s1 is None else s1[:, sl, sl]
+        return predict_dn(method, cloudy[:, sl, sl], crop_s1, mask[sl, sl])
 
     inner = slice(reach, size - reach)
     diff = np.abs(run(slice(None))[:, inner, inner] - run(inner)).max(axis=0)
@@ -263,8 +258,3 @@ def plan_tiles(
         batch = plan_batch(method, tile * tile, device, precision)
         reasons.append(f"batch {batch}")
     return TilePlan(tile, overlap, batch, margin, "; ".join(reasons) or "as given")
-
-
-def as_dict(plan: TilePlan) -> dict[str, Any]:
-    """The plan as a JSON-ready dict (for summaries)."""
-    return asdict(plan)

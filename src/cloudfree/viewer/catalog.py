@@ -288,23 +288,18 @@ class Catalog:
             raise NotFound(f"method {name!r} cannot predict patch {row.id} (missing inputs)")
 
         def compute() -> tuple[np.ndarray, dict[str, float] | None]:
-            import torch
-
-            from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
+            from cloudfree.data.bands import S2_DN_PER_REFLECTANCE
             from cloudfree.data.io import read_raster
-            from cloudfree.data.preprocess import normalize_s1, normalize_s2
+            from cloudfree.evaluate.methods import predict_dn
             from cloudfree.masks.csm import cloud_shadow_mask
             from cloudfree.metrics import compute as metrics
 
-            scaling = get_scaling(m.runner.scaling)
             cloudy = read_raster(self.file(row, "s2_cloudy"))[0].astype(np.float32)
             mask = cloud_shadow_mask(cloudy)
-            batch = {"s2_cloudy": torch.from_numpy(normalize_s2(cloudy, scaling))[None],
-                     "mask": torch.from_numpy(mask)[None]}  # fmt: skip
+            s1 = None
             if m.runner.include_sar:
                 s1 = read_raster(self.file(row, "s1"))[0].astype(np.float32)
-                batch["s1"] = torch.from_numpy(normalize_s1(s1, scaling))[None]
-            pred = m.runner.predict(batch)[0].numpy() * np.float32(scaling.s2_scale)
+            pred = predict_dn(m.runner, cloudy, s1, mask)
             scores = None
             if row.s2:
                 target = read_raster(self.file(row, "s2"))[0] / S2_DN_PER_REFLECTANCE

@@ -207,7 +207,10 @@ def _install(
         "format": checked["format"],
         "download_sha256": checked["download_sha256"],
         "download_bytes": checked["download_bytes"],
-        "sha256": sha256_of(final),
+        # A safetensors file is installed byte for byte: its checksum is the download's.
+        "sha256": sha256_of(final)
+        if checked["format"] == "keras-hdf5"
+        else checked["download_sha256"],
         "size_bytes": final.stat().st_size,
         "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cloudfree_version": __version__,
