@@ -512,6 +512,36 @@ def _run_convert_keras(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_convert_uncrtaints(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert-uncrtaints",
+        help="convert a published UnCRtainTS checkpoint (.pth.tar + conf.json) to safetensors",
+        description=(
+            "Map a mono-temporal UnCRtainTS checkpoint (PatrickTUM/UnCRtainTS, model.pth.tar) "
+            "into cloudfree's model, built from the flags of its conf.json, and write it as "
+            "safetensors. Every tensor must map to exactly one of ours: anything unmapped, "
+            "missing or of another shape is refused by name. Its scaling (S2 / 10000, S1 "
+            "[-25, 0] dB to [0, 1]) travels with the weights."
+        ),
+    )
+    p.add_argument("checkpoint", help="upstream checkpoint, e.g. monotemporalL2/model.pth.tar")
+    p.add_argument("--conf", required=True, help="the conf.json saved beside the checkpoint")
+    p.add_argument("--out", required=True, help="safetensors file to write")
+    p.set_defaults(func=_run_convert_uncrtaints)
+
+
+def _run_convert_uncrtaints(args: argparse.Namespace) -> int:
+    from cloudfree.models.uncrtaints_import import convert_uncrtaints
+
+    s = convert_uncrtaints(args.checkpoint, args.conf, args.out)
+    var = "mean only" if s["covmode"] is None else f"mean + variance ({s['covmode']})"
+    print(
+        f"{s['model']}: {s['parameters']:,} parameters, {var}, include_sar={s['include_sar']}; "
+        f"{s['tensors']} tensors -> {s['out']}"
+    )
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
@@ -565,6 +595,7 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
         render_cli.add_parser,
         view_cli.add_parser,
         _add_convert_keras,
+        _add_convert_uncrtaints,
         weights_cli.add_parser,
         _add_demo,
     )

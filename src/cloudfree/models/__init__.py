@@ -2,7 +2,8 @@
 
 Importing this package registers the built-in models (``"dsen2cr"``, ``"dsen2cr-nosar"``, the
 hybrid ``"hybrid"``, ``"hybrid-nosar"`` (DSen2-CR on the inpainted image, issue 11), and the
-pix2pix baseline's generators ``"pix2pix"``, ``"pix2pix-nosar"``) and nothing else: h5py (Keras
+pix2pix baseline's generators ``"pix2pix"``, ``"pix2pix-nosar"``, and UnCRtainTS
+``"uncrtaints"``, ``"uncrtaints-nosar"`` (issue 14) and nothing else: h5py (Keras
 import) and safetensors are imported only when used.
 """
 
@@ -10,6 +11,7 @@ from cloudfree.models.dsen2cr import DSen2CR, DSen2CRConfig
 from cloudfree.models.hybrid import HybridConfig, HybridDSen2CR
 from cloudfree.models.pix2pix import PatchGANDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from cloudfree.models.registry import build_model, list_models, register_model
+from cloudfree.models.uncrtaints import UnCRtainTS, UnCRtainTSConfig
 from cloudfree.models.weights import load_state, load_weights, save_weights
 
 __all__ = [
@@ -26,4 +28,6 @@ __all__ = [
     "load_weights",
     "register_model",
     "save_weights",
+    "UnCRtainTS",
+    "UnCRtainTSConfig",
 ]

@@ -24,10 +24,10 @@ def check_optical_sar_inputs(
     """
     if s2_cloudy.ndim != 4 or s2_cloudy.shape[1] != NUM_S2_BANDS:
         raise ValueError(
-            f"s2_cloudy must be (B, {NUM_S2_BANDS}, H, W) normalised cloudy Sentinel-2 "
-            f"(DN / 2000), got shape {tuple(s2_cloudy.shape)}"
+            f"s2_cloudy must be (B, {NUM_S2_BANDS}, H, W) normalised cloudy Sentinel-2, "
+            f"got shape {tuple(s2_cloudy.shape)}"
         )
-    label = {"dsen2cr": "DSen2-CR"}.get(family, family)
+    label = {"dsen2cr": "DSen2-CR", "uncrtaints": "UnCRtainTS"}.get(family, family)
     if include_sar:
         if s1 is None:
             raise ValueError(

@@ -1,0 +1,125 @@
+"""Write the UnCRtainTS equivalence fixture from the upstream implementation.
+
+Runs ``PatrickTUM/UnCRtainTS``'s own network code (``model/src/backbones/uncrtaints.py``) from a
+local clone, on a small seeded mono-temporal configuration, and writes what
+``tests/models/test_uncrtaints_import.py`` compares cloudfree's converter and model against:
+
+- ``model.pth.tar``: the checkpoint in upstream's layout (``state_dict`` with ``netG.`` keys and
+  ``state_dict_G``, as ``model_utils.save_model`` writes them), after a few training-mode
+  passes so that the batch-norm running statistics are not the initial ones;
+- ``conf.json``: the flags of that configuration, as ``train_reconstruct.py`` saves them;
+- ``io.safetensors``: the input (scaled to [0, 1] as upstream's loader does, S1 first), and
+  upstream's mean and variance, rescaled by ``1 / scale_by`` and ``1 / scale_by**2`` as
+  ``BaseModel.rescale`` does; the commit of the clone is in its metadata.
+
+Nothing of the upstream code is copied into cloudfree: the clone is imported from its path.
+
+Usage::
+
+    git clone https://github.com/PatrickTUM/UnCRtainTS /tmp/UnCRtainTS
+    python scripts/uncrtaints_fixture.py /tmp/UnCRtainTS tests/models/data/uncrtaints
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+#: The small configuration: one encoder and two decoder MBConv blocks of width 16, the
+#: Gaussian-NLL head (13 means + 13 variances), scale_by 10 as the published models.
+CONF = {
+    "model": "uncrtaints",
+    "experiment_name": "fixture",
+    "pretrain": True,
+    "input_t": 1,
+    "use_sar": True,
+    "block_type": "mbconv",
+    "encoder_widths": [16],
+    "decoder_widths": [16, 16],
+    "out_conv": [26],
+    "mean_nonLinearity": True,
+    "var_nonLinearity": "softplus",
+    "covmode": "diag",
+    "encoder_norm": "group",
+    "decoder_norm": "batch",
+    "scale_by": 10.0,
+    "separate_out": False,
+    "padding_mode": "reflect",
+    "pad_value": 0,
+    "n_head": 1,
+    "d_model": 256,
+    "d_k": 4,
+    "agg_mode": "att_group",
+    "positional_encoding": False,
+    "use_v": False,
+    "loss": "MGNLL",
+}
+SEED = 14
+SIZE = 16
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("upstream", type=Path, help="local clone of PatrickTUM/UnCRtainTS")
+    parser.add_argument("out", type=Path, help="folder to write the fixture into")
+    args = parser.parse_args()
+    commit = subprocess.run(
+        ["git", "-C", str(args.upstream), "rev-parse", "HEAD"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    sys.path.insert(0, str(args.upstream / "model"))
+    from src.backbones.uncrtaints import UNCRTAINTS  # the upstream network, from the clone
+    from src.learning.weight_init import weight_init
+
+    torch.manual_seed(SEED)
+    c = CONF
+    net = UNCRTAINTS(
+        input_dim=15, encoder_widths=c["encoder_widths"], decoder_widths=c["decoder_widths"],
+        out_conv=c["out_conv"], out_nonlin_mean=c["mean_nonLinearity"],
+        out_nonlin_var=c["var_nonLinearity"], agg_mode=c["agg_mode"],
+        encoder_norm=c["encoder_norm"], decoder_norm=c["decoder_norm"], n_head=c["n_head"],
+        d_model=c["d_model"], d_k=c["d_k"], pad_value=c["pad_value"],
+        padding_mode=c["padding_mode"], positional_encoding=c["positional_encoding"],
+        covmode=c["covmode"], scale_by=c["scale_by"], separate_out=c["separate_out"],
+        use_v=c["use_v"], block_type=c["block_type"], is_mono=c["pretrain"],
+    )  # fmt: skip
+    net.apply(weight_init)  # train_reconstruct.py's initialisation
+    net.train()
+    with torch.no_grad():
+        for _ in range(4):  # batch-norm running statistics away from (0, 1)
+            net(c["scale_by"] * torch.rand(4, 1, 15, SIZE, SIZE))
+    net.eval()
+    x = torch.rand(2, 1, 15, SIZE, SIZE)  # S1 (2) then S2 (13), in [0, 1]
+    with torch.no_grad():
+        out = net(c["scale_by"] * x)[:, 0]
+    mean = out[:, :13] / c["scale_by"]
+    var = out[:, 13:] / c["scale_by"] ** 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    state = net.state_dict()
+    torch.save(
+        {
+            "epoch": 1,
+            "state_dict": {f"netG.{k}": v for k, v in state.items()},
+            "state_dict_G": state,
+        },
+        args.out / "model.pth.tar",
+    )
+    (args.out / "conf.json").write_text(json.dumps(CONF, indent=4) + "\n", encoding="utf-8")
+    save_file(
+        {"s1": x[:, 0, :2].contiguous(), "s2": x[:, 0, 2:].contiguous(),
+         "mean": mean.contiguous(), "var": var.contiguous()},
+        str(args.out / "io.safetensors"),
+        metadata={"upstream": "PatrickTUM/UnCRtainTS", "commit": commit, "seed": str(SEED)},
+    )  # fmt: skip
+    print(f"fixture from PatrickTUM/UnCRtainTS@{commit} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
