@@ -109,7 +109,8 @@ class Method(abc.ABC):
         name: label used in tables and file names (a baseline name or the weights' path).
         include_sar: whether :meth:`predict` reads ``batch["s1"]``.
         scaling: the network scaling protocol of ``s2_cloudy`` and of the prediction
-            (``cloudfree.data.bands.get_scaling``), ``"dsen2cr"`` for every method here.
+            (``cloudfree.data.bands.get_scaling``): ``"dsen2cr"``, or a model's own
+            (``"reflectance"`` for UnCRtainTS).
     """
 
     name: str
@@ -118,6 +119,8 @@ class Method(abc.ABC):
     #: whether :meth:`predict` uses ``batch["mask"]`` (computed from the input when absent);
     #: scene prediction computes the scene's mask for such methods.
     needs_mask: bool = False
+    #: whether :meth:`predict_variance` gives a per-pixel variance (UnCRtainTS's NLL models).
+    predicts_variance: bool = False
 
     def unchanged(self, mask: np.ndarray) -> np.ndarray | None:
         """(H, W) bool: the pixels this method returns as the input, for a window's ``mask``
@@ -136,6 +139,22 @@ class Method(abc.ABC):
         Returns:
             (B, 13, H, W) float32 CPU tensor in the same scale as ``s2_cloudy`` (not clipped).
         """
+
+    def predict_variance(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prediction and its per-pixel variance, for a method that
+        :attr:`predicts_variance`.
+
+        Returns:
+            ``(mean, var)``: two (B, 13, H, W) float32 CPU tensors, the mean as :meth:`predict`
+            gives it and the variance in the square of its scale (network value squared).
+
+        Raises:
+            ValueError: the method predicts no variance.
+        """
+        raise ValueError(
+            f"{self.name} predicts no variance; uncertainty maps need a model trained with the "
+            "Gaussian NLL loss (e.g. UnCRtainTS, loss.name=mgnll)"
+        )
 
     def __repr__(self) -> str:
         return (
@@ -182,11 +201,13 @@ class ModelMethod(Method):
         if sar is None:
             sar = getattr(config, "include_sar", False)
         self.include_sar = bool(sar)
+        # The model's own input scaling (UnCRtainTS: "reflectance"), DSen2-CR's otherwise.
+        self.scaling = str(getattr(model, "scaling", "dsen2cr"))
+        self.predicts_variance = bool(getattr(model, "predicts_variance", False))
         #: batch keys the model takes besides s2_cloudy and s1 (the hybrid's inpainted image)
         self.extra_inputs: tuple[str, ...] = tuple(getattr(model, "extra_inputs", ()))
 
-    def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """Run the model on a batch; see :meth:`Method.predict`."""
+    def _run(self, batch: Mapping[str, Any], **kwargs: Any) -> torch.Tensor:
         from cloudfree.models.runtime import inference_context
 
         x = check_batch(batch, self.include_sar)
@@ -195,12 +216,23 @@ class ModelMethod(Method):
         with inference_context(self.device, self.precision):
             if self.include_sar:
                 s1 = batch["s1"].to(self.device, torch.float32)
-                out = self.model(s2, s1, **extras)
+                out = self.model(s2, s1, **extras, **kwargs)
             else:
-                out = self.model(s2, **extras)
+                out = self.model(s2, **extras, **kwargs)
         # Copied outside inference mode: a plain tensor that callers may modify in place
         # (inference tensors refuse in-place updates outside inference mode).
         return out.to("cpu", torch.float32).clone()
+
+    def predict(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Run the model on a batch; see :meth:`Method.predict`."""
+        return self._run(batch)
+
+    def predict_variance(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance from one forward pass; see :meth:`Method.predict_variance`."""
+        if not self.predicts_variance:
+            return super().predict_variance(batch)
+        out = self._run(batch, return_variance=True)
+        return out[:, :NUM_S2_BANDS], out[:, NUM_S2_BANDS:]
 
 
 def predict_dn(

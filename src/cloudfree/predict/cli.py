@@ -99,6 +99,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also write the uint8 cloud/shadow mask (0 clear, 1 cloud, 2 shadow); a folder for several scenes",
     )
     p.add_argument(
+        "--uncertainty-out",
+        default=None,
+        metavar="STD.tif",
+        help=(
+            "also write the model's predicted standard deviation, reflectance units, float32, "
+            "one band per output band (needs a model with a variance: UnCRtainTS trained with "
+            "the Gaussian NLL loss); a folder for several scenes"
+        ),
+    )
+    p.add_argument(
         "--b10",
         type=float,
         default=None,
@@ -153,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             shard=args.shard,
             overwrite=args.overwrite,
             mask_dir=args.mask_out,
+            uncertainty_dir=args.uncertainty_out,
             **kwargs,
         )
         for row in results:
@@ -163,7 +174,14 @@ def run(args: argparse.Namespace) -> int:
             print(line)
         summary: object = results
     else:
-        summary = predict_scene(args.s2, args.out, s1=args.s1, mask_out=args.mask_out, **kwargs)
+        summary = predict_scene(
+            args.s2,
+            args.out,
+            s1=args.s1,
+            mask_out=args.mask_out,
+            uncertainty_out=args.uncertainty_out,
+            **kwargs,
+        )
         print(format_summary(summary))  # type: ignore[arg-type]
     if args.summary:
         with atomic_path(args.summary) as tmp:
@@ -194,4 +212,6 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         )
         if summary.get("mask_out"):
             lines.append(f"wrote {summary['mask_out']}")
+    if summary.get("uncertainty_out"):
+        lines.append(f"wrote {summary['uncertainty_out']} (standard deviation, reflectance)")
     return "\n".join(lines)

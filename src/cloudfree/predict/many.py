@@ -12,7 +12,8 @@ Scenes come from a folder or a list file:
       T31TCJ_20230701.tif,S1_20230701.tif
       T31TCJ_20230716.tif
 
-The output of ``DIR/name.tif`` is ``OUT/name_cloudfree.tif`` (``OUT/name_mask.tif`` for masks);
+The output of ``DIR/name.tif`` is ``OUT/name_cloudfree.tif`` (``OUT/name_mask.tif`` for masks,
+``name_std.tif`` for uncertainty maps);
 existing outputs are skipped unless ``overwrite``. Sharding is deterministic: process ``i`` of
 ``n`` takes scenes ``i, i + n, i + 2n, ...`` of the sorted list, so any number of processes
 (on as many GPUs: with ``device="auto"`` a torchrun process uses ``cuda:LOCAL_RANK``) covers
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 TIF_SUFFIXES = (".tif", ".tiff")
 OUT_SUFFIX = "_cloudfree.tif"
 MASK_SUFFIX = "_mask.tif"
+STD_SUFFIX = "_std.tif"
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ def predict_many(
     shard: str | None = None,
     overwrite: bool = False,
     mask_dir: str | os.PathLike[str] | None = None,
+    uncertainty_dir: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Predict every scene of this process's shard into ``out_dir``.
@@ -161,6 +164,8 @@ def predict_many(
         shard: ``"i/n"``; None: torchrun's RANK / WORLD_SIZE, else all scenes.
         overwrite: predict even if the output exists.
         mask_dir: also write each scene's mask there (``<stem>_mask.tif``).
+        uncertainty_dir: also write each scene's predicted standard deviation there
+            (``<stem>_std.tif``, see ``predict_scene``'s ``uncertainty_out``).
         **kwargs: passed to :func:`cloudfree.predict.scene.predict_scene` (checkpoint, tile...).
 
     Returns:
@@ -187,6 +192,9 @@ def predict_many(
             results.append(row)
             continue
         mask = None if mask_dir is None else output_path(Path(mask_dir), scene.s2, MASK_SUFFIX)
+        if uncertainty_dir is not None:
+            Path(uncertainty_dir).mkdir(parents=True, exist_ok=True)
+            kwargs["uncertainty_out"] = output_path(Path(uncertainty_dir), scene.s2, STD_SUFFIX)
         try:
             row.update(predict_scene(scene.s2, out, s1=scene.s1, mask_out=mask, **kwargs))
             row["status"] = "done"

@@ -14,6 +14,10 @@ Measured (``benchmarks/README.md``, "Predict"): the bundled DSen2-CR B4 F48 is w
 from 8 px, the bundled hybrids from 14 px, the He-initialised full model from 11 px, while at
 the old fixed 8-px margin (overlap 32) a hybrid's tile edges were off by ~30 DN.
 
+**Models that are not local** (UnCRtainTS: group norm and squeeze-excitation average over the
+whole input) say so with a ``native_tile``: they run on tiles of that size (the training patch)
+with a quarter-tile overlap, since no margin would make a tile equal the whole image.
+
 **Tile and batch, from the device's free memory.** Inference activations take about
 :data:`ACTIVATION_COPIES` maps of the network's widest layer per pixel (measured: 7.2 GiB per
 Mpx for the full model on CPU, fp32). The tile is the largest of :data:`TILE_CHOICES` whose
@@ -238,6 +242,17 @@ def plan_tiles(
     is kept, the others chosen (see the module docstring)."""
     reasons = []
     margin = None
+    native = getattr(getattr(method, "model", None), "native_tile", None)
+    if native is not None:
+        # Not local (UnCRtainTS: group norm and squeeze-excitation over the whole tile): the
+        # output depends on the tile, so tiles are the size the model was trained on, and no
+        # margin makes a tile equal the whole image; a quarter-tile overlap blends the seams.
+        if overlap is None:
+            overlap = native // 4
+            reasons.append(f"overlap {overlap} (a quarter of the model's native tile)")
+        if tile is None:
+            tile = native
+            reasons.append(f"tile {tile} (the model normalises over its tile: its training size)")
     if overlap is None:
         margin, why = measured_margin(method)
         overlap = 4 * margin

@@ -177,6 +177,7 @@ def predict_scene(
     b10: float | None = None,
     progress: bool = True,
     window: int | None = None,
+    uncertainty_out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Predict the cloud-free version of a whole S2 scene and write it as a GeoTIFF.
 
@@ -216,6 +217,13 @@ def predict_scene(
         progress: show a tqdm progress bar.
         window: output window side (multiple of 16); None picks 512 or 1024 (least overlap
             work). Memory grows with its square, not with the scene.
+        uncertainty_out: also write the model's per-pixel uncertainty here: the predicted
+            **standard deviation in reflectance** (sqrt of the variance, same units as
+            DN / 10000), float32, one band per output band, on the output's grid; NaN (the
+            file's nodata) where the value is not the model's (nodata input, pixels kept from
+            the input by ``keep_clear`` or ``outside_sar="input"``, a no-SAR fallback without
+            variance). Needs a model that predicts a variance (UnCRtainTS trained with the
+            Gaussian NLL loss).
 
     Returns:
         Summary: ``out``, ``height``, ``width``, ``seconds``, ``mpx_per_s``, ``tiles``,
@@ -242,6 +250,19 @@ def predict_scene(
 
         checkpoint = default_weights_name(include_sar=s1 is not None)
     main = load_runner(checkpoint, device, precision, sd_weights)
+    if uncertainty_out is not None:
+        if not main.method.predicts_variance:
+            raise ValueError(
+                f"--uncertainty-out needs a model that predicts a variance; {main.method.name} "
+                "does not (UnCRtainTS trained with the Gaussian NLL loss does, e.g. the bundled "
+                "'uncrtaints-sar')"
+            )
+        if Path(uncertainty_out).resolve() in {out.resolve(), *(
+            [Path(mask_out).resolve()] if mask_out is not None else [])}:  # fmt: skip
+            raise ValueError(
+                f"uncertainty_out {uncertainty_out} is also the prediction or mask output; "
+                "give it a file name of its own"
+            )
     from cloudfree.predict.plan import plan_tiles
 
     plan = plan_tiles(main.method, _device_of(main), resolve_precision(precision), tile,
@@ -273,6 +294,7 @@ def predict_scene(
             start,
             mask,
             sd_weights,
+            uncertainty_out,
         )
 
 
@@ -301,6 +323,7 @@ def _predict(
     start: float,
     mask: str | os.PathLike[str] | None = None,
     sd_weights: str | None = None,
+    uncertainty_out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """The body of :func:`predict_scene` once the model is loaded (same arguments)."""
     import rasterio
@@ -346,6 +369,7 @@ def _predict(
             need_mask,
             mask_src,
             sd_weights,
+            uncertainty=uncertainty_out is not None,
         )
         win_size = window or choose_window(tile, overlap, sp.halo)
         if need_mask and mask_src is None:
@@ -372,13 +396,27 @@ def _predict(
             blockysize=block,
             compress="deflate",
         )
+        std_profile = meta.profile(
+            dtype="float32",
+            nodata=float("nan"),
+            tiled=True,
+            blockxsize=block,
+            blockysize=block,
+            compress="deflate",
+            zlevel=DEFLATE_LEVEL,
+            predictor=3,
+            interleave="pixel",
+            BIGTIFF="IF_SAFER",
+        )
         h, w = meta.height, meta.width
         with (
             atomic_path(out) as tmp,
             _maybe_atomic(mask_out) as mask_tmp,
+            _maybe_atomic(uncertainty_out) as std_tmp,
             rasterio.open(tmp, "w", **profile) as dst,
         ):
             mdst = rasterio.open(mask_tmp, "w", **mask_profile) if mask_tmp else None
+            udst = rasterio.open(std_tmp, "w", **std_profile) if std_tmp else None
             try:
                 bar = tqdm(
                     total=h * w,
@@ -389,19 +427,33 @@ def _predict(
                 )
                 with bar:
                     for win in windows(h, w, win_size):
-                        values, wmask = sp.window(win)
+                        values, wmask, std = sp.window(win)
                         r, c, wh, ww = win
                         dst.write(values, window=RioWindow(c, r, ww, wh))
                         if mdst is not None and wmask is not None:
                             mdst.write(wmask, 1, window=RioWindow(c, r, ww, wh))
+                        if udst is not None and std is not None:
+                            udst.write(std, window=RioWindow(c, r, ww, wh))
                         bar.update(wh * ww)
                 if mdst is not None:
                     backend = "dsen2cr" if mask_src is None else f"file {mask}"
                     mdst.set_band_description(1, f"{backend} mask: 0 clear, 1 cloud, 2 shadow")
                     mdst.update_tags(backend=backend, classes="0=clear,1=cloud,2=shadow")
+                if udst is not None:
+                    for i, name in enumerate(src.bands, start=1):
+                        udst.set_band_description(i, f"{name} std")
+                    udst.update_tags(
+                        software="cloudfree predict",
+                        method=main.method.name,
+                        source=str(s2),
+                        quantity="predicted standard deviation (sqrt of the variance)",
+                        units="reflectance (DN / 10000)",
+                    )
             finally:
                 if mdst is not None:
                     mdst.close()
+                if udst is not None:
+                    udst.close()
             for i, name in enumerate(src.bands, start=1):
                 dst.set_band_description(i, name)
             dst.update_tags(software="cloudfree predict", method=main.method.name, source=str(s2))
@@ -441,6 +493,8 @@ def _predict(
         "overlap": overlap,
         "batch_size": batch_size,
     }
+    if uncertainty_out is not None:
+        summary["uncertainty_out"] = str(uncertainty_out)
     if need_mask:
         n = h * w
         summary.update(

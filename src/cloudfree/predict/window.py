@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cloudfree.data.bands import get_scaling, s2_index
+from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling, s2_index
 from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
 from cloudfree.errors import DataError
 from cloudfree.evaluate.methods import Method
@@ -39,15 +39,29 @@ class Runner:
     method: Method
 
     def __call__(
-        self, s2: np.ndarray, s1: np.ndarray | None, mask: np.ndarray | None
+        self,
+        s2: np.ndarray,
+        s1: np.ndarray | None,
+        mask: np.ndarray | None,
+        variance: bool = False,
     ) -> np.ndarray:
-        """(B, 13, h, w) float32 network values -> prediction, same shape, numpy float32."""
+        """(B, 13, h, w) float32 network values -> prediction, same shape, numpy float32.
+
+        With ``variance``: (B, 26, h, w), the prediction then its variance (network units
+        squared); NaN variances from a method that predicts none.
+        """
         batch: dict[str, torch.Tensor] = {"s2_cloudy": torch.from_numpy(s2)}
         if s1 is not None:
             batch["s1"] = torch.from_numpy(s1)
         if mask is not None:
             batch["mask"] = torch.from_numpy(mask)
-        return self.method.predict(batch).numpy()
+        if not variance:
+            return self.method.predict(batch).numpy()
+        if not self.method.predicts_variance:
+            mean = self.method.predict(batch).numpy()
+            return np.concatenate([mean, np.full_like(mean, np.nan)], axis=1)
+        mean, var = self.method.predict_variance(batch)
+        return np.concatenate([mean.numpy(), var.numpy()], axis=1)
 
 
 def load_runner(
@@ -86,8 +100,12 @@ class WindowPredictor:
         need_mask: bool,
         mask_src: MaskSource | None = None,
         sd_weights: str | None = None,
+        uncertainty: bool = False,
     ) -> None:
         self.s2, self.s1, self.main = s2, s1, main
+        #: also blend the variance, and return the standard deviation (``predict_scene``'s
+        #: ``uncertainty_out``)
+        self.uncertainty = uncertainty
         self.mask_src, self.sd_weights = mask_src, sd_weights
         self._nosar_spec, self._nosar = nosar_spec, None
         self.device, self.precision = device, precision
@@ -106,6 +124,10 @@ class WindowPredictor:
         self.mask_counts = np.zeros(3, dtype=np.int64)
         # The SAR model is used only with S1; without S1 a SAR checkpoint falls back to no-SAR.
         self.sar = main.method.include_sar and s1 is not None
+        # A model that is not local (UnCRtainTS: group norm and squeeze-excitation over the
+        # whole tile) sees only real pixels: no reflected halo beyond the scene, so a scene of
+        # one tile is predicted exactly as the model computes that image (evaluate's patches).
+        self.local = getattr(getattr(main.method, "model", None), "native_tile", None) is None
 
     def nosar(self) -> Runner:
         """The model for pixels without S1 (loaded on first use)."""
@@ -188,17 +210,19 @@ class WindowPredictor:
         cv = np.stack([cov[r : r + tr, c : c + tc] for r, c in pos])
         flat = cv.reshape(len(pos), -1)
         has_cov, has_gap = flat.any(axis=1), ~flat.all(axis=1)
-        pred = np.zeros_like(x)
+        channels = x.shape[1] * (2 if self.uncertainty else 1)
+        pred = np.zeros((x.shape[0], channels, *x.shape[2:]), dtype=np.float32)
         if has_cov.any():
             idx = np.flatnonzero(has_cov)
             s1 = np.stack([s1n[:, r : r + tr, c : c + tc] for r, c in (pos[i] for i in idx)])
             pred[idx] = self.main(
-                x[idx], self._s1_tiles(s1, cv[idx]), None if m is None else m[idx]
-            )
+                x[idx], self._s1_tiles(s1, cv[idx]), None if m is None else m[idx],
+                self.uncertainty,
+            )  # fmt: skip
             self.counts["sar_tiles"] += len(idx)
         if not use_input and has_gap.any():
             idx = np.flatnonzero(has_gap)
-            out = self.nosar()(x[idx], None, None if m is None else m[idx])
+            out = self.nosar()(x[idx], None, None if m is None else m[idx], self.uncertainty)
             pred[idx] = np.where(~cv[idx][:, None], out, pred[idx])
             self.counts["nosar_tiles"] += len(idx)
         return pred, ~has_cov if use_input else np.zeros(len(pos), dtype=bool)
@@ -217,43 +241,88 @@ class WindowPredictor:
             cov: (L, M) bool S1 coverage or None; mask: (L, M) uint8 or None.
 
         Returns:
-            ``(acc, wsum)``: weighted sum of tile predictions (13, L, M) and weight sum (L, M).
+            ``(acc, wsum)``: weighted sum of tile predictions (13, L, M) and weight sum (L, M);
+            with ``uncertainty`` acc is (26, L, M), the variances' weighted sum below the
+            predictions', and wsum (2, L, M): the predictions' weights, then the variances'
+            (pixels without a variance, from a model that predicts none, add no weight).
         """
         _, length_r, length_c = xn.shape
-        tr = fit_tile(length_r, self.tile, self.overlap)
-        tc = fit_tile(length_c, self.tile, self.overlap)
+        if self.local:
+            tr = fit_tile(length_r, self.tile, self.overlap)
+            tc = fit_tile(length_c, self.tile, self.overlap)
+        else:  # the model's own tile size (its statistics are the tile's), not a shorter one
+            tr, tc = min(self.tile, length_r), min(self.tile, length_c)
         weights = blend_weights((tr, tc), self.overlap)
         positions = [
             (r, c)
             for r in axis_positions(length_r, tr, self.overlap)
             for c in axis_positions(length_c, tc, self.overlap)
         ]
-        acc = np.zeros(xn.shape, dtype=np.float32)
-        wsum = np.zeros(xn.shape[1:], dtype=np.float32)
+        nb = xn.shape[0]
+        var = self.uncertainty
+        acc = np.zeros((2 * nb if var else nb, *xn.shape[1:]), dtype=np.float32)
+        wsum = np.zeros((2, *xn.shape[1:]) if var else xn.shape[1:], dtype=np.float32)
         use_input = self.outside_sar == "input"
-        buf = np.empty((xn.shape[0], tr, tc), dtype=np.float32)
+        buf = np.empty((nb, tr, tc), dtype=np.float32)
         for k in range(0, len(positions), self.batch_size):
             pos = positions[k : k + self.batch_size]
             x = np.stack([xn[:, r : r + tr, c : c + tc] for r, c in pos])
             m = None if mask is None else np.stack([mask[r : r + tr, c : c + tc] for r, c in pos])
             skip = np.zeros(len(pos), dtype=bool)
             if not self.sar:  # one model for every pixel
-                pred = self.nosar()(x, None, m)
+                pred = self.nosar()(x, None, m, var)
                 self.counts["nosar_tiles"] += len(pos)
             else:
                 pred, skip = self._predict_sar_batch(x, m, pos, s1n, cov, (tr, tc), use_input)
             for i, (r, c) in enumerate(pos):
                 if skip[i]:
                     continue  # no S1 and outside_sar="input": every pixel keeps the input
-                np.multiply(pred[i], weights, out=buf)
-                acc[:, r : r + tr, c : c + tc] += buf
-                wsum[r : r + tr, c : c + tc] += weights
+                np.multiply(pred[i, :nb], weights, out=buf)
+                acc[:nb, r : r + tr, c : c + tc] += buf
+                if not var:
+                    wsum[r : r + tr, c : c + tc] += weights
+                    continue
+                wsum[0, r : r + tr, c : c + tc] += weights
+                has = np.isfinite(pred[i, nb])  # NaN: a model without variance here
+                wv = np.where(has, weights, 0.0).astype(np.float32)
+                acc[nb:, r : r + tr, c : c + tc] += np.where(has, pred[i, nb:], 0.0) * wv
+                wsum[1, r : r + tr, c : c + tc] += wv
             self.counts["tiles"] += len(pos)
             self.counts["tile_pixels"] += len(pos) * tr * tc
         return acc, wsum
 
-    def window(self, win: Window) -> tuple[np.ndarray, np.ndarray | None]:
-        """Predict one output window: ``(values in the file dtype (C, h, w), mask or None)``."""
+    def _predict_inside(
+        self,
+        xn: np.ndarray,
+        s1n: np.ndarray | None,
+        cov: np.ndarray | None,
+        mask: np.ndarray | None,
+        inner: Window,
+        off: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_region` on the part of the region inside the scene (``inner``: the
+        real part of the read, ``off``: the region's offset in it); zeros outside."""
+        top, left, ih, iw = inner
+        r0, c0 = max(0, top - off), max(0, left - off)
+        r1, c1 = min(xn.shape[1], top + ih - off), min(xn.shape[2], left + iw - off)
+        sub = (slice(r0, r1), slice(c0, c1))
+        acc_in, wsum_in = self.predict_region(
+            xn[(slice(None), *sub)],
+            None if s1n is None else s1n[(slice(None), *sub)],
+            None if cov is None else cov[sub],
+            None if mask is None else mask[sub],
+        )
+        acc = np.zeros((acc_in.shape[0], *xn.shape[1:]), dtype=np.float32)
+        acc[(slice(None), *sub)] = acc_in
+        wsum = np.zeros((*wsum_in.shape[:-2], *xn.shape[1:]), dtype=np.float32)
+        wsum[(..., *sub)] = wsum_in
+        return acc, wsum
+
+    def window(self, win: Window) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Predict one output window: ``(values in the file dtype (C, h, w), mask or None,
+        standard deviation or None)``; the standard deviation (with ``uncertainty``) is float32
+        reflectance (C, h, w), NaN where the value is not the model's (nodata, pixels kept from
+        the input) or the model predicts no variance."""
         s2, rh, h = self.s2, self.read_halo, self.halo
         r, c, wh, ww = win
         region_read = grow(win, rh)
@@ -278,9 +347,21 @@ class WindowPredictor:
             cov = s1_coverage(s1_db)
             s1n = normalize_s1(np.nan_to_num(s1_db, nan=0.0), self.scaling)
             self.covered += int(cov[h : h + wh, h : h + ww].sum())
-        acc, wsum = self.predict_region(xn, s1n, cov, mask)
+        if self.local:
+            acc, wsum = self.predict_region(xn, s1n, cov, mask)
+        else:
+            acc, wsum = self._predict_inside(xn, s1n, cov, mask, inner, off)
         keep = (slice(None), slice(h, h + wh), slice(h, h + ww))
-        acc, wsum = acc[keep], wsum[keep[1:]]
+        acc, wsum = acc[keep], wsum[(slice(None), *keep[1:]) if self.uncertainty else keep[1:]]
+        std = None
+        if self.uncertainty:
+            nb = acc.shape[0] // 2
+            vw = wsum[1]
+            var = np.divide(acc[nb:], vw, out=np.full_like(acc[nb:], np.nan), where=vw > 0)
+            # Variance of a network value -> standard deviation in reflectance.
+            to_refl = np.float32(self.scaling.s2_scale / S2_DN_PER_REFLECTANCE)
+            std = (np.sqrt(np.maximum(var, 0.0)) * to_refl)[rows]
+            acc, wsum = acc[:nb], wsum[0]
         pred = np.divide(acc, wsum, out=np.zeros_like(acc), where=wsum > 0)
         dn = denormalize_s2(pred, self.scaling)[rows]
         raw = data[:, rh : rh + wh, rh : rh + ww][rows]
@@ -300,9 +381,14 @@ class WindowPredictor:
         dn[:, replace] = raw[:, replace]
         out = to_dtype(dn, np.dtype(s2.meta.dtype))
         nodata = s2.meta.nodata
+        if std is not None:
+            std[:, replace] = np.nan  # the input's value there, not the model's
         if nodata is not None:
-            out[:, nodata_pixels(raw, nodata)] = np.asarray(nodata).astype(out.dtype)
-        return out, win_mask
+            holes = nodata_pixels(raw, nodata)
+            out[:, holes] = np.asarray(nodata).astype(out.dtype)
+            if std is not None:
+                std[:, holes] = np.nan
+        return out, win_mask, std
 
 
 def to_dtype(dn: np.ndarray, dtype: np.dtype) -> np.ndarray:
