@@ -143,7 +143,7 @@ def test_unknown_key_in_yaml_names_the_file(tmp_path: Path) -> None:
         ("optim.betas=[0.9]", "expected 2 values"),
         ("optim.betas=0.9", "expected a list"),
         ("train.deterministic=3", "expected bool"),
-        ("loss.name=l2", "unknown loss 'l2'"),
+        ("loss.name=l3", "unknown loss 'l3'"),
         ("optim.lr=-1", "optim.lr: must be > 0"),
         ("data.scaling=dn", "unknown protocol"),
         ("train.precision=fp8", "unknown precision"),
@@ -174,7 +174,7 @@ def test_missing_file_or_preset_errors() -> None:
         get_preset("nope")
 
 
-def test_presets_are_the_five_rows_the_hybrids_and_debug_tiny() -> None:
+def test_presets_are_the_five_rows_the_hybrids_uncrtaints_and_debug_tiny() -> None:
     assert set(PRESETS) == {
         "dsen2cr_sar_carl",
         "dsen2cr_sar_l1",
@@ -184,6 +184,10 @@ def test_presets_are_the_five_rows_the_hybrids_and_debug_tiny() -> None:
         "hybrid_sar_carl",
         "hybrid_nosar_carl",
         "hybrid_sar_sd_carl",
+        "uncrtaints_sar_l2",
+        "uncrtaints_sar_nll",
+        "uncrtaints_nosar_l2",
+        "uncrtaints_nosar_nll",
         "debug_tiny",
     }
     variants = {
@@ -194,6 +198,10 @@ def test_presets_are_the_five_rows_the_hybrids_and_debug_tiny() -> None:
         "hybrid_sar_carl": ("hybrid", "carl", "mask-fill"),
         "hybrid_nosar_carl": ("hybrid-nosar", "carl", "mask-fill"),
         "hybrid_sar_sd_carl": ("hybrid", "carl", "stable-diffusion"),
+        "uncrtaints_sar_l2": ("uncrtaints", "l2", "mask-fill"),
+        "uncrtaints_sar_nll": ("uncrtaints", "mgnll", "mask-fill"),
+        "uncrtaints_nosar_l2": ("uncrtaints-nosar", "l2", "mask-fill"),
+        "uncrtaints_nosar_nll": ("uncrtaints-nosar", "mgnll", "mask-fill"),
     }
     for name, (model, loss, inpaint) in variants.items():
         cfg = load_config(name)
@@ -201,6 +209,14 @@ def test_presets_are_the_five_rows_the_hybrids_and_debug_tiny() -> None:
         # the hybrids read the inpainted image, the mask and the cloudy input; only they do
         kwargs = cfg.model.build_kwargs()
         assert ("inpaint" in kwargs) is cfg.model.is_hybrid is model.startswith("hybrid")
+        if cfg.model.is_uncrtaints:
+            # UnCRtainTS's README recipe: Adam 1e-3, batch 4, 20 epochs, whole patches
+            assert (cfg.optim.name, cfg.optim.lr, cfg.train.batch_size) == ("adam", 1e-3, 4)
+            assert (cfg.train.epochs, cfg.data.crop_size, cfg.data.augment) == (20, 256, False)
+            assert cfg.data.scaling == "reflectance" and cfg.train.precision == "fp32"
+            assert (cfg.model.num_layers, cfg.model.feature_size) == (5, 128)
+            assert cfg.model.variance is (loss == "mgnll")
+            continue
         # everything else is the paper's recipe
         assert (
             cfg.optim == OptimConfig() and cfg.train == TrainConfig() and cfg.data == DataConfig()

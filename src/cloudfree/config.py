@@ -33,7 +33,7 @@ from typing import Any, Union
 from cloudfree.data.bands import SCALINGS, TRAIN_CROP_SIZE
 
 #: Loss names a config may use (``cloudfree.losses.LOSSES``; not imported here, it needs torch).
-LOSS_NAMES: tuple[str, ...] = ("carl", "l1", "pix2pix")
+LOSS_NAMES: tuple[str, ...] = ("carl", "l1", "l2", "mgnll", "pix2pix")
 #: Optimisers a config may use (``cloudfree.train.optim.build_optimizer``).
 OPTIMIZER_NAMES: tuple[str, ...] = ("nadam", "adam")
 #: GAN objectives of the pix2pix loss (``cloudfree.losses.pix2pix.GAN_MODES``).
@@ -66,6 +66,7 @@ class DataConfig:
     val_split: str = "val"  # split validated at each epoch end (spec section 7)
     crop_size: int = TRAIN_CROP_SIZE  # random training crop side, px (spec section 2: 128)
     scaling: str = "dsen2cr"  # normalisation protocol (spec section 2: S2 / 2000, S1 to [0, 2])
+    augment: bool = True  # random flips / rot90 of the training crops (spec section 2)
     num_workers: int = 2  # DataLoader worker processes per rank (not in the paper)
     strict: bool = False  # True: the first bad patch stops the run (issue 4: skip and count)
     max_bad_fraction: float = 0.01  # fail when more than this share of patches is unreadable
@@ -104,6 +105,10 @@ class ModelConfig:
     skip: str = "inpainted"  # "inpainted" (the hybrid) or "cloudy" (DSen2-CR's long skip)
     mask_channel: bool = True  # the binary cloud/shadow mask as an input channel
     cloudy_input: bool = True  # the cloudy image as an input beside the inpainted one
+    # UnCRtainTS only (issue 14, cloudfree.models.uncrtaints): feature_size is its width W and
+    # num_layers its decoder blocks (one encoder block); variance adds the 13 per-band
+    # variance outputs that loss.name=mgnll needs.
+    variance: bool = False
 
     @property
     def is_pix2pix(self) -> bool:
@@ -111,15 +116,26 @@ class ModelConfig:
         return self.name.startswith("pix2pix")
 
     @property
+    def is_uncrtaints(self) -> bool:
+        """UnCRtainTS (mono-temporal, ``cloudfree.models.uncrtaints``)."""
+        return self.name.startswith("uncrtaints")
+
+    @property
     def is_hybrid(self) -> bool:
         """A hybrid model: DSen2-CR on the inpainted image (reads the pack's inpainting)."""
         return self.name.startswith("hybrid")
 
-    def build_kwargs(self) -> dict[str, int | str | bool]:
+    def build_kwargs(self) -> dict[str, Any]:
         """Constructor arguments of the registered builder for these sizes."""
         if self.is_pix2pix:
             return {"num_downs": self.num_layers, "ngf": self.feature_size}
-        kwargs: dict[str, int | str | bool] = {
+        if self.is_uncrtaints:
+            return {
+                "encoder_widths": [self.feature_size],
+                "decoder_widths": [self.feature_size] * self.num_layers,
+                "covmode": "diag" if self.variance else None,
+            }
+        kwargs: dict[str, Any] = {
             "num_layers": self.num_layers,
             "feature_size": self.feature_size,
         }
@@ -153,7 +169,9 @@ class ModelConfig:
 class LossConfig:
     """Training loss (spec section 5)."""
 
-    name: str = "carl"  # "carl" (L_CARL), "l1" (L_T), or "pix2pix" (cGAN + L1, spec section 9)
+    # "carl" (L_CARL), "l1" (L_T), "pix2pix" (cGAN + L1, spec section 9); UnCRtainTS's "l2"
+    # and "mgnll" (the diagonal Gaussian NLL, cloudfree.losses.nll)
+    name: str = "carl"
     lambda_: float = 1.0  # weight of CARL's global target term (spec section 5: lambda = 1.0)
     lambda_l1: float = 100.0  # pix2pix: weight of the L1 term (Isola et al. 2017: 100)
     gan_mode: str = "vanilla"  # pix2pix: "vanilla" (BCE, pix2pix's default) or "lsgan"
@@ -283,6 +301,13 @@ class Config:
             "with loss.name=pix2pix (and only they do); use the 'pix2pix' preset",
         )
         _check(
+            (self.loss.name == "mgnll") == (self.model.is_uncrtaints and self.model.variance),
+            "loss.name",
+            f"loss {self.loss.name!r} with model {self.model.name!r} (variance="
+            f"{self.model.variance}): the Gaussian NLL (mgnll) needs, and is the only loss for, "
+            "an UnCRtainTS with model.variance=true; use the 'uncrtaints_sar_nll' preset",
+        )
+        _check(
             self.optim.decay_epochs <= self.train.epochs,
             "optim.decay_epochs",
             f"{self.optim.decay_epochs} decay epochs but only train.epochs={self.train.epochs}",
@@ -320,10 +345,32 @@ def _pix2pix() -> Config:
     )
 
 
+def _uncrtaints(sar: bool, nll: bool) -> Config:
+    # UnCRtainTS (Ebel et al. 2023) on SEN12MS-CR, the recipe of the upstream README's training
+    # command and parse_args defaults (PatrickTUM/UnCRtainTS@5e1f1b5): Adam lr 1e-3 (betas and
+    # eps torch's defaults), batch 4, 20 epochs, gamma 1.0 (a constant LR), seed 1, whole
+    # 256 x 256 patches without augmentation (its SEN12MSCR loader), S2 / 10000 and S1 to
+    # [0, 1] (its process_MS / process_SAR), fp32; W = 128, 1 encoder + 5 decoder MBConv
+    # blocks, scale_by 10. The loss: "l2", or the diagonal Gaussian NLL ("MGNLL").
+    return Config(
+        data=DataConfig(crop_size=256, scaling="reflectance", augment=False),
+        model=ModelConfig(
+            name="uncrtaints" if sar else "uncrtaints-nosar",
+            num_layers=5,
+            feature_size=128,
+            variance=nll,
+        ),
+        loss=LossConfig(name="mgnll" if nll else "l2"),
+        optim=OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999), eps=1e-8),
+        train=TrainConfig(batch_size=4, epochs=20, seed=1, precision="fp32"),
+    )
+
+
 #: Named presets: the four published DSen2-CR variants (spec section 8), the pix2pix baseline
 #: of the paper's table (spec section 9), the hybrids of issue 11 (DSen2-CR's recipe, CARL,
 #: on the inpainted image: mask-fill inpainting, and a Stable Diffusion variant whose pack
-#: needs 'cloudfree pack --inpaint stable-diffusion --sd-weights DIR') and a tiny debug run.
+#: needs 'cloudfree pack --inpaint stable-diffusion --sd-weights DIR'), UnCRtainTS's two
+#: published recipes with and without SAR (issue 14) and a tiny debug run.
 PRESETS: dict[str, Config] = {
     "dsen2cr_sar_carl": Config(),
     "dsen2cr_sar_l1": Config(loss=LossConfig(name="l1")),
@@ -333,6 +380,10 @@ PRESETS: dict[str, Config] = {
     "hybrid_sar_carl": Config(model=ModelConfig(name="hybrid")),
     "hybrid_nosar_carl": Config(model=ModelConfig(name="hybrid-nosar")),
     "hybrid_sar_sd_carl": Config(model=ModelConfig(name="hybrid", inpaint="stable-diffusion")),
+    "uncrtaints_sar_l2": _uncrtaints(sar=True, nll=False),
+    "uncrtaints_sar_nll": _uncrtaints(sar=True, nll=True),
+    "uncrtaints_nosar_l2": _uncrtaints(sar=False, nll=False),
+    "uncrtaints_nosar_nll": _uncrtaints(sar=False, nll=True),
     "debug_tiny": _debug_tiny(),
 }
 

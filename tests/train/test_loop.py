@@ -267,3 +267,31 @@ def test_bad_patch_counts_survive_a_checkpoint_between_log_steps(
     end_cut = load_checkpoint(tmp_path / "cut", model)["extra"]
     assert end_cut["seen"] == end_full["seen"] == 12
     assert end_cut["skipped"] == end_full["skipped"] == 2
+
+
+@pytest.mark.parametrize("nll", [True, False])
+def test_uncrtaints_recipes_train(synth: dict[str, Path], tmp_path: Path, nll: bool) -> None:
+    preset = "uncrtaints_sar_nll" if nll else "uncrtaints_sar_l2"
+    cfg = load_config(preset, [
+        f"data.packed={synth['packed']}", "data.crop_size=32", "data.num_workers=0",
+        "model.feature_size=8", "model.num_layers=1", "train.epochs=1", "train.log_every=1",
+        f"train.out_dir={tmp_path}", "train.run_name=run",
+    ])  # fmt: skip
+    assert cfg.optim.name == "adam" and cfg.optim.lr == 1e-3 and cfg.train.batch_size == 4
+    summary = train(cfg)
+    assert math.isfinite(summary["train_loss"])
+    model = build_model("uncrtaints", encoder_widths=[8], decoder_widths=[8],
+                        covmode="diag" if nll else None)  # fmt: skip
+    load_checkpoint(Path(summary["run_dir"]), model)
+    assert model.predicts_variance is nll
+    val = {n: v for _, split, n, v in read_metrics_csv(Path(summary["run_dir"]) / "metrics.csv")
+           if split == "val"}  # fmt: skip
+    # Metrics on the means (reflectance: UnCRtainTS's scaling), the loss on means + variances.
+    assert 0 < val["val_mae"] < 1 and math.isfinite(val["val_loss"])
+
+
+def test_nll_loss_needs_an_uncrtaints_with_variance() -> None:
+    with pytest.raises(ValueError, match="mgnll"):
+        load_config("uncrtaints_sar_nll", ["model.variance=false"])
+    with pytest.raises(ValueError, match="mgnll"):
+        load_config("dsen2cr_sar_carl", ["loss.name=mgnll"])

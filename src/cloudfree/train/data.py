@@ -51,7 +51,7 @@ def sample_configs(cfg: Config, include_sar: bool) -> tuple[SampleConfig, Sample
         crop_size=cfg.data.crop_size,
         include_sar=include_sar,
         scaling=cfg.data.scaling,
-        augment=True,
+        augment=cfg.data.augment,
         mask=mask,
         inpaint=inpaint,
     )

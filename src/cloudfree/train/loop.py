@@ -267,6 +267,8 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     else:
         loss_kwargs = {"lambda_": cfg.loss.lambda_} if cfg.loss.name == "carl" else {}
         loss_fn = build_loss(cfg.loss.name, **loss_kwargs).to(device)
+    # The Gaussian NLL takes the model's variances too (UnCRtainTS, cloudfree.losses.nll).
+    fwd = {"return_variance": True} if getattr(loss_fn, "needs_variance", False) else {}
 
     # ---- data (rank 0 first: it may index a root or create the mask cache) -----------------
     if not dist.is_main:
@@ -402,7 +404,11 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                     dummy = {"s2_inpainted": s2, "mask": torch.zeros(1, c, c, device=device)}
                     extras = extra_tensors(net, dummy, device)
                     with _autocast(device, bf16):
-                        pred = model(s2, s1, **extras) if include_sar else model(s2, **extras)
+                        pred = (
+                            model(s2, s1, **extras, **fwd)
+                            if include_sar
+                            else model(s2, **extras, **fwd)
+                        )
                         if adversary is not None:
                             cond = unwrap_model(model).condition(s2, s1)
                             adversary.discriminator_step(cond, pred, None, _sync_step)
@@ -417,10 +423,10 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                     with _autocast(device, bf16):
                         if include_sar:
                             s1 = batch["s1"].to(device, non_blocking=True, memory_format=mf)
-                            pred = model(s2, s1, **extras)
+                            pred = model(s2, s1, **extras, **fwd)
                         else:
                             s1 = None
-                            pred = model(s2, **extras)
+                            pred = model(s2, **extras, **fwd)
                         if adversary is not None:
                             # junyanz's order: update D on this prediction, then G against
                             # the updated D (cloudfree.train.gan).

@@ -115,6 +115,8 @@ def validate(
     # shards would not all join. No gradient is needed here, and the ranks' weights and
     # buffers are already identical.
     net = unwrap_model(model)
+    # The Gaussian NLL needs the variances (UnCRtainTS, cloudfree.losses.nll).
+    fwd = {"return_variance": True} if getattr(loss_fn, "needs_variance", False) else {}
     model.eval()
     try:
         with torch.no_grad():
@@ -127,10 +129,12 @@ def validate(
                 extras = extra_tensors(net, batch, device)  # the hybrid's inpainted image
                 with _autocast(device, bf16):
                     s1 = _to(batch["s1"], device) if "s1" in batch else None
-                    pred = net(cloudy, **extras) if s1 is None else net(cloudy, s1, **extras)
+                    args = (cloudy,) if s1 is None else (cloudy, s1)
+                    pred = net(*args, **extras, **fwd)
                 pred = pred.float()
                 b = pred.shape[0]
                 loss = loss_fn(pred, target, cloudy, mask).detach().to(torch.float64)
+                pred = pred[:, : target.shape[1]]  # the means (the variances follow them)
                 per_patch = batched_metrics(
                     pred * to_refl, target.float() * to_refl, cloudy.float() * to_refl, mask
                 )
