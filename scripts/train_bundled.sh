@@ -18,8 +18,10 @@
 #                     pairs: heavy cumulus, and snow in the target); trains the two no-SAR models
 #                     only (never installed): the recipe measured without any snow in training.
 #   RUNS="..."        the runs to train (default: all of the fold), among dsen2cr_sar
-#                     dsen2cr_nosar hybrid_sar hybrid_nosar hybrid_nosar_skipcloudy.
-#   EPOCHS_SAR (20), EPOCHS_NOSAR (10); CLOUDFREE, PYTHON (default the repo's .venv);
+#                     dsen2cr_nosar hybrid_sar hybrid_nosar hybrid_nosar_skipcloudy
+#                     uncrtaints_sar uncrtaints_nosar.
+#   EPOCHS_SAR (20), EPOCHS_NOSAR (10), EPOCHS_UNC (10); CLOUDFREE, PYTHON (default the
+#   repo's .venv);
 #   INSTALL=1 writes the four best checkpoints of fold A to src/cloudfree/weights/bundled/.
 # Steps already done in WORK_DIR are skipped; an interrupted training run is resumed.
 set -euo pipefail
@@ -37,7 +39,7 @@ SEEDS=(1 2 3)  # three independent cloud draws over every clear image
 VAL="ROIs2017_winter 112"
 case "$FOLD" in
   A) HELD=("ROIs1970_fall 136" "ROIs1868_summer 101" "ROIs1970_fall 148" "ROIs1158_spring 1000")
-     DEFAULT_RUNS="dsen2cr_sar dsen2cr_nosar hybrid_sar hybrid_nosar hybrid_nosar_skipcloudy" ;;
+     DEFAULT_RUNS="dsen2cr_sar dsen2cr_nosar hybrid_sar hybrid_nosar hybrid_nosar_skipcloudy uncrtaints_sar uncrtaints_nosar" ;;
   B) HELD=("ROIs1970_fall 136" "ROIs1158_spring 26")
      DEFAULT_RUNS="dsen2cr_nosar hybrid_nosar" ;;
   *) echo "FOLD must be A or B" >&2; exit 2 ;;
@@ -130,6 +132,14 @@ for run in $RUNS; do
     hybrid_sar) train_run "$run" hybrid_sar_carl "${EPOCHS_SAR:-20}" pack_sar ;;
     hybrid_nosar) train_run "$run" hybrid_nosar_carl "${EPOCHS_NOSAR:-10}" pack_nosar ;;
     hybrid_nosar_skipcloudy) train_run "$run" hybrid_nosar_carl "${EPOCHS_NOSAR:-10}" pack_nosar model.skip=cloudy ;;
+    # UnCRtainTS (issue 14): the Gaussian-NLL recipe (Adam, reflectance scaling) on a narrow
+    # network (W=32, 1 + 2 MBConv blocks, ~38k parameters) with the crops, augmentation and
+    # batch of the runs above, so that the comparison is on the same data budget.
+    uncrtaints_sar|uncrtaints_nosar)
+      preset=uncrtaints_sar_nll pack=pack_sar
+      [ "$run" = uncrtaints_nosar ] && preset=uncrtaints_nosar_nll pack=pack_nosar
+      train_run "$run" "$preset" "${EPOCHS_UNC:-10}" "$pack" model.feature_size=32 \
+        model.num_layers=2 data.augment=true optim.lr=1e-3 ;;
     *) echo "unknown run $run" >&2; exit 2 ;;
   esac
 done
@@ -158,9 +168,11 @@ from cloudfree.models.weights import load_weights, save_weights
 
 fw, dest = Path(sys.argv[1]), Path(sys.argv[2])
 dest.mkdir(parents=True, exist_ok=True)
-for run in ("dsen2cr_sar", "dsen2cr_nosar", "hybrid_sar", "hybrid_nosar"):
+runs = ("dsen2cr_sar", "dsen2cr_nosar", "hybrid_sar", "hybrid_nosar", "uncrtaints_sar",
+        "uncrtaints_nosar")
+for run in runs:
     model = load_weights(fw / "runs" / run / "checkpoints" / "best" / "model.safetensors")
-    name = run.replace("dsen2cr_", "dsen2cr_demo_")
+    name = run.replace("dsen2cr_", "dsen2cr_demo_").replace("uncrtaints_", "uncrtaints_demo_")
     out = save_weights(
         model,
         dest / f"{name}.safetensors",

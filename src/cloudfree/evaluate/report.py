@@ -219,6 +219,22 @@ def render_html(
         groups = _groups(summary, key)
         if groups:
             parts += [f"<h2>{_e(heading)}</h2>", markdown_table_html(format_table(groups), first)]
+    unc = summary.get("uncertainty")
+    if unc:
+        from cloudfree.evaluate.calibration import reliability_figure
+
+        cal = {k: (math.nan if v is None else v) for k, v in unc.items()}
+        parts += [
+            "<h2>Uncertainty calibration</h2>",
+            f"<p>UCE {cal['uce']:.4f}, AUCE {cal['auce']:.4f}, RMS predicted standard "
+            f"deviation {cal['rms_std']:.4f} (reflectance) over {int(cal['patches'])} "
+            "patches.</p>",
+            _img(figure_png(reliability_figure(cal)), "reliability plot and discard curve"),
+            '<p class="note">Left: each bin of patches (by predicted variance), RMS error against '
+            "RMS predicted standard deviation; on the dashed line the uncertainty is calibrated. "
+            "Right: mean squared error of the most certain patches. As UnCRtainTS computes "
+            "them (cloudfree.evaluate.calibration).</p>",
+        ]
     parts += ["<h2>Metric distributions</h2>", _img(distributions_png, "metric distributions")]
     parts.append(
         '<table class="counts"><tr><th>Metric</th><th>Shown</th><th>NaN (undefined)</th><th>Infinite</th></tr>'

@@ -4,7 +4,9 @@
 :func:`cloudfree.evaluate.methods.load_method`) over the full 256x256 patches of a split and
 writes, in ``out``:
 
-- ``per_patch.csv``: one row per patch (:data:`PER_PATCH_COLUMNS`), appended as each batch is
+- ``per_patch.csv``: one row per patch (:data:`PER_PATCH_COLUMNS`, and for a method that predicts
+  a variance the calibration columns of :mod:`cloudfree.evaluate.calibration`, whose UCE, AUCE
+  and bins go to the summary's ``uncertainty``), appended as each batch is
   done, under a temporary name renamed at the end (an interrupted run leaves no
   ``per_patch.csv`` that looks complete);
 - ``summary.json``: NaN-aware means of every metric, overall, by season and by cloud-cover bin;
@@ -42,6 +44,7 @@ from typing import Any, Final
 import numpy as np
 
 from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, SEASONS, get_scaling
+from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS
 from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
 from cloudfree.evaluate.table import CLOUD_BINS, cloud_bin, format_table
 from cloudfree.metrics import METRIC_KEYS, compute
@@ -175,7 +178,12 @@ def centre_window(x: np.ndarray, crop: int | None) -> np.ndarray:
 
 
 def patch_rows(
-    batch: Mapping[str, Any], pred: Any, mask: np.ndarray, protocol: EvalProtocol, s2_scale: float
+    batch: Mapping[str, Any],
+    pred: Any,
+    mask: np.ndarray,
+    protocol: EvalProtocol,
+    s2_scale: float,
+    var: Any = None,
 ) -> Iterator[dict[str, Any]]:
     """Per-patch rows (:data:`PER_PATCH_COLUMNS`) of one evaluated batch.
 
@@ -185,8 +193,14 @@ def patch_rows(
         mask: (B, H, W) uint8 cloud/shadow mask, 0 clear / 1 cloud / 2 shadow.
         protocol: window and clipping applied to every array before the metrics.
         s2_scale: DN per network unit (2000 for ``"dsen2cr"``).
+        var: (B, 13, H, W) predicted variance (network units squared), or None; adds the
+            columns of :data:`cloudfree.evaluate.calibration.UNCERTAINTY_COLUMNS`.
     """
+    from cloudfree.evaluate.calibration import patch_uncertainty
+
     to_refl = s2_scale / S2_DN_PER_REFLECTANCE  # network value -> reflectance
+    v_all = None if var is None else centre_window(
+        as_numpy(var).astype(np.float64) * to_refl**2, protocol.crop)  # fmt: skip
     p_all = as_numpy(pred).astype(np.float64) * to_refl
     t_all = as_numpy(batch["s2"]).astype(np.float64) * to_refl
     i_all = as_numpy(batch["s2_cloudy"]).astype(np.float64) * to_refl
@@ -199,6 +213,8 @@ def patch_rows(
         roi_season = str(batch["roi_season"][b])
         m = m_all[b]
         metrics = compute(p_all[b], t_all[b], i_all[b], m)
+        if v_all is not None:
+            metrics.update(patch_uncertainty(p_all[b], t_all[b], v_all[b]))
         yield {
             "id": str(batch["id"][b]),
             "roi_season": roi_season,
@@ -348,19 +364,30 @@ def evaluate(
     by_season: dict[str, RunningMean] = {}
     by_bin: dict[str, RunningMean] = {}
     row_index = array.array("q")  # dataset index of each row of per_patch.csv (for the report)
+    uncertain = bool(getattr(m, "predicts_variance", False))
+    columns = PER_PATCH_COLUMNS + (UNCERTAINTY_COLUMNS if uncertain else ())
+    unc: dict[str, array.array] = {k: array.array("d") for k in UNCERTAINTY_COLUMNS}
     with atomic_path(out / "per_patch.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(PER_PATCH_COLUMNS)
+        writer.writerow(columns)
         for batch in loader:
             if batch is None:  # every sample of the batch unreadable (counted below)
                 continue
             indices = batch.pop("index").tolist()
             mask = add_mask(batch, s2_scale)
+            var = None
             with torch.no_grad():
-                pred = m.predict(batch)
-            for i, row in zip(indices, patch_rows(batch, pred, mask, proto, s2_scale), strict=True):
+                if uncertain:
+                    pred, var = m.predict_variance(batch)
+                else:
+                    pred = m.predict(batch)
+            rows = patch_rows(batch, pred, mask, proto, s2_scale, var)
+            for i, row in zip(indices, rows, strict=True):
                 row_index.append(i)
-                writer.writerow([_cell(row[c]) for c in PER_PATCH_COLUMNS])
+                writer.writerow([_cell(row[c]) for c in columns])
+                if uncertain:
+                    for k in UNCERTAINTY_COLUMNS:
+                        unc[k].append(row[k])
                 overall.add(row)
                 by_season.setdefault(row["season"], RunningMean(SUMMARY_KEYS)).add(row)
                 by_bin.setdefault(cloud_bin(row["cloud_fraction"]), RunningMean(SUMMARY_KEYS)).add(
@@ -386,6 +413,7 @@ def evaluate(
         },
         "data": str(data),
         **_model_info(m),
+        **({"uncertainty": _uncertainty_summary(unc)} if uncertain else {}),
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "cloudfree_version": __version__,
     }
@@ -405,6 +433,18 @@ def evaluate(
     return summary
 
 
+def _uncertainty_summary(unc: Mapping[str, array.array]) -> dict[str, Any]:
+    """Calibration of the predicted variances (:mod:`cloudfree.evaluate.calibration`)."""
+    from cloudfree.evaluate.calibration import calibration
+
+    cal = calibration(unc["var_mean"], unc["error_mean"], unc["se_mean"])
+    v = np.asarray(unc["var_mean"], dtype=np.float64)
+    finite = v[np.isfinite(v)]
+    cal["mean_var"] = float(finite.mean()) if finite.size else math.nan
+    cal["rms_std"] = float(np.sqrt(finite.mean())) if finite.size else math.nan
+    return cal
+
+
 def format_report(summary: Mapping[str, Any], protocol: EvalProtocol) -> str:
     """``table.md``: the Table-1 row of the method, then the season and cloud-cover breakdowns."""
     parts = [
@@ -416,6 +456,19 @@ def format_report(summary: Mapping[str, Any], protocol: EvalProtocol) -> str:
         "",
         format_table([(str(summary["method"]), summary["metrics"])]).rstrip(),
     ]
+    unc = summary.get("uncertainty")
+    if unc:
+        parts += [
+            "",
+            "## Uncertainty calibration",
+            "",
+            "| UCE | AUCE | RMS predicted std | patches |",
+            "|---|---|---|---|",
+            f"| {unc['uce']:.4f} | {unc['auce']:.4f} | {unc['rms_std']:.4f} | {unc['patches']} |",
+            "",
+            "Reflectance; UCE / AUCE as UnCRtainTS computes them (20 bins of the per-patch mean "
+            "variance; cloudfree.evaluate.calibration). 0 is perfect calibration.",
+        ]
     for title, key in (("By season", "by_season"), ("By cloud cover", "by_cloud_bin")):
         groups = summary[key]
         if groups:
