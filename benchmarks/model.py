@@ -10,6 +10,7 @@ machine's measured matmul peak, and the output's max abs difference to fp32 in r
     .venv/bin/python benchmarks/model.py            # ~5 min on a 2-core CPU
     .venv/bin/python benchmarks/model.py --quick    # 128x128 only, fewer rounds
     .venv/bin/python benchmarks/model.py --compile  # add torch.compile (inference)
+    .venv/bin/python benchmarks/model.py --uncrtaints  # UnCRtainTS beside DSen2-CR (issue 14)
 
 Variants: fp32 eager (reference), fp32 channels_last, bf16 autocast, bf16 autocast +
 channels_last, and the library's default inference path (``cloudfree.models.runtime``:
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import platform
 import time
 from collections.abc import Callable
@@ -410,6 +412,61 @@ def cpu_backends(sizes: list[int], rounds: int) -> None:
     tmp.cleanup()
 
 
+def uncrtaints_vs_dsen2cr(sizes: list[int], rounds: int) -> None:
+    """UnCRtainTS (published size) next to the full DSen2-CR on the same patches, CPU.
+
+    Both are timed as plain fp32 eager and through the library's default inference path
+    (``prepare_for_inference``: NNPACK on CPU), interleaved, best of ``rounds``; the output
+    difference of the default path to eager is in reflectance. The 10980 x 10980 projection
+    multiplies the time per pixel by the pixels ``predict`` computes there with its default
+    tiling (UnCRtainTS: 256-px tiles, overlap 64; DSen2-CR: 1024-px tiles with its measured
+    overlap, 44 px for the full model, ``benchmarks/README.md`` "Predict").
+    """
+    from cloudfree.models.runtime import inference_context, prepare_for_inference
+    from cloudfree.models.uncrtaints import UnCRtainTS
+    from cloudfree.predict.tiling import axis_positions
+
+    def tiled_pixels(length: int, tile: int, overlap: int) -> int:
+        return (len(axis_positions(length, tile, overlap)) * tile) ** 2
+
+    side = 10980
+    models = {
+        "dsen2cr": (DSen2CR(), 2000.0, tiled_pixels(side, 1024, 44)),
+        "uncrtaints": (UnCRtainTS(), 10000.0, tiled_pixels(side, 256, 64)),
+    }
+    cpu = torch.device("cpu")
+    print(f"CPU: {cpu_name()}, threads {torch.get_num_threads()}")
+    print("| model | params | GMAC / 256 px patch | size | eager s | default s | default vs "
+          "eager | max diff (refl.) | 10980 tile, projected h |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in sizes:
+        torch.manual_seed(0)
+        refl = torch.rand(1, 13, size, size) * 0.4
+        s1 = torch.rand(1, 2, size, size)
+        for name, (model, scale, pixels) in models.items():
+            eager = model.eval()
+            fast = prepare_for_inference(copy.deepcopy(model), cpu, "auto")
+            x = refl * (10000.0 / scale)
+            s1n = s1 * (2.0 if name == "dsen2cr" else 1.0)
+            with torch.inference_mode():
+                ref = eager(x, s1n)
+                with inference_context(cpu, "auto"):
+                    out = fast(x, s1n)
+                t_e = min(timed(functools.partial(eager, x, s1n), cpu) for _ in range(rounds))
+                with inference_context(cpu, "auto"):
+                    t_f = min(timed(functools.partial(fast, x, s1n), cpu) for _ in range(rounds))
+            diff = float((out - ref).abs().max()) * scale / 10000.0
+            macs = (
+                model.config.conv_flops(256, 256) / 2
+                if name == "dsen2cr"
+                else model.config.macs(256, 256)
+            )
+            params = sum(p.numel() for p in model.parameters())
+            hours = min(t_e, t_f) / (size * size) * pixels / 3600
+            print(f"| {name} | {params / 1e6:.2f} M | {macs / 1e9:.1f} | {size} | {t_e:.3f} | "
+                  f"{t_f:.3f} | {t_e / t_f:.2f}x | {diff:.1e} | {hours:.2f} |")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="128x128 only, one timed round")
@@ -435,7 +492,16 @@ def main(argv: list[str] | None = None) -> None:
         help="only the CPU inference backends side by side: NNPACK (the default), OpenVINO, "
         "ONNX Runtime (those installed), full model, fp32, at --sizes (default 256 512)",
     )
+    p.add_argument(
+        "--uncrtaints",
+        action="store_true",
+        help="only UnCRtainTS (published size) next to the full DSen2-CR, CPU, at --sizes "
+        "(default 256): time, MACs, the default path's output difference, 10980 projection",
+    )
     args = p.parse_args(argv)
+    if args.uncrtaints:
+        uncrtaints_vs_dsen2cr(args.sizes or [256], args.rounds or 2)
+        return
     if args.backends:
         cpu_backends(args.sizes or [256, 512], args.rounds or 2)
         return

@@ -186,3 +186,15 @@ def test_cli_converts(tmp_path, capsys):
     assert rc == 0
     assert "mean + variance (diag)" in capsys.readouterr().out
     assert load_weights(tmp_path / "o.safetensors").config.decoder_widths == (16, 16)
+
+
+def test_converted_file_imports_under_a_name_of_ones_own(tmp_path):
+    from cloudfree.evaluate.methods import load_method
+    from cloudfree.weights import find_weights
+    from cloudfree.weights.fetch import import_file
+
+    convert_uncrtaints(FIXTURE / "model.pth.tar", FIXTURE / "conf.json", tmp_path / "u.st")
+    import_file(tmp_path / "u.st", "my-uncrtaints-test")
+    assert find_weights("my-uncrtaints-test") is not None
+    method = load_method("my-uncrtaints-test", device="cpu")
+    assert method.scaling == "reflectance" and method.predicts_variance

@@ -358,5 +358,7 @@ def import_file(path: str | os.PathLike[str], name: str, force: bool = False) ->
                 f"--name {typo[0]}? (for weights of your own, pick a name further from it)"
             )
     checked = verify(src, None if entry is None or entry.local else entry)
-    extra = {"local": True, "scaling": "dsen2cr"} if entry is None or entry.local else {}
+    # The scaling a local entry shows is its model's (UnCRtainTS: reflectance).
+    scaling = "reflectance" if str(checked.get("model", "")).startswith("uncrtaints") else "dsen2cr"
+    extra = {"local": True, "scaling": scaling} if entry is None or entry.local else {}
     return _install(name, src, checked, source=str(src.resolve()), move=False, **extra)
