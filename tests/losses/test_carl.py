@@ -130,7 +130,7 @@ def test_num_bands_for_other_sensors() -> None:
 
 
 def test_registry() -> None:
-    assert set(LOSSES) == {"carl", "l1", "pix2pix"}
+    assert set(LOSSES) == {"carl", "l1", "l2", "mgnll", "pix2pix"}
     carl = build_loss("carl", lambda_=0.5)
     assert isinstance(carl, CARLLoss) and carl.lambda_ == 0.5
     assert isinstance(build_loss("L1"), TargetL1Loss)
