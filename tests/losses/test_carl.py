@@ -137,6 +137,6 @@ def test_registry() -> None:
     pred, target, cloudy, mask = _case()
     assert build_loss("carl")(pred, target, cloudy, mask).item() == 1.0625
     with pytest.raises(KeyError, match="carl"):
-        build_loss("l2")
+        build_loss("l3")
     with pytest.raises(TypeError):
         build_loss("l1", lambda_=1.0)
