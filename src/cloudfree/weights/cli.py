@@ -45,6 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("file")
     imp.add_argument("--name", required=True)
     imp.add_argument("--force", action="store_true", help="replace your own entry of that name")
+    imp.add_argument(
+        "--conf",
+        default=None,
+        help="the conf.json beside an UnCRtainTS model.pth.tar (its configuration)",
+    )
     p.set_defaults(func=run)
 
 
@@ -58,6 +63,8 @@ def _size(entry) -> str:  # noqa: ANN001 - a WeightsEntry
 def _source(entry) -> str:  # noqa: ANN001
     if entry.bundled or entry.local:
         return entry.source
+    if "pcloud" in entry.source:
+        return "pcloud"
     return "google drive" if "drive.google.com" in entry.source else "url"
 
 
@@ -141,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         done = fetch(args.name, url=args.url, force=args.force, retries=args.retries,
                      quiet=args.quiet)  # fmt: skip
     else:
-        done = import_file(args.file, args.name, force=args.force)
+        done = import_file(args.file, args.name, force=args.force, conf=args.conf)
     verb = "fetched" if args.verb == "fetch" else "imported"
     if not done.fresh:
         print(f"{done.name} is already cached (--force to fetch it again)")

@@ -56,7 +56,8 @@ class Installed:
 
 
 def sniff_format(path: Path) -> str:
-    """``"keras-hdf5"``, ``"safetensors"`` or ``"html"`` from a file's first bytes.
+    """``"keras-hdf5"``, ``"safetensors"``, ``"uncrtaints-pth"`` (a ``torch.save`` file) or
+    ``"html"`` from a file's first bytes.
 
     Raises:
         DataError: none of these (with what the file starts with).
@@ -65,6 +66,8 @@ def sniff_format(path: Path) -> str:
         head = f.read(8192)
     if any(head[o : o + 8] == _HDF5_SIGNATURE for o in _HDF5_OFFSETS):
         return "keras-hdf5"
+    if head[:4] == b"PK\x03\x04" or head[:2] in (b"\x80\x02", b"\x80\x04"):
+        return "uncrtaints-pth"  # a torch.save file (zip, or a legacy pickle): UnCRtainTS's
     if len(head) >= 9:
         (header_len,) = struct.unpack("<Q", head[:8])
         if head[8:9] == b"{" and 8 + header_len <= path.stat().st_size:
@@ -74,8 +77,9 @@ def sniff_format(path: Path) -> str:
         return "html"
     raise DataError(
         path,
-        f"is neither a Keras HDF5 nor a safetensors file (it starts with {head[:16]!r})",
-        "a Keras .hdf5 checkpoint of DSen2-CR or a .safetensors file written by cloudfree",
+        f"is neither a Keras HDF5, a PyTorch nor a safetensors file (it starts with {head[:16]!r})",
+        "a Keras .hdf5 checkpoint of DSen2-CR, an UnCRtainTS model.pth.tar, or a .safetensors "
+        "file written by cloudfree",
     )
 
 
@@ -88,8 +92,20 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _structure(path: Path, fmt: str) -> tuple[str, dict[str, Any]]:
-    """``(model name, config)`` a weights file holds, from its layer shapes / metadata."""
+def _structure(path: Path, fmt: str, conf: Path | None = None) -> tuple[str, dict[str, Any]]:
+    """``(model name, config)`` a weights file holds, from its layer shapes / metadata (an
+    UnCRtainTS checkpoint: from its ``conf``, every tensor checked against it)."""
+    if fmt == "uncrtaints-pth":
+        from cloudfree.models.uncrtaints_import import load_upstream
+
+        if conf is None:
+            raise DataError(
+                path,
+                "is a PyTorch checkpoint: its configuration is in the conf.json beside it",
+                "--conf conf.json (cloudfree weights import FILE --conf conf.json --name NAME)",
+            )
+        model = load_upstream(path, conf)
+        return model.registry_name, model.config.to_dict()
     if fmt == "keras-hdf5":
         from dataclasses import asdict
 
@@ -117,8 +133,9 @@ def _describe(model: str, config: dict[str, Any]) -> str:
     return f"{model} ({shown})" if shown else model
 
 
-def verify(path: Path, entry: WeightsEntry | None) -> dict[str, Any]:
-    """Check a downloaded / given file against ``entry`` (or only its own structure if None).
+def verify(path: Path, entry: WeightsEntry | None, conf: Path | None = None) -> dict[str, Any]:
+    """Check a downloaded / given file against ``entry`` (or only its own structure if None);
+    ``conf``: the ``conf.json`` of an UnCRtainTS checkpoint.
 
     Returns:
         ``{"format", "model", "config", "download_sha256", "download_bytes"}``.
@@ -154,7 +171,7 @@ def verify(path: Path, entry: WeightsEntry | None) -> dict[str, Any]:
         )
     # Either format passes for an entry (a Keras file converted by hand with convert-keras is
     # the same weights): what counts is the exact model below.
-    model, config = _structure(path, fmt)
+    model, config = _structure(path, fmt, conf)
     if (
         entry is not None
         and entry.config
@@ -171,6 +188,7 @@ def verify(path: Path, entry: WeightsEntry | None) -> dict[str, Any]:
         "config": config,
         "download_sha256": digest,
         "download_bytes": size,
+        **({"conf": str(conf)} if fmt == "uncrtaints-pth" else {}),
     }
 
 
@@ -186,6 +204,12 @@ def _install(
         from cloudfree.models.keras_import import convert_keras
 
         convert_keras(src, final, include_sar=checked["config"]["include_sar"])
+        if move:
+            src.unlink()
+    elif checked["format"] == "uncrtaints-pth":
+        from cloudfree.models.uncrtaints_import import convert_uncrtaints
+
+        convert_uncrtaints(src, checked["conf"], final)
         if move:
             src.unlink()
     else:
@@ -209,7 +233,7 @@ def _install(
         "download_bytes": checked["download_bytes"],
         # A safetensors file is installed byte for byte: its checksum is the download's.
         "sha256": sha256_of(final)
-        if checked["format"] == "keras-hdf5"
+        if checked["format"] != "safetensors"
         else checked["download_sha256"],
         "size_bytes": final.stat().st_size,
         "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -243,8 +267,9 @@ def fetch(
 
     Args:
         name: a downloadable entry of :data:`cloudfree.weights.WEIGHTS`.
-        url: download from this URL instead of the entry's source (a mirror); the file is
-            checked exactly as the original would be.
+        url: download from this URL instead of the entry's source (a mirror; for a pCloud
+            entry, the base URL of a pCloud API); the file is checked exactly as the original
+            would be.
         force: download again even if the entry is cached.
         retries: reconnections after a dropped connection within this run (each resumes
             where the bytes stopped).
@@ -264,6 +289,8 @@ def fetch(
     record = cache.read_record(name)
     if record is not None and not force:
         return Installed(name=name, path=cache.weights_path(name), record=record, fresh=False)
+    if entry.format == "uncrtaints-pth":
+        return _fetch_pcloud(entry, url, force, retries, timeout)
     import importlib.util
 
     if entry.format == "keras-hdf5" and importlib.util.find_spec("h5py") is None:
@@ -314,13 +341,19 @@ def fetch(
     return _install(name, target, checked, source=source, move=True)
 
 
-def import_file(path: str | os.PathLike[str], name: str, force: bool = False) -> Installed:
+def import_file(
+    path: str | os.PathLike[str],
+    name: str,
+    force: bool = False,
+    conf: str | os.PathLike[str] | None = None,
+) -> Installed:
     """Install a weights file the user has (a download made by hand, their own training).
 
     ``name`` an entry of the registry: the file must be that entry's (the same checks as a
     fetch). Any other name adds an entry of the user's own, listed by ``weights list`` and
     accepted by ``--checkpoint NAME``; the file must hold a cloudfree model (a DSen2-CR Keras
-    checkpoint or a cloudfree safetensors file).
+    checkpoint, an UnCRtainTS ``model.pth.tar`` with its ``conf``, or a cloudfree safetensors
+    file).
 
     Raises:
         CloudfreeError: a bundled entry's name, a name close to a registry entry's (a typo),
@@ -357,8 +390,112 @@ def import_file(path: str | os.PathLike[str], name: str, force: bool = False) ->
                 f"{name!r} is very close to the registry entry {typo[0]!r}: did you mean "
                 f"--name {typo[0]}? (for weights of your own, pick a name further from it)"
             )
-    checked = verify(src, None if entry is None or entry.local else entry)
+    conf_path = None if conf is None else Path(conf).expanduser()
+    checked = verify(src, None if entry is None or entry.local else entry, conf_path)
     # The scaling a local entry shows is its model's (UnCRtainTS: reflectance).
     scaling = "reflectance" if str(checked.get("model", "")).startswith("uncrtaints") else "dsen2cr"
     extra = {"local": True, "scaling": scaling} if entry is None or entry.local else {}
     return _install(name, src, checked, source=str(src.resolve()), move=False, **extra)
+
+
+#: pCloud API hosts by the host of a public link (EU links are served by eapi).
+_PCLOUD_API: Final[dict[str, str]] = {
+    "u.pcloud.link": "https://eapi.pcloud.com",
+    "e.pcloud.link": "https://eapi.pcloud.com",
+}
+_PCLOUD_FILES: Final[tuple[str, ...]] = ("model.pth.tar", "conf.json")
+
+
+def _get_json(url: str, timeout: float) -> dict[str, Any]:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - https or a mirror
+        data = json.loads(r.read().decode("utf-8"))
+    if not isinstance(data, dict) or data.get("result") != 0:
+        raise CloudfreeError(f"pCloud answered {data!r} for {url}")
+    return data
+
+
+def _find_folder(node: dict[str, Any], name: str) -> dict[str, Any] | None:
+    if node.get("isfolder") and node.get("name") == name:
+        return node
+    for child in node.get("contents", ()):
+        found = _find_folder(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _download(url: str, target: Path, retries: int, timeout: float) -> None:
+    """``url`` to ``target`` through ``target.part``, resuming with HTTP Range after a drop."""
+    import urllib.error
+    import urllib.request
+
+    part = target.with_name(target.name + ".part")
+    for attempt in range(retries + 1):
+        have = part.stat().st_size if part.exists() else 0
+        req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
+                mode = "ab" if have and r.status == 206 else "wb"
+                with open(part, mode) as f:
+                    shutil.copyfileobj(r, f, 1 << 20)
+            os.replace(part, target)
+            return
+        except (urllib.error.URLError, OSError) as e:
+            if attempt == retries:
+                raise CloudfreeError(
+                    f"downloading {url} failed: {e}. The bytes received so far are kept in "
+                    f"{part}; run the same command again to resume"
+                ) from e
+
+
+def _fetch_pcloud(
+    entry: WeightsEntry, api: str | None, force: bool, retries: int, timeout: float
+) -> Installed:
+    """An UnCRtainTS checkpoint and its conf.json from the authors' public pCloud folder
+    (pCloud's public API: ``showpublink`` lists the folder, ``getpublinkdownload`` gives each
+    file's link), then verified and converted as ``import_file`` does."""
+    from urllib.parse import parse_qs, urlencode, urlparse
+
+    link = urlparse(entry.source)
+    code = parse_qs(link.query).get("code", [""])[0]
+    base = (api or _PCLOUD_API.get(link.netloc, "https://api.pcloud.com")).rstrip("/")
+    staging = cache.download_dir(entry.name)
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        tree = _get_json(f"{base}/showpublink?{urlencode({'code': code})}", timeout)
+        folder = _find_folder(tree.get("metadata", {}), entry.filename)
+        if folder is None:
+            raise CloudfreeError(f"the pCloud folder has no {entry.filename!r} folder")
+        files = {c.get("name"): c.get("fileid") for c in folder.get("contents", ())}
+        paths = {}
+        for fname in _PCLOUD_FILES:
+            if files.get(fname) is None:
+                raise CloudfreeError(f"the pCloud folder {entry.filename!r} has no {fname}")
+            target = staging / fname
+            if force:
+                target.unlink(missing_ok=True)
+            if not target.exists():
+                q = urlencode({"code": code, "fileid": files[fname]})
+                got = _get_json(f"{base}/getpublinkdownload?{q}", timeout)
+                url = f"{urlparse(base).scheme}://{got['hosts'][0]}{got['path']}"
+                _download(url, target, retries, timeout)
+            paths[fname] = target
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        raise CloudfreeError(
+            f"downloading {entry.name!r} from {entry.source} failed: {e}. Without a working "
+            f"connection: download {entry.filename}/model.pth.tar and conf.json from that "
+            f"folder in a browser, then run: cloudfree weights import model.pth.tar --conf "
+            f"conf.json --name {entry.name}"
+        ) from e
+    try:
+        checked = verify(paths["model.pth.tar"], entry, paths["conf.json"])
+    except DataError:
+        for p in paths.values():
+            p.unlink(missing_ok=True)  # never resumed onto: the next run starts afresh
+        raise
+    done = _install(entry.name, paths["model.pth.tar"], checked, source=entry.source, move=True)
+    paths["conf.json"].unlink(missing_ok=True)
+    return done

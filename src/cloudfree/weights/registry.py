@@ -8,7 +8,8 @@ dsen2cr-sar-carl``. Two kinds of entries:
 - **bundled**: small demonstration models shipped inside the package (``bundled/``, described in
   ``bundled/MODEL_CARD.md``), always available;
 - **published**: the four DSen2-CR checkpoints of Meraner et al. (2020), Keras 2.2 HDF5 files on
-  the authors' Google Drive. ``cloudfree weights fetch NAME`` downloads one into the user cache
+  the authors' Google Drive, and UnCRtainTS's mono-temporal L2 checkpoint (Ebel et al. 2023), a
+  ``model.pth.tar`` + ``conf.json`` in the authors' pCloud folder. ``cloudfree weights fetch NAME`` downloads one into the user cache
   (:mod:`cloudfree.weights.cache`), checks it and converts it to safetensors once
   (:mod:`cloudfree.weights.fetch`); ``cloudfree weights import FILE --name NAME`` does the same
   for a file downloaded by hand.
@@ -85,8 +86,11 @@ class WeightsEntry:
         citation: what to cite when using them.
         scaling: the normalisation protocol of its inputs (``cloudfree.data.bands``).
         description: what it is for, in one line.
-        format: the file format: ``"safetensors"`` (loads as is) or ``"keras-hdf5"`` (a Keras
-            2.2 checkpoint, converted to safetensors once, :mod:`cloudfree.models.keras_import`).
+        format: the file format: ``"safetensors"`` (loads as is), ``"keras-hdf5"`` (a Keras
+            2.2 checkpoint, converted to safetensors once, :mod:`cloudfree.models.keras_import`)
+            or ``"uncrtaints-pth"`` (an UnCRtainTS ``model.pth.tar`` with its ``conf.json``,
+            :mod:`cloudfree.models.uncrtaints_import`; ``filename`` is then the experiment's
+            folder in the pCloud folder ``source``).
         config: the model's constructor arguments (``DSen2CRConfig`` fields): what a download
             must hold, and what ``train --init`` checks a training config against.
         homepage: where the weights are described by their authors.
@@ -125,6 +129,8 @@ class WeightsEntry:
         """``size_bytes``, else the float32 size of ``config``'s parameters (a lower bound)."""
         if self.size_bytes is not None or not self.config:
             return self.size_bytes
+        if self.model.startswith("uncrtaints"):
+            return None  # its size is in its conf.json
         from cloudfree.models.dsen2cr import DSen2CRConfig
 
         return 4 * DSen2CRConfig(**self.config).num_parameters
@@ -147,12 +153,16 @@ class WeightsEntry:
                     f"import them again: cloudfree weights import FILE --name {self.name}",
                 )
             if path is None:
+                by_hand = f"{self.filename} --name {self.name}"
+                if self.format == "uncrtaints-pth":
+                    by_hand = (f"{self.filename}/model.pth.tar --conf {self.filename}/conf.json "
+                               f"--name {self.name}")  # fmt: skip
                 raise DataError(
                     None,
                     f"the weights {self.name!r} are not downloaded yet; run: cloudfree weights "
                     f"fetch {self.name}  (on a machine without internet: download "
                     f"{self.source} in a browser, then run: cloudfree weights import "
-                    f"{self.filename} --name {self.name})",
+                    f"{by_hand})",
                 )
             return path
         path = BUNDLED_DIR / self.filename
@@ -165,6 +175,21 @@ class WeightsEntry:
             )
         return path
 
+
+_CITATION_UNCRTAINTS = (
+    "Ebel, Garnot, Schmitt, Wegner, Zhu, 'UnCRtainTS: Uncertainty Quantification for Cloud "
+    "Removal in Optical Satellite Time Series', CVPR Workshops (EarthVision) 2023"
+)
+#: The public pCloud folder of the UnCRtainTS checkpoints (linked from the upstream README).
+UNCRTAINTS_PCLOUD: Final[str] = (
+    "https://u.pcloud.link/publink/show?code=kZsdbk0Z5Y2Y2UEm48XLwOvwSVlL8R2L3daV"
+)
+LICENCE_UNCRTAINTS: Final[str] = (
+    "MIT, the licence of the authors' repository PatrickTUM/UnCRtainTS (its code states it; no "
+    "separate licence is given for the checkpoints). cloudfree does not redistribute them: "
+    "'weights fetch' downloads them from the authors' pCloud folder. Trained on SEN12MS-CR "
+    "(CC BY 4.0, cite Ebel et al. 2021)"
+)
 
 #: Every named checkpoint, in the order ``list_weights`` shows them. The four bundled models
 #: share one recipe and one split (``scripts/train_bundled.sh``, fold A; ``bundled/MODEL_CARD.md``).
@@ -284,6 +309,26 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
                 "SAR and loss ablation",
             ),
         )
+    ),
+    WeightsEntry(
+        name="uncrtaints-l2",
+        model="uncrtaints",
+        input="cloudy S2 L1C (13 bands) + S1 (VV, VH dB), as its conf.json says",
+        source=UNCRTAINTS_PCLOUD,
+        # The experiment folder in the pCloud folder: model.pth.tar and its conf.json.
+        filename="monotemporalL2",
+        size_bytes=None,
+        sha256=None,
+        licence=LICENCE_UNCRTAINTS,
+        citation=_CITATION_UNCRTAINTS,
+        scaling="reflectance",
+        description="UnCRtainTS mono-temporal (t = 1), L2 loss, on SEN12MS-CR: the leaderboard's "
+        "'UnCRtainTS L2, t=1' (MAE .027, SAM 8.32, PSNR 28.90, SSIM .880); mean only, no "
+        "variance; 0.52 M parameters",
+        format="uncrtaints-pth",
+        # An L2 model has no variance head; the rest is read from its conf.json and checked.
+        config={"covmode": None},
+        homepage="https://github.com/PatrickTUM/UnCRtainTS",
     ),
 )
 
