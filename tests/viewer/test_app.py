@@ -326,3 +326,33 @@ def test_live_checkpoints_predict_when_a_patch_is_shown(world) -> None:  # noqa:
     d = live.get(f"/api/patch/{world.link_id}").json()
     assert "outside" in d["errors"]["dsen2cr-demo-sar"] and "mask-fill" in d["metrics"]
     assert live.get(f"/api/patch/{world.link_id}/pred/dsen2cr-demo-sar.png").status_code == 403
+
+
+def test_uncertainty_of_a_live_model_is_a_layer(world, tmp_path) -> None:  # noqa: ANN001
+    """`view --checkpoint` with an UnCRtainTS that predicts a variance: its standard deviation
+    (mean over bands) is a layer, equal to the model's own variance on that patch."""
+    import torch
+
+    from cloudfree.data.bands import REFLECTANCE
+    from cloudfree.data.preprocess import normalize_s1, normalize_s2
+    from cloudfree.models import save_weights
+    from cloudfree.models.uncrtaints import UnCRtainTS
+
+    torch.manual_seed(0)
+    model = UnCRtainTS(encoder_widths=[8], decoder_widths=[8]).eval()
+    weights = save_weights(model, tmp_path / "unc.safetensors")
+    live = TestClient(create_app(world.root, predictions=world.predictions, device="cpu",
+                                 checkpoints=[str(weights), "mask-fill"]))  # fmt: skip
+    pid = world.pred_ids[0]
+    d = live.get(f"/api/patch/{pid}").json()
+    assert d["uncertainty"] == ["unc"]  # mask-fill has no variance
+    row = _row(world, pid)
+    cloudy = read_raster(world.root / row.s2_cloudy)[0].astype(np.float32)
+    s1 = read_raster(world.root / row.s1)[0].astype(np.float32)
+    with torch.no_grad():
+        out = model(torch.from_numpy(normalize_s2(cloudy, REFLECTANCE))[None],
+                    torch.from_numpy(normalize_s1(s1, REFLECTANCE))[None], return_variance=True)  # fmt: skip
+    std = np.sqrt(out[0, 13:].numpy())
+    got = _png(live.get(f"/api/patch/{pid}/uncertainty/unc.png")).astype(int)
+    assert np.abs(got - render.uncertainty_map(std).astype(int)).max() <= 1
+    assert live.get(f"/api/patch/{pid}/uncertainty/mask-fill.png").status_code == 404

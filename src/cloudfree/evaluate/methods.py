@@ -236,8 +236,12 @@ class ModelMethod(Method):
 
 
 def predict_dn(
-    method: Method, cloudy: np.ndarray, s1: np.ndarray | None, mask: np.ndarray
-) -> np.ndarray:
+    method: Method,
+    cloudy: np.ndarray,
+    s1: np.ndarray | None,
+    mask: np.ndarray,
+    variance: bool = False,
+) -> Any:
     """One patch through ``method`` as ``evaluate`` feeds it, in file units.
 
     Args:
@@ -245,8 +249,12 @@ def predict_dn(
         cloudy: (13, H, W) cloudy S2, DN; s1: (2, H, W) S1 in dB, or None (used only if the
             method takes S1); mask: (H, W) cloud/shadow mask, nonzero = masked.
 
+        variance: also return the predicted variance (a method that
+            :attr:`~Method.predicts_variance`).
+
     Returns:
-        (13, H, W) float32 prediction, DN (the network value times the protocol's scale).
+        (13, H, W) float32 prediction, DN (the network value times the protocol's scale);
+        with ``variance``, ``(prediction, variance in DN squared)``.
     """
     from cloudfree.data.bands import get_scaling
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
@@ -256,7 +264,11 @@ def predict_dn(
              "mask": torch.from_numpy(np.ascontiguousarray(mask))[None]}  # fmt: skip
     if method.include_sar and s1 is not None:
         batch["s1"] = torch.from_numpy(normalize_s1(s1, scaling))[None]
-    return method.predict(batch)[0].numpy() * np.float32(scaling.s2_scale)
+    scale = np.float32(scaling.s2_scale)
+    if not variance:
+        return method.predict(batch)[0].numpy() * scale
+    mean, var = method.predict_variance(batch)
+    return mean[0].numpy() * scale, var[0].numpy() * scale**2
 
 
 def weights_file(path: Path) -> Path:

@@ -8,7 +8,9 @@ Endpoints (all GET; patches are named by row number or id, never by path):
 - ``/api/patch/{pid}``: one patch: its files, predictions, cloud fraction and metrics (a
   live method, ``view --checkpoint``, predicts the patch here; its failure is in ``errors``).
 - ``/api/patch/{pid}/{layer}.png``: ``cloudy``, ``target``, ``s1``, ``mask``; and
-  ``/api/patch/{pid}/pred/{method}.png``, ``/api/patch/{pid}/error/{method}.png``.
+  ``/api/patch/{pid}/pred/{method}.png``, ``/api/patch/{pid}/error/{method}.png``,
+  ``/api/patch/{pid}/uncertainty/{method}.png`` (a live method's predicted standard deviation,
+  mean over bands, black 0 to pale yellow 0.1 reflectance).
   Query: ``composite=true|false``, ``stretch=gain|percentile``, ``gain=2.5``, ``plo=2``,
   ``phi=98``, ``overlay=1`` (mask over the cloudy input).
 - ``/api/scene/{sid}``: size and tile pyramid of a whole-scene GeoTIFF;
@@ -160,6 +162,8 @@ def create_app(
             for m in sorted(cat.methods)
             if row.id in cat.methods[m].metrics
         }
+        # Live methods with a variance: their predicted standard deviation is a layer too.
+        out["uncertainty"] = [m for m in cat.uncertain_methods() if m in out["predictions"]]
         out["errors"] = {}
         for m in out["predictions"]:
             if cat.methods[m].runner is not None:  # live: predicted now, then cached
@@ -205,6 +209,11 @@ def create_app(
         pred, row = predicted(pid, method)
         target, _ = read_display(cat.file(row, "s2"), max_size=MAX_PATCH_SIDE)
         return png(render.error_map(pred, target))
+
+    @app.get("/api/patch/{pid}/uncertainty/{method}.png")
+    def uncertainty(pid: str, method: str) -> Response:
+        n, _ = cat.row(pid)
+        return png(render.uncertainty_map(cat.live_uncertainty(n, method)))
 
     @app.get("/api/patch/{pid}/{layer}.png")
     def layer(pid: str, layer: str, style: StyleQ, overlay: bool = False) -> Response:

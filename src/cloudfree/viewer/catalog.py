@@ -215,7 +215,7 @@ class Catalog:
             self.scenes = {s.id: s for s in scenes}
         self.masks = LRU(mask_cache)
         self.overviews = LRU(16)
-        self.live = LRU(32)  # (row, method) -> (prediction DN, metrics or None)
+        self.live = LRU(32)  # (row, method) -> (prediction DN, metrics or None, std or None)
         for spec in checkpoints:
             from cloudfree.evaluate.methods import load_method
 
@@ -278,7 +278,14 @@ class Catalog:
     # ------------------------------------------------------------------ live methods
     def live_prediction(self, n: int, name: str) -> tuple[np.ndarray, dict[str, float] | None]:
         """A live method's prediction of patch ``n``, (13, H, W) float32 DN, and its metrics
-        against the target (None without one), computed once and cached (LRU).
+        against the target (None without one), computed once and cached (LRU)."""
+        pred, scores, _ = self._live(n, name)
+        return pred, scores
+
+    def _live(
+        self, n: int, name: str
+    ) -> tuple[np.ndarray, dict[str, float] | None, np.ndarray | None]:
+        """Prediction, metrics and (a method with a variance) standard deviation, cached.
 
         The method sees what ``cloudfree evaluate`` gives it: the cloudy input and S1 scaled
         by its protocol, and the DSen2-CR cloud/shadow mask of the cloudy input.
@@ -287,7 +294,7 @@ class Catalog:
         if m.runner is None or not m.has(row):
             raise NotFound(f"method {name!r} cannot predict patch {row.id} (missing inputs)")
 
-        def compute() -> tuple[np.ndarray, dict[str, float] | None]:
+        def compute() -> tuple[np.ndarray, dict[str, float] | None, np.ndarray | None]:
             from cloudfree.data.bands import S2_DN_PER_REFLECTANCE
             from cloudfree.data.io import read_raster
             from cloudfree.evaluate.methods import predict_dn
@@ -299,15 +306,39 @@ class Catalog:
             s1 = None
             if m.runner.include_sar:
                 s1 = read_raster(self.file(row, "s1"))[0].astype(np.float32)
-            pred = predict_dn(m.runner, cloudy, s1, mask)
+            std = None
+            if getattr(m.runner, "predicts_variance", False):
+                pred, var = predict_dn(m.runner, cloudy, s1, mask, variance=True)
+                std = np.sqrt(var) / S2_DN_PER_REFLECTANCE  # DN^2 -> reflectance
+            else:
+                pred = predict_dn(m.runner, cloudy, s1, mask)
             scores = None
             if row.s2:
                 target = read_raster(self.file(row, "s2"))[0] / S2_DN_PER_REFLECTANCE
                 clipped = np.clip(cloudy, 0, S2_DN_PER_REFLECTANCE) / S2_DN_PER_REFLECTANCE
                 scores = metrics(pred / S2_DN_PER_REFLECTANCE, target, clipped, mask)
-            return pred, scores
+            return pred, scores, std
 
         return self.live.get((n, name), compute)
+
+    def live_uncertainty(self, n: int, name: str) -> np.ndarray:
+        """A live method's predicted standard deviation of patch ``n``, (13, H, W) float
+        reflectance (computed with its prediction, cached).
+
+        Raises:
+            NotFound: the method predicts no variance, or cannot predict this patch.
+        """
+        m = self.method(name)
+        if m.runner is None or not getattr(m.runner, "predicts_variance", False):
+            raise NotFound(f"method {name!r} predicts no uncertainty (no variance output)")
+        std = self._live(n, name)[2]
+        assert std is not None  # computed for every method that predicts a variance
+        return std
+
+    def uncertain_methods(self) -> list[str]:
+        """Live methods that predict a variance (their uncertainty is a layer)."""
+        return sorted(k for k, m in self.methods.items()
+                      if m.runner is not None and getattr(m.runner, "predicts_variance", False))  # fmt: skip
 
     # ------------------------------------------------------------------ masks and filters
     def mask(self, n: int, max_size: int = 1024) -> np.ndarray:

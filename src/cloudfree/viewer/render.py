@@ -231,6 +231,28 @@ def error_map(
     return _ramp(err / full_scale)
 
 
+#: Predicted standard deviation (reflectance) drawn at the top of the uncertainty ramp.
+UNCERTAINTY_FULL_SCALE: float = 0.1
+
+
+def uncertainty_map(std: np.ndarray, full_scale: float = UNCERTAINTY_FULL_SCALE) -> np.ndarray:
+    """Mean predicted standard deviation over bands, (H, W, 3), on the error map's ramp.
+
+    Args:
+        std: (C, H, W) standard deviation in reflectance (``predict --uncertainty-out``); NaN
+            (no uncertainty there) is drawn black like 0.
+        full_scale: reflectance shown as pale yellow (0.1 by default) and above.
+    """
+    std = np.asarray(std, dtype=np.float64)
+    if std.ndim != 3:
+        raise ValueError(f"std must be (C, H, W) reflectance, got shape {std.shape}")
+    finite = np.isfinite(std)
+    count = finite.sum(axis=0)
+    total = np.where(finite, std, 0.0).sum(axis=0)
+    mean = np.divide(total, count, out=np.zeros(std.shape[1:]), where=count > 0)
+    return _ramp(mean / full_scale)
+
+
 def panel(
     images: Sequence[np.ndarray],
     titles: Sequence[str] | None = None,

@@ -151,6 +151,7 @@ function layerUrl(id, layer) {
   const base = `/api/patch/${encodeURIComponent(id)}`;
   if (layer.startsWith("pred:")) return `${base}/pred/${encodeURIComponent(layer.slice(5))}.png?${styleQuery()}`;
   if (layer.startsWith("error:")) return `${base}/error/${encodeURIComponent(layer.slice(6))}.png`;
+  if (layer.startsWith("unc:")) return `${base}/uncertainty/${encodeURIComponent(layer.slice(4))}.png`;
   const overlay = layer === "cloudy" && $("c-overlay").checked ? "&overlay=1" : "";
   return `${base}/${layer}.png?${styleQuery()}${overlay}`;
 }
@@ -160,6 +161,7 @@ function panelLayers(d) {
                   ["mask", "cloud / shadow mask"], ["inpainted", "inpainted (mask-fill, the hybrid's input)"]];
   for (const m of d.predictions) layers.push([`pred:${m}`, `prediction: ${m}`]);
   if (d.kinds.includes("s2")) for (const m of d.predictions) layers.push([`error:${m}`, `error: ${m}`]);
+  for (const m of d.uncertainty || []) layers.push([`unc:${m}`, `uncertainty (std): ${m}`]);
   return layers;
 }
 
