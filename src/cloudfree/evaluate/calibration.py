@@ -89,10 +89,10 @@ def calibration(
             weights.append(count / n)
     out["uce"] = float(np.dot(weights, errs))
     out["auce"] = float(np.mean(errs))
-    order = np.argsort(v, kind="stable")
+    ranked = se[np.argsort(v, kind="stable")]  # most certain first
     cuts = np.linspace(0, n, n_bins + 1).astype(int)[1:]
     out["discard"] = [
-        {"fraction": (i + 1) / n_bins, "mse": float(np.nanmean(se[order][:c])) if c else math.nan}
+        {"fraction": (i + 1) / n_bins, "mse": float(np.nanmean(ranked[:c])) if c else math.nan}
         for i, c in enumerate(cuts)
     ]
     return out

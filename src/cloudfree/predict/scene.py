@@ -254,8 +254,9 @@ def predict_scene(
         if not main.method.predicts_variance:
             raise ValueError(
                 f"--uncertainty-out needs a model that predicts a variance; {main.method.name} "
-                "does not (UnCRtainTS trained with the Gaussian NLL loss does, e.g. the bundled "
-                "'uncrtaints-sar')"
+                "does not (UnCRtainTS trained with the Gaussian NLL loss does: the uncrtaints_*_nll "
+                "presets, or a checkpoint imported with 'cloudfree weights import model.pth.tar "
+                "--conf conf.json --name NAME')"
             )
         if Path(uncertainty_out).resolve() in {out.resolve(), *(
             [Path(mask_out).resolve()] if mask_out is not None else [])}:  # fmt: skip
