@@ -14,6 +14,11 @@ Run by ``benchmarks/gpu.sh`` (under 8 minutes on one H100/H200-class GPU, nothin
 4. **evaluate**: ``cloudfree.evaluate.evaluate`` of the full model on synthetic 256 px patches.
 5. **predict**: ``predict_scene`` on a synthetic 10980 x 10980 scene with its default plan,
    fp32 and bf16: seconds, Mpx/s, peak GPU memory and the output difference between the two.
+6. **uncrtaints** (issue 14): the published UnCRtainTS beside the full DSen2-CR on the same
+   256 px patches, batch 16: forward patches/s in fp32 (channels_last, TF32 as the library's
+   default) and bf16 with the output difference; UnCRtainTS's published training step (Gaussian
+   NLL, Adam 1e-3, batch 4 at 256 px); and ``predict_scene`` with it on the 10980 x 10980
+   scene (its 256-px tiles), with the predicted standard deviation written too.
 
 ``--dry-run`` runs every case with tiny sizes on the CPU in seconds (``tests/test_benchmarks``
 keeps it working). Figures go in ``benchmarks/README.md`` with the card's name.
@@ -22,6 +27,7 @@ keeps it working). Figures go in ``benchmarks/README.md`` with the card's name.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -236,6 +242,69 @@ def predict_rate(work: Path, model_cfg: dict, size: int, device: torch.device) -
     return out
 
 
+def uncrtaints_rate(work: Path, dsen_cfg: dict, size: int, scene_px: int, dry: bool,
+                    device: torch.device) -> dict[str, Any]:  # fmt: skip
+    """UnCRtainTS next to DSen2-CR on the GPU (see the module docstring, case 6)."""
+    from cloudfree.losses.nll import GaussianNLLLoss
+    from cloudfree.models import build_model, save_weights
+    from cloudfree.models.runtime import inference_context, prepare_for_inference
+    from cloudfree.predict.scene import predict_scene
+
+    torch.manual_seed(0)
+    unc_cfg = {"encoder_widths": [16], "decoder_widths": [16]} if dry else {}
+    batch, reps = (2, 2) if dry else (16, 10)
+    refl = torch.rand(batch, 13, size, size, device=device) * 0.4
+    s1 = torch.rand(batch, 2, size, size, device=device)
+    out: dict[str, Any] = {"patch_px": size, "batch": batch}
+    models = {"uncrtaints": (build_model("uncrtaints", **unc_cfg), 1.0, 1.0),
+              "dsen2cr": (build_model("dsen2cr", **dsen_cfg), 5.0, 2.0)}  # fmt: skip
+    for name, (model, s2_scale, s1_scale) in models.items():
+        model = prepare_for_inference(model, device, "fp32")
+        x, y = refl * s2_scale, s1 * s1_scale
+        res: dict[str, Any] = {}
+        outs = {}
+        for precision in ("fp32", "bf16"):
+            with inference_context(device, precision):
+                outs[precision] = model(x, y).float()
+                sec = _timed(functools.partial(model, x, y), reps, device)
+            res[f"{precision}_patches_per_s"] = batch / sec
+        res["bf16_vs_fp32_max_refl"] = float((outs["bf16"] - outs["fp32"]).abs().max()) / s2_scale
+        out[name] = res
+    # The published recipe's step: Gaussian NLL on mean + variance, Adam 1e-3, batch 4.
+    model = build_model("uncrtaints", **unc_cfg).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = GaussianNLLLoss()
+    nb = 2 if dry else 4
+    xt, yt, tt = refl[:nb], s1[:nb], torch.rand(nb, 13, size, size, device=device) * 0.4
+
+    def step() -> None:
+        loss = loss_fn(model(xt, yt, return_variance=True), tt)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    sec = _timed(step, reps, device)
+    out["train_step"] = {"batch": nb, "step_s": sec, "patches_per_s": nb / sec}
+    weights = save_weights(build_model("uncrtaints", **unc_cfg), work / "unc.safetensors")
+    scene = work / "scene.tif"
+    if not scene.exists():  # made by the predict case unless it was skipped
+        scene = make_scene(scene, scene_px)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t = time.perf_counter()
+    res = predict_scene(scene, work / "unc.tif", str(weights), device=str(device),
+                        uncertainty_out=work / "unc_std.tif", progress=False)  # fmt: skip
+    sec = time.perf_counter() - t
+    out["predict"] = {
+        "scene_px": scene_px, "seconds": sec, "mpx_per_s": scene_px**2 / 1e6 / sec,
+        "tile": res["tile"], "overlap": res["overlap"], "batch": res["batch_size"],
+        "peak_gpu_gib": torch.cuda.max_memory_allocated(device) / 2**30
+        if device.type == "cuda" else None,
+    }  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU (a test)")
@@ -279,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         cases["evaluate"] = lambda: evaluate_rate(pack_once(), work, model_cfg, device,
                                                   4 if dry else 128)  # fmt: skip
         cases["predict"] = lambda: predict_rate(work, model_cfg, 300 if dry else 10980, device)
+        cases["uncrtaints"] = lambda: uncrtaints_rate(work, model_cfg, 32 if dry else 256,
+                                                      300 if dry else 10980, dry, device)  # fmt: skip
         for key, fn in cases.items():
             if key in args.skip:
                 continue

@@ -23,18 +23,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import functools
 import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import nn
 
 from cloudfree.data.bands import DSEN2CR, S2_DN_PER_REFLECTANCE
 from cloudfree.models import DSen2CR, DSen2CRConfig
 from cloudfree.models.runtime import (
+    NNPACKConv2d,
     cpu_has_native_bf16,
     nnpack_available,
     prepare_for_inference,
@@ -326,32 +327,18 @@ def bf16_probe(base: DSen2CR) -> None:
     print(f"  bf16 autocast + channels_last, full model at 32x32: max|diff| {diff:.2e} reflectance")
 
 
-def cpu_backends(sizes: list[int], rounds: int) -> None:
-    """The full model's forward on the CPU through each installed backend: same weights, same
-    inputs, interleaved rounds, best time; output difference to PyTorch fp32 eager, in
-    reflectance. Exports (OpenVINO's converter, ONNX) are timed apart: a one-off cost."""
-    import tempfile
-
-    import numpy as np
-
-    torch.manual_seed(0)
-    ref_model = DSen2CR.from_config(DSen2CRConfig()).eval()
+def exported_runners(
+    model: nn.Module, example: tuple[torch.Tensor, torch.Tensor], workdir: str
+) -> tuple[dict[str, Callable[[torch.Tensor, torch.Tensor], np.ndarray]], list[str]]:
+    """OpenVINO and ONNX Runtime runners of ``model`` (fp32, dynamic batch and size), those
+    installed; a note per backend (version and one-off export time, or why it is missing)."""
     runners: dict[str, Callable[[torch.Tensor, torch.Tensor], np.ndarray]] = {}
-    nn_model = prepare_for_inference(copy.deepcopy(ref_model), "cpu")
-
-    def run_torch(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
-            return nn_model(a, b).numpy()
-
-    runners["pytorch NNPACK (default)"] = run_torch
-    example = (torch.rand(1, 13, 64, 64) * 2, torch.rand(1, 2, 64, 64) * 2)
-    tmp = tempfile.TemporaryDirectory(prefix="cloudfree-backends-")
     notes = []
     try:
         import openvino as ov
 
         t = time.perf_counter()
-        ovm = ov.convert_model(ref_model, example_input=example,
+        ovm = ov.convert_model(model, example_input=example,
                                input=[(-1, 13, -1, -1), (-1, 2, -1, -1)])  # fmt: skip
         compiled = ov.Core().compile_model(ovm, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         notes.append(f"OpenVINO {ov.__version__}: converted + compiled in "
@@ -366,9 +353,9 @@ def cpu_backends(sizes: list[int], rounds: int) -> None:
     try:
         import onnxruntime as ort
 
-        path = f"{tmp.name}/dsen2cr.onnx"
+        path = f"{workdir}/model.onnx"
         t = time.perf_counter()
-        torch.onnx.export(ref_model, example, path, input_names=["s2", "s1"],
+        torch.onnx.export(model, example, path, input_names=["s2", "s1"],
                           output_names=["out"], dynamo=False, dynamic_axes={
                               "s2": {0: "b", 2: "h", 3: "w"}, "s1": {0: "b", 2: "h", 3: "w"}})  # fmt: skip
         opts = ort.SessionOptions()
@@ -385,6 +372,29 @@ def cpu_backends(sizes: list[int], rounds: int) -> None:
         notes.append("ONNX Runtime not installed (pip install onnxruntime)")
     except Exception as e:  # an export failure is a result too
         notes.append(f"ONNX Runtime: export failed: {type(e).__name__}: {e}")
+    return runners, notes
+
+
+def cpu_backends(sizes: list[int], rounds: int) -> None:
+    """The full model's forward on the CPU through each installed backend: same weights, same
+    inputs, interleaved rounds, best time; output difference to PyTorch fp32 eager, in
+    reflectance. Exports (OpenVINO's converter, ONNX) are timed apart: a one-off cost."""
+    import tempfile
+
+    torch.manual_seed(0)
+    ref_model = DSen2CR.from_config(DSen2CRConfig()).eval()
+    runners: dict[str, Callable[[torch.Tensor, torch.Tensor], np.ndarray]] = {}
+    nn_model = prepare_for_inference(copy.deepcopy(ref_model), "cpu")
+
+    def run_torch(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return nn_model(a, b).numpy()
+
+    runners["pytorch NNPACK (default)"] = run_torch
+    example = (torch.rand(1, 13, 64, 64) * 2, torch.rand(1, 2, 64, 64) * 2)
+    tmp = tempfile.TemporaryDirectory(prefix="cloudfree-backends-")
+    exported, notes = exported_runners(ref_model, example, tmp.name)
+    runners.update(exported)
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; full DSen2-CR, batch 1, fp32")  # fmt: skip
     for n in notes:
@@ -415,14 +425,18 @@ def cpu_backends(sizes: list[int], rounds: int) -> None:
 def uncrtaints_vs_dsen2cr(sizes: list[int], rounds: int) -> None:
     """UnCRtainTS (published size) next to the full DSen2-CR on the same patches, CPU.
 
-    Both are timed as plain fp32 eager and through the library's default inference path
-    (``prepare_for_inference``: NNPACK on CPU), interleaved, best of ``rounds``; the output
-    difference of the default path to eager is in reflectance. The 10980 x 10980 projection
-    multiplies the time per pixel by the pixels ``predict`` computes there with its default
-    tiling (UnCRtainTS: 256-px tiles, overlap 64; DSen2-CR: 1024-px tiles with its measured
-    overlap, 44 px for the full model, ``benchmarks/README.md`` "Predict").
+    Every CPU path of each model, interleaved, best of ``rounds``: plain fp32 eager (NCHW), the
+    library's default (``prepare_for_inference``: NNPACK for DSen2-CR, channels_last for
+    UnCRtainTS), the other PyTorch layout (channels_last / NNPACK), and OpenVINO and ONNX
+    Runtime where installed; the output difference to eager is in reflectance. The 10980 x
+    10980 projection multiplies the default path's time per pixel by the pixels ``predict``
+    computes there with its default tiling (UnCRtainTS: 256-px tiles, overlap 64, because its
+    group norms and squeeze-excitation see the whole tile; DSen2-CR: 1024-px tiles with its
+    measured overlap, 44 px for the full model, ``benchmarks/README.md`` "Predict").
     """
-    from cloudfree.models.runtime import inference_context, prepare_for_inference
+    import tempfile
+
+    from cloudfree.models.runtime import inference_context, use_nnpack
     from cloudfree.models.uncrtaints import UnCRtainTS
     from cloudfree.predict.tiling import axis_positions
 
@@ -430,41 +444,76 @@ def uncrtaints_vs_dsen2cr(sizes: list[int], rounds: int) -> None:
         return (len(axis_positions(length, tile, overlap)) * tile) ** 2
 
     side = 10980
+    torch.manual_seed(0)
     models = {
-        "dsen2cr": (DSen2CR(), 2000.0, tiled_pixels(side, 1024, 44)),
-        "uncrtaints": (UnCRtainTS(), 10000.0, tiled_pixels(side, 256, 64)),
+        "dsen2cr": (DSen2CR(), 2000.0, 2.0, tiled_pixels(side, 1024, 44)),
+        "uncrtaints": (UnCRtainTS(), 10000.0, 1.0, tiled_pixels(side, 256, 64)),
     }
     cpu = torch.device("cpu")
-    print(f"CPU: {cpu_name()}, threads {torch.get_num_threads()}")
-    print("| model | params | GMAC / 256 px patch | size | eager s | default s | default vs "
-          "eager | max diff (refl.) | 10980 tile, projected h |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    tmp = tempfile.TemporaryDirectory(prefix="cloudfree-unc-")
+    paths: dict[str, dict[str, Callable[[torch.Tensor, torch.Tensor], np.ndarray]]] = {}
+    for name, (model, _, _, _) in models.items():
+        model.eval()
+
+        def torch_runner(m: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], np.ndarray]:
+            def run(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+                with inference_context(cpu, "fp32"):
+                    return m(a, b).numpy()
+
+            return run
+
+        default = prepare_for_inference(copy.deepcopy(model), cpu, "auto")
+        nnpack = any(isinstance(m, NNPACKConv2d) for m in default.modules())
+        other = (
+            copy.deepcopy(model).to(memory_format=torch.channels_last)
+            if nnpack
+            else use_nnpack(copy.deepcopy(model))
+        )
+        paths[name] = {
+            "eager NCHW": torch_runner(model),
+            f"default ({'NNPACK' if nnpack else 'channels_last'})": torch_runner(default),
+            "channels_last" if nnpack else "NNPACK": torch_runner(other),
+        }
+        example = (torch.rand(1, 13, 64, 64), torch.rand(1, 2, 64, 64))
+        exported, notes = exported_runners(model, example, f"{tmp.name}")
+        paths[name].update(exported)
+        for n in notes:
+            print(f"  {name}: {n}")
+    print(f"CPU: {cpu_name()}, threads {torch.get_num_threads()}, batch 1, fp32")
+    print("| model | params | GMAC / 256 px patch | size | path | s / forward | vs eager | "
+          "max diff (refl.) | 10980 tile, projected h |")  # fmt: skip
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
     for size in sizes:
-        torch.manual_seed(0)
         refl = torch.rand(1, 13, size, size) * 0.4
         s1 = torch.rand(1, 2, size, size)
-        for name, (model, scale, pixels) in models.items():
-            eager = model.eval()
-            fast = prepare_for_inference(copy.deepcopy(model), cpu, "auto")
-            x = refl * (10000.0 / scale)
-            s1n = s1 * (2.0 if name == "dsen2cr" else 1.0)
-            with torch.inference_mode():
-                ref = eager(x, s1n)
-                with inference_context(cpu, "auto"):
-                    out = fast(x, s1n)
-                t_e = min(timed(functools.partial(eager, x, s1n), cpu) for _ in range(rounds))
-                with inference_context(cpu, "auto"):
-                    t_f = min(timed(functools.partial(fast, x, s1n), cpu) for _ in range(rounds))
-            diff = float((out - ref).abs().max()) * scale / 10000.0
+        for name, (model, scale, s1_scale, pixels) in models.items():
+            x, s1n = refl * (10000.0 / scale), s1 * s1_scale
+            runners = paths[name]
+            outs = {k: fn(x, s1n) for k, fn in runners.items()}  # warm-up and outputs
+            best = {k: float("inf") for k in runners}
+            for _ in range(rounds):
+                for k, fn in runners.items():
+                    t = time.perf_counter()
+                    fn(x, s1n)
+                    best[k] = min(best[k], time.perf_counter() - t)
             macs = (
                 model.config.conv_flops(256, 256) / 2
                 if name == "dsen2cr"
                 else model.config.macs(256, 256)
             )
             params = sum(p.numel() for p in model.parameters())
-            hours = min(t_e, t_f) / (size * size) * pixels / 3600
-            print(f"| {name} | {params / 1e6:.2f} M | {macs / 1e9:.1f} | {size} | {t_e:.3f} | "
-                  f"{t_f:.3f} | {t_e / t_f:.2f}x | {diff:.1e} | {hours:.2f} |")  # fmt: skip
+            ref = outs["eager NCHW"]
+            for k in runners:
+                diff = float(np.abs(outs[k] - ref).max()) * scale / 10000.0
+                hours = (
+                    f"{best[k] / (size * size) * pixels / 3600:.2f}"
+                    if k.startswith("default")
+                    else ""
+                )
+                print(f"| {name} | {params / 1e6:.2f} M | {macs / 1e9:.1f} | {size} | {k} | "
+                      f"{best[k]:.3f} | {best['eager NCHW'] / best[k]:.2f}x | {diff:.1e} | "
+                      f"{hours} |")  # fmt: skip
+    tmp.cleanup()
 
 
 def main(argv: list[str] | None = None) -> None:

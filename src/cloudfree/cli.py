@@ -302,6 +302,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="patches per forward pass (default: 4 on CPU, what fits the free memory on CUDA)",
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="a model's inference backend: auto (OpenVINO for UnCRtainTS on the CPU where "
+        "installed, pip install 'cloudfree[openvino]'; else PyTorch), torch, openvino",
+    )
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
     p.add_argument(
         "--no-report",
@@ -332,6 +338,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         args.limit,
         report=not args.no_report,
         sd_weights=args.sd_weights,
+        backend=args.backend,
     )
 
 

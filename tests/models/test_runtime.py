@@ -11,6 +11,7 @@ from torch import nn
 from cloudfree.models import DSen2CR, load_weights, save_weights
 from cloudfree.models.runtime import (
     NNPACKConv2d,
+    has_depthwise_convs,
     inference_context,
     nnpack_available,
     prepare_for_inference,
@@ -63,11 +64,12 @@ def test_use_nnpack_shares_parameters_and_skips_unsupported_convs(tmp_path) -> N
         nn.Conv2d(3, 4, 3, padding=1),
         nn.Conv2d(4, 4, 3, stride=2, padding=1),
         nn.Conv2d(4, 4, 3, padding=1, groups=2),
+        nn.Conv2d(4, 4, 1),  # a matrix product: oneDNN's, not NNPACK's
     )
     w0 = model[0].weight
     use_nnpack(model)
     assert isinstance(model[0], NNPACKConv2d) and model[0].weight is w0
-    assert type(model[1]) is nn.Conv2d and type(model[2]) is nn.Conv2d
+    assert all(type(model[i]) is nn.Conv2d for i in (1, 2, 3))
     # A swapped DSen2-CR still saves and reloads as a plain DSen2-CR.
     dsen = use_nnpack(DSen2CR(num_layers=1, feature_size=4))
     loaded = load_weights(save_weights(dsen, tmp_path / "w.safetensors"))
@@ -124,3 +126,24 @@ def test_prepare_for_bf16_uses_channels_last() -> None:
     with inference_context("cpu", "bf16"):
         out = model(s2, s1)
     assert out.shape == (2, 13, 8, 8)
+
+
+def test_prepare_depthwise_model_uses_channels_last_not_nnpack() -> None:
+    from cloudfree.models.uncrtaints import UnCRtainTS
+
+    torch.manual_seed(0)
+    plain = UnCRtainTS(encoder_widths=(16,), decoder_widths=(16,)).eval()
+    assert has_depthwise_convs(plain) and not has_depthwise_convs(
+        DSen2CR(num_layers=1, feature_size=4)
+    )
+    fast = prepare_for_inference(copy.deepcopy(plain), "cpu")
+    convs = [m for m in fast.modules() if isinstance(m, nn.Conv2d)]
+    assert not any(isinstance(m, NNPACKConv2d) for m in convs)
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    s2, s1 = _inputs(48, 40)
+    with inference_context("cpu"):
+        got = fast(s2 / 2, s1 / 2, return_variance=True)
+    with torch.no_grad():
+        ref = plain(s2 / 2, s1 / 2, return_variance=True)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)

@@ -13,6 +13,7 @@ import torch
 from cloudfree.data.bands import REFLECTANCE
 from cloudfree.data.preprocess import normalize_s1, normalize_s2
 from cloudfree.models import save_weights
+from cloudfree.models.openvino import openvino_available
 from cloudfree.models.uncrtaints import UnCRtainTS
 from cloudfree.predict.scene import predict_scene
 from tests.predict.conftest import read_tif, synth_s1, synth_s2, write_tif
@@ -43,6 +44,8 @@ def test_one_tile_scene_matches_the_model_by_hand(tmp_path: Path) -> None:
     )  # fmt: skip
     # The scene fits one native 256-px tile: exactly the model on the whole image.
     assert summary["tiles"] == 1 and summary["tile"] == 256
+    # OpenVINO by default where installed (a depthwise model on the CPU), else PyTorch.
+    assert summary["backend"] == ("openvino" if openvino_available() else "torch")
     ref = _reference(model, s2, s1)
     pred, _ = read_tif(tmp_path / "out.tif")
     # Mean: reflectance x 10000 = DN, rounded (the weights' scaling, no flag given).
@@ -54,6 +57,11 @@ def test_one_tile_scene_matches_the_model_by_hand(tmp_path: Path) -> None:
     np.testing.assert_allclose(std, np.sqrt(ref[13:]), rtol=1e-5, atol=1e-7)
     with rasterio.open(tmp_path / "std.tif") as ds:
         assert ds.tags()["units"] == "reflectance (DN / 10000)"
+    summary = predict_scene(
+        src, tmp_path / "torch.tif", str(weights), s1_path, backend="torch", progress=False
+    )
+    assert summary["backend"] == "torch"
+    np.testing.assert_allclose(read_tif(tmp_path / "torch.tif")[0], pred, atol=1)
 
 
 def test_tiled_scene_keeps_the_per_tile_uncertainty(tmp_path: Path) -> None:

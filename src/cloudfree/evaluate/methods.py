@@ -168,7 +168,8 @@ class ModelMethod(Method):
 
     The model is put in its inference form with
     :func:`cloudfree.models.runtime.prepare_for_inference` and run inside
-    :func:`~cloudfree.models.runtime.inference_context` (no autograd), fp32.
+    :func:`~cloudfree.models.runtime.inference_context` (no autograd), fp32; or compiled by
+    OpenVINO (:mod:`cloudfree.models.openvino`) where ``backend`` resolves to it.
 
     Args:
         model: a model taking ``(s2_cloudy, s1)`` or ``(s2_cloudy,)`` and returning
@@ -179,6 +180,8 @@ class ModelMethod(Method):
         path: the weights file it was loaded from, if any (kept for reports).
         precision: ``"auto"`` (fp32), ``"fp32"`` or ``"bf16"`` (autocast,
             :func:`cloudfree.models.runtime.inference_context`).
+        backend: ``"auto"``, ``"torch"`` or ``"openvino"``
+            (:func:`cloudfree.models.runtime.resolve_backend`); the one used is ``backend``.
     """
 
     def __init__(
@@ -188,12 +191,12 @@ class ModelMethod(Method):
         device: str | torch.device = "auto",
         path: Path | None = None,
         precision: str = "auto",
+        backend: str = "auto",
     ) -> None:
-        from cloudfree.models.runtime import prepare_for_inference
+        from cloudfree.models.runtime import prepare_for_inference, resolve_backend
 
         self.device = resolve_device(device)
         self.precision = precision
-        self.model = prepare_for_inference(model, self.device, precision)
         self.name = name
         self.path = path
         config = getattr(model, "config", None)
@@ -201,6 +204,13 @@ class ModelMethod(Method):
         if sar is None:
             sar = getattr(config, "include_sar", False)
         self.include_sar = bool(sar)
+        self.backend = resolve_backend(backend, model, self.device, precision)
+        if self.backend == "openvino":
+            from cloudfree.models.openvino import compile_openvino
+
+            self.model: nn.Module = compile_openvino(model, self.include_sar)
+        else:
+            self.model = prepare_for_inference(model, self.device, precision)
         # The model's own input scaling (UnCRtainTS: "reflectance"), DSen2-CR's otherwise.
         self.scaling = str(getattr(model, "scaling", "dsen2cr"))
         self.predicts_variance = bool(getattr(model, "predicts_variance", False))
@@ -315,7 +325,11 @@ def short_name(weights: str | os.PathLike[str]) -> str:
 
 
 def load_method(
-    spec: str, device: str = "auto", precision: str = "auto", sd_weights: str | None = None
+    spec: str,
+    device: str = "auto",
+    precision: str = "auto",
+    sd_weights: str | None = None,
+    backend: str = "auto",
 ) -> Method:
     """The method named by ``spec``.
 
@@ -331,6 +345,8 @@ def load_method(
         precision: a model's inference precision (``"auto"`` = fp32, ``"bf16"``).
         sd_weights: folder of a Stable Diffusion inpainting pipeline, for the
             ``"stable-diffusion"`` baseline and hybrids trained on its inpainting.
+        backend: a model's inference backend (``"auto"``, ``"torch"``, ``"openvino"``:
+            :func:`cloudfree.models.runtime.resolve_backend`).
 
     Returns:
         The method; a model's ``name`` is short (:func:`short_name`: the registry name, the
@@ -360,7 +376,7 @@ def load_method(
         # A registry name (a path that exists is taken as the path).
         named = find_weights(spec)
         if named is not None:
-            return _model_method(named, spec, device, precision, sd_weights)
+            return _model_method(named, spec, device, precision, sd_weights, backend)
     if path.is_dir():
         weights = weights_file(path)
         name = short_name(weights)
@@ -380,11 +396,16 @@ def load_method(
             f"unknown method {spec!r} (no such baseline, weights name, file or folder){hint}. "
             f"Expected {_ACCEPTED}"
         )
-    return _model_method(weights, name, device, precision, sd_weights)
+    return _model_method(weights, name, device, precision, sd_weights, backend)
 
 
 def _model_method(
-    weights: Path, name: str, device: str, precision: str, sd_weights: str | None
+    weights: Path,
+    name: str,
+    device: str,
+    precision: str,
+    sd_weights: str | None,
+    backend: str = "auto",
 ) -> Method:
     from cloudfree.models.weights import load_weights
 
@@ -393,4 +414,6 @@ def _model_method(
         from cloudfree.evaluate.hybrid import HybridMethod
 
         return HybridMethod(model, name, device, weights, precision, sd_weights=sd_weights)
-    return ModelMethod(model, name=name, device=device, path=weights, precision=precision)
+    return ModelMethod(
+        model, name=name, device=device, path=weights, precision=precision, backend=backend
+    )

@@ -279,6 +279,7 @@ def evaluate(
     include_sar: bool | None = None,
     report: bool = True,
     sd_weights: str | None = None,
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """Evaluate a method on the full patches of a split; write per_patch.csv, summary.json, table.md.
 
@@ -303,6 +304,8 @@ def evaluate(
             False removes those of an earlier evaluation in ``out``, now out of date.
         sd_weights: folder of a Stable Diffusion inpainting pipeline, for the
             ``"stable-diffusion"`` baseline and hybrids trained on its inpainting.
+        backend: a model's inference backend (``"auto"``, ``"torch"``, ``"openvino"``:
+            :func:`cloudfree.models.runtime.resolve_backend`).
 
     Returns:
         The summary written to ``summary.json``: ``method``, ``protocol``, ``split``, ``count``
@@ -331,7 +334,7 @@ def evaluate(
     if isinstance(method, str | os.PathLike):
         from cloudfree.evaluate.methods import load_method
 
-        m = load_method(str(method), device, sd_weights=sd_weights)
+        m = load_method(str(method), device, sd_weights=sd_weights, backend=backend)
     else:  # an already loaded Method (e.g. from Python)
         m = method
     if batch_size is None:
@@ -492,6 +495,7 @@ def run_evaluate_cli(
     limit: int | None = None,
     report: bool = True,
     sd_weights: str | None = None,
+    backend: str = "auto",
 ) -> int:
     """Handler of ``cloudfree evaluate``: run :func:`evaluate` and print ``table.md``.
 
@@ -511,6 +515,7 @@ def run_evaluate_cli(
         limit=limit,
         report=report,
         sd_weights=sd_weights,
+        backend=backend,
     )
     print((Path(out) / "table.md").read_text(), end="")
     also = " and report.html" if report else ""

@@ -17,6 +17,11 @@ What "auto" picks, and why (figures in ``benchmarks/README.md``, section "Model"
   2.7-3.0x (256x256) faster than with oneDNN's direct convolution on a 2-core AVX2 AMD EPYC,
   output within 1e-5 reflectance. bf16 there has no hardware support (oneDNN reports no
   AVX512-BF16/AMX) and is 8-200x *slower* than fp32.
+- fp32 on CPU, models built of depthwise and 1x1 convolutions (UnCRtainTS's MBConv blocks):
+  channels_last instead, and no NNPACK (its 1x1 path is slower than oneDNN's, and it has no
+  grouped convolutions): the published UnCRtainTS runs 1.4x faster than in NCHW on a 2-core
+  Xeon, output within 2e-6 reflectance; with NNPACK on its convolutions it ran at 0.63-0.81x
+  (``benchmarks/model.py --uncrtaints``).
 - fp32 on CUDA: channels_last (cuDNN's TF32 tensor-core kernels prefer NHWC).
 - bf16 (opt-in): channels_last weights + autocast; NCHW bf16 convolutions are very slow on CPU.
 """
@@ -32,6 +37,9 @@ from torch import nn
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: Values of ``backend``: "torch" (PyTorch, :func:`prepare_for_inference`), "openvino" (CPU,
+#: fp32: :mod:`cloudfree.models.openvino`), "auto" (see :func:`resolve_backend`).
+BACKENDS: tuple[str, ...] = ("auto", "torch", "openvino")
 #: Below this many output pixels per image NNPACK is slower than oneDNN's direct convolution
 #: (one 256->256 conv, 2-core AVX2 EPYC: 0.46x at 16x16, 1.0x at 32x32, 2.0x at 48x48).
 NNPACK_MIN_PIXELS: int = 40 * 40
@@ -130,8 +138,9 @@ class NNPACKConv2d(nn.Conv2d):
 def use_nnpack(model: nn.Module) -> nn.Module:
     """Swap every plain ``nn.Conv2d`` of ``model`` for :class:`NNPACKConv2d`, in place.
 
-    Only zero-padded, stride-1, ungrouped, undilated convolutions are swapped (the cases
-    NNPACK's fast algorithms cover). The parameters are shared, not copied, so state dicts and
+    Only zero-padded, stride-1, ungrouped, undilated convolutions with a kernel wider than 1 x 1
+    are swapped (the cases NNPACK's fast algorithms cover; a 1 x 1 convolution is a matrix
+    product, which oneDNN runs faster). The parameters are shared, not copied, so state dicts and
     optimisers are unaffected.
     """
     for parent in list(model.modules()):
@@ -142,10 +151,52 @@ def use_nnpack(model: nn.Module) -> nn.Module:
                 and child.stride == (1, 1)
                 and child.dilation == (1, 1)
                 and child.groups == 1
+                and child.kernel_size != (1, 1)
                 and not isinstance(child.padding, str)
             ):
                 setattr(parent, name, NNPACKConv2d.from_conv(child))
     return model
+
+
+def has_depthwise_convs(model: nn.Module) -> bool:
+    """True if ``model`` has a depthwise convolution (``groups == in_channels > 1``)."""
+    return any(
+        isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
+        for m in model.modules()
+    )
+
+
+def resolve_backend(
+    backend: str, model: nn.Module, device: str | torch.device, precision: str = "auto"
+) -> str:
+    """The backend ``model`` runs on: ``"torch"`` or ``"openvino"``.
+
+    ``"auto"`` takes OpenVINO on the CPU in fp32 for a model with depthwise convolutions (3.3x
+    faster for UnCRtainTS, :mod:`cloudfree.models.openvino`) when it is installed, PyTorch
+    otherwise. Models with inputs besides S2 and S1 (the hybrid) always run on PyTorch.
+
+    Raises:
+        ValueError: an unknown backend, or ``"openvino"`` off the CPU, in bf16, or for a model
+            it cannot run.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "torch":
+        return "torch"
+    from cloudfree.models.openvino import openvino_available
+
+    runnable = not getattr(model, "extra_inputs", ())
+    cpu_fp32 = torch.device(device).type == "cpu" and resolve_precision(precision) == "fp32"
+    if backend == "openvino":
+        if not (runnable and cpu_fp32):
+            raise ValueError(
+                "the OpenVINO backend runs models of S2 (and S1) only, on the CPU, in fp32; "
+                f"got {type(model).__name__} on {device} in {precision}: use --backend torch"
+            )
+        return "openvino"
+    if runnable and cpu_fp32 and has_depthwise_convs(model) and openvino_available():
+        return "openvino"
+    return "torch"
 
 
 def prepare_for_inference(
@@ -157,7 +208,8 @@ def prepare_for_inference(
     - bf16 (as resolved by :func:`resolve_precision`): channels_last weights, which the
       bf16 kernels of cuDNN and oneDNN need (NCHW bf16 is very slow on CPU);
     - fp32 on CUDA: channels_last (tensor-core friendly under TF32);
-    - fp32 on CPU: NNPACK convolutions where available (see the module docstring).
+    - fp32 on CPU: NNPACK convolutions where available, or channels_last for a model with
+      depthwise convolutions (see the module docstring).
 
     Run the model inside :func:`inference_context` with the same ``device`` and ``precision``.
 
@@ -167,7 +219,7 @@ def prepare_for_inference(
     dev = torch.device(device)
     resolved = resolve_precision(precision)
     model = model.eval().to(dev)
-    if resolved == "bf16" or dev.type == "cuda":
+    if resolved == "bf16" or dev.type == "cuda" or has_depthwise_convs(model):
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     elif dev.type == "cpu" and nnpack_available():
         use_nnpack(model)

@@ -89,6 +89,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--precision", default="auto", help="auto (= fp32), fp32, or bf16 (fast on GPU)")
     p.add_argument(
+        "--backend",
+        default="auto",
+        help="a model's inference backend: auto (OpenVINO for UnCRtainTS on the CPU where "
+        "installed, pip install 'cloudfree[openvino]'; else PyTorch), torch, openvino",
+    )
+    p.add_argument(
         "--keep-clear",
         action="store_true",
         help="clear input pixels (cloud mask class 0) keep their input values",
@@ -145,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         precision=args.precision,
+        backend=args.backend,
         keep_clear=args.keep_clear,
         b10=args.b10,
         progress=not args.no_progress,

@@ -178,6 +178,7 @@ def predict_scene(
     progress: bool = True,
     window: int | None = None,
     uncertainty_out: str | os.PathLike[str] | None = None,
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """Predict the cloud-free version of a whole S2 scene and write it as a GeoTIFF.
 
@@ -224,11 +225,14 @@ def predict_scene(
             the input by ``keep_clear`` or ``outside_sar="input"``, a no-SAR fallback without
             variance). Needs a model that predicts a variance (UnCRtainTS trained with the
             Gaussian NLL loss).
+        backend: a model's inference backend: ``"auto"`` (OpenVINO for UnCRtainTS on the CPU
+            where installed, else PyTorch), ``"torch"`` or ``"openvino"``
+            (:func:`cloudfree.models.runtime.resolve_backend`).
 
     Returns:
         Summary: ``out``, ``height``, ``width``, ``seconds``, ``mpx_per_s``, ``tiles``,
         ``tile_pixels``, ``window``, ``reprojected``, ``sar_coverage`` (fraction, None without
-        S1), ``l2a``, ``b10_fill``, ``method``, ``method_nosar``, ``device``, ``precision``,
+        S1), ``l2a``, ``b10_fill``, ``method``, ``method_nosar``, ``device``, ``precision``, ``backend``,
         mask fractions if a mask was computed.
 
     Raises:
@@ -249,7 +253,7 @@ def predict_scene(
         from cloudfree.predict.bundled import default_weights_name
 
         checkpoint = default_weights_name(include_sar=s1 is not None)
-    main = load_runner(checkpoint, device, precision, sd_weights)
+    main = load_runner(checkpoint, device, precision, sd_weights, backend)
     if uncertainty_out is not None:
         if not main.method.predicts_variance:
             raise ValueError(
@@ -296,6 +300,7 @@ def predict_scene(
             mask,
             sd_weights,
             uncertainty_out,
+            backend=backend,
         )
 
 
@@ -325,6 +330,7 @@ def _predict(
     mask: str | os.PathLike[str] | None = None,
     sd_weights: str | None = None,
     uncertainty_out: str | os.PathLike[str] | None = None,
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """The body of :func:`predict_scene` once the model is loaded (same arguments)."""
     import rasterio
@@ -371,6 +377,7 @@ def _predict(
             mask_src,
             sd_weights,
             uncertainty=uncertainty_out is not None,
+            backend=backend,
         )
         win_size = window or choose_window(tile, overlap, sp.halo)
         if need_mask and mask_src is None:
@@ -490,6 +497,7 @@ def _predict(
         "weights_nosar": None if sp._nosar is None else _weights_path(sp._nosar),
         "device": str(getattr(main.method, "device", "cpu")),
         "precision": resolve_precision(precision),
+        "backend": getattr(main.method, "backend", None),
         "tile": tile,
         "overlap": overlap,
         "batch_size": batch_size,

@@ -65,7 +65,11 @@ class Runner:
 
 
 def load_runner(
-    spec: str | Method, device: str, precision: str, sd_weights: str | None = None
+    spec: str | Method,
+    device: str,
+    precision: str,
+    sd_weights: str | None = None,
+    backend: str = "auto",
 ) -> Runner:
     """A :class:`Runner` of ``spec`` (:func:`~cloudfree.evaluate.methods.load_method`), or of a
     method given as such."""
@@ -74,7 +78,9 @@ def load_runner(
 
     if isinstance(spec, Method):
         return Runner(spec)
-    method = load_method(spec, device=device, precision=precision, sd_weights=sd_weights)
+    method = load_method(
+        spec, device=device, precision=precision, sd_weights=sd_weights, backend=backend
+    )
     on_cpu = isinstance(method, ModelMethod) and method.device.type == "cpu"
     if on_cpu and resolve_precision(precision) == "bf16" and not cpu_has_native_bf16():
         log.warning("bf16 on a CPU without native bf16 support is much slower than fp32")
@@ -101,6 +107,7 @@ class WindowPredictor:
         mask_src: MaskSource | None = None,
         sd_weights: str | None = None,
         uncertainty: bool = False,
+        backend: str = "auto",
     ) -> None:
         self.s2, self.s1, self.main = s2, s1, main
         #: also blend the variance, and return the standard deviation (``predict_scene``'s
@@ -108,7 +115,7 @@ class WindowPredictor:
         self.uncertainty = uncertainty
         self.mask_src, self.sd_weights = mask_src, sd_weights
         self._nosar_spec, self._nosar = nosar_spec, None
-        self.device, self.precision = device, precision
+        self.device, self.precision, self.backend = device, precision, backend
         self.outside_sar = outside_sar
         self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
         self.keep_clear, self.need_mask = keep_clear, need_mask
@@ -140,7 +147,9 @@ class WindowPredictor:
                     from cloudfree.predict.bundled import nosar_default
 
                     spec = nosar_default(self.main.method.name)
-                self._nosar = load_runner(spec, self.device, self.precision, self.sd_weights)
+                self._nosar = load_runner(
+                    spec, self.device, self.precision, self.sd_weights, self.backend
+                )
                 if self._nosar.method.include_sar:
                     raise DataError(
                         spec, "is a model that takes S1", "a no-SAR checkpoint for checkpoint_nosar"
