@@ -25,7 +25,7 @@ from cloudfree.metrics import METRIC_KEYS, compute
 
 SUMMARY_FIELDS = {
     "method", "protocol", "split", "count", "skipped", "metrics", "by_season", "by_cloud_bin",
-    "data", "created_utc", "cloudfree_version",
+    "data", "columns", "table_psnr", "created_utc", "cloudfree_version",
 }  # fmt: skip
 
 
@@ -72,7 +72,12 @@ def read_dn(root: Path, patch_id: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reference_metrics(
-    root: Path, patch_id: str, offset: float, clip: bool, crop: int | None = None
+    root: Path,
+    patch_id: str,
+    offset: float,
+    clip: bool,
+    crop: int | None = None,
+    ssim_padding: str = "valid",
 ) -> dict[str, float]:
     """Metrics of one patch straight from its GeoTIFFs (DN / 10000), without the pipeline."""
     cloudy_dn, target_dn = read_dn(root, patch_id)
@@ -85,7 +90,7 @@ def reference_metrics(
         r = (cloudy.shape[-1] - crop) // 2
         sl = (..., slice(r, r + crop), slice(r, r + crop))
         pred, target, cloudy, mask = pred[sl], target[sl], cloudy[sl], mask[sl]
-    return compute(pred, target, cloudy, mask)
+    return compute(pred, target, cloudy, mask, ssim_padding=ssim_padding)
 
 
 def assert_row_matches(row: Mapping[str, str], ref: Mapping[str, float]) -> None:
@@ -140,18 +145,29 @@ def test_only_the_requested_split_is_evaluated(synth64: Path, tmp_path: Path) ->
     assert summary["split"] == "test" and summary["count"] == len(test_ids)
 
 
-def test_leaderboard_clips_predictions_the_paper_does_not(synth64: Path, tmp_path: Path) -> None:
+def test_leaderboard_like_the_paper_does_not_clip(synth64: Path, tmp_path: Path) -> None:
     # +3 network units = +0.6 reflectance: most predicted values exceed 1.
-    paper = evaluate(
-        Shifted(3.0), synth64, tmp_path / "p", split="train", protocol="paper", report=False
-    )
-    board = evaluate(
-        Shifted(3.0), synth64, tmp_path / "b", split="train", protocol="leaderboard", report=False
-    )
-    assert board["metrics"]["mae"] < paper["metrics"]["mae"] - 0.01
-    for name, clip in (("p", False), ("b", True)):
+    runs = {}
+    for name in ("paper", "leaderboard"):
+        runs[name] = evaluate(
+            Shifted(3.0), synth64, tmp_path / name, split="train", protocol=name, report=False
+        )
+    # UnCRtainTS never clips the prediction: the leaderboard's MAE is the paper's (GLF-CR's
+    # script clips: test_glf_cr_evaluates_the_centre_128_crop).
+    assert runs["leaderboard"]["metrics"]["mae"] == pytest.approx(runs["paper"]["metrics"]["mae"])
+    for name, padding in (("paper", "valid"), ("leaderboard", "zero")):
         for row in read_rows(tmp_path / name):
-            assert_row_matches(row, reference_metrics(synth64, row["id"], 3.0, clip=clip))
+            ref = reference_metrics(synth64, row["id"], 3.0, clip=False, ssim_padding=padding)
+            assert_row_matches(row, ref)
+    # The SSIM variants differ (zero-padded borders), the rest agrees.
+    assert runs["leaderboard"]["metrics"]["ssim"] != pytest.approx(runs["paper"]["metrics"]["ssim"])
+    # Both PSNRs are in both summaries; Jensen: the mean of per-patch PSNRs is never below the
+    # PSNR of the mean RMSE.
+    m = runs["paper"]["metrics"]
+    assert m["psnr_mean_rmse"] == pytest.approx(20 * math.log10(1 / m["rmse"]))
+    assert m["psnr"] >= m["psnr_mean_rmse"]
+    assert runs["paper"]["table_psnr"] == "psnr_mean_rmse"
+    assert runs["leaderboard"]["table_psnr"] == "psnr"
 
 
 def test_patch_without_cloud_gives_nan_recon(synth64: Path, tmp_path: Path) -> None:

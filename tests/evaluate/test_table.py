@@ -179,7 +179,13 @@ def _write_eval(folder: Path, method: str, protocol: str, mae: float, count: int
         "method": method,
         "protocol": protocol,
         "split": "test",
-        "metrics": {"mae": mae, "psnr": 27.5, "mae_recon": None, "count": float(count)},
+        "metrics": {
+            "mae": mae,
+            "rmse": 0.04,
+            "psnr": 27.5,
+            "mae_recon": None,
+            "count": float(count),
+        },
         "count": count,
     }
     (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
@@ -193,7 +199,9 @@ def test_compare_same_protocol(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert (
         lines[2]
-        == "| identity (paper, test, n=10) | 0.0500 | – | n/a | – | 27.50 | – | – | – | – |"
+        # Paper protocol: PSNR from the mean RMSE, 20 log10(1 / 0.04) = 27.96, not the 27.5
+        # mean of per-patch PSNRs (a summary written before psnr_mean_rmse was recorded).
+        == "| identity (paper, test, n=10) | 0.0500 | – | n/a | 0.0400 | 27.96 | – | – | – | – |"
     )
     assert lines[3].startswith("| mask-fill (paper, test, n=10) | 0.0400 |")
     assert lines[4] == (

@@ -357,6 +357,10 @@ def load_method(
             the closest names and lists what is accepted).
         DataError: (a ValueError) a folder without checkpoints, or unreadable weights.
     """
+    from cloudfree.models.runtime import BACKENDS
+
+    if backend not in BACKENDS:  # checked for every spec: a hybrid or baseline ignores it
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if spec in BASELINES or spec == SD_BASELINE:
         from cloudfree.evaluate.baselines import make_baseline
 

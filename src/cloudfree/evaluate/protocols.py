@@ -7,8 +7,19 @@ per-pixel means, and different test splits. A protocol fixes these choices so th
 produced here can be placed next to the published numbers it is comparable with.
 
 Every protocol computes the metrics of :func:`cloudfree.metrics.compute` on **reflectance**
-(DN / 10000, spec section 6 "Scale of the paper's numbers"); the differences are only the
-window, the clipping and how patches are averaged.
+(DN / 10000, spec section 6 "Scale of the paper's numbers"); the differences are the window,
+the clipping, the SSIM's border handling and how PSNR is averaged over patches.
+
+**PSNR averaging.** The mean of per-patch PSNRs is never *below* ``20 log10(1 / mean RMSE)``
+(Jensen: -log is convex) and exceeds it by about ``4.34 Var(ln RMSE_i)`` dB. In the paper's
+Table 1, three rows sit on that bound (L_CARL: 20 log10(1 / 0.0366) = 28.73 against 28.7
+printed; L_T: 29.29 / 29.3; L_T no SAR: 28.85 / 28.8), and the no-SAR CARL row is *below* it
+(28.25 from its RMSE, 27.6 printed), which a mean of per-patch PSNRs cannot produce. So the
+paper's PSNR was most likely computed from an aggregated RMSE, not averaged per patch
+(``shared/docs/dsen2cr_spec.md`` section 6 guesses the opposite direction). Evaluations
+report both: ``psnr`` (mean of per-patch PSNR) and ``psnr_mean_rmse`` (20 log10(1 / mean
+RMSE)); the ``paper`` protocol's table shows the second, the leaderboard's the first, which is
+what UnCRtainTS's ``avg_img_metrics`` averages.
 """
 
 from __future__ import annotations
@@ -19,6 +30,11 @@ from typing import Final
 #: Values of ``EvalProtocol.mean``. Only per-image means: every published number we compare
 #: with (DSen2-CR Table 1, the leaderboard, GLF-CR) averages metrics over images.
 MEANS: Final[tuple[str, ...]] = ("per_image",)
+#: Values of ``EvalProtocol.psnr``: the table's PSNR is the mean of per-patch PSNRs
+#: ("per_image") or 20 log10(1 / mean RMSE) ("mean_rmse"; see the module docstring).
+PSNR_MEANS: Final[tuple[str, ...]] = ("per_image", "mean_rmse")
+#: Summary key of the PSNR of the mean RMSE (beside ``psnr``, the mean of per-patch PSNRs).
+PSNR_MEAN_RMSE_KEY: Final[str] = "psnr_mean_rmse"
 
 
 @dataclass(frozen=True)
@@ -37,6 +53,10 @@ class EvalProtocol:
             SEN12MS-CR number we compare with uses them.
         description: what the protocol does, for reports.
         comparable_with: which published numbers it reproduces the conditions of.
+        psnr: the PSNR column of its table, ``"per_image"`` (mean of per-patch PSNRs) or
+            ``"mean_rmse"`` (20 log10(1 / mean RMSE)), :data:`PSNR_MEANS`.
+        ssim_padding: ``"valid"`` (``tf.image.ssim``) or ``"zero"`` (pytorch-ssim), see
+            :mod:`cloudfree.metrics.ssim`.
     """
 
     name: str
@@ -45,12 +65,63 @@ class EvalProtocol:
     mean: str
     description: str
     comparable_with: str
+    psnr: str = "per_image"
+    ssim_padding: str = "valid"
 
     def __post_init__(self) -> None:
+        from cloudfree.metrics.ssim import SSIM_PADDINGS
+
         if self.crop is not None and self.crop < 1:
             raise ValueError(f"crop must be a positive number of pixels or None, got {self.crop}")
         if self.mean not in MEANS:
             raise ValueError(f"unknown mean {self.mean!r}; expected one of {MEANS}")
+        if self.psnr not in PSNR_MEANS:
+            raise ValueError(f"unknown psnr {self.psnr!r}; expected one of {PSNR_MEANS}")
+        if self.ssim_padding not in SSIM_PADDINGS:
+            raise ValueError(
+                f"unknown ssim_padding {self.ssim_padding!r}; expected {SSIM_PADDINGS}"
+            )
+
+    @property
+    def psnr_key(self) -> str:
+        """The summary key its table's PSNR column shows."""
+        return PSNR_MEAN_RMSE_KEY if self.psnr == "mean_rmse" else "psnr"
+
+    def columns(self) -> dict[str, str]:
+        """How each column is computed under this protocol (summary.json, table.md)."""
+        window = "full patch" if self.crop is None else f"centre {self.crop}x{self.crop} crop"
+        clip = (
+            "predictions clipped to [0, 1]" if self.clip_prediction else "predictions not clipped"
+        )
+        per = (
+            f"per patch ({window}, reflectance = DN / 10000, {clip}), then the NaN-aware mean "
+            "over patches"
+        )
+        ssim = (
+            "tf.image.ssim: 11x11 Gaussian window (sigma 1.5), k1 0.01, k2 0.03, data range 1, "
+            "'valid' filtering (only where the window fits), mean over bands"
+            if self.ssim_padding == "valid"
+            else "pytorch-ssim (UnCRtainTS util/pytorch_ssim): 11x11 Gaussian window (sigma 1.5), "
+            "k1 0.01, k2 0.03, data range 1, zero padding, mean over every pixel and band"
+        )
+        psnr = (
+            "20 log10(1 / RMSE) with RMSE the mean of the per-patch RMSEs (not the mean of "
+            "per-patch PSNRs, which is summary key 'psnr')"
+            if self.psnr == "mean_rmse"
+            else f"20 log10(1 / RMSE) with the RMSE of the patch, {per}"
+        )
+        return {
+            "mae": f"mean |P - T| over all bands and pixels, {per}",
+            "mae_reprod": f"mean |P - I| over the clear pixels of the DSen2-CR mask, {per}",
+            "mae_recon": f"mean |P - T| over its cloud/shadow pixels, {per}",
+            "rmse": f"sqrt(mean (P - T)^2) over all bands and pixels, {per}",
+            "psnr": psnr,
+            "sam": "spectral angle between T and P per pixel, degrees (float64, 2 atan2(|u - v|, "
+            f"|u + v|) of the unit spectra = arccos of their cosine), mean over pixels, {per}",
+            "sam_reprod": f"spectral angle between I and P over the clear pixels, {per}",
+            "sam_recon": f"spectral angle between T and P over the cloud/shadow pixels, {per}",
+            "ssim": f"{ssim}, {per}",
+        }
 
 
 #: DSen2-CR, Table 1 of Meraner et al. (2020), spec sections 6 and 8.
@@ -63,10 +134,13 @@ PAPER: Final[EvalProtocol] = EvalProtocol(
     # network output, so neither do we. Network values x 2000 / 10000 give the reflectance the
     # table is in (the "5x off" of ameraner/dsen2-cr issue #13 is forgetting this).
     mean="per_image",
+    psnr="mean_rmse",
+    ssim_padding="valid",
     description=(
         "DSen2-CR Table 1: full 256x256 patches, predictions not clipped, reflectance = "
         "DN / 10000 (network value x 2000 / 10000), metrics per patch averaged over patches "
-        "(NaN-aware), cloud/shadow mask of the DSen2-CR CSM for the reprod/recon split"
+        "(NaN-aware) except PSNR, computed from the mean RMSE, tf.image.ssim; cloud/shadow "
+        "mask of the DSen2-CR CSM for the reprod/recon split"
     ),
     comparable_with=(
         "DSen2-CR paper, Table 1 (all columns). Caveat: the paper measured on its own split of "
@@ -80,14 +154,19 @@ PAPER: Final[EvalProtocol] = EvalProtocol(
 LEADERBOARD: Final[EvalProtocol] = EvalProtocol(
     name="leaderboard",
     crop=None,
-    # UnCRtainTS rescales S2 to [0, 1] reflectance (clip [0, 10000] / 10000) and its output
-    # is compared in that range; clipping the prediction reproduces its bounded outputs.
-    clip_prediction=True,
+    # UnCRtainTS (model/src/learning/metrics.py@5e1f1b5, img_metrics per sample, then
+    # avg_img_metrics' running mean over samples skipping NaN) clips the inputs and targets to
+    # [0, 10000] / 10000 in its loader but never the prediction (its sigmoid-bounded means
+    # need none), so neither do we: a method whose output leaves [0, 1] is measured as it is.
+    clip_prediction=False,
     mean="per_image",
+    psnr="per_image",
+    ssim_padding="zero",
     description=(
         "SEN12MS-CR leaderboard (UnCRtainTS img_metrics): all 13 bands, every test ROI, "
-        "predictions clipped to [0, 1] reflectance, full 256x256 patches, metrics per image "
-        "averaged over images"
+        "predictions not clipped, full 256x256 patches, RMSE over the whole patch and PSNR "
+        "from it, SSIM of pytorch-ssim (zero-padded borders), metrics per image averaged over "
+        "images"
     ),
     comparable_with=(
         "SEN12MS-CR leaderboard rows and UnCRtainTS / EMRDM / DiffCR SEN12MS-CR tables: MAE, "

@@ -48,7 +48,7 @@ from cloudfree.evaluate.examples import (
     read_examples,
 )
 from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
-from cloudfree.evaluate.table import format_table, read_summary
+from cloudfree.evaluate.table import format_table, read_summary, table_psnr, table_values
 
 #: Per-patch metrics drawn in ``distributions.png``, with their axis labels.
 DISTRIBUTION_KEYS: Final[dict[str, str]] = {
@@ -164,8 +164,12 @@ def _img(png: bytes, alt: str) -> str:
 def _groups(summary: Mapping[str, Any], key: str) -> list[tuple[str, dict[str, float]]]:
     # summary.json writes NaN/inf as null: undefined here ("n/a"), not "not reported".
     groups = summary.get(key) or {}
+    psnr = table_psnr(summary)
     return [
-        (str(g), {m: math.nan if v is None else float(v) for m, v in vals.items()})
+        (
+            str(g),
+            table_values({m: math.nan if v is None else float(v) for m, v in vals.items()}, psnr),
+        )
         for g, vals in groups.items()
     ]
 
@@ -180,6 +184,7 @@ def render_html(
 ) -> str:
     """The text of ``report.html`` (see the module docstring); every text is HTML-escaped."""
     metrics = {k: math.nan if v is None else v for k, v in summary["metrics"].items()}
+    metrics = table_values(metrics, table_psnr(summary))
     name = str(summary["method"])
     try:
         proto: EvalProtocol | None = get_protocol(str(summary["protocol"]))
@@ -212,6 +217,14 @@ def render_html(
         '<p class="note">MAE and RMSE in reflectance (DN / 10000), PSNR in dB, SAM in degrees; '
         "n/a = undefined (e.g. recon over cloud-free patches only).</p>",
     ]
+    how = summary.get("columns") or {}
+    if how:
+        parts += [
+            "<h3>How each column was computed</h3>",
+            "<ul>",
+            *(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in how.items()),
+            "</ul>",
+        ]
     for heading, key, first in (
         ("By season", "by_season", "Season"),
         ("By cloud cover", "by_cloud_bin", "Cloud cover"),

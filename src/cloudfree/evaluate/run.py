@@ -46,7 +46,7 @@ import numpy as np
 from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, SEASONS, get_scaling
 from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS
 from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
-from cloudfree.evaluate.table import CLOUD_BINS, cloud_bin, format_table
+from cloudfree.evaluate.table import CLOUD_BINS, HEADERS, cloud_bin, format_table, table_values
 from cloudfree.metrics import METRIC_KEYS, compute
 
 #: Columns of ``per_patch.csv``: identity of the patch, then the mask fractions, then every
@@ -163,6 +163,16 @@ def _model_info(method: Any) -> dict[str, Any]:
     return info
 
 
+def with_psnr_mean_rmse(means: Mapping[str, Any]) -> dict[str, Any]:
+    """``means`` plus ``psnr_mean_rmse``: 20 log10(1 / mean RMSE), dB (``protocols`` module
+    docstring); +inf for a zero mean RMSE, NaN where the RMSE mean is undefined."""
+    from cloudfree.evaluate.protocols import PSNR_MEAN_RMSE_KEY
+    from cloudfree.metrics.patch import psnr_of_rmse
+
+    rmse = means.get("rmse")
+    return {**means, PSNR_MEAN_RMSE_KEY: psnr_of_rmse(math.nan if rmse is None else float(rmse))}
+
+
 def centre_window(x: np.ndarray, crop: int | None) -> np.ndarray:
     """Centre ``crop x crop`` window of the last two axes (the whole array for None)."""
     if crop is None:
@@ -212,7 +222,7 @@ def patch_rows(
     for b in range(p_all.shape[0]):
         roi_season = str(batch["roi_season"][b])
         m = m_all[b]
-        metrics = compute(p_all[b], t_all[b], i_all[b], m)
+        metrics = compute(p_all[b], t_all[b], i_all[b], m, ssim_padding=protocol.ssim_padding)
         if v_all is not None:
             metrics.update(patch_uncertainty(p_all[b], t_all[b], v_all[b]))
         yield {
@@ -408,12 +418,16 @@ def evaluate(
         "split": split if split is not None else "all",
         "count": overall.count,
         "skipped": total - overall.count,
-        "metrics": overall.means(),
-        "by_season": {s: by_season[s].summary() for s in seasons},
+        "metrics": with_psnr_mean_rmse(overall.means()),
+        "by_season": {s: with_psnr_mean_rmse(by_season[s].summary()) for s in seasons},
         "by_cloud_bin": {
-            b: by_bin.get(b, empty).summary()
+            b: with_psnr_mean_rmse(by_bin.get(b, empty).summary())
             for b in (cloud_bin(lo / 100.0) for lo, _ in CLOUD_BINS)
         },
+        # How every column was computed (averaging, clipping, SSIM variant), and which PSNR
+        # the protocol's table shows.
+        "columns": proto.columns(),
+        "table_psnr": proto.psnr_key,
         "data": str(data),
         **_model_info(m),
         **({"uncertainty": _uncertainty_summary(unc)} if uncertain else {}),
@@ -457,7 +471,9 @@ def format_report(summary: Mapping[str, Any], protocol: EvalProtocol) -> str:
         f"Comparable with: {protocol.comparable_with}.",
         f"{summary['count']} patches evaluated, {summary['skipped']} skipped.",
         "",
-        format_table([(str(summary["method"]), summary["metrics"])]).rstrip(),
+        format_table(
+            [(str(summary["method"]), table_values(summary["metrics"], protocol.psnr_key))]
+        ).rstrip(),
     ]
     unc = summary.get("uncertainty")
     if unc:
@@ -479,8 +495,12 @@ def format_report(summary: Mapping[str, Any], protocol: EvalProtocol) -> str:
                 "",
                 f"## {title}",
                 "",
-                format_table(list(groups.items())).rstrip(),
+                format_table(
+                    [(k, table_values(v, protocol.psnr_key)) for k, v in groups.items()]
+                ).rstrip(),
             ]
+    parts += ["", "## How each column was computed", ""]
+    parts += [f"- {HEADERS.get(k, k)}: {how}." for k, how in protocol.columns().items()]
     return "\n".join(parts) + "\n"
 
 

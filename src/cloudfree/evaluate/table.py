@@ -40,7 +40,7 @@ TABLE1_COLUMNS: tuple[str, ...] = (
 )
 
 #: Column headers as the paper writes them (MAE/RMSE in reflectance, SAM in degrees).
-_HEADERS: dict[str, str] = {
+HEADERS: dict[str, str] = {
     "mae": "MAE target",
     "mae_reprod": "MAE reprod",
     "mae_recon": "MAE recon",
@@ -181,6 +181,26 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def table_values(metrics: Mapping[str, Any], psnr_key: str = "psnr") -> dict[str, Any]:
+    """The values of a table row: ``metrics`` with the PSNR column taken from ``psnr_key``.
+
+    ``psnr_key`` is the protocol's (:attr:`~cloudfree.evaluate.protocols.EvalProtocol.psnr_key`):
+    ``"psnr_mean_rmse"`` for the paper's Table 1, computed from the mean ``rmse`` for summaries
+    written before it was recorded.
+    """
+    from cloudfree.evaluate.protocols import PSNR_MEAN_RMSE_KEY
+    from cloudfree.metrics.patch import psnr_of_rmse
+
+    values = dict(metrics)
+    if psnr_key == PSNR_MEAN_RMSE_KEY:
+        value = metrics.get(PSNR_MEAN_RMSE_KEY)
+        if value is None:
+            rmse = metrics.get("rmse")
+            value = psnr_of_rmse(math.nan if rmse is None else float(rmse))
+        values["psnr"] = value
+    return values
+
+
 def format_table(rows: Sequence[tuple[str, Mapping[str, float]]], reference: bool = False) -> str:
     """Render metric rows as a Markdown table laid out as the paper's Table 1.
 
@@ -198,7 +218,7 @@ def format_table(rows: Sequence[tuple[str, Mapping[str, float]]], reference: boo
         The table, one line per row plus two header lines, ending with a newline.
     """
     with_count = any(COUNT_KEY in values for _, values in rows)
-    headers = ["Method", *(_HEADERS[k] for k in TABLE1_COLUMNS)]
+    headers = ["Method", *(HEADERS[k] for k in TABLE1_COLUMNS)]
     align = ["---", *("---:" for _ in TABLE1_COLUMNS)]
     if with_count:
         headers.append("n")
@@ -360,6 +380,23 @@ def display_name(method: str) -> str:
     return f"{path.name}{suffix}"
 
 
+_PSNR_NOTE: dict[str, str] = {
+    "psnr": "the mean of per-patch PSNRs",
+    "psnr_mean_rmse": "20 log10(1 / mean RMSE), as the paper's Table 1",
+}
+
+
+def table_psnr(summary: Mapping[str, Any]) -> str:
+    """The PSNR key of a summary's table: as recorded, else its protocol's."""
+    from cloudfree.evaluate.protocols import PROTOCOLS
+
+    recorded = summary.get("table_psnr")
+    if recorded is not None:
+        return str(recorded)
+    proto = PROTOCOLS.get(str(summary.get("protocol")))
+    return "psnr" if proto is None else proto.psnr_key
+
+
 def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> str:
     """Assemble several evaluations, and the matching published numbers, into one table.
 
@@ -390,6 +427,7 @@ def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> s
         # The count is in the name; the metrics' own "count" (from metrics.aggregate) is dropped
         # so that the table has no extra column.
         values = {k: v for k, v in s["metrics"].items() if k != COUNT_KEY}
+        values = table_values(values, table_psnr(s))
         # A hybrid's inpainting is part of what it is (issue 11): say it in its row.
         kind = f" [hybrid: {s['inpaint']} + DSen2-CR]" if s.get("inpaint") else ""
         rows.append(
@@ -420,6 +458,12 @@ def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> s
             f"Note: these evaluations used different protocols ({', '.join(protocols)}); "
             "numbers from different protocols are not comparable."
         )
+    psnr_notes = {p: _PSNR_NOTE[table_psnr({"protocol": p})] for p in protocols}
+    notes.append(
+        "PSNR column: "
+        + "; ".join(f"{p} rows {how}" for p, how in psnr_notes.items())
+        + " (cloudfree.evaluate.protocols)."
+    )
     for tag in dict.fromkeys(ref["tag"] for ref in shown):
         ref = next(r for r in shown if r["tag"] == tag)
         notes.append(f"[{tag}] {ref['source']}; protocol {ref['protocol']!r}: {ref['note']}.")

@@ -12,7 +12,7 @@ Keys of :func:`compute` (P prediction, T target, I cloudy input, m = mask != 0):
 - ``psnr``: 20 log10(1 / rmse), dB, peak 1; +inf when P == T
 - ``sam``: spectral angle between T and P per pixel, degrees, averaged over pixels
 - ``ssim``: ``tf.image.ssim`` over the whole patch (:mod:`cloudfree.metrics.ssim`); NaN if
-  H or W < 11
+  H or W < 11; ``compute(..., ssim_padding="zero")``: the leaderboard's zero-padded variant
 - ``mae_reprod``: sum (1-m)|P - I| / (13 sum (1-m)): clear area against the cloudy INPUT
 - ``mae_recon``: sum m|P - T| / (13 sum m): cloud/shadow area against the target
 - ``sam_reprod``: SAM(I, P) averaged over clear pixels
@@ -132,12 +132,17 @@ def spectral_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(2.0 * np.arctan2(diff, summ))
 
 
-def _psnr(rmse: float) -> float:
+def psnr_of_rmse(rmse: float) -> float:
+    """20 log10(1 / rmse), dB (peak 1: reflectance); +inf for 0, NaN for NaN."""
+    if np.isnan(rmse):
+        return float("nan")
     with np.errstate(divide="ignore"):
         return float(20.0 * np.log10(1.0 / rmse)) if rmse > 0 else float("inf")
 
 
-def compute(pred: Any, target: Any, cloudy: Any, mask: Any) -> dict[str, float]:
+def compute(
+    pred: Any, target: Any, cloudy: Any, mask: Any, ssim_padding: str = "valid"
+) -> dict[str, float]:
     """All metrics of one patch (keys and definitions in the module docstring).
 
     Args:
@@ -146,6 +151,8 @@ def compute(pred: Any, target: Any, cloudy: Any, mask: Any) -> dict[str, float]:
         cloudy: (13, H, W) cloudy input the prediction was made from, reflectance.
         mask: (H, W) or (1, H, W) cloud/shadow mask, any dtype; nonzero (cloud 1, shadow 2, or
             the upstream -1) = masked.
+        ssim_padding: the SSIM's border handling, "valid" (the paper's ``tf.image.ssim``) or
+            "zero" (the leaderboard's), :func:`cloudfree.metrics.ssim.ssim_numpy`.
 
     Returns:
         Dict of Python floats with the keys ``METRIC_KEYS``, computed in float64.
@@ -165,9 +172,9 @@ def compute(pred: Any, target: Any, cloudy: Any, mask: Any) -> dict[str, float]:
     out = {
         "mae": float(np.mean(np.abs(err_t))),
         "rmse": rmse,
-        "psnr": _psnr(rmse),
+        "psnr": psnr_of_rmse(rmse),
         "sam": float(sam_t.mean()),
-        "ssim": ssim_numpy(p, t),
+        "ssim": ssim_numpy(p, t, padding=ssim_padding),
     }
     if n_clear > 0:
         err_i = (p - i)[:, ~m]  # (13, n_clear)

@@ -19,6 +19,13 @@ thing (it filters with padding but averages only over the pixels 5 px away from 
 
 ``tf.image.ssim`` rejects images smaller than the window; here an image with H or W below 11
 gets SSIM NaN (undefined) instead of an error, so that one tiny patch cannot stop an evaluation.
+
+The SEN12MS-CR leaderboard's SSIM (UnCRtainTS ``util/pytorch_ssim``, the ``pytorch-ssim``
+package) is the same formula with the same window and constants, but filtered with zero
+padding ("same" output size, ``padding = 5``) and averaged over **every** pixel, border
+included: ``ssim_numpy(..., padding="zero")``. Near the border the zero-padded local means
+are too dark, which changes the value (measured on real SEN12MS-CR patches in
+``tests/metrics/test_leaderboard.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ SSIM_K1: Final[float] = 0.01
 SSIM_K2: Final[float] = 0.03
 #: Data range of reflectance, the paper's ``max_val = 10000`` DN.
 SSIM_DATA_RANGE: Final[float] = 1.0
+#: Border handling of :func:`ssim_numpy`: "valid" (``tf.image.ssim``: only where the window fits,
+#: the paper) or "zero" (zero padding, every pixel averaged: UnCRtainTS / the leaderboard).
+SSIM_PADDINGS: Final[tuple[str, ...]] = ("valid", "zero")
 
 
 def gaussian_window_1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
@@ -52,13 +62,17 @@ def gaussian_window_1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np
     return g / g.sum()
 
 
-def ssim_numpy(x: np.ndarray, y: np.ndarray, data_range: float = SSIM_DATA_RANGE) -> float:
+def ssim_numpy(
+    x: np.ndarray, y: np.ndarray, data_range: float = SSIM_DATA_RANGE, padding: str = "valid"
+) -> float:
     """SSIM of two (C, H, W) images averaged over bands, computed in float64.
 
     Args:
         x: (C, H, W) image, e.g. the prediction in reflectance.
         y: (C, H, W) image of the same shape, e.g. the target.
         data_range: L in the constants c1 = (0.01 L)^2, c2 = (0.03 L)^2.
+        padding: "valid" (``tf.image.ssim``, the default) or "zero" (the leaderboard's
+            pytorch-ssim; see the module docstring).
 
     Returns:
         The SSIM in [-1, 1] (1 for identical images); NaN if H or W < 11.
@@ -72,15 +86,17 @@ def ssim_numpy(x: np.ndarray, y: np.ndarray, data_range: float = SSIM_DATA_RANGE
         raise ValueError(
             f"ssim_numpy expects two (C, H, W) arrays of one shape, got {x.shape}, {y.shape}"
         )
+    if padding not in SSIM_PADDINGS:
+        raise ValueError(f"padding must be one of {SSIM_PADDINGS}, got {padding!r}")
     _, h, w = x.shape
     if h < SSIM_WINDOW or w < SSIM_WINDOW:
         return float("nan")
     g = gaussian_window_1d()
-    r = SSIM_WINDOW // 2
+    r = SSIM_WINDOW // 2 if padding == "valid" else 0
 
     def filt(a: np.ndarray) -> np.ndarray:
-        # Separable filter, then keep only outputs whose window lies inside the image (TF's
-        # 'VALID'): the padding mode then never matters.
+        # Separable filter with zeros outside the image; "valid" then keeps only outputs whose
+        # window lies inside the image (TF's 'VALID'), "zero" keeps them all (pytorch-ssim).
         a = correlate1d(a, g, axis=1, mode="constant")
         a = correlate1d(a, g, axis=2, mode="constant")
         return a[:, r : h - r, r : w - r]

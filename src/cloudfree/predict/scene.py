@@ -241,13 +241,15 @@ def predict_scene(
     """
     import rasterio
 
-    from cloudfree.models.runtime import resolve_precision
+    from cloudfree.models.runtime import BACKENDS, resolve_precision
 
     start = time.perf_counter()
     # What was given is checked now, before any model is loaded; the plan is checked after.
     _check_args(2048 if tile is None else tile, 0 if overlap is None else overlap,
                 1 if batch_size is None else batch_size, outside_sar, window)  # fmt: skip
     resolve_precision(precision)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     out = Path(out)
     if checkpoint is None:
         from cloudfree.predict.bundled import default_weights_name
