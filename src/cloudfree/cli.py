@@ -33,8 +33,10 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--splits",
         default=None,
-        help="your own split file (CSV with columns roi_season,scene,split and optionally patch) "
-        "instead of the official SEN12MS-CR ROI split",
+        help="your own split file (CSV with columns roi_season,scene,split and optionally patch), "
+        "or the DSen2-CR authors' file list (Data/datasetfilelist.csv of ameraner/dsen2-cr, tab- "
+        "or comma-separated: the paper's own train/val/test patches), instead of the official "
+        "SEN12MS-CR ROI split",
     )
     p.add_argument(
         "--file-list",

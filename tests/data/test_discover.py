@@ -14,7 +14,8 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from cloudfree.data.discover import PatchFile, build_index, parse_patch_path, read_file_list
+from cloudfree.data.discover import PatchFile, build_index, parse_patch_path
+from cloudfree.data.file_list import read_file_list
 from cloudfree.data.index import IndexResult
 from cloudfree.data.io import read_raster
 from cloudfree.errors import DataError, DatasetNotFoundError

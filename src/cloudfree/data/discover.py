@@ -26,31 +26,20 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import tarfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, NamedTuple
 
 from cloudfree.data.bands import KINDS
+from cloudfree.data.file_list import looks_like_file_list, read_file_list
 from cloudfree.data.index import IndexResult, IndexRow, Problem
 from cloudfree.data.io import ARCHIVE_SUFFIXES
+from cloudfree.data.names import FLAT_NAME, RELEASE_NAME, patch_key
 from cloudfree.data.splits import SplitTable
 from cloudfree.errors import DataError, DatasetNotFoundError
 
-#: Release file name: ``ROIs1970_fall_s2_cloudy_136_p100.tif``. ``s2_cloudy`` is tried before
-#: ``s2``, and the scene must follow the kind, so ``s2`` can never swallow ``s2_cloudy``.
-RELEASE_NAME: Final[re.Pattern[str]] = re.compile(
-    r"^(?P<roi_season>ROIs\d+_[A-Za-z]+)_(?P<kind>s2_cloudy|s2|s1)_(?P<scene>\d+)_p(?P<patch>\d+)"
-    r"(?i:\.tiff?)$"
-)
-#: Flat DSen2-CR file name: ``ROIs1158_spring_101_p100.tif`` (the kind is the folder); the ``p``
-#: is optional because the paper's first release named patches ``ROIs1158_spring_101_0.tif``.
-FLAT_NAME: Final[re.Pattern[str]] = re.compile(
-    r"^(?P<roi_season>ROIs\d+_[A-Za-z]+)_(?P<scene>\d+)_p?(?P<patch>\d+)(?i:\.tiff?)$"
-)
 #: Flat folder names (lower case) -> kind.
 FLAT_DIRS: Final[dict[str, str]] = {
     "s1": "s1",
@@ -58,11 +47,6 @@ FLAT_DIRS: Final[dict[str, str]] = {
     "s2": "s2",
     "s2_cloudy": "s2_cloudy",
 }
-#: DSen2-CR file list, first column (spec section 1).
-FILE_LIST_SPLITS: Final[dict[str, str]] = {"1": "train", "2": "val", "3": "test"}
-#: Upstream reads tab-separated lines but splits fields on ", " (issue #11): accept both, and
-#: plain commas.
-_FIELD_SEP = re.compile(r"\t|,[ \t]*")
 _LAYOUT_OF: Final[dict[bool, str]] = {False: "release folders", True: "flat DSen2-CR"}
 
 LAYOUT_EXAMPLES: Final[str] = (
@@ -84,63 +68,6 @@ class PatchFile(NamedTuple):
     key: Key  # (roi_season, scene, patch)
     kind: str  # "s1", "s2" or "s2_cloudy"
     flat: bool  # True: DSen2-CR flat name (kind from the folder); False: release name
-
-
-@dataclass(frozen=True)
-class FileListEntry:
-    """One line of a DSen2-CR file list: a patch, its split and its three files."""
-
-    line: int  # 1-based line number in the CSV
-    split: str  # "train", "val" or "test"
-    s1: str  # path relative to the root, e.g. "s1/ROIs1158_spring_101_p100.tif"
-    s2: str
-    s2_cloudy: str
-    name: str  # the file name column
-
-
-def read_file_list(path: str | os.PathLike[str]) -> list[FileListEntry]:
-    """Read a DSen2-CR CSV file list.
-
-    Each line is ``split, s1 dir, cloud-free dir, cloudy dir, file name`` with split 1 = train,
-    2 = val, 3 = test, and no header (a header line is skipped). Fields may be separated by
-    tabs (the example in the DSen2-CR repository) or by ``", "`` (what its parser needs,
-    spec section 1): both are accepted.
-
-    Raises:
-        DataError: the file is missing or a line is malformed; the message names the line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "file list does not exist", "a DSen2-CR CSV file list")
-    expected = (
-        "5 fields separated by tabs or commas: split (1=train, 2=val, 3=test), S1 folder, "
-        "cloud-free S2 folder, cloudy S2 folder, file name"
-    )
-    entries: list[FileListEntry] = []
-    with open(path, encoding="utf-8-sig") as f:
-        for n, text in enumerate(f, start=1):
-            text = text.strip()
-            if not text or text.startswith("#"):
-                continue
-            fields = [x.strip() for x in _FIELD_SEP.split(text)]
-            if fields and fields[-1] == "":
-                fields.pop()  # a trailing separator
-            if not entries and not fields[0].isdigit():
-                continue  # a header line
-            if len(fields) != 5 or fields[0] not in FILE_LIST_SPLITS:
-                raise DataError(path, f"line {n} is malformed: {text!r}", expected)
-            code, s1_dir, s2_dir, cloudy_dir, name = fields
-            entries.append(
-                FileListEntry(
-                    line=n,
-                    split=FILE_LIST_SPLITS[code],
-                    s1=posixpath.normpath(f"{s1_dir}/{name}"),
-                    s2=posixpath.normpath(f"{s2_dir}/{name}"),
-                    s2_cloudy=posixpath.normpath(f"{cloudy_dir}/{name}"),
-                    name=name,
-                )
-            )
-    return entries
 
 
 def parse_patch_path(parent: str, name: str) -> PatchFile | str | None:
@@ -237,6 +164,7 @@ def build_index(
         for key, kinds in sorted(files.items())
     ]
     split_source = table.source
+    result_notes = [] if table.listed is None else _list_match_notes(table, files)
     if list_splits:
         split_source = f"file list {list_path}"
         if len(rows) > len(list_splits):
@@ -247,6 +175,7 @@ def build_index(
         problems=found.problems,
         split_source=split_source,
         layout=" + ".join(sorted(found.layouts, key=_layout_order)),
+        notes=result_notes,
     )
     if check:
         from cloudfree.data.check import check_rows
@@ -254,6 +183,35 @@ def build_index(
         check_rows(result, strict=strict, sizes=found.sizes)
     result.problems.sort(key=lambda p: p.path)
     return result
+
+
+def _list_match_notes(table: SplitTable, files: dict[Key, dict[str, str]]) -> list[str]:
+    """What of a per-patch split list (the DSen2-CR authors') matched the patches found."""
+    assert table.listed is not None
+    listed, found = table.listed, set(files)
+    missing = sorted(listed - found)
+    extra = sorted(found - listed)
+    notes = [
+        f"the split list names {len(listed)} patches: {len(listed & found)} found here, "
+        f"{len(missing)} not found"
+        + (f" (e.g. {', '.join(_key_name(k) for k in missing[:3])})" if missing else "")
+    ]
+    if extra:
+        notes.append(
+            f"{len(extra)} patch(es) found here are not in the list (e.g. "
+            f"{', '.join(_key_name(k) for k in extra[:3])}): they take their scene's split "
+            f"where the list gives the scene one, else {table.default!r}"
+        )
+    if table.unmatched:
+        notes.append(
+            f"{len(table.unmatched)} name(s) of the list are not SEN12MS-CR patch names (e.g. "
+            f"{', '.join(table.unmatched[:3])}): ignored"
+        )
+    return notes
+
+
+def _key_name(key: Key) -> str:
+    return f"{key[0]} scene {key[1]} patch {key[2]}"
 
 
 class _Found:
@@ -280,7 +238,7 @@ class _Found:
         listing: dict[str, set[str] | None] = {}
         folders: set[str] = set()
         for e in read_file_list(list_path):
-            key = _flat_key(e.name)
+            key = patch_key(e.name)
             if key is None:
                 reason = f"line {e.line} of {list_path}: file name not understood"
                 self.problems.append(Problem(e.name, reason))
@@ -383,7 +341,7 @@ def _file_list_path(root: Path, file_list: str | os.PathLike[str] | None) -> Pat
     if not any(d and n.lower() in FLAT_DIRS for n, d in names):
         return None
     candidates = [root / n for n, d in names if not d and n.lower().endswith(".csv")]
-    lists = [p for p in candidates if _looks_like_file_list(p)]
+    lists = [p for p in candidates if looks_like_file_list(p)]
     if len(lists) > 1:
         raise DataError(
             root,
@@ -391,29 +349,6 @@ def _file_list_path(root: Path, file_list: str | os.PathLike[str] | None) -> Pat
             "one; choose it with --file-list",
         )
     return lists[0] if lists else None
-
-
-def _looks_like_file_list(path: Path) -> bool:
-    """True if one of the first two lines of a CSV reads as ``1, s1, s2_cloudFree, ...``.
-
-    (Two lines: the first may be a header.) Our own index CSV, also often kept in the root,
-    does not match.
-    """
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            head = [f.readline() for _ in range(2)]
-    except (OSError, UnicodeDecodeError):
-        return False
-    for text in head:
-        fields = [x.strip() for x in _FIELD_SEP.split(text.strip())]
-        if len(fields) >= 5 and fields[0] in FILE_LIST_SPLITS:
-            return True
-    return False
-
-
-def _flat_key(name: str) -> Key | None:
-    m = FLAT_NAME.match(posixpath.basename(name)) or RELEASE_NAME.match(posixpath.basename(name))
-    return None if m is None else (m["roi_season"], int(m["scene"]), int(m["patch"]))
 
 
 def _exists(top: str, rel: str, listing: dict[str, set[str] | None]) -> bool:

@@ -15,6 +15,13 @@ optionally ``patch``::
 ``roi_season`` is the release prefix (``ROIs1970_fall``) or just the season (``fall``). Rows
 with a patch number override the row of their scene; scenes the file does not name get the
 table's ``default`` split (``train`` unless told otherwise).
+
+The DSen2-CR authors' file list (``Data/datasetfilelist.csv`` of ameraner/dsen2-cr, tab- or
+comma-separated, :mod:`cloudfree.data.file_list`) is read as a split file too: its names map
+onto the release's (roi_season, scene, patch); a scene whose listed patches all share a split
+gets that split for its unlisted patches as well (no patch of a test scene can fall into
+train), and :attr:`SplitTable.listed` keeps what was listed so that ``cloudfree index``
+reports what did not match.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ from pathlib import Path
 from typing import Final
 
 from cloudfree.data.bands import SEASONS
+from cloudfree.data.file_list import looks_like_file_list, read_file_list
 from cloudfree.data.index import SPLITS
+from cloudfree.data.names import patch_key
 from cloudfree.errors import DataError
 
 #: Official SEN12MS-CR split by season: scenes (ROI numbers) of the test and validation sets
@@ -81,6 +90,8 @@ class SplitTable:
         default: split of everything neither mapping names (``"train"``, ``"val"`` or
             ``"test"``).
         source: where the table came from, shown in index summaries (``"official"`` or a path).
+        listed: the patches a per-patch file list named (the DSen2-CR authors' list), None for
+            a split by scene; unmatched: its file names that name no patch.
     """
 
     def __init__(
@@ -89,6 +100,8 @@ class SplitTable:
         patches: Mapping[tuple[str, int, int], str] | None = None,
         default: str = "train",
         source: str = "custom",
+        listed: frozenset[tuple[str, int, int]] | None = None,
+        unmatched: tuple[str, ...] = (),
     ) -> None:
         for split in (*scenes.values(), *(patches or {}).values(), default):
             if split not in SPLITS:
@@ -97,6 +110,8 @@ class SplitTable:
         self._patches = dict(patches or {})
         self.default = default
         self.source = source
+        self.listed = listed
+        self.unmatched = unmatched
 
     @classmethod
     def official(cls) -> SplitTable:
@@ -119,6 +134,8 @@ class SplitTable:
         path = Path(path)
         if default not in SPLITS:
             raise ValueError(f"unknown default split {default!r}; expected one of {SPLITS}")
+        if path.is_file() and looks_like_file_list(path):
+            return cls.from_file_list(path, default)
         if not path.is_file():
             raise DataError(
                 path,
@@ -154,6 +171,37 @@ class SplitTable:
                     )
                 table[key] = split
         return cls(scenes, patches, default=default, source=str(path))
+
+    @classmethod
+    def from_file_list(cls, path: str | os.PathLike[str], default: str = "train") -> SplitTable:
+        """The split of the DSen2-CR authors' file list (see the module docstring).
+
+        Raises:
+            DataError: the file is missing or a line is malformed (the message names it), or
+                one patch is listed in two splits.
+        """
+        path = Path(path)
+        patches: dict[tuple[str, int, int], str] = {}
+        unmatched: list[str] = []
+        for e in read_file_list(path):
+            key = patch_key(e.name)
+            if key is None:
+                unmatched.append(e.name)
+                continue
+            if patches.get(key, e.split) != e.split:
+                raise DataError(
+                    path,
+                    f"line {e.line} puts {_describe(key)} in {e.split!r} but an earlier line "
+                    f"put it in {patches[key]!r}",
+                    "one split per patch",
+                )
+            patches[key] = e.split
+        by_scene: dict[tuple[str, int], set[str]] = {}
+        for (roi, scene, _), split in patches.items():
+            by_scene.setdefault((roi, scene), set()).add(split)
+        scenes = {k: next(iter(v)) for k, v in by_scene.items() if len(v) == 1}
+        return cls(scenes, patches, default=default, source=f"DSen2-CR file list {path}",
+                   listed=frozenset(patches), unmatched=tuple(unmatched))  # fmt: skip
 
     def split_of(self, roi_season: str, scene: int, patch: int | None = None) -> str:
         """The split of one patch (``"train"``, ``"val"`` or ``"test"``).
