@@ -8,7 +8,10 @@ For the full DSen2-CR (B16 F256, SAR, CARL, 128x128 crops) and the ``debug_tiny`
             on the device: no data path, no logging, no checkpoints. The upper bound.
 - per-file: ``train(cfg)`` reading synthetic GeoTIFF triplets through an index (``SEN12MSCR``),
             cloud masks precomputed into the index's mask cache.
-- packed:   ``train(cfg)`` reading the same patches from ``cloudfree pack`` shards.
+- packed:   ``train(cfg)`` reading the same patches from ``cloudfree pack`` shards, the CARL
+            mask computed on each crop as the original does (``data.mask=crop``, the default).
+- packed-cached: the same with the pack's cached full-patch mask cropped instead
+            (``data.mask=cached``): what the per-crop mask costs.
 
 Each case runs in its own process (so the peak RSS is its own): "steady" is the median of
 the per-step rates ``train`` logs to ``metrics.csv`` (``log_every=1``) without the first step
@@ -17,7 +20,8 @@ checkpoint included). No validation (the data has no val split) and no step chec
 Peak memory: CUDA ``torch.cuda.max_memory_allocated``; CPU the process's peak RSS
 (``ru_maxrss``; the interpreter with torch imported is ~0.3-0.4 GB of it).
 
-On a GPU: bf16 autocast + channels_last (``train.precision=auto``), and MFU against the
+On a GPU: bf16 autocast + channels_last (``train.precision=auto``, an opt-in: the presets
+train in strict fp32 as the paper), and MFU against the
 card's dense bf16 peak with the convolutions' analytic FLOPs (``DSen2CRConfig.conv_flops`` x3
 per training sample, as ``benchmarks/model.py``).
 
@@ -46,7 +50,7 @@ from cloudfree.config import Config, load_config
 
 #: Side of the synthetic patches (the full model trains on whole 128x128 patches).
 PATCH = 128
-DATA_KINDS = ("plain", "per-file", "packed")
+DATA_KINDS = ("plain", "per-file", "packed", "packed-cached")
 
 
 def _model_cfg(which: str, batch: int, workers: int, extra: list[str]) -> Config:
@@ -56,6 +60,7 @@ def _model_cfg(which: str, batch: int, workers: int, extra: list[str]) -> Config
         "train.log_every=1",
         "train.checkpoint_every=1000000",
         f"data.num_workers={workers}",
+        "train.precision=auto",  # bf16 on a GPU (throughput), fp32 on the CPU
         *extra,
     ]
     if which == "tiny":
@@ -129,6 +134,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         extra = [f"data.index={spec['index']}"]
     elif spec["data"] == "packed":
         extra = [f"data.packed={spec['packed']}"]
+    elif spec["data"] == "packed-cached":
+        extra = [f"data.packed={spec['packed']}", "data.mask=cached"]
     extra += [f"train.out_dir={spec['runs']}", f"train.run_name={spec['model']}-{spec['data']}"]
     cfg = _model_cfg(spec["model"], spec["batch"], spec["workers"], extra)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -181,13 +188,13 @@ def prepare_data(work: Path, rows_needed: dict[str, int]) -> dict[str, dict[str,
 
 def _print_table(results: list[tuple[str, str, dict[str, Any]]], peak_tflops: float | None) -> None:
     gpu = peak_tflops is not None
-    head = f"{'model':<6} {'data':<9} {'steps':>5} {'steady p/s':>11} {'whole p/s':>10}"
+    head = f"{'model':<6} {'data':<13} {'steps':>5} {'steady p/s':>11} {'whole p/s':>10}"
     head += f" {'vs plain':>8} {'peak MiB':>9}" + (f" {'MFU':>6}" if gpu else "")
     print(head)
     plain = {m: r["steady"] for m, d, r in results if d == "plain"}
     for model, data, r in results:
         rel = r["steady"] / plain[model] if plain.get(model) else float("nan")
-        line = f"{model:<6} {data:<9} {r['steps']:>5} {r['steady']:>11.2f} {r['whole']:>10.2f}"
+        line = f"{model:<6} {data:<13} {r['steps']:>5} {r['steady']:>11.2f} {r['whole']:>10.2f}"
         line += f" {rel:>7.0%} {r['peak_mib']:>9.0f}"
         if gpu:
             line += f" {r['steady'] * r['gflop_per_patch'] / 1e3 / peak_tflops:>6.1%}"

@@ -217,10 +217,12 @@ def test_presets_are_the_five_rows_the_hybrids_uncrtaints_and_debug_tiny() -> No
             assert (cfg.model.num_layers, cfg.model.feature_size) == (5, 128)
             assert cfg.model.variance is (loss == "mgnll")
             continue
-        # everything else is the paper's recipe
-        assert (
-            cfg.optim == OptimConfig() and cfg.train == TrainConfig() and cfg.data == DataConfig()
-        )
+        # everything else is the paper's recipe: strict fp32 (TF32 off), the CARL mask of each
+        # crop as the original computes it; the hybrids keep the cached full-patch mask
+        assert cfg.optim == OptimConfig() and cfg.train == TrainConfig()
+        assert (cfg.train.precision, cfg.train.tf32) == ("fp32", False)
+        mask = "cached" if cfg.model.is_hybrid else "crop"
+        assert cfg.data == DataConfig(mask=mask)
         assert (cfg.model.num_layers, cfg.model.feature_size) == (16, 256)
     tiny = load_config("debug_tiny")
     assert (tiny.model.num_layers, tiny.model.feature_size) == (2, 16)
@@ -228,6 +230,13 @@ def test_presets_are_the_five_rows_the_hybrids_uncrtaints_and_debug_tiny() -> No
     assert (tiny.train.batch_size, tiny.train.epochs) == (4, 2)
     assert (tiny.train.checkpoint_every, tiny.train.log_every) == (5, 1)
     assert tiny.optim == OptimConfig()
+    # bf16 and TF32 are opt-ins
+    fast = load_config("dsen2cr_sar_carl", ["train.precision=bf16", "train.tf32=true"])
+    assert (fast.train.precision, fast.train.tf32) == ("bf16", True)
+    with pytest.raises(ValueError, match="data.mask=cached"):
+        load_config("hybrid_nosar_carl", ["data.mask=crop"])
+    with pytest.raises(ValueError, match="unknown mask mode"):
+        load_config("dsen2cr_sar_carl", ["data.mask=full"])
 
 
 def test_repo_yaml_files_equal_the_presets() -> None:

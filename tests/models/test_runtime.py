@@ -147,3 +147,29 @@ def test_prepare_depthwise_model_uses_channels_last_not_nnpack() -> None:
     with torch.no_grad():
         ref = plain(s2 / 2, s1 / 2, return_variance=True)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_tf32_mode_sets_and_restores_the_fp32_precision() -> None:
+    from cloudfree.models.runtime import tf32_mode
+
+    conv = torch.backends.cudnn.conv
+    before = (conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    with tf32_mode(False):
+        assert conv.fp32_precision == "ieee"
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    with tf32_mode(True):
+        assert conv.fp32_precision == "tf32"
+    assert (conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+
+
+def test_training_runs_in_strict_fp32_unless_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudfree.config import load_config
+    from cloudfree.train import loop
+
+    seen = []
+    monkeypatch.setattr(
+        loop, "_train", lambda *a: seen.append(torch.backends.cudnn.conv.fp32_precision)
+    )
+    loop.train(load_config("debug_tiny", ["train.device=cpu"]))
+    loop.train(load_config("debug_tiny", ["train.device=cpu", "train.tf32=true"]))
+    assert seen == ["ieee", "tf32"]

@@ -185,7 +185,8 @@ def test_real_sen12mscr_end_to_end(sen12mscr_root: Path, tmp_path: Path) -> None
         summary = train(_cfg(tmp_path, f"data.index={index}", *common))
     assert summary["steps"] == 7  # 27 usable pairs (26 + one triplet) / batch 4
     assert math.isfinite(summary["train_loss"]) and summary["best_val_loss"] is None
-    assert index.with_name("index.masks.npy").is_file()  # CARL masks cached beside the index
+    # The paper's CARL mask of each crop, computed on the fly: no cache written.
+    assert not index.with_name("index.masks.npy").exists()
 
     # Two pairs moved to val: validation on whole 256x256 patches runs end to end too.
     rows = list(csv.reader(io.StringIO(index.read_text())))
@@ -194,9 +195,12 @@ def test_real_sen12mscr_end_to_end(sen12mscr_root: Path, tmp_path: Path) -> None
     index2 = tmp_path / "index2.csv"
     with open(index2, "w", newline="") as f:
         csv.writer(f).writerows(rows)
-    summary = train(_cfg(tmp_path, f"data.index={index2}", *common, "train.run_name=v"))
+    summary = train(
+        _cfg(tmp_path, f"data.index={index2}", *common, "train.run_name=v", "data.mask=cached")
+    )
     assert summary["steps"] == 7  # 25 training pairs / batch 4
     assert summary["best_val_loss"] is not None and math.isfinite(summary["best_val_loss"])
+    assert index2.with_name("index2.masks.npy").is_file()  # the full-patch masks, cached once
 
 
 def _counting_optimizer(monkeypatch: pytest.MonkeyPatch) -> list[int]:

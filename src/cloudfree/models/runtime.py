@@ -227,6 +227,35 @@ def prepare_for_inference(
 
 
 @contextlib.contextmanager
+def tf32_mode(enabled: bool) -> Iterator[None]:
+    """Run CUDA fp32 convolutions (cuDNN) and matmuls in TF32 (``enabled``) or in IEEE fp32
+    inside the block; the previous settings are restored after it.
+
+    PyTorch's default is TF32 for cuDNN convolutions and IEEE for matmuls; the paper trained in
+    plain fp32, so the paper presets turn TF32 off (``TrainConfig.tf32 = False``). No effect on
+    the CPU.
+    """
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
+    if cudnn_conv is not None and hasattr(cudnn_conv, "fp32_precision"):
+        # torch >= 2.9: the per-backend API (reading allow_tf32 after using it raises).
+        matmul = torch.backends.cuda.matmul
+        saved = (cudnn_conv.fp32_precision, matmul.fp32_precision)
+        mode = "tf32" if enabled else "ieee"
+        cudnn_conv.fp32_precision, matmul.fp32_precision = mode, mode
+        try:
+            yield
+        finally:
+            cudnn_conv.fp32_precision, matmul.fp32_precision = saved
+        return
+    saved_legacy = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved_legacy
+
+
+@contextlib.contextmanager
 def inference_context(
     device: str | torch.device = "cpu", precision: str = "auto"
 ) -> Iterator[None]:

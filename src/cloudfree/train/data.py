@@ -3,8 +3,10 @@
 The training split is sampled as in the paper (spec section 2: random ``crop_size`` crops with
 flips / rot90, redrawn every epoch); the validation split is read as whole patches without
 augmentation (``SampleConfig(mode="eval", crop_size=None)``). When the loss is CARL the cloud
-mask is needed: it is computed once per patch and cached (``SampleConfig(mask="cached")``: in
-the packed shards, or in a ``.masks.npy`` beside the index), never recomputed every epoch.
+mask is needed: by default it is computed on each augmented crop, as the original code does
+(``data.mask="crop"``, about a millisecond per crop); ``data.mask="cached"`` computes it once
+per patch and caches it (in the packed shards, or in a ``.masks.npy`` beside the index) and
+crops that, which differs near crop edges and in the shadow thresholds.
 
 Data sources, the first one set wins: ``data.packed`` (memory-mapped shards of
 ``cloudfree pack``), ``data.index`` (an index CSV, per-file GeoTIFF reads), ``data.root`` (a
@@ -32,19 +34,25 @@ def sample_configs(cfg: Config, include_sar: bool) -> tuple[SampleConfig, Sample
     """(train, val) sampling of a run.
 
     Args:
-        cfg: the run's config (``data.crop_size``, ``data.scaling``, ``loss.name``).
+        cfg: the run's config (``data.crop_size``, ``data.scaling``, ``data.mask``,
+            ``loss.name``).
         include_sar: whether the model takes S1 (``False`` for ``dsen2cr-nosar``).
 
     Returns:
-        Train: random ``crop_size`` crops with augmentation (spec section 2), with the cached
-        cloud mask when the loss is CARL or the model reads it. Val: whole patches, no
+        Train: random ``crop_size`` crops with augmentation (spec section 2), with the cloud
+        mask when the loss is CARL or the model reads it: computed on each crop as the original
+        does (``data.mask="crop"``, the default) or cropped from the cached mask of the whole
+        patch (``"cached"``; always for a hybrid, whose cached inpainting was made under it).
+        Val: whole patches, no
         augmentation, always with the mask (the recon/reprod metrics need it whatever the
         loss); on whole patches computing it ("crop" mode) gives exactly the cached full-patch
         mask, and needs no cache. A hybrid model gets the pack's cached inpainting of its
         method (``model.inpaint``) in both.
     """
     hybrid = cfg.model.is_hybrid
-    mask = "cached" if cfg.loss.name == "carl" or (hybrid and cfg.model.mask_channel) else "none"
+    # A hybrid's config has data.mask == "cached" (Config checks it).
+    needed = cfg.loss.name == "carl" or (hybrid and cfg.model.mask_channel)
+    mask = cfg.data.mask if needed else "none"
     inpaint = cfg.model.inpaint if hybrid else None
     train = SampleConfig(
         mode="train",

@@ -188,9 +188,13 @@ def train(cfg: Config, resume: str | Path | None = None) -> dict[str, Any]:
         torch.backends.cudnn.deterministic,
         torch.backends.cudnn.benchmark,
     )
+    from cloudfree.models.runtime import tf32_mode
+
     dist = D.init_distributed(cfg.train.device)
     try:
-        return _train(cfg, resume, dist)
+        # Strict fp32 unless train.tf32 (the paper presets: off), for the whole run.
+        with tf32_mode(cfg.train.tf32):
+            return _train(cfg, resume, dist)
     except torch.cuda.OutOfMemoryError as e:
         raise TrainingError(_oom_message(cfg)) from e
     finally:
