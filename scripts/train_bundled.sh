@@ -112,7 +112,9 @@ case " $RUNS " in *_sar*) "$CF" pack train.csv --out pack_sar --require s1,s2,s2
 #    the paper's 7e-5 because the budget is a few hundred steps on 2 CPU cores. The hybrids get
 #    exactly the same recipe; hybrid_nosar_skipcloudy is the measured alternative whose long
 #    skip starts from the cloudy input, as DSen2-CR's does.
-COMMON=(model.num_layers=4 model.feature_size=48 data.crop_size=128 data.num_workers=1
+#    The CARL mask is the pack's cached full-patch one (data.mask=cached), as when the installed
+#    weights were trained (the presets now compute it on each crop, as the original code).
+COMMON=(model.num_layers=4 model.feature_size=48 data.crop_size=128 data.mask=cached data.num_workers=1
         train.batch_size=8 optim.lr=4e-4 train.log_every=20 train.out_dir="$FW/runs"
         train.device=cpu train.seed=42)
 train_run() {  # NAME PRESET EPOCHS PACK [OVERRIDES...]: train once; an interrupted run resumes

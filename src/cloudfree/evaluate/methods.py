@@ -153,7 +153,8 @@ class Method(abc.ABC):
         """
         raise ValueError(
             f"{self.name} predicts no variance; uncertainty maps need a model trained with the "
-            "Gaussian NLL loss (e.g. UnCRtainTS, loss.name=mgnll)"
+            "Gaussian NLL loss (e.g. UnCRtainTS, loss.name=mgnll; bundled: uncrtaints-demo-sar, "
+            "uncrtaints-demo-nosar)"
         )
 
     def __repr__(self) -> str:

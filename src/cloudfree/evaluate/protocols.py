@@ -138,7 +138,8 @@ PAPER: Final[EvalProtocol] = EvalProtocol(
     ssim_padding="valid",
     description=(
         "DSen2-CR Table 1: full 256x256 patches, predictions not clipped, reflectance = "
-        "DN / 10000 (network value x 2000 / 10000), metrics per patch averaged over patches "
+        "DN / 10000 (a network value in its own scaling, e.g. DSen2-CR's x 2000 / 10000), "
+        "metrics per patch averaged over patches "
         "(NaN-aware) except PSNR, computed from the mean RMSE, tf.image.ssim; cloud/shadow "
         "mask of the DSen2-CR CSM for the reprod/recon split"
     ),

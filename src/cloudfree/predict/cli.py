@@ -111,7 +111,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=(
             "also write the model's predicted standard deviation, reflectance units, float32, "
             "one band per output band (needs a model with a variance: UnCRtainTS trained with "
-            "the Gaussian NLL loss); a folder for several scenes"
+            "the Gaussian NLL loss, e.g. the bundled --checkpoint uncrtaints-demo-sar); a folder "
+            "for several scenes"
         ),
     )
     p.add_argument(
@@ -201,7 +202,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines = [
         f"wrote {summary['out']} ({summary['height']}x{summary['width']} px) in "
         f"{summary['seconds']:.1f} s ({summary['mpx_per_s']:.3f} Mpx/s, {summary['tiles']} tiles,"
-        f" {summary['method']} on {summary['device']}, {summary['precision']})"
+        f" {summary['method']} on {summary['device']}, {summary['precision']}"
+        + (f", {summary['backend']}" if summary.get("backend") == "openvino" else "")
+        + ")"
     ]
     if summary.get("reprojected"):
         lines.append("S1 was on another grid: reprojected onto the S2 grid (bilinear)")

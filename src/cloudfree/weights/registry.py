@@ -191,8 +191,9 @@ LICENCE_UNCRTAINTS: Final[str] = (
     "(CC BY 4.0, cite Ebel et al. 2021)"
 )
 
-#: Every named checkpoint, in the order ``list_weights`` shows them. The four bundled models
-#: share one recipe and one split (``scripts/train_bundled.sh``, fold A; ``bundled/MODEL_CARD.md``).
+#: Every named checkpoint, in the order ``list_weights`` shows them. The bundled models share one
+#: split and data (``scripts/train_bundled.sh``, fold A; ``bundled/MODEL_CARD.md``): the four
+#: DSen2-CR/hybrid ones one recipe, the two UnCRtainTS ones UnCRtainTS's loss and optimiser.
 WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
     WeightsEntry(
         name="hybrid-sar",
@@ -251,6 +252,36 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         scaling="dsen2cr",
         description="demonstration DSen2-CR (B4 F48, no SAR, CARL), the hybrid's recipe without "
         "the inpainting, trained on ../shared/data: not for real use",
+    ),
+    WeightsEntry(
+        name="uncrtaints-demo-sar",
+        model="uncrtaints",
+        input="cloudy S2 L1C (13 bands) + S1 (VV, VH dB)",
+        source="bundled",
+        filename="uncrtaints_demo_sar.safetensors",
+        size_bytes=116928,
+        sha256="c4d283f65888813590cae1967063e224f47e8f69925c8381b7b2cc4af16fef49",
+        licence=_LICENCE_BUNDLED,
+        citation=_CITATION_UNCRTAINTS,
+        scaling="reflectance",
+        description="demonstration UnCRtainTS (W 32, 1 + 3 MBConv blocks, SAR, Gaussian NLL: "
+        "mean and per-band variance) trained on ../shared/data: predict --uncertainty-out out "
+        "of the box; not for real use",
+        nosar="uncrtaints-demo-nosar",
+    ),
+    WeightsEntry(
+        name="uncrtaints-demo-nosar",
+        model="uncrtaints-nosar",
+        input="cloudy S2 L1C (13 bands)",
+        source="bundled",
+        filename="uncrtaints_demo_nosar.safetensors",
+        size_bytes=116680,
+        sha256="56c0b7ba818d3128a83e8bafca63e5a8e43efc3505e725b9e63fde9d636f5d4c",
+        licence=_LICENCE_BUNDLED,
+        citation=_CITATION_UNCRTAINTS,
+        scaling="reflectance",
+        description="demonstration UnCRtainTS (W 32, 1 + 3 MBConv blocks, no SAR, Gaussian NLL: "
+        "mean and per-band variance) trained on ../shared/data: not for real use",
     ),
     *(
         WeightsEntry(
