@@ -1,6 +1,7 @@
 """GeoTIFF I/O: georeferencing round-trips, windows, atomic writes, clear errors."""
 
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +135,26 @@ def test_atomic_outputs_get_normal_permissions(tmp_path) -> None:  # noqa: ANN00
     umask = os.umask(0o022)
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _gdal_cache_max() -> int:
+    """GDAL's effective block-cache size in bytes, from the libgdal rasterio loaded."""
+    import ctypes
+    import glob
+
+    libs = glob.glob(str(Path(rasterio.__file__).parent.parent / "rasterio.libs" / "libgdal*"))
+    if not libs:
+        pytest.skip("rasterio links a system GDAL: its library path is not known here")
+    lib = ctypes.CDLL(libs[0])  # the same handle rasterio holds: the same cache setting
+    lib.GDALGetCacheMax64.restype = ctypes.c_int64
+    return int(lib.GDALGetCacheMax64())
+
+
+def test_gdal_cache_env_caps_the_cache_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudfree.data.io import GDAL_CACHE_MB, gdal_cache_env
+
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    with rasterio.Env(**gdal_cache_env()):
+        assert _gdal_cache_max() == GDAL_CACHE_MB * 2**20  # not 128 bytes
+    monkeypatch.setenv("GDAL_CACHEMAX", "64")
+    assert gdal_cache_env() == {}  # the user's setting wins

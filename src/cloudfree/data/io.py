@@ -22,6 +22,10 @@ import numpy as np
 from cloudfree.errors import DataError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+#: GDAL block cache while stacking a product or predicting a scene, MiB (unless the user set
+#: GDAL_CACHEMAX): GDAL's default, 5 % of the RAM, lets the cache of read and written blocks
+#: grow with the scene up to that size; a fixed cap keeps the peak memory flat.
+GDAL_CACHE_MB = 128
 _ARCHIVE_RE = re.compile(r"^(?P<archive>.*?\.(?:tar\.gz|tgz|tar))(?:/(?P<member>.*))?$")
 
 
@@ -31,6 +35,18 @@ def split_archive_path(path: str | os.PathLike[str]) -> tuple[str, str] | None:
     if m is None or not m.group("member"):
         return None
     return m.group("archive"), m.group("member")
+
+
+def gdal_cache_env() -> dict[str, int]:
+    """``rasterio.Env`` options that cap GDAL's block cache at :data:`GDAL_CACHE_MB`.
+
+    In bytes: rasterio passes an integer ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``, so 128
+    would mean 128 bytes (a cache that holds no block). Empty when the environment variable
+    ``GDAL_CACHEMAX`` is set: the user's value wins.
+    """
+    if "GDAL_CACHEMAX" in os.environ:
+        return {}
+    return {"GDAL_CACHEMAX": GDAL_CACHE_MB << 20}
 
 
 def gdal_path(path: str | os.PathLike[str]) -> str:

@@ -16,7 +16,7 @@ DN = TOA reflectance x 10000), so :func:`stack_safe` builds exactly that:
 The 20 m and 60 m bands are resampled onto B02's grid (``resampling``, bilinear by default)
 through a ``rasterio.vrt.WarpedVRT``, and the output is read and written window by window, so
 memory stays flat whatever the scene size (10980 px for a full tile): with 1024 px windows,
-~30 MB of arrays plus GDAL's block cache, capped at ``GDAL_CACHE_MB``.
+~30 MB of arrays plus GDAL's block cache, capped at ``cloudfree.data.io.GDAL_CACHE_MB``.
 
 No data: DN 0 is the product's no-data value in every band; wherever B02 is 0 every output band
 is 0 (one footprint for all bands), and the output declares nodata 0.
@@ -42,15 +42,13 @@ from typing import Any
 import numpy as np
 
 from cloudfree.data.bands import S2_BANDS, S2_DN_PER_REFLECTANCE, S2_L2A_BANDS, S2_NATIVE_GSD_M
-from cloudfree.data.io import atomic_path
+from cloudfree.data.io import atomic_path, gdal_cache_env
 from cloudfree.errors import DataError
 
 #: Resampling methods accepted for the 20 m / 60 m bands (rasterio ``Resampling`` names).
 RESAMPLINGS: tuple[str, ...] = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos")
 #: Output block side (pixels) of the tiled GeoTIFF.
 BLOCK = 512
-#: GDAL block cache while stacking, MB (GDAL reads values below 100000 as megabytes).
-GDAL_CACHE_MB = 128
 
 _EXPECTED_SAFE = (
     "an unzipped Sentinel-2 .SAFE folder with GRANULE/<granule>/IMG_DATA/ holding one JP2 per "
@@ -312,7 +310,7 @@ def stack_safe(
     with contextlib.ExitStack() as stack:
         # GDAL's block cache defaults to 5 % of the RAM and fills up with the blocks of a large
         # scene; a fixed cap keeps the peak memory flat across scene sizes.
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
+        stack.enter_context(rasterio.Env(**gdal_cache_env()))
         datasets: dict[str, Any] = {}
         for band, f in product.bands.items():
             try:

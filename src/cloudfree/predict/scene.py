@@ -42,7 +42,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.io import atomic_path
+from cloudfree.data.io import atomic_path, gdal_cache_env
 from cloudfree.errors import DataError
 from cloudfree.evaluate.methods import Method
 from cloudfree.predict.inputs import (
@@ -74,9 +74,6 @@ OVERVIEW_MAX_PIXELS: Final[int] = 4096 * 4096
 #: Deflate level of the output: level 1 writes 2.5x faster than the default 6 for a file
 #: ~1 % larger on noisy 13-band DN (deflate rather than zstd: every GIS reads it).
 DEFLATE_LEVEL: Final[int] = 1
-#: GDAL block cache while predicting, MiB (unless GDAL_CACHEMAX is set): GDAL's default, 5 % of
-#: the RAM, would let the cache of written blocks grow with the scene up to that size.
-GDAL_CACHE_MB: Final[int] = 128
 
 
 def choose_window(tile: int, overlap: int, halo: int) -> int:
@@ -260,7 +257,8 @@ def predict_scene(
         if not main.method.predicts_variance:
             raise ValueError(
                 f"--uncertainty-out needs a model that predicts a variance; {main.method.name} "
-                "does not (UnCRtainTS trained with the Gaussian NLL loss does: the uncrtaints_*_nll "
+                "does not (UnCRtainTS trained with the Gaussian NLL loss does: the bundled "
+                "--checkpoint uncrtaints-demo-sar or uncrtaints-demo-nosar, the uncrtaints_*_nll "
                 "presets, or a checkpoint imported with 'cloudfree weights import model.pth.tar "
                 "--conf conf.json --name NAME')"
             )
@@ -278,9 +276,7 @@ def predict_scene(
     _check_args(tile, overlap, batch_size, outside_sar, window)
     log.info("tiling: %s", plan.reason)
     _release_large_buffers()
-    # In bytes: rasterio passes an int to GDALSetCacheMax (256 would mean 256 bytes).
-    env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB << 20}
-    with rasterio.Env(**env):
+    with rasterio.Env(**gdal_cache_env()):
         return _predict(
             s2,
             out,
