@@ -25,6 +25,8 @@ from typing import Any
 from cloudfree.data.bands import SEASONS
 from cloudfree.data.io import atomic_path
 from cloudfree.errors import DataError
+from cloudfree.evaluate.protocols import PROTOCOLS, PSNR_MEAN_RMSE_KEY
+from cloudfree.metrics.patch import psnr_of_rmse
 
 #: Metric keys (of ``cloudfree.metrics.METRIC_KEYS``) in the column order of the paper's Table 1.
 TABLE1_COLUMNS: tuple[str, ...] = (
@@ -188,9 +190,6 @@ def table_values(metrics: Mapping[str, Any], psnr_key: str = "psnr") -> dict[str
     ``"psnr_mean_rmse"`` for the paper's Table 1, computed from the mean ``rmse`` for summaries
     written before it was recorded.
     """
-    from cloudfree.evaluate.protocols import PSNR_MEAN_RMSE_KEY
-    from cloudfree.metrics.patch import psnr_of_rmse
-
     values = dict(metrics)
     if psnr_key == PSNR_MEAN_RMSE_KEY:
         value = metrics.get(PSNR_MEAN_RMSE_KEY)
@@ -388,8 +387,6 @@ _PSNR_NOTE: dict[str, str] = {
 
 def table_psnr(summary: Mapping[str, Any]) -> str:
     """The PSNR key of a summary's table: as recorded, else its protocol's."""
-    from cloudfree.evaluate.protocols import PROTOCOLS
-
     recorded = summary.get("table_psnr")
     if recorded is not None:
         return str(recorded)

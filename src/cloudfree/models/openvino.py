@@ -94,7 +94,11 @@ class OpenVINOModel(nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(self._modules["source"], name)
+            # Through __dict__: before __init__ (copy, pickle) there is no source to ask.
+            source = self.__dict__.get("_modules", {}).get("source")
+            if source is None:
+                raise
+            return getattr(source, name)
 
     def forward(
         self, s2: torch.Tensor, s1: torch.Tensor | None = None, return_variance: bool = False
