@@ -267,13 +267,12 @@ def write_examples(
     import torch
 
     from cloudfree.data.collate import collate_skip_bad
-    from cloudfree.evaluate.run import add_mask
+    from cloudfree.evaluate.run import batch_mask
     from cloudfree.viewer.render import stack_rows, write_png
 
     out = Path(out)
     for name in ("examples.png", "examples.csv"):
         (out / name).unlink(missing_ok=True)
-    s2_scale = get_scaling(scaling_name).s2_scale
     rows: list[np.ndarray] = []
     drawn: list[tuple[Example, bool]] = []
     for e in pick_examples(out / "per_patch.csv", rank_by, k):
@@ -285,7 +284,7 @@ def write_examples(
                 f"row {e.position} of {out / 'per_patch.csv'} is patch {e.id} but the dataset "
                 f"now gives {batch['id'][0]} at index {dataset_index[e.position]}"
             )
-        mask = add_mask(batch, s2_scale)
+        mask = batch_mask(batch)
         with torch.no_grad():
             pred = method.predict(batch)
         rows.append(example_row(batch, pred, mask, protocol, scaling_name, _label(e)))

@@ -109,6 +109,10 @@ def open_dataset(
 ) -> Any:
     """The eval-mode, full-patch dataset of a root folder, an index CSV or a packed folder.
 
+    Each sample carries the DSen2-CR cloud/shadow mask of its raw cloudy DN (``"mask"``,
+    ``SampleConfig(mask="crop")`` on the whole patch): the mask training's validation uses and
+    the original code computes, so that ``evaluate`` and ``val_*_recon`` split a patch alike.
+
     Args:
         data: a SEN12MS-CR root (indexed on the fly), an index CSV written by
             ``cloudfree index``, or a folder written by ``cloudfree pack`` (has manifest.json).
@@ -123,7 +127,7 @@ def open_dataset(
     from cloudfree.errors import DataError
 
     cfg = SampleConfig(
-        mode="eval", crop_size=None, include_sar=include_sar, scaling=scaling, mask="none"
+        mode="eval", crop_size=None, include_sar=include_sar, scaling=scaling, mask="crop"
     )
     path = Path(data)
     if path.is_dir() and (path / "manifest.json").is_file():
@@ -248,20 +252,19 @@ class _Indexed:
         return None if sample is None else {**sample, "index": i}
 
 
-def add_mask(batch: dict[str, Any], s2_scale: float) -> np.ndarray:
-    """Put the cloud/shadow mask of each full cloudy patch into ``batch["mask"]`` and return it.
+def batch_mask(batch: Mapping[str, Any]) -> np.ndarray:
+    """The cloud/shadow mask of a batch of :func:`open_dataset`, uint8 (B, H, W), 0 clear /
+    1 cloud / 2 shadow: the DSen2-CR mask (spec section 3) of each whole patch's raw DN.
 
-    The DSen2-CR mask (spec section 3) of the patch's DN (network value x ``s2_scale``, rounded
-    to uint16), before any crop: uint8 (B, H, W), 0 clear / 1 cloud / 2 shadow.
+    Raises:
+        ValueError: the batch has no ``"mask"`` (not from :func:`open_dataset`).
     """
-    import torch
-
-    from cloudfree.masks.csm import cloud_shadow_mask
-
-    dn = torch.round(batch["s2_cloudy"] * s2_scale).clamp_(0, 65535).numpy()
-    mask = cloud_shadow_mask(dn.astype(np.uint16))
-    batch["mask"] = torch.from_numpy(mask)
-    return mask
+    if "mask" not in batch:
+        raise ValueError(
+            "the batch has no 'mask': evaluation batches come from open_dataset, whose samples "
+            "carry the cloud/shadow mask of their raw DN"
+        )
+    return as_numpy(batch["mask"]).astype(np.uint8)
 
 
 def as_numpy(x: Any) -> np.ndarray:
@@ -385,7 +388,7 @@ def evaluate(
             if batch is None:  # every sample of the batch unreadable (counted below)
                 continue
             indices = batch.pop("index").tolist()
-            mask = add_mask(batch, s2_scale)
+            mask = batch_mask(batch)
             var = None
             with torch.no_grad():
                 if uncertain:
