@@ -219,10 +219,12 @@ def test_two_ranks_count_every_patch_once() -> None:
 
 
 def test_precision_policy() -> None:
-    from cloudfree.train.validate import uses_bf16
+    # One rule for the training steps and validation: bf16 when asked for, "auto" on CUDA only.
+    from cloudfree.models.runtime import training_bf16
 
     cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
-    assert uses_bf16(cuda, "auto") and uses_bf16(cuda, "bf16") and not uses_bf16(cuda, "fp32")
-    assert not uses_bf16(cpu, "bf16") and not uses_bf16(cpu, "auto")
+    assert training_bf16(cuda, "auto") and training_bf16(cuda, "bf16")
+    assert not training_bf16(cuda, "fp32")
+    assert training_bf16(cpu, "bf16") and not training_bf16(cpu, "auto")
     with pytest.raises(ValueError, match="precision"):
         validate(_Identity(), [], CARLLoss(), CPU, scaling="dsen2cr", precision="fp16")

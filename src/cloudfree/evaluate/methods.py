@@ -34,6 +34,7 @@ from torch import nn
 
 from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.errors import DataError, UnknownNameError
+from cloudfree.models.inputs import reads_sar
 
 #: Names of the non-learned baselines :func:`load_method` accepts: the cloudy input and the
 #: inpainting methods of :mod:`cloudfree.inpaint` that need no weights (issues 5 and 11).
@@ -200,11 +201,7 @@ class ModelMethod(Method):
         self.precision = precision
         self.name = name
         self.path = path
-        config = getattr(model, "config", None)
-        sar = config.get("include_sar") if isinstance(config, Mapping) else None
-        if sar is None:
-            sar = getattr(config, "include_sar", False)
-        self.include_sar = bool(sar)
+        self.include_sar = reads_sar(model)
         self.backend = resolve_backend(backend, model, self.device, precision)
         if self.backend == "openvino":
             from cloudfree.models.openvino import compile_openvino

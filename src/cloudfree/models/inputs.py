@@ -11,6 +11,17 @@ import torch
 from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
 
 
+def reads_sar(model: Any) -> bool:
+    """Whether ``model`` takes S1: its ``config.include_sar`` (a dataclass attribute or a mapping
+    key, as weights metadata store it). Every registered model has one; an object without one
+    takes S2 only."""
+    config = getattr(model, "config", None)
+    sar = config.get("include_sar") if isinstance(config, Mapping) else None
+    if sar is None:
+        sar = getattr(config, "include_sar", False)
+    return bool(sar)
+
+
 def check_optical_sar_inputs(
     s2_cloudy: torch.Tensor, s1: torch.Tensor | None, include_sar: bool, family: str
 ) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -224,6 +224,28 @@ def prepare_for_inference(
     elif dev.type == "cpu" and nnpack_available():
         use_nnpack(model)
     return model
+
+
+def training_bf16(device: str | torch.device, precision: str) -> bool:
+    """Whether training and its validation run under bf16 autocast (``TrainConfig.precision``):
+    ``"bf16"`` on any device, ``"auto"`` on CUDA only, ``"fp32"`` never.
+
+    (Inference resolves ``"auto"`` to fp32 everywhere: :func:`resolve_precision`.)
+
+    Raises:
+        ValueError: ``precision`` is not ``"auto"``, ``"fp32"`` or ``"bf16"``.
+    """
+    resolve_precision(precision)  # validates the name
+    return precision == "bf16" or (precision == "auto" and torch.device(device).type == "cuda")
+
+
+def bf16_autocast(
+    device: str | torch.device, enabled: bool
+) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` to bf16 on ``device``'s type when ``enabled``, else a no-op."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ resumed from its last complete checkpoint redoes the lost steps identically: on 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -31,7 +30,8 @@ from torch import nn
 
 from cloudfree.config import Config, save_config
 from cloudfree.errors import CloudfreeError
-from cloudfree.models.inputs import extra_tensors
+from cloudfree.models.inputs import extra_tensors, reads_sar
+from cloudfree.models.runtime import bf16_autocast, training_bf16
 from cloudfree.train import distributed as D
 from cloudfree.train.checkpoint import (
     capture_rng_state,
@@ -93,12 +93,6 @@ def _make_run_dir(cfg: Config, resume: str | Path | None) -> Path:
             "choose another train.run_name"
         )
     return run_dir
-
-
-def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def _param_hash(model: nn.Module) -> str:
@@ -221,9 +215,7 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
         )
     batch_per_rank = cfg.train.batch_size // world
     _seed_everything(cfg.train.seed, cfg.train.deterministic)
-    bf16 = cfg.train.precision == "bf16" or (
-        cfg.train.precision == "auto" and device.type == "cuda"
-    )
+    bf16 = training_bf16(device, cfg.train.precision)
 
     # ---- initial weights (train.init): read and checked before anything is written --------
     init = None
@@ -254,7 +246,7 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
             print(f"initialised from {cfg.train.init} ({init.path}, sha256 {init.sha256})")
         del init  # the state dict's memory is not held for the whole run
     net = model  # the plain module (before compile / DDP), for its attributes
-    include_sar = bool(getattr(getattr(model, "config", None), "include_sar", True))
+    include_sar = reads_sar(model)
     channels_last = cfg.train.channels_last and device.type == "cuda"
     model = model.to(device)
     if channels_last:
@@ -407,7 +399,7 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                     s1 = torch.zeros(1, 2, c, c, device=device) if include_sar else None
                     dummy = {"s2_inpainted": s2, "mask": torch.zeros(1, c, c, device=device)}
                     extras = extra_tensors(net, dummy, device)
-                    with _autocast(device, bf16):
+                    with bf16_autocast(device, bf16):
                         pred = (
                             model(s2, s1, **extras, **fwd)
                             if include_sar
@@ -424,7 +416,7 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                     target = batch["s2"].to(device, non_blocking=True)
                     mask = batch["mask"].to(device, non_blocking=True) if "mask" in batch else None
                     extras = extra_tensors(net, batch, device)  # the hybrid's inpainted image
-                    with _autocast(device, bf16):
+                    with bf16_autocast(device, bf16):
                         if include_sar:
                             s1 = batch["s1"].to(device, non_blocking=True, memory_format=mf)
                             pred = model(s2, s1, **extras, **fwd)
@@ -549,6 +541,6 @@ def _log_panels(
     net.eval()
     s2 = batch["s2_cloudy"].to(device)
     extras = extra_tensors(net, batch, device)
-    with _autocast(device, bf16):
+    with bf16_autocast(device, bf16):
         pred = net(s2, batch["s1"].to(device), **extras) if include_sar else net(s2, **extras)
     logger.image(step, "val/panels", rgb_panels(batch, pred.float().cpu(), cfg.data.scaling))

@@ -16,9 +16,8 @@ and a cross-rank mean needs them, not the per-rank means.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -28,36 +27,12 @@ from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
 from cloudfree.metrics.batched import batched_metrics
 from cloudfree.metrics.patch import METRIC_KEYS
 from cloudfree.models.inputs import extra_tensors
-from cloudfree.models.runtime import resolve_precision
+from cloudfree.models.runtime import bf16_autocast, training_bf16
 from cloudfree.train.checkpoint import unwrap_model
 from cloudfree.train.distributed import DistInfo
 
 #: Loss signature shared by ``TargetL1Loss`` and ``CARLLoss``: (pred, target, cloudy, mask).
 LossFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
-
-
-def uses_bf16(device: torch.device, precision: str) -> bool:
-    """Whether validation runs under bf16 autocast: on CUDA, for ``"bf16"`` and ``"auto"``.
-
-    ``"auto"`` follows ``TrainConfig.precision`` (bf16 autocast on CUDA, as the training steps),
-    not the inference default of ``cloudfree.models.runtime`` (fp32 everywhere). On the CPU
-    validation stays fp32 even for ``"bf16"``: without native bf16 it is many times slower
-    (``cloudfree.models.runtime`` docstring).
-
-    Raises:
-        ValueError: ``precision`` is not ``"auto"``, ``"fp32"`` or ``"bf16"``.
-    """
-    resolve_precision(precision)  # validates the name
-    return device.type == "cuda" and precision in ("auto", "bf16")
-
-
-@contextlib.contextmanager
-def _autocast(device: torch.device, bf16: bool) -> Iterator[None]:
-    if bf16:
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
-            yield
-    else:
-        yield
 
 
 def _to(x: Tensor, device: torch.device) -> Tensor:
@@ -95,8 +70,8 @@ def validate(
         dist: this process's :class:`DistInfo`; tensors go to ``dist.device``.
         scaling: the scaling protocol's name; network value x ``s2_scale / 10000`` is the
             reflectance the metrics are computed on.
-        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``: bf16 autocast on CUDA for "auto" and
-            "bf16" (:func:`uses_bf16`), fp32 otherwise; the loss and metrics are always fp32.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``, run as the training steps (:func:`cloudfree.models.runtime.training_bf16`: bf16 autocast
+            for "bf16", and for "auto" on CUDA); the loss and metrics are always fp32.
 
     Returns:
         ``{"val_loss", "val_<key>" for every key of cloudfree.metrics.METRIC_KEYS,
@@ -104,7 +79,7 @@ def validate(
         the patches where it is defined (NaN if none); identical on every rank.
     """
     device = dist.device
-    bf16 = uses_bf16(device, precision)
+    bf16 = training_bf16(device, precision)
     to_refl = get_scaling(scaling).s2_scale / S2_DN_PER_REFLECTANCE
     keys = list(METRIC_KEYS)
     # [loss sum, patches, metric sums (K), metric counts (K)], float64 for exact-ish counts.
@@ -127,7 +102,7 @@ def validate(
                 target = _to(batch["s2"], device)
                 mask = _mask(batch, cloudy, device)
                 extras = extra_tensors(net, batch, device)  # the hybrid's inpainted image
-                with _autocast(device, bf16):
+                with bf16_autocast(device, bf16):
                     s1 = _to(batch["s1"], device) if "s1" in batch else None
                     args = (cloudy,) if s1 is None else (cloudy, s1)
                     pred = net(*args, **extras, **fwd)
