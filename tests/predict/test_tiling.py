@@ -15,8 +15,8 @@ from cloudfree.predict.tiling import (
     grow,
     pad_reflect,
     plan_tiles,
-    windows,
 )
+from cloudfree.windows import windows
 
 
 def test_axis_positions_stride_and_flush_last() -> None:
@@ -114,5 +114,7 @@ def test_windows_grow_clip() -> None:
         (64, 64, 36, 64),
         (64, 128, 36, 2),
     ]
+    with pytest.raises(ValueError, match="window size must be >= 1"):
+        list(windows(10, 10, 0))
     assert grow((0, 0, 64, 64), 8) == (-8, -8, 80, 80)
     assert clip_window((-8, -8, 80, 80), 70, 100) == (0, 0, 70, 72)

@@ -44,6 +44,7 @@ import numpy as np
 from cloudfree.data.bands import S2_BANDS, S2_DN_PER_REFLECTANCE, S2_L2A_BANDS, S2_NATIVE_GSD_M
 from cloudfree.data.io import atomic_path, gdal_cache_env
 from cloudfree.errors import DataError
+from cloudfree.windows import windows
 
 #: Resampling methods accepted for the 20 m / 60 m bands (rasterio ``Resampling`` names).
 RESAMPLINGS: tuple[str, ...] = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos")
@@ -232,15 +233,6 @@ def _check_grid(product: SafeProduct, datasets: dict[str, Any]) -> None:
             raise DataError(f.path, "has a rotated grid", "a north-up grid like every S2 band")
 
 
-def _windows(height: int, width: int, size: int) -> list[tuple[int, int, int, int]]:
-    """``(row, col, h, w)`` blocks of at most ``size`` px covering the raster, row-major."""
-    return [
-        (r, c, min(size, height - r), min(size, width - c))
-        for r in range(0, height, size)
-        for c in range(0, width, size)
-    ]
-
-
 def stack_safe(
     safe_dir: str | Path,
     out: str | Path,
@@ -359,7 +351,7 @@ def stack_safe(
             "predictor": 2,
             "BIGTIFF": "IF_SAFER",
         }
-        blocks = _windows(ref.height, ref.width, window)
+        blocks = list(windows(ref.height, ref.width, window))
         if progress:
             from tqdm import tqdm
 

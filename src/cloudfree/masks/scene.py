@@ -18,7 +18,6 @@ published algorithm does on a patch; they also enter the shadow statistics.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,18 +38,11 @@ from cloudfree.masks.params import (
     to_reflectance,
 )
 from cloudfree.masks.stats import ShadowStats
+from cloudfree.windows import Window, windows
 
 BACKENDS: Final[tuple[str, ...]] = ("dsen2cr", "s2cloudless")
 #: Windows are multiples of this (the GeoTIFF tile size must be a multiple of 16).
 _ALIGN: Final[int] = 16
-
-Window = tuple[int, int, int, int]  # row_off, col_off, height, width
-
-
-def _windows(height: int, width: int, size: int) -> Iterator[Window]:
-    for r in range(0, height, size):
-        for c in range(0, width, size):
-            yield r, c, min(size, height - r), min(size, width - c)
 
 
 def _grow(win: Window, halo: int, height: int, width: int) -> Window:
@@ -137,12 +129,12 @@ def mask_scene(
         with rasterio.open(gdal_path(s2_path)) as src:
             if backend == "dsen2cr":
                 stats = ShadowStats()
-                for win in _windows(height, width, window):
+                for win in windows(height, width, window):
                     b2, b8, b11 = _read(src, win, ("B2", "B8", "B11"))
                     stats.update(b2, b8, b11)
                 t3, t4 = stats.thresholds(params)
             with atomic_path(out_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-                for win in _windows(height, width, window):
+                for win in windows(height, width, window):
                     outer = _grow(win, halo, height, width)
                     data = _read(src, outer, bands)
                     if backend == "dsen2cr":

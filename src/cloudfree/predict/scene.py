@@ -51,12 +51,9 @@ from cloudfree.predict.inputs import (
     S1Source,
     S2Source,
 )
-from cloudfree.predict.tiling import (
-    axis_positions,
-    fit_tile,
-    windows,
-)
+from cloudfree.predict.tiling import axis_positions, fit_tile
 from cloudfree.predict.window import Runner, WindowPredictor, load_runner
+from cloudfree.windows import windows
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,11 @@ the normalisation never divides by 0 even in the discarded padding.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Final
 
 import numpy as np
+
+from cloudfree.windows import Window
 
 #: Weight of the untrusted outer margin of a tile: > 0 (no division by 0 anywhere), small enough
 #: that its contribution is far below the float32 resolution of the blended value.
@@ -37,7 +38,6 @@ BLEND_EPS: Final[float] = 1e-6
 #: Tile sides chosen by :func:`fit_tile` are rounded up to a multiple of this.
 TILE_ALIGN: Final[int] = 16
 
-Window = tuple[int, int, int, int]  # row_off, col_off, height, width
 Size = int | tuple[int, int]
 
 
@@ -139,13 +139,6 @@ def blend_weights(tile: Size, overlap: int) -> np.ndarray:
     """
     th, tw = _pair(tile)
     return np.outer(_ramp(th, overlap), _ramp(tw, overlap)).astype(np.float32)
-
-
-def windows(height: int, width: int, size: int) -> Iterator[Window]:
-    """Row-major ``(row, col, height, width)`` windows of side ``size`` covering the array."""
-    for r in range(0, height, size):
-        for c in range(0, width, size):
-            yield r, c, min(size, height - r), min(size, width - c)
 
 
 def grow(win: Window, halo: int) -> Window:

@@ -19,15 +19,8 @@ from cloudfree.errors import DataError
 from cloudfree.evaluate.methods import Method
 from cloudfree.masks.params import CLEAR, DEFAULT_PARAMS
 from cloudfree.predict.inputs import MaskSource, S1Source, S2Source, nodata_pixels, s1_coverage
-from cloudfree.predict.tiling import (
-    Window,
-    axis_positions,
-    blend_margin,
-    blend_weights,
-    fit_tile,
-    grow,
-    windows,
-)
+from cloudfree.predict.tiling import axis_positions, blend_margin, blend_weights, fit_tile, grow
+from cloudfree.windows import Window, windows
 
 log = logging.getLogger(__name__)
 
