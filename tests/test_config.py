@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 import cloudfree
 from cloudfree import __version__
@@ -293,3 +294,23 @@ def test_configs_are_frozen() -> None:
     cfg = Config()
     with pytest.raises(AttributeError):
         cfg.train.epochs = 3  # type: ignore[misc]
+
+
+def test_a_saved_run_predating_a_field_resumes_with_its_old_behaviour(tmp_path: Path) -> None:
+    from cloudfree.config import FIELDS_ADDED, config_to_dict
+
+    # A run's config.yaml as written before data.mask, train.precision's new default and
+    # train.tf32 existed: complete sections without those keys.
+    old = config_to_dict(load_config("dsen2cr_sar_carl"))
+    for section, key in FIELDS_ADDED:
+        del old[section][key]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    resumed = load_config(path, saved_run=True)
+    assert (resumed.data.mask, resumed.train.precision, resumed.train.tf32) == (
+        "cached",
+        "auto",
+        True,
+    )
+    fresh = load_config(path)  # a user's YAML without the keys: today's (paper) defaults
+    assert (fresh.data.mask, fresh.train.precision, fresh.train.tf32) == ("crop", "fp32", False)

@@ -251,7 +251,9 @@ def _run_train(args: argparse.Namespace) -> int:
         config = Path(args.resume) / "config.yaml"
     overrides = [*args.overrides, *([f"train.init={args.init}"] if args.init else [])]
     try:
-        cfg = load_config(config, overrides)
+        # A run folder's own config.yaml: fields it predates keep the behaviour it started with.
+        saved_run = args.resume is not None and Path(config) == Path(args.resume) / "config.yaml"
+        cfg = load_config(config, overrides, saved_run=saved_run)
     except ValueError as e:
         print(f"cloudfree train: error: {e}", file=sys.stderr)
         return 2

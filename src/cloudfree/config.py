@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Final, Union
 
 from cloudfree.data.bands import SCALINGS, TRAIN_CROP_SIZE
 
@@ -590,7 +590,19 @@ def get_preset(name: str) -> Config:
     return PRESETS[name]
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+#: Fields added after runs were saved with their behaviour built in, and the value that
+#: behaviour had: a run's ``config.yaml`` written before the field existed resumes with it
+#: (``load_config(..., saved_run=True)``), not with the new default.
+FIELDS_ADDED: Final[dict[tuple[str, str], Any]] = {
+    ("data", "mask"): "cached",  # the CARL mask was the cached full-patch one (issue 15)
+    ("train", "precision"): "auto",  # the default was bf16 on CUDA (issue 15)
+    ("train", "tf32"): True,  # PyTorch's default: TF32 cuDNN convolutions (issue 15)
+}
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), saved_run: bool = False
+) -> Config:
     """Build a Config from a preset name or YAML file, then dotted overrides.
 
     Args:
@@ -599,6 +611,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
             and optionally ``preset: NAME`` (start from that preset instead of the defaults).
         overrides: ``"section.key=value"`` strings applied last; values are parsed as YAML
             (``null``, ``[0.9, 0.99]``, ``1e-4``) and coerced to the field's type.
+        saved_run: ``path`` is a run's ``config.yaml`` (resume): a field it lacks because it
+            was written before the field existed takes its old value (:data:`FIELDS_ADDED`),
+            so that the run continues as it started.
 
     Returns:
         The resolved, validated Config.
@@ -614,6 +629,10 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
             cfg = PRESETS[path]
         elif p.is_file():
             data = _read_yaml(p)
+            if saved_run:
+                for (section, key), old in FIELDS_ADDED.items():
+                    if isinstance(data.get(section), dict) and key not in data[section]:
+                        data[section][key] = old
             preset = data.pop("preset", None)
             if preset is not None:
                 if not isinstance(preset, str):
