@@ -27,6 +27,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -330,22 +331,23 @@ def bf16_probe(base: DSen2CR) -> None:
 def exported_runners(
     model: nn.Module, example: tuple[torch.Tensor, torch.Tensor], workdir: str
 ) -> tuple[dict[str, Callable[[torch.Tensor, torch.Tensor], np.ndarray]], list[str]]:
-    """OpenVINO and ONNX Runtime runners of ``model`` (fp32, dynamic batch and size), those
-    installed; a note per backend (version and one-off export time, or why it is missing)."""
+    """OpenVINO (the library's backend, :func:`cloudfree.models.openvino.compile_openvino`) and
+    ONNX Runtime runners of a SAR ``model`` (fp32, dynamic batch and size), those installed; a
+    note per backend (version and one-off export time, or why it is missing)."""
     runners: dict[str, Callable[[torch.Tensor, torch.Tensor], np.ndarray]] = {}
     notes = []
     try:
         import openvino as ov
 
+        from cloudfree.models.openvino import compile_openvino
+
         t = time.perf_counter()
-        ovm = ov.convert_model(model, example_input=example,
-                               input=[(-1, 13, -1, -1), (-1, 2, -1, -1)])  # fmt: skip
-        compiled = ov.Core().compile_model(ovm, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        compiled = compile_openvino(model, include_sar=True, cache=Path(workdir) / "openvino")
         notes.append(f"OpenVINO {ov.__version__}: converted + compiled in "
                      f"{time.perf_counter() - t:.1f} s")  # fmt: skip
 
         def run_ov(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-            return compiled([a.numpy(), b.numpy()])[0]
+            return compiled(a, b).numpy()
 
         runners["OpenVINO fp32"] = run_ov
     except ImportError:

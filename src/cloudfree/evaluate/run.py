@@ -45,10 +45,16 @@ import numpy as np
 
 from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, SEASONS, get_scaling
 from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS
-from cloudfree.evaluate.protocols import PSNR_MEAN_RMSE_KEY, EvalProtocol, get_protocol
-from cloudfree.evaluate.table import CLOUD_BINS, HEADERS, cloud_bin, format_table, table_values
+from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
+from cloudfree.evaluate.table import (
+    CLOUD_BINS,
+    HEADERS,
+    cloud_bin,
+    format_table,
+    table_values,
+    with_psnr_mean_rmse,
+)
 from cloudfree.metrics import METRIC_KEYS, compute
-from cloudfree.metrics.patch import psnr_of_rmse
 
 #: Columns of ``per_patch.csv``: identity of the patch, then the mask fractions, then every
 #: metric key of :mod:`cloudfree.metrics` (``cloud_fraction`` once).
@@ -166,13 +172,6 @@ def _model_info(method: Any) -> dict[str, Any]:
     if inpaint is not None:
         info["inpaint"] = inpaint
     return info
-
-
-def with_psnr_mean_rmse(means: Mapping[str, Any]) -> dict[str, Any]:
-    """``means`` plus ``psnr_mean_rmse``: 20 log10(1 / mean RMSE), dB (``protocols`` module
-    docstring); +inf for a zero mean RMSE, NaN where the RMSE mean is undefined."""
-    rmse = means.get("rmse")
-    return {**means, PSNR_MEAN_RMSE_KEY: psnr_of_rmse(math.nan if rmse is None else float(rmse))}
 
 
 def centre_window(x: np.ndarray, crop: int | None) -> np.ndarray:

@@ -183,20 +183,25 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def with_psnr_mean_rmse(means: Mapping[str, Any]) -> dict[str, Any]:
+    """``means`` plus ``psnr_mean_rmse``: 20 log10(1 / mean RMSE), dB (``protocols`` module
+    docstring); +inf for a zero mean RMSE, NaN where the RMSE mean is undefined."""
+    rmse = means.get("rmse")
+    return {**means, PSNR_MEAN_RMSE_KEY: psnr_of_rmse(math.nan if rmse is None else float(rmse))}
+
+
 def table_values(metrics: Mapping[str, Any], psnr_key: str = "psnr") -> dict[str, Any]:
     """The values of a table row: ``metrics`` with the PSNR column taken from ``psnr_key``.
 
     ``psnr_key`` is the protocol's (:attr:`~cloudfree.evaluate.protocols.EvalProtocol.psnr_key`):
-    ``"psnr_mean_rmse"`` for the paper's Table 1, computed from the mean ``rmse`` for summaries
-    written before it was recorded.
+    ``"psnr_mean_rmse"`` for the paper's Table 1, computed from the mean ``rmse``
+    (:func:`with_psnr_mean_rmse`) for summaries written before it was recorded.
     """
     values = dict(metrics)
     if psnr_key == PSNR_MEAN_RMSE_KEY:
-        value = metrics.get(PSNR_MEAN_RMSE_KEY)
-        if value is None:
-            rmse = metrics.get("rmse")
-            value = psnr_of_rmse(math.nan if rmse is None else float(rmse))
-        values["psnr"] = value
+        if metrics.get(PSNR_MEAN_RMSE_KEY) is None:
+            values = with_psnr_mean_rmse(values)
+        values["psnr"] = values[PSNR_MEAN_RMSE_KEY]
     return values
 
 
