@@ -55,6 +55,7 @@ from cloudfree.evaluate.table import (
     with_psnr_mean_rmse,
 )
 from cloudfree.metrics import METRIC_KEYS, compute
+from cloudfree.metrics.mean import NanMean
 
 #: Columns of ``per_patch.csv``: identity of the patch, then the mask fractions, then every
 #: metric key of :mod:`cloudfree.metrics` (``cloud_fraction`` once).
@@ -70,33 +71,6 @@ PER_PATCH_COLUMNS: Final[tuple[str, ...]] = (
 )
 #: Numeric columns averaged in ``summary.json``.
 SUMMARY_KEYS: Final[tuple[str, ...]] = (*METRIC_KEYS, "shadow_fraction")
-
-
-class RunningMean:
-    """NaN-aware running means of named values: O(keys) memory however many rows are added."""
-
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self.keys = keys
-        self.count = 0
-        self._sum = dict.fromkeys(keys, 0.0)
-        self._n = dict.fromkeys(keys, 0)
-
-    def add(self, row: Mapping[str, float]) -> None:
-        """Add one row; NaN values are skipped per key (an undefined area, not a 0)."""
-        self.count += 1
-        for k in self.keys:
-            v = float(row[k])
-            if not math.isnan(v):
-                self._sum[k] += v
-                self._n[k] += 1
-
-    def means(self) -> dict[str, float]:
-        """``{key: mean}`` over the non-NaN values; NaN where a key was never defined."""
-        return {k: self._sum[k] / self._n[k] if self._n[k] else math.nan for k in self.keys}
-
-    def summary(self) -> dict[str, float]:
-        """:meth:`means` plus ``"count"``, the number of rows added."""
-        return {**self.means(), "count": self.count}
 
 
 def _json_safe(x: Any) -> Any:
@@ -373,9 +347,9 @@ def evaluate(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    overall = RunningMean(SUMMARY_KEYS)
-    by_season: dict[str, RunningMean] = {}
-    by_bin: dict[str, RunningMean] = {}
+    overall = NanMean(SUMMARY_KEYS)
+    by_season: dict[str, NanMean] = {}
+    by_bin: dict[str, NanMean] = {}
     row_index = array.array("q")  # dataset index of each row of per_patch.csv (for the report)
     uncertain = bool(getattr(m, "predicts_variance", False))
     columns = PER_PATCH_COLUMNS + (UNCERTAINTY_COLUMNS if uncertain else ())
@@ -402,16 +376,14 @@ def evaluate(
                     for k in UNCERTAINTY_COLUMNS:
                         unc[k].append(row[k])
                 overall.add(row)
-                by_season.setdefault(row["season"], RunningMean(SUMMARY_KEYS)).add(row)
-                by_bin.setdefault(cloud_bin(row["cloud_fraction"]), RunningMean(SUMMARY_KEYS)).add(
-                    row
-                )
+                by_season.setdefault(row["season"], NanMean(SUMMARY_KEYS)).add(row)
+                by_bin.setdefault(cloud_bin(row["cloud_fraction"]), NanMean(SUMMARY_KEYS)).add(row)
             f.flush()
 
     # Group order as cloudfree.evaluate.table.breakdown: seasons in calendar order, then every
     # cloud bin (an empty one with count 0 and undefined means).
     seasons = [s for s in SEASONS if s in by_season] + sorted(set(by_season) - set(SEASONS))
-    empty = RunningMean(SUMMARY_KEYS)
+    empty = NanMean(SUMMARY_KEYS)
     summary: dict[str, Any] = {
         "method": str(getattr(m, "name", method)),
         "protocol": proto.name,

@@ -26,6 +26,7 @@ from cloudfree.data.bands import SEASONS
 from cloudfree.data.io import atomic_path
 from cloudfree.errors import DataError
 from cloudfree.evaluate.protocols import PROTOCOLS, PSNR_MEAN_RMSE_KEY
+from cloudfree.metrics.mean import NanMean
 from cloudfree.metrics.patch import psnr_of_rmse
 
 #: Metric keys (of ``cloudfree.metrics.METRIC_KEYS``) in the column order of the paper's Table 1.
@@ -270,7 +271,7 @@ def cloud_bin(fraction: float) -> str:
 def breakdown(
     per_patch: Sequence[Mapping[str, Any]], by: str
 ) -> list[tuple[str, dict[str, float]]]:
-    """Mean metrics per group of patches, skipping NaN per key (as ``metrics.aggregate``).
+    """Mean metrics per group of patches, skipping NaN per key (:class:`cloudfree.metrics.mean.NanMean`).
 
     Args:
         per_patch: one mapping per patch holding the :data:`TABLE1_COLUMNS` keys (floats, or
@@ -306,11 +307,11 @@ def breakdown(
     out: list[tuple[str, dict[str, float]]] = []
     for label in order:
         members = groups[label]
-        means: dict[str, float] = {}
-        for key in keys:
-            vals = [v for v in (_number(r, key) for r in members) if not math.isnan(v)]
-            means[key] = math.fsum(vals) / len(vals) if vals else math.nan
-        means[COUNT_KEY] = float(len(members))
+        acc = NanMean(keys)
+        for row in members:
+            acc.add({key: _number(row, key) for key in keys})
+        means = acc.means()
+        means[COUNT_KEY] = float(acc.count)
         out.append((label, means))
     return out
 

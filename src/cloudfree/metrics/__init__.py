@@ -1,9 +1,10 @@
 """Image-quality metrics of DSen2-CR's Table 1, on reflectance (DN / 10000).
 
 - :func:`compute`: one patch, numpy or tensors, float64 -> ``dict[str, float]``.
-- :func:`aggregate`: mean over patches, skipping undefined (NaN) values.
-- :func:`batched_metrics`, :func:`nanmean_metrics`, :class:`MetricMeter`: torch, any device,
-  per-patch (B,) tensors without host syncs, for validation during training.
+- :func:`aggregate`: mean over patches, skipping undefined (NaN) values (:class:`NanMean`,
+  the running form used by ``evaluate`` and validation).
+- :func:`batched_metrics`: torch, any device, per-patch (B,) tensors without host syncs, for
+  validation during training.
 
 Keys and definitions: :mod:`cloudfree.metrics.patch`. Importing this package imports numpy
 only; torch is imported on first use of the batched names.
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloudfree.metrics.mean import NanMean
 from cloudfree.metrics.patch import METRIC_KEYS, aggregate, compute, spectral_angle
 
-_BATCHED = ("batched_metrics", "nanmean_metrics", "MetricMeter", "spectral_angle_torch")
+_BATCHED = ("batched_metrics", "spectral_angle_torch")
 
 
 def __getattr__(name: str) -> Any:
@@ -29,11 +31,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "METRIC_KEYS",
-    "MetricMeter",
+    "NanMean",
     "aggregate",
     "batched_metrics",
     "compute",
-    "nanmean_metrics",
     "spectral_angle",
     "spectral_angle_torch",
 ]

@@ -6,13 +6,11 @@ a (B,) tensor with the value of every patch, using the definitions of
 angle convention). Inputs are reflectance (DN / 10000). Nothing here calls ``.item()`` or
 checks values (which would force a device sync): NaN inputs simply give NaN metrics.
 
-Aggregation is separate: :func:`nanmean_metrics` for one batch, :class:`MetricMeter` to
-accumulate the per-patch values of a whole validation set on the device.
+Aggregation is separate: ``cloudfree.train.validate`` sums the defined values and their
+counts on the device, and :class:`cloudfree.metrics.mean.NanMean` divides them.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
@@ -120,56 +118,3 @@ def batched_metrics(
         "cloud_fraction": n_mask / (h * w),
     }
     return {k: out[k] for k in METRIC_KEYS}
-
-
-def nanmean_metrics(metrics: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Mean over the batch of each (B,) tensor, skipping NaN; 0-dim tensors (NaN if all NaN)."""
-    return {k: torch.nanmean(v) for k, v in metrics.items()}
-
-
-class MetricMeter:
-    """Accumulates per-patch metrics over many batches on their device.
-
-    Keeps, per key, the sum and the count of non-NaN values, so the result is the mean over
-    patches where the metric is defined (as :func:`cloudfree.metrics.patch.aggregate`).
-    Only :meth:`compute` moves numbers to the host.
-    """
-
-    def __init__(self) -> None:
-        self._sum: dict[str, Tensor] = {}
-        self._count: dict[str, Tensor] = {}
-        self._patches = 0
-
-    def update(self, metrics: dict[str, Tensor]) -> None:
-        """Add a batch: ``metrics`` as returned by :func:`batched_metrics`."""
-        for k, v in metrics.items():
-            v = v.detach().to(torch.float64)
-            ok = ~torch.isnan(v)
-            s = torch.where(ok, v, torch.zeros_like(v)).sum()
-            n = ok.sum()
-            if k in self._sum:
-                self._sum[k] = self._sum[k] + s
-                self._count[k] = self._count[k] + n
-            else:
-                self._sum[k], self._count[k] = s, n
-        if metrics:
-            self._patches += int(next(iter(metrics.values())).shape[0])
-
-    @property
-    def patches(self) -> int:
-        """Number of patches added so far."""
-        return self._patches
-
-    def compute(self) -> dict[str, float]:
-        """``{key: mean over patches where defined}`` (NaN where never defined)."""
-        out = {}
-        for k in self._sum:
-            n = int(self._count[k])
-            out[k] = float(self._sum[k]) / n if n else math.nan
-        return out
-
-    def reset(self) -> None:
-        """Forget everything added so far."""
-        self._sum.clear()
-        self._count.clear()
-        self._patches = 0

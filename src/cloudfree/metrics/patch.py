@@ -40,6 +40,7 @@ from typing import Any, Final
 import numpy as np
 
 from cloudfree.data.bands import NUM_S2_BANDS
+from cloudfree.metrics.mean import NanMean
 from cloudfree.metrics.ssim import ssim_numpy
 
 #: The keys every metrics dict has, in report order.
@@ -209,10 +210,7 @@ def aggregate(rows: Iterable[Mapping[str, float]]) -> dict[str, float]:
     rows = list(rows)
     if not rows:
         raise ValueError("aggregate needs at least one row of metrics")
-    out: dict[str, float] = {}
-    for key in rows[0]:
-        vals = np.array([r[key] for r in rows], dtype=np.float64)
-        ok = ~np.isnan(vals)
-        out[key] = float(vals[ok].mean()) if ok.any() else float("nan")
-    out["count"] = float(len(rows))
-    return out
+    acc = NanMean(rows[0])
+    for row in rows:
+        acc.add(row)
+    return {**acc.means(), "count": float(acc.count)}

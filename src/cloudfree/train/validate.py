@@ -9,9 +9,9 @@ these sums and counts at the end gives every rank the same result, the mean over
 of the set, as :func:`cloudfree.metrics.aggregate` over the per-patch values of
 :func:`cloudfree.metrics.compute` would. Nothing syncs with the host inside the loop.
 
-The accumulation is :class:`cloudfree.metrics.MetricMeter`'s (NaN-aware sum and count per key)
-but kept here as two stacked tensors, because the meter does not expose its sums and counts
-and a cross-rank mean needs them, not the per-rank means.
+The sums and counts stay stacked device tensors inside the loop (no host sync, one
+``all_reduce``); the division is :class:`cloudfree.metrics.mean.NanMean`'s, the mean that
+``evaluate`` takes, fed the reduced totals once.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
 from cloudfree.metrics.batched import batched_metrics
+from cloudfree.metrics.mean import NanMean
 from cloudfree.metrics.patch import METRIC_KEYS
 from cloudfree.models.inputs import extra_tensors
 from cloudfree.models.runtime import bf16_autocast, training_bf16
@@ -126,9 +127,9 @@ def validate(
 
     t = totals.cpu().tolist()
     n = int(round(t[1]))
+    acc = NanMean(keys)
+    acc.add_totals(t[2 : 2 + len(keys)], t[2 + len(keys) :], rows=n)
     out = {"val_loss": t[0] / n if n else math.nan}
-    for i, k in enumerate(keys):
-        s, c = t[2 + i], t[2 + len(keys) + i]
-        out[f"val_{k}"] = s / c if c else math.nan
+    out.update({f"val_{k}": v for k, v in acc.means().items()})
     out["val_patches"] = float(n)
     return out
