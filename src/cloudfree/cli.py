@@ -266,6 +266,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from cloudfree.evaluate.protocols import PROTOCOLS
+
     p = sub.add_parser(
         "evaluate",
         help="evaluate a checkpoint or a baseline with the paper's metrics, per patch and per area",
@@ -297,7 +299,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--protocol",
         default="paper",
-        choices=("paper", "leaderboard", "glf-cr"),
+        choices=tuple(PROTOCOLS),
         help="paper: DSen2-CR Table 1 (full patches, no clipping); leaderboard: SEN12MS-CR "
         "leaderboard (predictions clipped to [0, 1]); glf-cr: centre 128x128 crop (default paper)",
     )
@@ -347,6 +349,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_replicate(sub: argparse._SubParsersAction) -> None:
+    from cloudfree.evaluate.protocols import PROTOCOLS
+
     p = sub.add_parser(
         "replicate",
         help="train and evaluate the five rows of the paper's Table 1 and assemble the table",
@@ -370,7 +374,7 @@ def _add_replicate(sub: argparse._SubParsersAction) -> None:
         "--rows", nargs="+", default=None, metavar="PRESET", help="only these rows (presets)"
     )
     p.add_argument("--eval-data", default=None, help="evaluate on this data (default --data)")
-    p.add_argument("--protocol", default="paper", choices=("paper", "leaderboard", "glf-cr"))
+    p.add_argument("--protocol", default="paper", choices=tuple(PROTOCOLS))
     p.add_argument("--device", default="auto", help="evaluation device (default auto)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML reports")
     p.add_argument(
@@ -406,6 +410,8 @@ def _run_replicate(args: argparse.Namespace) -> int:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
+    from cloudfree.evaluate.protocols import PROTOCOLS
+
     p = sub.add_parser(
         "compare",
         help="assemble several evaluations into one table, with the published numbers",
@@ -431,7 +437,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         help="split for --checkpoint (default test)",
     )  # fmt: skip
     p.add_argument(
-        "--protocol", default="paper", choices=("paper", "leaderboard", "glf-cr"),
+        "--protocol", default="paper", choices=tuple(PROTOCOLS),
         help="protocol for --checkpoint (default paper)",
     )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=None, help="patches per forward pass")

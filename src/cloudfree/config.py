@@ -31,17 +31,11 @@ from pathlib import Path
 from typing import Any, Final, Union
 
 from cloudfree.data.bands import SCALINGS, TRAIN_CROP_SIZE
+from cloudfree.inpaint.registry import INPAINT_METHODS
+from cloudfree.losses.registry import GAN_MODES, LOSS_NAMES
 
-#: Loss names a config may use (``cloudfree.losses.LOSSES``; not imported here, it needs torch).
-LOSS_NAMES: tuple[str, ...] = ("carl", "l1", "l2", "mgnll", "pix2pix")
 #: Optimisers a config may use (``cloudfree.train.optim.build_optimizer``).
 OPTIMIZER_NAMES: tuple[str, ...] = ("nadam", "adam")
-#: GAN objectives of the pix2pix loss (``cloudfree.losses.pix2pix.GAN_MODES``).
-GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan")
-#: Inpainting methods a hybrid model may read (``cloudfree.inpaint.INPAINT_METHODS``).
-INPAINT_METHOD_NAMES: tuple[str, ...] = (
-    "mask-fill", "biharmonic", "push-pull", "sar-match", "stable-diffusion",
-)  # fmt: skip
 #: ``auto``: bf16 autocast on CUDA, fp32 elsewhere (an opt-in: the default is the paper's fp32).
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 #: Values of ``DataConfig.mask``: the CARL cloud mask of a training crop computed on that crop
@@ -167,10 +161,9 @@ class ModelConfig:
         _check(self.num_layers > 0, "model.num_layers", f"must be > 0, got {self.num_layers}")
         _check(self.feature_size > 0, "model.feature_size", f"must be > 0, got {self.feature_size}")
         _check(
-            self.inpaint in INPAINT_METHOD_NAMES,
+            self.inpaint in INPAINT_METHODS,
             "model.inpaint",
-            f"unknown inpainting method {self.inpaint!r}; expected one of "
-            f"{list(INPAINT_METHOD_NAMES)}",
+            f"unknown inpainting method {self.inpaint!r}; expected one of {list(INPAINT_METHODS)}",
         )
         _check(
             self.skip in ("inpainted", "cloudy"),

@@ -35,3 +35,11 @@ def test_reflectance_protocol():
     assert s.s1_clip == ((-25.0, 0.0), (-25.0, 0.0))
     with pytest.raises(KeyError, match="expected one of"):
         bands.get_scaling("resnet")
+
+
+def test_reflectance_per_unit():
+    # DSen2-CR: network value = DN / 2000 and reflectance = DN / 10000, so 1 unit = 0.2.
+    assert bands.DSEN2CR.reflectance_per_unit == pytest.approx(0.2)
+    assert bands.REFLECTANCE.reflectance_per_unit == 1.0
+    dn = 3456.0
+    assert dn / bands.DSEN2CR.s2_scale * bands.DSEN2CR.reflectance_per_unit == pytest.approx(0.3456)

@@ -60,6 +60,16 @@ class Scaling:
     s1_clip: tuple[tuple[float, float], ...]  # one (lo, hi) in dB per S1 band, in S1_BANDS order
     s1_max: float
 
+    @property
+    def reflectance_per_unit(self) -> float:
+        """Reflectance of one S2 network unit: ``s2_scale / 10000`` (0.2 for DSen2-CR).
+
+        The one network value -> reflectance conversion (metrics, panels, the predicted
+        standard deviation): ``reflectance = value * reflectance_per_unit``; a variance scales
+        by its square.
+        """
+        return self.s2_scale / S2_DN_PER_REFLECTANCE
+
 
 #: DSen2-CR (spec section 2): S2 clipped to [0, 10000] DN then / 2000 -> [0, 5];
 #: S1 VV clipped to [-25, 0] dB, VH to [-32.5, 0] dB, each mapped to [0, 2] (max_val_sar = 2).

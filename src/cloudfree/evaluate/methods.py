@@ -17,7 +17,7 @@ Hybrid weights (:mod:`cloudfree.models.hybrid`) load as a
 (B, 13, H, W) float in the network scale of ``method.scaling`` (DN / 2000 for ``"dsen2cr"``),
 ``s1`` (B, 2, H, W) when ``method.include_sar``, and optionally ``mask`` (B, H, W) uint8, 0 clear /
 1 cloud / 2 shadow. Predictions come back in the same scale as ``s2_cloudy``, float32, on the CPU,
-so callers convert them to reflectance with ``value * s2_scale / 10000`` exactly as the input.
+so callers convert them to reflectance with ``value * scaling.reflectance_per_unit`` exactly as the input.
 """
 
 from __future__ import annotations

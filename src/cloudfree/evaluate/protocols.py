@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from cloudfree.metrics.names import SSIM_PADDINGS
+
 #: Values of ``EvalProtocol.mean``. Only per-image means: every published number we compare
 #: with (DSen2-CR Table 1, the leaderboard, GLF-CR) averages metrics over images.
 MEANS: Final[tuple[str, ...]] = ("per_image",)
@@ -69,8 +71,6 @@ class EvalProtocol:
     ssim_padding: str = "valid"
 
     def __post_init__(self) -> None:
-        from cloudfree.metrics.ssim import SSIM_PADDINGS
-
         if self.crop is not None and self.crop < 1:
             raise ValueError(f"crop must be a positive number of pixels or None, got {self.crop}")
         if self.mean not in MEANS:

@@ -43,7 +43,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, SEASONS, get_scaling
+from cloudfree.data.bands import SEASONS, Scaling, get_scaling
 from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS
 from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
 from cloudfree.evaluate.table import (
@@ -167,7 +167,7 @@ def patch_rows(
     pred: Any,
     mask: np.ndarray,
     protocol: EvalProtocol,
-    s2_scale: float,
+    scaling: Scaling,
     var: Any = None,
 ) -> Iterator[dict[str, Any]]:
     """Per-patch rows (:data:`PER_PATCH_COLUMNS`) of one evaluated batch.
@@ -177,13 +177,14 @@ def patch_rows(
         pred: (B, 13, H, W) prediction, network scale (tensor or array).
         mask: (B, H, W) uint8 cloud/shadow mask, 0 clear / 1 cloud / 2 shadow.
         protocol: window and clipping applied to every array before the metrics.
-        s2_scale: DN per network unit (2000 for ``"dsen2cr"``).
+        scaling: the protocol the network values are in (:attr:`Scaling.reflectance_per_unit`
+            turns them into reflectance).
         var: (B, 13, H, W) predicted variance (network units squared), or None; adds the
             columns of :data:`cloudfree.evaluate.calibration.UNCERTAINTY_COLUMNS`.
     """
     from cloudfree.evaluate.calibration import patch_uncertainty
 
-    to_refl = s2_scale / S2_DN_PER_REFLECTANCE  # network value -> reflectance
+    to_refl = scaling.reflectance_per_unit
     v_all = None if var is None else centre_window(
         as_numpy(var).astype(np.float64) * to_refl**2, protocol.crop)  # fmt: skip
     p_all = as_numpy(pred).astype(np.float64) * to_refl
@@ -330,7 +331,7 @@ def evaluate(
         on_cuda = dev is not None and dev.type == "cuda"
         batch_size = plan_batch(m, 256 * 256, dev) if on_cuda else 4
     scaling_name = str(getattr(m, "scaling", "dsen2cr"))
-    s2_scale = get_scaling(scaling_name).s2_scale
+    scaling = get_scaling(scaling_name)
     sar = bool(m.include_sar) if include_sar is None else bool(include_sar)
     dataset = open_dataset(data, split, sar, scaling_name)
     total = len(dataset)
@@ -368,7 +369,7 @@ def evaluate(
                     pred, var = m.predict_variance(batch)
                 else:
                     pred = m.predict(batch)
-            rows = patch_rows(batch, pred, mask, proto, s2_scale, var)
+            rows = patch_rows(batch, pred, mask, proto, scaling, var)
             for i, row in zip(indices, rows, strict=True):
                 row_index.append(i)
                 writer.writerow([_cell(row[c]) for c in columns])

@@ -10,22 +10,37 @@ drives through :mod:`cloudfree.train.gan`.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from cloudfree.losses.registry import LOSS_CLASSES, LOSS_NAMES
 
-from cloudfree.losses.carl import CARLLoss, TargetL1Loss, binarize_mask
-from cloudfree.losses.nll import GaussianNLLLoss, L2Loss
-from cloudfree.losses.pix2pix import Pix2PixLoss
+if TYPE_CHECKING:
+    from torch import nn
 
-#: Loss classes by the name a training config uses.
-LOSSES: dict[str, type[nn.Module]] = {
-    "carl": CARLLoss,
-    "l1": TargetL1Loss,
-    "l2": L2Loss,
-    "mgnll": GaussianNLLLoss,
-    "pix2pix": Pix2PixLoss,
+#: Public classes and where they live; imported (with torch) on first use.
+_LAZY: dict[str, str] = {
+    "CARLLoss": "cloudfree.losses.carl",
+    "TargetL1Loss": "cloudfree.losses.carl",
+    "binarize_mask": "cloudfree.losses.carl",
+    "GaussianNLLLoss": "cloudfree.losses.nll",
+    "L2Loss": "cloudfree.losses.nll",
+    "Pix2PixLoss": "cloudfree.losses.pix2pix",
 }
+
+
+def _loss_class(name: str) -> type[nn.Module]:
+    module, cls = LOSS_CLASSES[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: naming a loss (config checks) must not import torch.
+    if name == "LOSSES":
+        return {n: _loss_class(n) for n in LOSS_NAMES}
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_loss(name: str, **kwargs: Any) -> nn.Module:
@@ -40,15 +55,14 @@ def build_loss(name: str, **kwargs: Any) -> nn.Module:
         KeyError: unknown name (the message lists the known ones).
         TypeError: an argument the loss does not take.
     """
-    try:
-        cls = LOSSES[name.lower()]
-    except KeyError:
-        raise KeyError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}") from None
-    return cls(**kwargs)
+    if name.lower() not in LOSS_CLASSES:
+        raise KeyError(f"unknown loss {name!r}; expected one of {sorted(LOSS_NAMES)}")
+    return _loss_class(name.lower())(**kwargs)
 
 
 __all__ = [
     "LOSSES",
+    "LOSS_NAMES",
     "CARLLoss",
     "GaussianNLLLoss",
     "L2Loss",

@@ -22,8 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-#: GAN objectives as in junyanz ``GANLoss`` (``wgangp`` needs a gradient penalty: not here).
-GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan")
+from cloudfree.losses.registry import GAN_MODES
 
 
 def _check_logits(name: str, x: Tensor) -> None:

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from cloudfree.metrics.names import SSIM_PADDINGS
+
 if TYPE_CHECKING:
     import torch
 
@@ -46,9 +48,6 @@ SSIM_K1: Final[float] = 0.01
 SSIM_K2: Final[float] = 0.03
 #: Data range of reflectance, the paper's ``max_val = 10000`` DN.
 SSIM_DATA_RANGE: Final[float] = 1.0
-#: Border handling of :func:`ssim_numpy`: "valid" (``tf.image.ssim``: only where the window fits,
-#: the paper) or "zero" (zero padding, every pixel averaged: UnCRtainTS / the leaderboard).
-SSIM_PADDINGS: Final[tuple[str, ...]] = ("valid", "zero")
 
 
 def gaussian_window_1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling, s2_index
+from cloudfree.data.bands import get_scaling, s2_index
 from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
 from cloudfree.errors import DataError
 from cloudfree.evaluate.methods import Method
@@ -361,7 +361,7 @@ class WindowPredictor:
             vw = wsum[1]
             var = np.divide(acc[nb:], vw, out=np.full_like(acc[nb:], np.nan), where=vw > 0)
             # Variance of a network value -> standard deviation in reflectance.
-            to_refl = np.float32(self.scaling.s2_scale / S2_DN_PER_REFLECTANCE)
+            to_refl = np.float32(self.scaling.reflectance_per_unit)
             std = (np.sqrt(np.maximum(var, 0.0)) * to_refl)[rows]
             acc, wsum = acc[:nb], wsum[0]
         pred = np.divide(acc, wsum, out=np.zeros_like(acc), where=wsum > 0)

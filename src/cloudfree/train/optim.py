@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from cloudfree.config import OptimConfig
+from cloudfree.config import OPTIMIZER_NAMES, OptimConfig
 
 Params = Iterable[Tensor] | Iterable[dict]
 
@@ -32,7 +32,7 @@ def build_optimizer(params: Params, cfg: OptimConfig) -> torch.optim.Optimizer:
         as in the paper; ``"adam"``: ``torch.optim.Adam(lr, betas, eps)`` (pix2pix).
 
     Raises:
-        ValueError: an optimiser name other than ``"nadam"``.
+        ValueError: an optimiser name not in ``cloudfree.config.OPTIMIZER_NAMES``.
     """
     if cfg.name == "adam":
         # pix2pix (spec section 9, assumed): plain Adam, no weight decay, as junyanz's.
@@ -40,7 +40,7 @@ def build_optimizer(params: Params, cfg: OptimConfig) -> torch.optim.Optimizer:
             params, lr=cfg.lr, betas=(float(cfg.betas[0]), float(cfg.betas[1])), eps=cfg.eps
         )
     if cfg.name != "nadam":
-        raise ValueError(f"unknown optimiser {cfg.name!r}; expected 'nadam' or 'adam'")
+        raise ValueError(f"unknown optimiser {cfg.name!r}; expected one of {list(OPTIMIZER_NAMES)}")
     return torch.optim.NAdam(
         params,
         lr=cfg.lr,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling, s2_index
+from cloudfree.data.bands import get_scaling, s2_index
 from cloudfree.viewer.render import DEFAULT_GAIN, TRUE_COLOUR
 
 # The bands and fixed gain of every true-colour picture of the project (cloudfree.viewer.render).
@@ -51,7 +51,7 @@ def rgb_panels(batch: dict, pred: Tensor, scaling: str, max_items: int = 4) -> T
             the network scale of ``scaling``; any device.
         pred: (B, 13, H, W) prediction in the same scale; any device.
         scaling: the scaling protocol's name (``cloudfree.data.bands.get_scaling``), which
-            converts network values to reflectance: ``value * s2_scale / 10000``.
+            converts network values to reflectance: ``value * reflectance_per_unit``.
         max_items: at most this many samples (rows) are drawn.
 
     Returns:
@@ -68,7 +68,7 @@ def rgb_panels(batch: dict, pred: Tensor, scaling: str, max_items: int = 4) -> T
     pred = _check("pred", pred, None)
     cloudy = _check("batch['s2_cloudy']", batch["s2_cloudy"], pred)
     target = _check("batch['s2']", batch["s2"], pred)
-    to_refl = get_scaling(scaling).s2_scale / S2_DN_PER_REFLECTANCE
+    to_refl = get_scaling(scaling).reflectance_per_unit
     idx = [s2_index(b) for b in RGB_BANDS]
     n = min(pred.shape[0], max_items)
     _, _, h, w = pred.shape

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
+from cloudfree.data.bands import get_scaling
 from cloudfree.metrics.batched import batched_metrics
 from cloudfree.metrics.mean import NanMean
 from cloudfree.metrics.patch import METRIC_KEYS
@@ -69,7 +69,7 @@ def validate(
             None batches (every sample bad) are skipped.
         loss_fn: ``loss_fn(pred, target, cloudy, mask)`` -> mean loss of the batch.
         dist: this process's :class:`DistInfo`; tensors go to ``dist.device``.
-        scaling: the scaling protocol's name; network value x ``s2_scale / 10000`` is the
+        scaling: the scaling protocol's name; network value x its ``reflectance_per_unit`` is the
             reflectance the metrics are computed on.
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"``, run as the training steps (:func:`cloudfree.models.runtime.training_bf16`: bf16 autocast
             for "bf16", and for "auto" on CUDA); the loss and metrics are always fp32.
@@ -81,7 +81,7 @@ def validate(
     """
     device = dist.device
     bf16 = training_bf16(device, precision)
-    to_refl = get_scaling(scaling).s2_scale / S2_DN_PER_REFLECTANCE
+    to_refl = get_scaling(scaling).reflectance_per_unit
     keys = list(METRIC_KEYS)
     # [loss sum, patches, metric sums (K), metric counts (K)], float64 for exact-ish counts.
     totals = torch.zeros(2 + 2 * len(keys), dtype=torch.float64, device=device)
