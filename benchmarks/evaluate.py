@@ -32,7 +32,7 @@ With ``tracemalloc`` on (one frame per trace), Python allocations are slower, so
 are pessimistic, and its own tables are part of the RSS figures. On CUDA the table also gives ``torch.cuda.max_memory_allocated`` during
 ``evaluate``.
 
-Data: ``--distinct`` (default 50) synthetic 256x256 triplets (``cloudfree.data.synth``, about
+Data: ``--distinct`` (default 50) synthetic 256x256 triplets (``cloudfree.data.synthetic.release``, about
 0.25 s each here), and an index CSV of as many rows as the largest count, all in split
 ``test``, that cycles through those files under distinct patch numbers (row i is patch
 ``i + 1`` of its source's scene): 1000 patch rows, 50 distinct sets of files, a warm page
@@ -233,9 +233,9 @@ def make_data(folder: Path, rows: int, distinct: int, size: int = 256, seed: int
     Returns:
         The index CSV (its sidecar records ``folder / "synth"`` as the root).
     """
-    from cloudfree.data.discover import build_index
-    from cloudfree.data.index import write_index
-    from cloudfree.data.synth import synthesize
+    from cloudfree.data.release.discover import build_index
+    from cloudfree.data.release.index import write_index
+    from cloudfree.data.synthetic.release import synthesize
 
     root = folder / "synth"
     synthesize(root, distinct, seed=seed, size=size)

@@ -131,10 +131,10 @@ def train_step(cfg: dict, batch: int, size: int, steps: int, device: torch.devic
 
 def make_pack(work: Path, n: int, size: int) -> Path:
     """``n`` synthetic ``size`` px triplets, indexed and packed (the GPU run's input)."""
-    from cloudfree.data.discover import build_index
-    from cloudfree.data.index import write_index
-    from cloudfree.data.pack import pack
-    from cloudfree.data.synth import synthesize
+    from cloudfree.data.packed.pack import pack
+    from cloudfree.data.release.discover import build_index
+    from cloudfree.data.release.index import write_index
+    from cloudfree.data.synthetic.release import synthesize
 
     synthesize(work / "root", n=n, seed=0, size=size)
     write_index(build_index(work / "root"), work / "index.csv")

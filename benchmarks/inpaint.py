@@ -64,8 +64,8 @@ def _link_release(dst: Path, scenes: tuple[tuple[str, int], ...], kinds: tuple[s
 
 
 def _index(root: Path, out: Path) -> Path:
-    from cloudfree.data.discover import build_index
-    from cloudfree.data.index import write_index
+    from cloudfree.data.release.discover import build_index
+    from cloudfree.data.release.index import write_index
 
     write_index(build_index(root), out)
     return out
@@ -87,8 +87,8 @@ def _real_patches() -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _floods_patches() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(cloudy DN, mask, real S1 dB) of Sen1Floods11's 4 tiles with simulated clouds."""
-    from cloudfree.data.clouds import simulate_clouds
     from cloudfree.data.io import read_raster
+    from cloudfree.data.synthetic.clouds import simulate_clouds
     from cloudfree.masks import cloud_shadow_mask
 
     s2 = np.clip(read_raster(SHARED / "sen1floods11" / "Spain_7370579_S2Hand.tif")[0], 0, None)
@@ -144,8 +144,8 @@ def speed(sd_weights: str | None) -> dict[str, float]:
 
 def pack_cost(work: Path) -> dict[str, float]:
     """Seconds per patch: packing the 27 real pairs, then caching each inpainting."""
-    from cloudfree.data.inpaint_cache import fill_inpainting
-    from cloudfree.data.pack import pack
+    from cloudfree.data.packed.inpaint_cache import fill_inpainting
+    from cloudfree.data.packed.pack import pack
 
     root = work / "all_pairs"
     _link_release(root, _all_pair_scenes(), ("s2", "s2_cloudy"))
@@ -211,7 +211,7 @@ def quality(work: Path, fold_b: Path | None, quick: bool) -> dict[str, dict[str,
         link = floods / f"Spain_7370579_{kind}.tif"
         if not link.exists():
             link.symlink_to(SHARED / "sen1floods11" / f"Spain_7370579_{kind}.tif")
-    from cloudfree.data.synth import synthesize
+    from cloudfree.data.synthetic.release import synthesize
 
     synth = work / "synth_held"
     for seed in (1, 2, 3):

@@ -13,7 +13,7 @@ batch 16, 128x128 training crops with flip/rot90) over the same patches:
 - (b0) the same with ``num_workers=0``: read in the training process, no worker-to-main
        batch transfer (which caps any 2-worker DataLoader here; printed as its own line).
 
-Data: ``synth`` = 200 synthetic triplets (``cloudfree.data.synth``) written to a temporary
+Data: ``synth`` = 200 synthetic triplets (``cloudfree.data.synthetic.release``) written to a temporary
 folder; ``real`` = the real SEN12MS-CR patches in ``../shared/data/sen12mscr`` (26 cloudy/clear
 pairs + 1 triplet: read without S1), iterated over several epochs. The page cache is warm (the
 files were just written or read) unless ``--cold``, which evicts every data file from the page
@@ -40,12 +40,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cloudfree.data.bands import DSEN2CR, TRAIN_CROP_SIZE
-from cloudfree.data.index import IndexRow, read_index, write_index
-from cloudfree.data.pack import pack
+from cloudfree.bands import DSEN2CR, TRAIN_CROP_SIZE
+from cloudfree.data.packed.dataset import PackedDataset
+from cloudfree.data.packed.pack import pack
+from cloudfree.data.release.dataset import SEN12MSCR
+from cloudfree.data.release.index import IndexRow, read_index, write_index
 from cloudfree.data.sample import SampleConfig
-from cloudfree.data.sen12mscr import SEN12MSCR
-from cloudfree.data.shards import PackedDataset
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sen12mscr"
 BATCH, WORKERS = 16, 2
@@ -214,10 +214,10 @@ def disk_cost(paths: Sequence[Path], n: int) -> tuple[float, float]:
 
 def prepare(kind: str, work: Path) -> tuple[Path, Path, int]:
     """Write (synth) or find (real) the data, index it, pack it; returns index, pack, reps."""
-    from cloudfree.data.discover import build_index
+    from cloudfree.data.release.discover import build_index
 
     if kind == "synth":
-        from cloudfree.data.synth import synthesize
+        from cloudfree.data.synthetic.release import synthesize
 
         root = work / "synth"
         t = time.perf_counter()
@@ -300,9 +300,9 @@ def archives(work: Path, n: int = 60, sample: int = 12) -> None:
     import random
     import tarfile
 
-    from cloudfree.data.discover import build_index
     from cloudfree.data.io import read_raster
-    from cloudfree.data.synth import synthesize
+    from cloudfree.data.release.discover import build_index
+    from cloudfree.data.synthetic.release import synthesize
 
     print(f"\n== archives: {n} synthetic triplets in 3 .tar.gz per season (gzip level 6) ==")
     src, root = work / "arch_src", work / "arch"

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from cloudfree.data.bands import s2_index
+from cloudfree.bands import s2_index
 from cloudfree.masks.csm import cloud_shadow_mask
 from cloudfree.masks.reference import _fsum, reference_csm
 

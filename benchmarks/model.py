@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cloudfree.data.bands import DSEN2CR, S2_DN_PER_REFLECTANCE
+from cloudfree.bands import DSEN2CR, S2_DN_PER_REFLECTANCE
 from cloudfree.models import DSen2CR, DSen2CRConfig
 from cloudfree.models.runtime import (
     NNPACKConv2d,

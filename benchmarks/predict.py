@@ -156,7 +156,8 @@ def run_child(
 def tile_pixels(size: int) -> int:
     """Tile pixels the predictor computes for a ``size``-square scene (its own plan)."""
     from cloudfree.predict.scene import choose_window
-    from cloudfree.predict.tiling import axis_positions, fit_tile, windows
+    from cloudfree.predict.tiling import axis_positions, fit_tile
+    from cloudfree.windows import windows
 
     halo = OVERLAP // 2
     win = choose_window(TILE, OVERLAP, halo)
@@ -181,15 +182,16 @@ def real_scene(device: str, precision: str) -> None:
 
     import torch
 
-    from cloudfree.data.bands import DSEN2CR
-    from cloudfree.data.clouds import simulate_clouds
+    from cloudfree.bands import DSEN2CR
     from cloudfree.data.io import read_raster, write_raster
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
+    from cloudfree.data.synthetic.clouds import simulate_clouds
     from cloudfree.models import build_model, save_weights
     from cloudfree.models.runtime import inference_context, prepare_for_inference
     from cloudfree.predict.plan import plan_tiles
     from cloudfree.predict.scene import predict_scene
-    from cloudfree.predict.tiling import blend_margin, pad_reflect
+    from cloudfree.predict.tiling import blend_margin
+    from cloudfree.windows import pad_reflect
 
     s2_path, s1_path = REAL / "Spain_7370579_S2Hand.tif", REAL / "Spain_7370579_S1Hand.tif"
     if not s2_path.is_file():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 CASE = r"""
 import json, resource, sys, time
-import cloudfree.data.safe as safe
+import cloudfree.data.sentinel.safe as safe
 if sys.argv[2] == "128-byte cache":
     safe.gdal_cache_env = lambda: {"GDAL_CACHEMAX": 128}  # what stack passed before issue 16
 t = time.perf_counter()
@@ -44,7 +44,7 @@ def make_safe(root: Path, side: int) -> Path:
     from rasterio.crs import CRS
     from rasterio.transform import from_origin
 
-    from cloudfree.data.bands import S2_BANDS, S2_NATIVE_GSD_M
+    from cloudfree.bands import S2_BANDS, S2_NATIVE_GSD_M
 
     safe = root / "S2A_MSIL1C_20200101T100031_N0208_R122_T33UVP_20200101T120000.SAFE"
     if safe.is_dir():

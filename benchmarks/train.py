@@ -162,11 +162,11 @@ def _flops_per_patch(cfg: Config) -> float:
 
 def prepare_data(work: Path, rows_needed: dict[str, int]) -> dict[str, dict[str, str]]:
     """Synthetic triplets -> one index + mask cache + pack per model, all rows in "train"."""
-    from cloudfree.data.discover import build_index
-    from cloudfree.data.index import write_index
-    from cloudfree.data.mask_cache import MaskCache
-    from cloudfree.data.pack import pack
-    from cloudfree.data.synth import synthesize
+    from cloudfree.data.packed.pack import pack
+    from cloudfree.data.release.discover import build_index
+    from cloudfree.data.release.index import write_index
+    from cloudfree.data.release.mask_cache import MaskCache
+    from cloudfree.data.synthetic.release import synthesize
 
     n = max(rows_needed.values())
     t = time.perf_counter()

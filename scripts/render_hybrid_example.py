@@ -24,7 +24,7 @@ REAL = "ROIs1868_summer_s2_cloudy/s2_cloudy_101/ROIs1868_summer_s2_cloudy_101_p5
 
 
 def _row(method, cloudy: np.ndarray, target: np.ndarray, s1: np.ndarray | None, label: str):  # noqa: ANN001, ANN202
-    from cloudfree.data.bands import DSEN2CR
+    from cloudfree.bands import DSEN2CR
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
     from cloudfree.masks import cloud_shadow_mask
     from cloudfree.viewer import render
@@ -44,8 +44,8 @@ def _row(method, cloudy: np.ndarray, target: np.ndarray, s1: np.ndarray | None, 
 
 
 def main() -> None:
-    from cloudfree.data.clouds import simulate_clouds
     from cloudfree.data.io import read_raster
+    from cloudfree.data.synthetic.clouds import simulate_clouds
     from cloudfree.evaluate.methods import load_method
     from cloudfree.viewer import render
 

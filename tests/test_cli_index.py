@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloudfree.cli import main
-from cloudfree.data.index import read_index, summary_path
+from cloudfree.data.release.index import read_index, summary_path
 
 
 def test_index_command_end_to_end(

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cloudfree import __version__
+from cloudfree.bands import SPLITS
 from cloudfree.errors import CloudfreeError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -54,8 +55,8 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_index(args: argparse.Namespace) -> int:
-    from cloudfree.data.discover import build_index
-    from cloudfree.data.index import format_summary, write_index
+    from cloudfree.data.release.discover import build_index
+    from cloudfree.data.release.index import format_summary, write_index
 
     result = build_index(
         args.root,
@@ -93,7 +94,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from cloudfree.data.synth import synthesize
+    from cloudfree.data.synthetic.release import synthesize
 
     written = synthesize(
         args.out, n=args.n, seed=args.seed, size=args.size, clear_from=args.clear_from
@@ -159,7 +160,7 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_pack(args: argparse.Namespace) -> int:
-    from cloudfree.data.pack import pack
+    from cloudfree.data.packed.pack import pack
 
     manifest = pack(
         args.index,
@@ -178,7 +179,7 @@ def _run_pack(args: argparse.Namespace) -> int:
         f"in {args.out} ({manifest['num_skipped']} skipped)"
     )
     if args.inpaint:
-        from cloudfree.data.inpaint_cache import fill_inpainting
+        from cloudfree.data.packed.inpaint_cache import fill_inpainting
 
         for method in args.inpaint:
             options = {"weights": args.sd_weights} if method == "stable-diffusion" else {}
@@ -293,7 +294,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split",
         default="test",
-        choices=("train", "val", "test", "all"),
+        choices=(*SPLITS, "all"),
         help="split to evaluate (default test)",
     )
     p.add_argument(
@@ -433,7 +434,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help="dataset for --checkpoint (root, index, pack)")
     p.add_argument(
-        "--split", default="test", choices=("train", "val", "test", "all"),
+        "--split", default="test", choices=(*SPLITS, "all"),
         help="split for --checkpoint (default test)",
     )  # fmt: skip
     p.add_argument(
@@ -590,7 +591,7 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
     """Every subcommand's parser adder, in pipeline order. Commands that live in their own
     modules are imported here, when the parser is built, not at import time (each of those
     modules keeps its heavy imports lazy)."""
-    from cloudfree.data import safe_cli
+    from cloudfree.data.sentinel import cli as safe_cli
     from cloudfree.inpaint import cli as inpaint_cli
     from cloudfree.predict import cli as predict_cli
     from cloudfree.viewer import cli as view_cli

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, Union
 
-from cloudfree.data.bands import SCALINGS, TRAIN_CROP_SIZE
+from cloudfree.bands import SCALINGS, TRAIN_CROP_SIZE
 from cloudfree.inpaint.registry import INPAINT_METHODS
 from cloudfree.losses.registry import GAN_MODES, LOSS_NAMES
 

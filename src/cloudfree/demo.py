@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE
+from cloudfree.bands import S2_DN_PER_REFLECTANCE
 
 #: Side of the default demo scene, pixels (10 m): larger than the 256-px tile, several tiles.
 DEMO_SIZE = 640
@@ -63,7 +63,7 @@ def run_demo(
             ``mask-fill``, the hybrid's own inpainting, are always scored).
     """
     from cloudfree.data.io import read_raster
-    from cloudfree.data.synth_scene import synthesize_scene
+    from cloudfree.data.synthetic.scene import synthesize_scene
     from cloudfree.masks.scene import mask_scene
     from cloudfree.predict.scene import predict_scene
     from cloudfree.viewer import render

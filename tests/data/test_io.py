@@ -9,7 +9,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from cloudfree.data.bands import S2_BANDS
+from cloudfree.bands import S2_BANDS
 from cloudfree.data.io import (
     RasterMeta,
     atomic_path,

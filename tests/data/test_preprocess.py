@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cloudfree.data.bands import DSEN2CR, REFLECTANCE, get_scaling
+from cloudfree.bands import DSEN2CR, REFLECTANCE, get_scaling
 from cloudfree.data.preprocess import (
     denormalize_s1,
     denormalize_s2,

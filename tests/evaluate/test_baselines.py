@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
+from cloudfree.bands import S2_DN_PER_REFLECTANCE, get_scaling
 from cloudfree.data.io import read_raster
 from cloudfree.evaluate.baselines import IdentityMethod, MaskFillMethod, make_baseline
 from cloudfree.masks.csm import cloud_shadow_mask

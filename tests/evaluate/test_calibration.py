@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from cloudfree.data.synth import synthesize
+from cloudfree.data.synthetic.release import synthesize
 from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS, calibration, patch_uncertainty
 from cloudfree.evaluate.methods import ModelMethod
 from cloudfree.evaluate.run import PER_PATCH_COLUMNS, evaluate

@@ -4,7 +4,7 @@ import csv
 import json
 
 from cloudfree.cli import main
-from cloudfree.data.synth import synthesize
+from cloudfree.data.synthetic.release import synthesize
 
 
 def test_evaluate_then_compare(tmp_path, capsys):

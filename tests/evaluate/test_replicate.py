@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from cloudfree.cli import main
-from cloudfree.data.discover import build_index
-from cloudfree.data.index import write_index
-from cloudfree.data.pack import pack
-from cloudfree.data.synth import synthesize
+from cloudfree.data.packed.pack import pack
+from cloudfree.data.release.discover import build_index
+from cloudfree.data.release.index import write_index
+from cloudfree.data.synthetic.release import synthesize
 from cloudfree.evaluate.replicate import HYBRID_ROWS, PAPER_ROWS, ROWS, data_overrides, row_config
 from cloudfree.evaluate.table import PUBLISHED
 

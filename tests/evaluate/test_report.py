@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from cloudfree.data.discover import build_index
 from cloudfree.data.io import read_raster
-from cloudfree.data.synth import synthesize
+from cloudfree.data.release.discover import build_index
+from cloudfree.data.synthetic.release import synthesize
 from cloudfree.evaluate.examples import pick_examples, select_examples
 from cloudfree.evaluate.report import REPORT_FILES, distribution_figure, write_report
 from cloudfree.evaluate.run import PER_PATCH_COLUMNS, evaluate

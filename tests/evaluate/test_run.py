@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from cloudfree.data.discover import build_index
-from cloudfree.data.index import write_index
 from cloudfree.data.io import read_raster
-from cloudfree.data.synth import synthesize
+from cloudfree.data.release.discover import build_index
+from cloudfree.data.release.index import write_index
+from cloudfree.data.synthetic.release import synthesize
 from cloudfree.evaluate.run import PER_PATCH_COLUMNS, SUMMARY_KEYS, evaluate, run_evaluate_cli
 from cloudfree.masks.csm import cloud_shadow_mask
 from cloudfree.metrics import METRIC_KEYS, compute
@@ -223,7 +223,7 @@ def test_glf_cr_crop_larger_than_patch_is_an_error(synth64: Path, tmp_path: Path
 
 
 def test_index_csv_and_packed_folder_give_the_same_rows(synth64: Path, tmp_path: Path) -> None:
-    from cloudfree.data.pack import pack
+    from cloudfree.data.packed.pack import pack
 
     csv_path = write_index(build_index(synth64), tmp_path / "index.csv")
     pack(csv_path, tmp_path / "packed", workers=0)

@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader
 
 from cloudfree.config import load_config
 from cloudfree.data.collate import collate_skip_bad
-from cloudfree.data.discover import build_index
-from cloudfree.data.index import write_index
+from cloudfree.data.release.discover import build_index
+from cloudfree.data.release.index import write_index
 from cloudfree.evaluate.methods import ModelMethod
 from cloudfree.evaluate.run import evaluate, open_dataset
 from cloudfree.losses import CARLLoss

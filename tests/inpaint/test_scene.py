@@ -9,8 +9,8 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from cloudfree.bands import S2_BANDS
 from cloudfree.cli import main
-from cloudfree.data.bands import S2_BANDS
 
 from ..predict.conftest import CRS, TRANSFORM, synth_s1, synth_s2, write_tif
 

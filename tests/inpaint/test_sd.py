@@ -33,8 +33,8 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _patch(seed: int = 0, size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A synthetic cloudy patch: land cover DN, a cloud over a third of it, its mask, S1."""
-    from cloudfree.data.clouds import simulate_clouds
-    from cloudfree.data.synth import clear_s2, land_cover, s1_from_cover
+    from cloudfree.data.synthetic.clouds import simulate_clouds
+    from cloudfree.data.synthetic.release import clear_s2, land_cover, s1_from_cover
 
     rng = np.random.default_rng(seed)
     cover = land_cover((size, size), rng, snow=False)
@@ -131,7 +131,7 @@ def test_hybrid_chain_with_stable_diffusion_inpainting(tmp_path: Path, tiny_sd_d
     """The full hybrid on a synthetic patch: SD inpainting (tiny, from disk) -> the network."""
     import torch
 
-    from cloudfree.data.bands import DSEN2CR
+    from cloudfree.bands import DSEN2CR
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
     from cloudfree.evaluate.methods import load_method
     from cloudfree.models import build_model, save_weights
@@ -168,11 +168,11 @@ def test_pack_caches_stable_diffusion_inpainting_for_the_sd_hybrid(
 ) -> None:
     """``hybrid_sar_sd_carl`` trains from a pack inpainted with SD once (pack --inpaint)."""
     from cloudfree.config import load_config
-    from cloudfree.data.discover import build_index
-    from cloudfree.data.index import write_index
-    from cloudfree.data.inpaint_cache import fill_inpainting, inpaint_complete
-    from cloudfree.data.pack import pack
-    from cloudfree.data.synth import synthesize
+    from cloudfree.data.packed.inpaint_cache import fill_inpainting, inpaint_complete
+    from cloudfree.data.packed.pack import pack
+    from cloudfree.data.release.discover import build_index
+    from cloudfree.data.release.index import write_index
+    from cloudfree.data.synthetic.release import synthesize
     from cloudfree.train.loop import train
 
     synthesize(tmp_path / "root", n=4, seed=1, size=48)

@@ -10,7 +10,7 @@ import pytest
 import scipy.ndimage
 import scipy.signal
 
-from cloudfree.data.bands import s2_index
+from cloudfree.bands import s2_index
 from cloudfree.errors import DataError
 from cloudfree.masks.csm import _closing, _sliding_sum, binary_mask, cloud_score, cloud_shadow_mask
 from cloudfree.masks.params import CLEAR, CLOUD, DEFAULT_PARAMS, SHADOW, CSMParams

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cloudfree.data.bands import REFLECTANCE, S2_DN_PER_REFLECTANCE
+from cloudfree.bands import REFLECTANCE, S2_DN_PER_REFLECTANCE
 from cloudfree.metrics import (
     METRIC_KEYS,
     NanMean,

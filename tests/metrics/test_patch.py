@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cloudfree.data.bands import REFLECTANCE, S2_DN_PER_REFLECTANCE
+from cloudfree.bands import REFLECTANCE, S2_DN_PER_REFLECTANCE
 from cloudfree.metrics import METRIC_KEYS, aggregate, compute, spectral_angle
 from cloudfree.metrics.ssim import ssim_numpy
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from rasterio.transform import from_origin
 
-from cloudfree.data.bands import DSEN2CR
+from cloudfree.bands import DSEN2CR
 from cloudfree.data.preprocess import normalize_s1, normalize_s2
 
 CRS = "EPSG:32633"
@@ -66,6 +66,30 @@ def read_tif(path: Path) -> tuple[np.ndarray, dict]:
 
     with rasterio.open(path) as ds:
         return ds.read(), dict(ds.profile, descriptions=ds.descriptions)
+
+
+def reproject_s1(data: np.ndarray, dst_crs: str, res: float, nodata: float = float("nan")):
+    """Warp a (2, H, W) array on the test grid to another CRS / resolution (the 'user's' S1)."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    h, w = data.shape[1:]
+    left, top = TRANSFORM.c, TRANSFORM.f
+    bounds = (left, top - 10 * h, left + 10 * w, top)
+    transform, width, height = calculate_default_transform(
+        CRS, dst_crs, w, h, *bounds, resolution=res
+    )
+    out = np.full((2, height, width), nodata, dtype=np.float32)
+    reproject(
+        data,
+        out,
+        src_transform=TRANSFORM,
+        src_crs=CRS,
+        dst_transform=transform,
+        dst_crs=dst_crs,
+        resampling=Resampling.bilinear,
+        dst_nodata=nodata,
+    )
+    return out, transform
 
 
 def tiny_model(include_sar: bool, seed: int = 0) -> torch.nn.Module:

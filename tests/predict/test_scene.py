@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cloudfree.data.bands import S2_BANDS
+from cloudfree.bands import S2_BANDS
 from cloudfree.errors import DataError
 from cloudfree.masks.params import CLEAR
 from cloudfree.predict.scene import choose_window, predict_scene

@@ -10,13 +10,10 @@ from cloudfree.predict.tiling import (
     axis_positions,
     blend_margin,
     blend_weights,
-    clip_window,
     fit_tile,
-    grow,
-    pad_reflect,
     plan_tiles,
 )
-from cloudfree.windows import windows
+from cloudfree.windows import clip_window, grow, pad_reflect, windows
 
 
 def test_axis_positions_stride_and_flush_last() -> None:

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 import torch
 
-from cloudfree.data.bands import REFLECTANCE
+from cloudfree.bands import REFLECTANCE
 from cloudfree.data.preprocess import normalize_s1, normalize_s2
 from cloudfree.models import save_weights
 from cloudfree.models.openvino import openvino_available

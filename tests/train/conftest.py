@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from cloudfree.data.discover import build_index
-from cloudfree.data.index import write_index
-from cloudfree.data.pack import pack
-from cloudfree.data.synth import synthesize
+from cloudfree.data.packed.pack import pack
+from cloudfree.data.release.discover import build_index
+from cloudfree.data.release.index import write_index
+from cloudfree.data.synthetic.release import synthesize
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from cloudfree.config import load_config
-from cloudfree.data.discover import build_index
-from cloudfree.data.index import write_index
-from cloudfree.data.inpaint_cache import fill_inpainting
-from cloudfree.data.pack import pack
-from cloudfree.data.synth import synthesize
+from cloudfree.data.packed.inpaint_cache import fill_inpainting
+from cloudfree.data.packed.pack import pack
+from cloudfree.data.release.discover import build_index
+from cloudfree.data.release.index import write_index
+from cloudfree.data.synthetic.release import synthesize
 from cloudfree.errors import DataError
 from cloudfree.train.checkpoint import find_latest
 from cloudfree.train.loop import train

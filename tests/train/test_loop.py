@@ -15,10 +15,10 @@ from torch import nn
 import cloudfree.losses
 import cloudfree.train.loop as loop
 from cloudfree.config import load_config
-from cloudfree.data.discover import build_index
-from cloudfree.data.index import write_index
-from cloudfree.data.pack import pack
-from cloudfree.data.synth import synthesize
+from cloudfree.data.packed.pack import pack
+from cloudfree.data.release.discover import build_index
+from cloudfree.data.release.index import write_index
+from cloudfree.data.synthetic.release import synthesize
 from cloudfree.models import build_model
 from cloudfree.train.checkpoint import find_latest, load_checkpoint
 from cloudfree.train.loop import TrainingError, train

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cloudfree.data.bands import s2_index
+from cloudfree.bands import s2_index
 from cloudfree.train.panels import GAP, reflectance_to_rgb8, rgb_panels
 
 R, G, B = s2_index("B4"), s2_index("B3"), s2_index("B2")

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.data.collate import collate_skip_bad
 from cloudfree.losses import CARLLoss
 from cloudfree.metrics import METRIC_KEYS, aggregate, compute

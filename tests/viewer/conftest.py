@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cloudfree.data.discover import build_index
 from cloudfree.data.io import read_raster, write_raster
+from cloudfree.data.release.discover import build_index
 
 N_PATCHES = 6
 SIZE = 32
@@ -31,7 +31,7 @@ class World:
 
 
 def make_world(base: Path) -> World:
-    from cloudfree.data.synth import synthesize
+    from cloudfree.data.synthetic.release import synthesize
 
     root = base / "data"
     synthesize(root, N_PATCHES, seed=3, size=SIZE)

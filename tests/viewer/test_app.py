@@ -17,8 +17,8 @@ with warnings.catch_warnings():  # starlette's notice about httpx, not our conce
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from cloudfree.data.index import INDEX_COLUMNS, summary_path  # noqa: E402
 from cloudfree.data.io import read_raster  # noqa: E402
+from cloudfree.data.release.index import INDEX_COLUMNS, summary_path  # noqa: E402
 from cloudfree.masks.csm import cloud_shadow_mask  # noqa: E402
 from cloudfree.viewer import render  # noqa: E402
 from cloudfree.viewer.app import create_app  # noqa: E402
@@ -286,7 +286,7 @@ def test_live_checkpoints_predict_when_a_patch_is_shown(world) -> None:  # noqa:
     as `cloudfree evaluate` would feed them, beside the predictions folder's method."""
     import torch
 
-    from cloudfree.data.bands import DSEN2CR
+    from cloudfree.bands import DSEN2CR
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
     from cloudfree.evaluate.methods import load_method
     from cloudfree.inpaint import inpaint
@@ -333,7 +333,7 @@ def test_uncertainty_of_a_live_model_is_a_layer(world, tmp_path) -> None:  # noq
     (mean over bands) is a layer, equal to the model's own variance on that patch."""
     import torch
 
-    from cloudfree.data.bands import REFLECTANCE
+    from cloudfree.bands import REFLECTANCE
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
     from cloudfree.models import save_weights
     from cloudfree.models.uncrtaints import UnCRtainTS

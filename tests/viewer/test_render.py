@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cloudfree.data.bands import S2_BANDS, S2_L2A_BANDS
+from cloudfree.bands import S2_BANDS, S2_L2A_BANDS
 from cloudfree.viewer import render
 
 

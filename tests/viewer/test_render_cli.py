@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cloudfree.data.index import INDEX_COLUMNS
 from cloudfree.data.io import read_raster, write_raster
+from cloudfree.data.release.index import INDEX_COLUMNS
 from cloudfree.errors import DataError
 from cloudfree.masks.csm import cloud_shadow_mask
 from cloudfree.viewer import render, render_cli
@@ -120,7 +120,7 @@ def test_whole_index_one_png_per_patch(world, tmp_path, capsys) -> None:  # noqa
 def test_index_csv_with_split_and_limit(world, tmp_path) -> None:  # noqa: ANN001
     import json
 
-    from cloudfree.data.index import summary_path
+    from cloudfree.data.release.index import summary_path
     from cloudfree.viewer.catalog import Catalog
 
     rows = Catalog(world.root).rows

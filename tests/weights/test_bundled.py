@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from cloudfree.data.bands import DSEN2CR
-from cloudfree.data.clouds import simulate_clouds
+from cloudfree.bands import DSEN2CR
 from cloudfree.data.preprocess import normalize_s2
-from cloudfree.data.synth import clear_s2, land_cover, s1_from_cover
+from cloudfree.data.synthetic.clouds import simulate_clouds
+from cloudfree.data.synthetic.release import clear_s2, land_cover, s1_from_cover
 from cloudfree.evaluate.methods import load_method, predict_dn
 from cloudfree.masks import cloud_shadow_mask
 from cloudfree.models.weights import CONFIG_KEY, MODEL_KEY, load_weights, read_metadata

@@ -1,14 +1,14 @@
 """DSen2-CR value preprocessing: NaN filling and S1/S2 normalisation (spec section 2).
 
 Pure numpy on ``(C, H, W)`` arrays. The constants (clip ranges, the /2000 scale, ``max_val_sar``)
-come from :mod:`cloudfree.data.bands` through a :class:`~cloudfree.data.bands.Scaling`.
+come from :mod:`cloudfree.bands` through a :class:`~cloudfree.bands.Scaling`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cloudfree.data.bands import Scaling
+from cloudfree.bands import Scaling
 
 
 def fill_nan(x: np.ndarray) -> tuple[np.ndarray, int]:

@@ -1,7 +1,7 @@
 """One training/evaluation sample: plan the window and augmentation, then build the tensors.
 
 This is the single sample pipeline of the project (spec section 2), shared by the GeoTIFF
-dataset (:mod:`cloudfree.data.sen12mscr`) and the packed-shard dataset, so both give identical
+dataset (:mod:`cloudfree.data.release.dataset`) and the packed-shard dataset, so both give identical
 samples for identical draws:
 
 1. :func:`plan_sample` draws the crop window and the flip/rotation *before* anything is read,
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cloudfree.data.bands import (
+from cloudfree.bands import (
     NUM_S1_BANDS,
     NUM_S2_BANDS,
     PATCH_SIZE,
@@ -61,7 +61,7 @@ class SampleConfig:
             - ``"none"`` (default): no ``"mask"`` key.
             - ``"cached"``: computed ONCE on the full cloudy patch (raw DN, before any
               normalisation) and cached (packed shards' mask slot, or
-              :class:`~cloudfree.data.mask_cache.MaskCache` next to the index), then cropped
+              :class:`~cloudfree.data.release.mask_cache.MaskCache` next to the index), then cropped
               and augmented exactly like the images. Fast; this project's choice.
             - ``"crop"``: computed on the fly on the raw cloudy crop, as upstream does (spec
               section 2 "Cloud mask timing": per 128x128 crop, after augmentation). Slow;
@@ -75,7 +75,7 @@ class SampleConfig:
         inpaint: None, or the :mod:`cloudfree.inpaint` method whose inpainted cloudy image is
             returned as ``"s2_inpainted"`` (the hybrid model's input): computed once per
             full patch and cached in the packed shards
-            (:mod:`cloudfree.data.inpaint_cache`), then cropped and augmented like the images.
+            (:mod:`cloudfree.data.packed.inpaint_cache`), then cropped and augmented like the images.
     """
 
     mode: str = "train"

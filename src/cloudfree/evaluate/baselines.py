@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cloudfree.data.bands import get_scaling
+from cloudfree.bands import get_scaling
 from cloudfree.data.preprocess import denormalize_s1
 from cloudfree.evaluate.methods import BASELINES, Method, check_batch
 from cloudfree.inpaint.base import Inpainter

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, get_scaling
+from cloudfree.bands import S2_DN_PER_REFLECTANCE, get_scaling
 from cloudfree.data.io import atomic_path
 from cloudfree.data.preprocess import denormalize_s1
 from cloudfree.errors import DataError

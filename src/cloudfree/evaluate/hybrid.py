@@ -12,7 +12,7 @@
    did for its training data (DN, the same mask, the method's default settings);
 3. runs the network on (inpainted, cloudy, S1, mask).
 
-Training does steps 1-2 once per patch at pack time (:mod:`cloudfree.data.inpaint_cache`) and
+Training does steps 1-2 once per patch at pack time (:mod:`cloudfree.data.packed.inpaint_cache`) and
 step 3 in the training loop; the steps are the same functions.
 """
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.errors import DataError, UnknownNameError
 from cloudfree.models.inputs import reads_sar
 
@@ -110,7 +110,7 @@ class Method(abc.ABC):
         name: label used in tables and file names (a baseline name or the weights' path).
         include_sar: whether :meth:`predict` reads ``batch["s1"]``.
         scaling: the network scaling protocol of ``s2_cloudy`` and of the prediction
-            (``cloudfree.data.bands.get_scaling``): ``"dsen2cr"``, or a model's own
+            (``cloudfree.bands.get_scaling``): ``"dsen2cr"``, or a model's own
             (``"reflectance"`` for UnCRtainTS).
     """
 
@@ -264,7 +264,7 @@ def predict_dn(
         (13, H, W) float32 prediction, DN (the network value times the protocol's scale);
         with ``variance``, ``(prediction, variance in DN squared)``.
     """
-    from cloudfree.data.bands import get_scaling
+    from cloudfree.bands import get_scaling
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
 
     scaling = get_scaling(method.scaling)

@@ -101,8 +101,8 @@ def hybrid_data(data: str | os.PathLike[str], out: Path, method: str = "mask-fil
     Raises:
         CloudfreeError: under torchrun with the inpainting missing (prepare it once, before).
     """
-    from cloudfree.data.inpaint_cache import fill_inpainting, inpaint_complete
-    from cloudfree.data.shards import read_manifest
+    from cloudfree.data.packed.inpaint_cache import fill_inpainting, inpaint_complete
+    from cloudfree.data.packed.shards import read_manifest
 
     path = Path(data)
     if not (path.is_dir() and (path / "manifest.json").is_file()):
@@ -112,12 +112,12 @@ def hybrid_data(data: str | os.PathLike[str], out: Path, method: str = "mask-fil
         ):
             return target
         _single_process(f"cloudfree pack INDEX --out {target} --inpaint {method}")
-        from cloudfree.data.pack import pack
+        from cloudfree.data.packed.pack import pack
 
         index = path
         if path.is_dir():
-            from cloudfree.data.discover import build_index
-            from cloudfree.data.index import write_index
+            from cloudfree.data.release.discover import build_index
+            from cloudfree.data.release.index import write_index
 
             index = out / "index.csv"
             if not index.is_file():

@@ -43,7 +43,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.bands import SEASONS, Scaling, get_scaling
+from cloudfree.bands import SEASONS, Scaling, get_scaling
 from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS
 from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
 from cloudfree.evaluate.table import (
@@ -111,16 +111,16 @@ def open_dataset(
     )
     path = Path(data)
     if path.is_dir() and (path / "manifest.json").is_file():
-        from cloudfree.data.shards import PackedDataset
+        from cloudfree.data.packed.dataset import PackedDataset
 
         return PackedDataset(path, split=split, config=cfg, require_target=True)
-    from cloudfree.data.sen12mscr import SEN12MSCR
+    from cloudfree.data.release.dataset import SEN12MSCR
 
     if path.is_file() and path.suffix.lower() == ".csv":
         # patch_size=None: read each patch's size from its header (any square size).
         return SEN12MSCR(path, split=split, config=cfg, require_target=True, patch_size=None)
     if path.is_dir():
-        from cloudfree.data.discover import build_index
+        from cloudfree.data.release.discover import build_index
 
         index = build_index(path)
         return SEN12MSCR(index, split=split, config=cfg, require_target=True, patch_size=None)

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cloudfree.data.bands import SEASONS
+from cloudfree.bands import SEASONS
 from cloudfree.data.io import atomic_path
 from cloudfree.errors import DataError
 from cloudfree.evaluate.protocols import PROTOCOLS, PSNR_MEAN_RMSE_KEY

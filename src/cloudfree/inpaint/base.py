@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 
 
 def dilate_mask(mask: np.ndarray, radius: int) -> np.ndarray:

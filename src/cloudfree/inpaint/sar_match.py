@@ -28,7 +28,7 @@ from typing import ClassVar, Final
 
 import numpy as np
 
-from cloudfree.data.bands import DSEN2CR
+from cloudfree.bands import DSEN2CR
 from cloudfree.inpaint.base import Inpainter
 
 #: Distance in pixels that weighs as much as one standard deviation of backscatter.

@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Final
 
 import numpy as np
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, s2_index
+from cloudfree.bands import S2_DN_PER_REFLECTANCE, s2_index
 from cloudfree.errors import DataError
 from cloudfree.inpaint.base import Inpainter
 

@@ -18,7 +18,7 @@ import math
 
 from torch import Tensor, nn
 
-from cloudfree.data.bands import NUM_S2_BANDS
+from cloudfree.bands import NUM_S2_BANDS
 
 
 def _shape(x: Tensor) -> str:

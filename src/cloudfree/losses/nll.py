@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from cloudfree.data.bands import NUM_S2_BANDS
+from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.losses.carl import _check_image
 
 #: Floor of the variances in the loss, reflectance squared (upstream clamps at 1e-8 in its

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cloudfree.data.bands import s2_index
+from cloudfree.bands import s2_index
 from cloudfree.masks.params import (
     CLOUD,
     CSM_BANDS,

@@ -12,7 +12,7 @@ from typing import Final
 
 import numpy as np
 
-from cloudfree.data.bands import (
+from cloudfree.bands import (
     NUM_S2_BANDS,
     S2_BANDS,
     S2_DN_PER_REFLECTANCE,

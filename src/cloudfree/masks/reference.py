@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE, s2_index
+from cloudfree.bands import S2_DN_PER_REFLECTANCE, s2_index
 from cloudfree.masks.params import CLOUD, DEFAULT_PARAMS, SHADOW, CSMParams, check_l1c
 from cloudfree.masks.stats import shadow_thresholds
 

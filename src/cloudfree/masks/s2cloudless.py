@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.bands import s2_index
+from cloudfree.bands import s2_index
 from cloudfree.masks.params import check_l1c, to_reflectance
 
 #: The 10 bands the s2cloudless model reads, in its order (``MODEL_BAND_IDS``).

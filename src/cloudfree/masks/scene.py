@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.bands import S2_BANDS, s2_index
+from cloudfree.bands import S2_BANDS, s2_index
 from cloudfree.data.io import atomic_path, gdal_path, read_meta
 from cloudfree.errors import DataError
 from cloudfree.masks.csm import csm_from_bands
@@ -38,18 +38,11 @@ from cloudfree.masks.params import (
     to_reflectance,
 )
 from cloudfree.masks.stats import ShadowStats
-from cloudfree.windows import Window, windows
+from cloudfree.windows import Window, clip_window, grow, windows
 
 BACKENDS: Final[tuple[str, ...]] = ("dsen2cr", "s2cloudless")
 #: Windows are multiples of this (the GeoTIFF tile size must be a multiple of 16).
 _ALIGN: Final[int] = 16
-
-
-def _grow(win: Window, halo: int, height: int, width: int) -> Window:
-    r, c, h, w = win
-    r0, c0 = max(0, r - halo), max(0, c - halo)
-    r1, c1 = min(height, r + h + halo), min(width, c + w + halo)
-    return r0, c0, r1 - r0, c1 - c0
 
 
 def _read(src: Any, win: Window, bands: tuple[str, ...]) -> np.ndarray:
@@ -135,7 +128,7 @@ def mask_scene(
                 t3, t4 = stats.thresholds(params)
             with atomic_path(out_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
                 for win in windows(height, width, window):
-                    outer = _grow(win, halo, height, width)
+                    outer = clip_window(grow(win, halo), height, width)
                     data = _read(src, outer, bands)
                     if backend == "dsen2cr":
                         refl = {b: to_reflectance(d) for b, d in zip(bands, data, strict=True)}

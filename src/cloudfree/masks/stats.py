@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from cloudfree.data.bands import S2_DN_PER_REFLECTANCE
+from cloudfree.bands import S2_DN_PER_REFLECTANCE
 from cloudfree.masks.params import DEFAULT_PARAMS, CSMParams, cloud_shadow_index, to_reflectance
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cloudfree.data.bands import NUM_S2_BANDS
+from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.metrics.patch import METRIC_KEYS
 from cloudfree.metrics.ssim import ssim_torch
 

@@ -39,7 +39,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.bands import NUM_S2_BANDS
+from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.metrics.mean import NanMean
 from cloudfree.metrics.ssim import ssim_numpy
 
@@ -97,7 +97,7 @@ def _check_patch(
         if name != "pred" and np.abs(a).max(initial=0.0) > _MAX_REFLECTANCE:
             raise ValueError(
                 f"{name} has values up to {np.abs(a).max():.4g}: it looks like DN, but metrics "
-                "take reflectance; divide by 10000 (cloudfree.data.bands.S2_DN_PER_REFLECTANCE)"
+                "take reflectance; divide by 10000 (cloudfree.bands.S2_DN_PER_REFLECTANCE)"
             )
         images.append(a)
     _, h, w = images[0].shape

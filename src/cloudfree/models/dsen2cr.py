@@ -21,7 +21,7 @@ Decisions (the spec's INFER items):
   multiply-add), one temporary fewer.
 
 The model is pure: it takes *normalised* tensors (S2 DN / 2000, S1 mapped to [0, 2], see
-``cloudfree.data.bands.DSEN2CR``) and does no clipping, tiling or device handling. Fast paths
+``cloudfree.bands.DSEN2CR``) and does no clipping, tiling or device handling. Fast paths
 (NNPACK Winograd convolutions on CPU, channels_last, bf16 autocast) live in
 ``cloudfree.models.runtime``.
 """
@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.models.inputs import check_optical_sar_inputs
 from cloudfree.models.registry import register_model
 

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.models.dsen2cr import ResidualBlock, _conv
 from cloudfree.models.inputs import check_optical_sar_inputs
 from cloudfree.models.registry import register_model

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 
 
 def reads_sar(model: Any) -> bool:

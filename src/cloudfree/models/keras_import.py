@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.errors import DataError
 from cloudfree.models.dsen2cr import KERNEL_SIZE, DSen2CR, DSen2CRConfig
 

@@ -29,7 +29,7 @@ from typing import Any, Final
 import torch
 from torch import nn
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 
 #: Sub-folder of the cloudfree cache holding converted models.
 CACHE_SUBDIR: Final[str] = "openvino"

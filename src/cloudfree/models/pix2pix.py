@@ -47,7 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.models.inputs import check_optical_sar_inputs
 from cloudfree.models.registry import register_model
 

@@ -25,7 +25,7 @@ groups) in the encoder and batch norm in the decoder, ``scale_by`` 10 (``--scale
 README's training command): 0.52 M parameters. The L2 checkpoints predict the mean only (13
 output channels); the Gaussian-NLL ones 13 means and 13 variances.
 
-**Inputs and outputs are reflectance-scaled** (``cloudfree.data.bands.REFLECTANCE``: S2 / 10000,
+**Inputs and outputs are reflectance-scaled** (``cloudfree.bands.REFLECTANCE``: S2 / 10000,
 S1 [-25, 0] dB to [0, 1]); ``scale_by`` is part of the network (the sigmoid's range and the
 variance floor depend on it), so it is applied and undone inside ``forward``. The mean comes back
 in [0, 1] reflectance and the variance in reflectance squared.
@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cloudfree.data.bands import NUM_S1_BANDS, NUM_S2_BANDS, PATCH_SIZE
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS, PATCH_SIZE
 from cloudfree.models.inputs import check_optical_sar_inputs
 from cloudfree.models.registry import register_model
 
@@ -270,7 +270,7 @@ class UnCRtainTS(nn.Module):
     losses of :mod:`cloudfree.losses.nll`).
     """
 
-    #: Every input and the output are in this scaling (``cloudfree.data.bands``).
+    #: Every input and the output are in this scaling (``cloudfree.bands``).
     scaling = "reflectance"
 
     def __init__(

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from cloudfree.data.bands import NUM_S2_BANDS
+from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.errors import DataError
 from cloudfree.models.uncrtaints import UnCRtainTS, UnCRtainTSConfig
 

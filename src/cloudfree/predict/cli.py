@@ -8,9 +8,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from cloudfree.data.sentinel.scene import OUTSIDE_SAR
+
 # Only light imports here: `cloudfree --help` must not import torch.
 from cloudfree.errors import CloudfreeError
-from cloudfree.predict.inputs import OUTSIDE_SAR
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

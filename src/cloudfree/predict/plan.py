@@ -91,8 +91,8 @@ def receptive_radius(model: nn.Module | None) -> int | None:
 
 def _probe(size: int, include_sar: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """A synthetic cloudy scene (13, size, size) DN and its S1 (dB): what edge_profile runs on."""
-    from cloudfree.data.clouds import simulate_clouds
-    from cloudfree.data.synth import clear_s2, land_cover, s1_from_cover
+    from cloudfree.data.synthetic.clouds import simulate_clouds
+    from cloudfree.data.synthetic.release import clear_s2, land_cover, s1_from_cover
 
     rng = np.random.default_rng(seed)
     cover = land_cover((size, size), rng, snow=False)

@@ -12,7 +12,7 @@ How a scene is processed (memory is that of one window, whatever the scene size)
    tile edges. Every kept pixel comes from tiles in which it lies >= ``overlap // 4`` pixels
    from the edge, so for a model with a receptive-field radius up to that the result equals the
    untiled prediction to float rounding; windows are independent for the same reason.
-3. Network values -> DN (``cloudfree.data.bands`` scaling), optional ``keep_clear`` and
+3. Network values -> DN (``cloudfree.bands`` scaling), optional ``keep_clear`` and
    ``outside_sar="input"`` replacements, rounding and clipping to the input dtype, nodata
    pixels (all bands == nodata) restored, then the window is written.
 
@@ -43,14 +43,14 @@ from typing import Any, Final
 import numpy as np
 
 from cloudfree.data.io import atomic_path, gdal_cache_env
-from cloudfree.errors import DataError
-from cloudfree.evaluate.methods import Method
-from cloudfree.predict.inputs import (
+from cloudfree.data.sentinel.scene import (
     OUTSIDE_SAR,
     MaskSource,
     S1Source,
     S2Source,
 )
+from cloudfree.errors import DataError
+from cloudfree.evaluate.methods import Method
 from cloudfree.predict.tiling import axis_positions, fit_tile
 from cloudfree.predict.window import Runner, WindowPredictor, load_runner
 from cloudfree.windows import windows
@@ -189,7 +189,7 @@ def predict_scene(
         s1: optional S1 scene (VV, VH in dB) on any grid overlapping ``s2``; reprojected onto
             the S2 grid when needed. Ignored (logged) by a model without SAR input.
         mask: a cloud/shadow mask GeoTIFF on the S2 grid (0 clear, nonzero cloud or shadow,
-            :class:`~cloudfree.predict.inputs.MaskSource`) used instead of the computed
+            :class:`~cloudfree.data.sentinel.scene.MaskSource`) used instead of the computed
             DSen2-CR mask wherever a mask is needed (``keep_clear``, ``mask_out``, inpainting
             and hybrid methods).
         sd_weights: folder of a Stable Diffusion inpainting pipeline (the
@@ -208,7 +208,7 @@ def predict_scene(
             (autocast; fast on GPU, slow on most CPUs).
         keep_clear: clear input pixels (mask class 0) keep the input values.
         mask_out: also write the uint8 cloud/shadow mask (0 clear, 1 cloud, 2 shadow) here.
-        b10: B10 DN for L2A input (default :data:`~cloudfree.predict.inputs.L2A_B10_FILL_DN`).
+        b10: B10 DN for L2A input (default :data:`~cloudfree.data.sentinel.scene.L2A_B10_FILL_DN`).
         progress: show a tqdm progress bar.
         window: output window side (multiple of 16); None picks 512 or 1024 (least overlap
             work). Memory grows with its square, not with the scene.

@@ -29,8 +29,6 @@ from typing import Final
 
 import numpy as np
 
-from cloudfree.windows import Window
-
 #: Weight of the untrusted outer margin of a tile: > 0 (no division by 0 anywhere), small enough
 #: that its contribution is far below the float32 resolution of the blended value.
 BLEND_EPS: Final[float] = 1e-6
@@ -139,31 +137,3 @@ def blend_weights(tile: Size, overlap: int) -> np.ndarray:
     """
     th, tw = _pair(tile)
     return np.outer(_ramp(th, overlap), _ramp(tw, overlap)).astype(np.float32)
-
-
-def grow(win: Window, halo: int) -> Window:
-    """``win`` grown by ``halo`` pixels on each side (may reach outside the array)."""
-    r, c, h, w = win
-    return r - halo, c - halo, h + 2 * halo, w + 2 * halo
-
-
-def clip_window(win: Window, height: int, width: int) -> Window:
-    """The part of ``win`` inside a ``height x width`` array (may be empty)."""
-    r, c, h, w = win
-    r0, c0 = max(r, 0), max(c, 0)
-    r1, c1 = min(r + h, height), min(c + w, width)
-    return r0, c0, max(r1 - r0, 0), max(c1 - c0, 0)
-
-
-def pad_reflect(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-    """Pad the last two axes by reflection about the edge pixels (``d c b | a b c d | c b a``).
-
-    This is how the scene is extended beyond its borders, so that border pixels see
-    image-like context (as every pixel but the crop edges did in training) instead of zeros.
-    Pads longer than the array reflect repeatedly; an axis of one pixel is repeated.
-    """
-    if top == bottom == left == right == 0:
-        return x
-    width = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
-    mode = "reflect" if min(x.shape[-2:]) > 1 else "edge"
-    return np.pad(x, width, mode=mode)  # type: ignore[call-overload]

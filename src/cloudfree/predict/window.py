@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cloudfree.data.bands import get_scaling, s2_index
+from cloudfree.bands import get_scaling, s2_index
 from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
+from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source, nodata_pixels, s1_coverage
 from cloudfree.errors import DataError
 from cloudfree.evaluate.methods import Method
 from cloudfree.masks.params import CLEAR, DEFAULT_PARAMS
-from cloudfree.predict.inputs import MaskSource, S1Source, S2Source, nodata_pixels, s1_coverage
-from cloudfree.predict.tiling import axis_positions, blend_margin, blend_weights, fit_tile, grow
-from cloudfree.windows import Window, windows
+from cloudfree.predict.tiling import axis_positions, blend_margin, blend_weights, fit_tile
+from cloudfree.windows import Window, grow, windows
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class WindowPredictor:
         """Mask of the real (unpadded) part of a read, reflect-padded to the read's shape:
         read from the mask file when one was given, else the DSen2-CR mask computed here."""
         from cloudfree.masks.csm import csm_bands, csm_from_bands
-        from cloudfree.predict.tiling import pad_reflect
+        from cloudfree.windows import pad_reflect
 
         if self.mask_src is not None:
             return self.mask_src.read(region)

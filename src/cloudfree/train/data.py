@@ -76,8 +76,8 @@ def sample_configs(cfg: Config, include_sar: bool) -> tuple[SampleConfig, Sample
 
 def _probe_patch_size(index: Path, root: str | None) -> int | None:
     """Side in pixels of the index's patches (read from one cloudy file's header), or None."""
-    from cloudfree.data.index import read_index
     from cloudfree.data.io import read_meta
+    from cloudfree.data.release.index import read_index
 
     result = read_index(index, root=root)
     tried = 0
@@ -114,8 +114,8 @@ def resolve_index(data: DataConfig, cache_dir: str | Path) -> Path | None:
     if data.index:
         return Path(data.index)
     if data.root:
-        from cloudfree.data.discover import build_index
-        from cloudfree.data.index import write_index
+        from cloudfree.data.release.discover import build_index
+        from cloudfree.data.release.index import write_index
 
         path = Path(cache_dir) / "index.csv"
         if not path.is_file():
@@ -138,10 +138,10 @@ def build_dataset(
     """
     index = resolve_index(data, cache_dir)
     if index is None:
-        from cloudfree.data.shards import PackedDataset
+        from cloudfree.data.packed.dataset import PackedDataset
 
         return PackedDataset(data.packed, split=split, config=sample, seed=seed, strict=data.strict)  # type: ignore[arg-type]
-    from cloudfree.data.sen12mscr import SEN12MSCR
+    from cloudfree.data.release.dataset import SEN12MSCR
 
     root = None if data.index is None else data.root
     return SEN12MSCR(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cloudfree.data.bands import get_scaling, s2_index
+from cloudfree.bands import get_scaling, s2_index
 from cloudfree.viewer.render import DEFAULT_GAIN, TRUE_COLOUR
 
 # The bands and fixed gain of every true-colour picture of the project (cloudfree.viewer.render).
@@ -50,7 +50,7 @@ def rgb_panels(batch: dict, pred: Tensor, scaling: str, max_items: int = 4) -> T
         batch: a training/validation batch with ``"s2_cloudy"`` and ``"s2"`` (B, 13, H, W) in
             the network scale of ``scaling``; any device.
         pred: (B, 13, H, W) prediction in the same scale; any device.
-        scaling: the scaling protocol's name (``cloudfree.data.bands.get_scaling``), which
+        scaling: the scaling protocol's name (``cloudfree.bands.get_scaling``), which
             converts network values to reflectance: ``value * reflectance_per_unit``.
         max_items: at most this many samples (rows) are drawn.
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cloudfree.data.bands import get_scaling
+from cloudfree.bands import get_scaling
 from cloudfree.metrics.batched import batched_metrics
 from cloudfree.metrics.mean import NanMean
 from cloudfree.metrics.patch import METRIC_KEYS

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from cloudfree.data.index import IndexResult, IndexRow, read_index
 from cloudfree.data.io import split_archive_path
+from cloudfree.data.release.index import IndexResult, IndexRow, read_index
 from cloudfree.errors import CloudfreeError, DataError
 
 #: What the completeness filter accepts.
@@ -120,7 +120,7 @@ def load_index(root: str | os.PathLike[str]) -> IndexResult:
     root = Path(root)
     if root.is_file() and root.suffix.lower() == ".csv":
         return read_index(root)
-    from cloudfree.data.discover import build_index
+    from cloudfree.data.release.discover import build_index
 
     return build_index(root)
 
@@ -295,7 +295,7 @@ class Catalog:
             raise NotFound(f"method {name!r} cannot predict patch {row.id} (missing inputs)")
 
         def compute() -> tuple[np.ndarray, dict[str, float] | None, np.ndarray | None]:
-            from cloudfree.data.bands import S2_DN_PER_REFLECTANCE
+            from cloudfree.bands import S2_DN_PER_REFLECTANCE
             from cloudfree.data.io import read_raster
             from cloudfree.evaluate.methods import predict_dn
             from cloudfree.masks.csm import cloud_shadow_mask

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cloudfree.data.bands import NUM_S2_BANDS, S2_BANDS, S2_L2A_BANDS
+from cloudfree.bands import NUM_S2_BANDS, S2_BANDS, S2_L2A_BANDS
 from cloudfree.data.io import gdal_path, split_archive_path
 from cloudfree.errors import DataError
 from cloudfree.viewer import render

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cloudfree.data.bands import (
+from cloudfree.bands import (
     NUM_S2_BANDS,
     S2_BANDS,
     S2_DN_PER_REFLECTANCE,

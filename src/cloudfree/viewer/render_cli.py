@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cloudfree.data.bands import NUM_S2_BANDS
+from cloudfree.bands import NUM_S2_BANDS, SPLITS
 from cloudfree.errors import CloudfreeError, DataError
 from cloudfree.viewer import render
 from cloudfree.viewer.layers import COMPOSITES, Style, any_rgb, raster_size, read_display
@@ -68,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"longest side in pixels of each drawn raster (default {DEFAULT_MAX_SIZE})",
     )
     p.add_argument("--predictions", default=None, help="index mode: predictions folder")
-    p.add_argument("--split", choices=("train", "val", "test"), default=None, help="index mode")
+    p.add_argument("--split", choices=SPLITS, default=None, help="index mode")
     p.add_argument("--limit", type=int, default=None, help="index mode: at most N patches")
     p.set_defaults(func=run)
 

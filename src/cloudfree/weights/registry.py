@@ -84,7 +84,7 @@ class WeightsEntry:
             format and structure, and the SHA-256 of the first download is recorded and shown).
         licence: licence of the weights, and of what they were trained on.
         citation: what to cite when using them.
-        scaling: the normalisation protocol of its inputs (``cloudfree.data.bands``).
+        scaling: the normalisation protocol of its inputs (``cloudfree.bands``).
         description: what it is for, in one line.
         format: the file format: ``"safetensors"`` (loads as is), ``"keras-hdf5"`` (a Keras
             2.2 checkpoint, converted to safetensors once, :mod:`cloudfree.models.keras_import`)
