@@ -162,8 +162,8 @@ def drift_per_100(samples: list[tuple[int, float, float]], count: int) -> tuple[
 
 def worker(args: argparse.Namespace) -> None:
     """One measurement in this (fresh) process; prints one ``RESULT {json}`` line."""
-    from cloudfree.evaluate.methods import ModelMethod
     from cloudfree.evaluate.run import evaluate
+    from cloudfree.methods.model import ModelMethod
     from cloudfree.models import build_model
 
     device = torch.device(args.device)

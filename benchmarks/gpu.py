@@ -203,7 +203,7 @@ def evaluate_rate(packed: Path, work: Path, model_cfg: dict, device: torch.devic
 
 
 def predict_rate(work: Path, model_cfg: dict, size: int, device: torch.device) -> dict[str, Any]:
-    from cloudfree.data.io import read_raster
+    from cloudfree.io import read_raster
     from cloudfree.models import build_model, save_weights
     from cloudfree.predict.scene import predict_scene
 

@@ -73,7 +73,7 @@ def _index(root: Path, out: Path) -> Path:
 
 def _real_patches() -> list[tuple[np.ndarray, np.ndarray]]:
     """(cloudy DN, DSen2-CR mask) of the real cloudy patches with pixels to fill and clear ones."""
-    from cloudfree.data.io import read_raster
+    from cloudfree.io import read_raster
     from cloudfree.masks import cloud_shadow_mask
 
     out = []
@@ -87,8 +87,8 @@ def _real_patches() -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _floods_patches() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(cloudy DN, mask, real S1 dB) of Sen1Floods11's 4 tiles with simulated clouds."""
-    from cloudfree.data.io import read_raster
     from cloudfree.data.synthetic.clouds import simulate_clouds
+    from cloudfree.io import read_raster
     from cloudfree.masks import cloud_shadow_mask
 
     s2 = np.clip(read_raster(SHARED / "sen1floods11" / "Spain_7370579_S2Hand.tif")[0], 0, None)

@@ -300,9 +300,9 @@ def archives(work: Path, n: int = 60, sample: int = 12) -> None:
     import random
     import tarfile
 
-    from cloudfree.data.io import read_raster
     from cloudfree.data.release.discover import build_index
     from cloudfree.data.synthetic.release import synthesize
+    from cloudfree.io import read_raster
 
     print(f"\n== archives: {n} synthetic triplets in 3 .tar.gz per season (gzip level 6) ==")
     src, root = work / "arch_src", work / "arch"

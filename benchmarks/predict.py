@@ -183,9 +183,9 @@ def real_scene(device: str, precision: str) -> None:
     import torch
 
     from cloudfree.bands import DSEN2CR
-    from cloudfree.data.io import read_raster, write_raster
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
     from cloudfree.data.synthetic.clouds import simulate_clouds
+    from cloudfree.io import read_raster, write_raster
     from cloudfree.models import build_model, save_weights
     from cloudfree.models.runtime import inference_context, prepare_for_inference
     from cloudfree.predict.plan import plan_tiles
@@ -255,7 +255,7 @@ def real_scene(device: str, precision: str) -> None:
 
 
 def load_for_plan(weights: Path, device: str):  # noqa: ANN201
-    from cloudfree.evaluate.methods import load_method
+    from cloudfree.methods.load import load_method
 
     return load_method(str(weights), device=device)
 
@@ -295,7 +295,7 @@ def main() -> None:
 
     import torch
 
-    from cloudfree.evaluate.methods import resolve_device
+    from cloudfree.methods.base import resolve_device
 
     device = str(resolve_device(args.device))
     if args.real:

@@ -1,6 +1,6 @@
 """``cloudfree stack`` (a Sentinel-2 .SAFE -> one 13-band GeoTIFF) with GDAL's block cache as
 ``stack`` set it before issue 16 (128 *bytes*: rasterio passes an integer to GDALSetCacheMax64)
-and as now (``cloudfree.data.io.gdal_cache_env``: 128 MiB), on the same synthetic L1C product.
+and as now (``cloudfree.io.gdal_cache_env``: 128 MiB), on the same synthetic L1C product.
 
 Each case runs in its own process (its peak RSS is its own), interleaved, twice. The product is
 written once (lossless JPEG 2000, random DN, one granule) under ``--work``.

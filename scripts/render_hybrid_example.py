@@ -24,10 +24,10 @@ REAL = "ROIs1868_summer_s2_cloudy/s2_cloudy_101/ROIs1868_summer_s2_cloudy_101_p5
 
 
 def _row(method, cloudy: np.ndarray, target: np.ndarray, s1: np.ndarray | None, label: str):  # noqa: ANN001, ANN202
+    from cloudfree import render
     from cloudfree.bands import DSEN2CR
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
     from cloudfree.masks import cloud_shadow_mask
-    from cloudfree.viewer import render
 
     mask = cloud_shadow_mask(cloudy)
     batch = {"s2_cloudy": torch.from_numpy(normalize_s2(cloudy, DSEN2CR))[None],
@@ -44,10 +44,10 @@ def _row(method, cloudy: np.ndarray, target: np.ndarray, s1: np.ndarray | None, 
 
 
 def main() -> None:
-    from cloudfree.data.io import read_raster
+    from cloudfree import render
     from cloudfree.data.synthetic.clouds import simulate_clouds
-    from cloudfree.evaluate.methods import load_method
-    from cloudfree.viewer import render
+    from cloudfree.io import read_raster
+    from cloudfree.methods.load import load_method
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "hybrid.png")

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
     from cloudfree.viewer.app import create_app
 
     with socket.socket() as s:

@@ -36,7 +36,7 @@ def _private_cloudfree_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     that need an empty cache set their own)."""
     import os
 
-    from cloudfree.weights.cache import HOME_ENV
+    from cloudfree.home import HOME_ENV
 
     old = os.environ.get(HOME_ENV)
     os.environ[HOME_ENV] = str(tmp_path_factory.mktemp("cloudfree_home"))

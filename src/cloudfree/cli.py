@@ -229,7 +229,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cloudfree.config import load_config
-    from cloudfree.evaluate.methods import BASELINES
+    from cloudfree.inpaint.registry import BASELINES
     from cloudfree.train.loop import train
 
     config = args.config
@@ -456,7 +456,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from cloudfree.evaluate.table import run_compare_cli
+    from cloudfree.evaluate.compare import run_compare_cli
 
     return run_compare_cli(
         args.run_dirs,
@@ -592,8 +592,8 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
     modules are imported here, when the parser is built, not at import time (each of those
     modules keeps its heavy imports lazy)."""
     from cloudfree.data.sentinel import cli as safe_cli
-    from cloudfree.inpaint import cli as inpaint_cli
     from cloudfree.predict import cli as predict_cli
+    from cloudfree.predict import inpaint_cli
     from cloudfree.viewer import cli as view_cli
     from cloudfree.viewer import render_cli
     from cloudfree.weights import cli as weights_cli

@@ -730,7 +730,7 @@ def save_config(cfg: Config, run_dir: str | Path) -> Path:
     Returns:
         The path of ``config.yaml``; ``load_config`` on it gives back ``cfg``.
     """
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -748,7 +748,7 @@ def save_config(cfg: Config, run_dir: str | Path) -> Path:
 
 def write_presets(folder: str | Path) -> list[Path]:
     """Write every preset as ``<folder>/<name>.yaml`` (how the repo's ``configs/`` is made)."""
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
 
     written = []
     for name, cfg in PRESETS.items():

@@ -62,11 +62,11 @@ def run_demo(
         sar: also score the SAR hybrid (:data:`DEMO_SAR_MODEL`) on the scene (identity and
             ``mask-fill``, the hybrid's own inpainting, are always scored).
     """
-    from cloudfree.data.io import read_raster
+    from cloudfree import render
     from cloudfree.data.synthetic.scene import synthesize_scene
+    from cloudfree.io import read_raster
     from cloudfree.masks.scene import mask_scene
     from cloudfree.predict.scene import predict_scene
-    from cloudfree.viewer import render
     from cloudfree.weights import get_weights
 
     out = Path(out)

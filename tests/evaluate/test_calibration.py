@@ -14,8 +14,8 @@ import torch
 
 from cloudfree.data.synthetic.release import synthesize
 from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS, calibration, patch_uncertainty
-from cloudfree.evaluate.methods import ModelMethod
 from cloudfree.evaluate.run import PER_PATCH_COLUMNS, evaluate
+from cloudfree.methods.model import ModelMethod
 from cloudfree.models.uncrtaints import UnCRtainTS
 
 

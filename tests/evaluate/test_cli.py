@@ -44,7 +44,7 @@ def test_compare_evaluates_checkpoints_by_name_with_short_names(tmp_path, capsys
     side; rows show short names, never paths, also for summaries written with paths."""
     import shutil
 
-    from cloudfree.evaluate.methods import load_method
+    from cloudfree.methods.load import load_method
     from cloudfree.models import DSen2CR, save_weights
 
     data = tmp_path / "data"

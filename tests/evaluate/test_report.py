@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from cloudfree.data.io import read_raster
 from cloudfree.data.release.discover import build_index
 from cloudfree.data.synthetic.release import synthesize
 from cloudfree.evaluate.examples import pick_examples, select_examples
 from cloudfree.evaluate.report import REPORT_FILES, distribution_figure, write_report
 from cloudfree.evaluate.run import PER_PATCH_COLUMNS, evaluate
 from cloudfree.evaluate.table import TABLE1_COLUMNS, table_values
+from cloudfree.io import read_raster
 from cloudfree.masks.csm import cloud_shadow_mask
-from cloudfree.viewer.render import error_map, mask_rgb, panel, true_colour
+from cloudfree.render import error_map, mask_rgb, panel, true_colour
 
 DATA_URI = "data:image/png;base64,"
 # The decimals of the paper's Table 1 (MAE/RMSE 4, PSNR/SAM 2, SSIM 3), written out here.

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from cloudfree.data.io import read_raster
 from cloudfree.data.release.discover import build_index
 from cloudfree.data.release.index import write_index
 from cloudfree.data.synthetic.release import synthesize
 from cloudfree.evaluate.run import PER_PATCH_COLUMNS, SUMMARY_KEYS, evaluate, run_evaluate_cli
+from cloudfree.io import read_raster
 from cloudfree.masks.csm import cloud_shadow_mask
 from cloudfree.metrics import METRIC_KEYS, compute
 

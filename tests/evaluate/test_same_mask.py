@@ -18,9 +18,9 @@ from cloudfree.config import load_config
 from cloudfree.data.collate import collate_skip_bad
 from cloudfree.data.release.discover import build_index
 from cloudfree.data.release.index import write_index
-from cloudfree.evaluate.methods import ModelMethod
 from cloudfree.evaluate.run import evaluate, open_dataset
 from cloudfree.losses import CARLLoss
+from cloudfree.methods.model import ModelMethod
 from cloudfree.models import DSen2CR
 from cloudfree.train.data import build_dataset, sample_configs
 from cloudfree.train.distributed import DistInfo

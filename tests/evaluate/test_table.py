@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloudfree.errors import DataError
+from cloudfree.evaluate.compare import run_compare_cli
 from cloudfree.evaluate.table import (
     PUBLISHED,
     TABLE1_COLUMNS,
@@ -17,7 +18,6 @@ from cloudfree.evaluate.table import (
     compare,
     format_table,
     read_summary,
-    run_compare_cli,
 )
 
 NAN = float("nan")

@@ -103,7 +103,7 @@ def test_sar_match_needs_s1() -> None:
 
 
 def test_mask_computed_when_absent_is_the_dsen2cr_mask(sen12mscr_root) -> None:  # noqa: ANN001
-    from cloudfree.data.io import read_raster
+    from cloudfree.io import read_raster
     from cloudfree.masks import cloud_shadow_mask
 
     path = (

@@ -69,7 +69,7 @@ def test_push_pull_is_local_where_context_is_dense() -> None:
 @pytest.mark.parametrize("method", ["mask-fill", "biharmonic", "push-pull"])
 def test_real_heavy_clouds_recon_beats_the_cloudy_input(method: str, sen12mscr_root: Path) -> None:
     """On the real cumulus of ROIs1970_fall 136, every patch with clear pixels left improves."""
-    from cloudfree.data.io import read_raster
+    from cloudfree.io import read_raster
     from cloudfree.masks import cloud_shadow_mask
     from cloudfree.metrics import compute
 

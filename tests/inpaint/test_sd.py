@@ -133,7 +133,7 @@ def test_hybrid_chain_with_stable_diffusion_inpainting(tmp_path: Path, tiny_sd_d
 
     from cloudfree.bands import DSEN2CR
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
-    from cloudfree.evaluate.methods import load_method
+    from cloudfree.methods.load import load_method
     from cloudfree.models import build_model, save_weights
 
     torch.manual_seed(0)

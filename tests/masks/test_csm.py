@@ -252,7 +252,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
 
 
 def _read(path: Path) -> np.ndarray:
-    from cloudfree.data.io import read_raster
+    from cloudfree.io import read_raster
 
     return read_raster(path, expect_count=13)[0]
 

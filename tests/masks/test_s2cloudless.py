@@ -11,8 +11,8 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from cloudfree.data.io import read_raster
 from cloudfree.errors import DataError
+from cloudfree.io import read_raster
 from cloudfree.masks import s2cloudless as backend
 from cloudfree.masks.s2cloudless import s2cloudless_mask
 

@@ -142,7 +142,7 @@ def test_all_nan_key_stays_nan() -> None:
 
 
 def test_real_pair_batched_equals_per_patch(sen12mscr_root: Path) -> None:
-    from cloudfree.data.io import read_raster
+    from cloudfree.io import read_raster
 
     lo, hi = REFLECTANCE.s2_clip
     cloudy, _ = read_raster(

@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cloudfree.data.io import read_raster
 from cloudfree.evaluate.run import with_psnr_mean_rmse
+from cloudfree.io import read_raster
 from cloudfree.metrics.patch import aggregate, compute
 
 

@@ -198,7 +198,7 @@ def test_psnr_matches_skimage() -> None:
 
 
 def _real_pair(root: Path) -> tuple[np.ndarray, np.ndarray]:
-    from cloudfree.data.io import read_raster
+    from cloudfree.io import read_raster
 
     lo, hi = REFLECTANCE.s2_clip
     cloudy, _ = read_raster(

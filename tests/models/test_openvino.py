@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cloudfree.evaluate.methods import ModelMethod
+from cloudfree.methods.model import ModelMethod
 from cloudfree.models import DSen2CR
 from cloudfree.models.runtime import resolve_backend
 from cloudfree.models.uncrtaints import UnCRtainTS

@@ -189,7 +189,7 @@ def test_cli_converts(tmp_path, capsys):
 
 
 def test_converted_file_imports_under_a_name_of_ones_own(tmp_path):
-    from cloudfree.evaluate.methods import load_method
+    from cloudfree.methods.load import load_method
     from cloudfree.weights import find_weights
     from cloudfree.weights.fetch import import_file
 

@@ -12,6 +12,8 @@ from rasterio.transform import from_origin
 from cloudfree.bands import DSEN2CR
 from cloudfree.data.preprocess import normalize_s1, normalize_s2
 
+from ..inpaint.conftest import tiny_sd_dir  # noqa: F401 (a fixture: Stable Diffusion scenes)
+
 CRS = "EPSG:32633"
 TRANSFORM = from_origin(500000.0, 5000000.0, 10.0, 10.0)
 #: Receptive-field radius of the tiny DSen2-CR below: head 1 + 2 per block x 2 + tail 1.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cloudfree.evaluate.methods import load_method
+from cloudfree.methods.load import load_method
 from cloudfree.models import build_model, save_weights
 from cloudfree.predict import plan
 from cloudfree.predict.scene import predict_scene
@@ -89,7 +89,7 @@ def test_predict_defaults_match_the_whole_image_within_1_dn(
     diff = np.abs(pred[:, r:-r, r:-r].astype(np.float64) - np.rint(ref[:, r:-r, r:-r]))
     assert diff.max() <= 1
     # Measured once per weights file: the second run reads the cache.
-    from cloudfree.weights.cache import cache_dir
+    from cloudfree.home import cache_dir
 
     assert list((cache_dir() / "tiling").glob("*.json"))
 

@@ -139,7 +139,7 @@ def test_bigearthnet_l2a_predicts_with_warning(
 
 @pytest.mark.parametrize("include_sar", [True, False])
 def test_bundled_weights_load_and_predict(include_sar: bool, tmp_path: Path) -> None:
-    from cloudfree.evaluate.methods import load_method
+    from cloudfree.methods.load import load_method
     from cloudfree.predict.bundled import bundled_weights, default_weights_name
     from cloudfree.weights import MODEL_CARD
 

@@ -11,8 +11,9 @@ import torch
 
 from cloudfree.errors import DataError
 from cloudfree.models import DSen2CR
+from cloudfree.runs import find_latest
 from cloudfree.train import checkpoint as ck
-from cloudfree.train.checkpoint import find_latest, load_checkpoint, save_checkpoint
+from cloudfree.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def _model() -> DSen2CR:

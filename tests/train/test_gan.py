@@ -9,10 +9,11 @@ import torch
 
 import cloudfree.train.loop as loop
 from cloudfree.config import load_config
-from cloudfree.evaluate.methods import load_method
+from cloudfree.methods.load import load_method
 from cloudfree.models import build_model
 from cloudfree.models.pix2pix import PatchGANDiscriminator
-from cloudfree.train.checkpoint import find_latest, load_checkpoint
+from cloudfree.runs import find_latest
+from cloudfree.train.checkpoint import load_checkpoint
 from cloudfree.train.gan import Adversary
 from cloudfree.train.optim import build_optimizer, lr_factor
 from cloudfree.train.run_log import read_metrics_csv

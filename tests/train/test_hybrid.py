@@ -16,7 +16,7 @@ from cloudfree.data.release.discover import build_index
 from cloudfree.data.release.index import write_index
 from cloudfree.data.synthetic.release import synthesize
 from cloudfree.errors import DataError
-from cloudfree.train.checkpoint import find_latest
+from cloudfree.runs import find_latest
 from cloudfree.train.loop import train
 from cloudfree.train.run_log import read_metrics_csv
 
@@ -50,9 +50,9 @@ def test_needs_the_inpainting_in_the_pack(data: dict[str, Path], tmp_path: Path)
 def test_trains_from_its_skip_and_evaluates_through_the_chain(
     data: dict[str, Path], tmp_path: Path, preset: str
 ) -> None:
-    from cloudfree.evaluate.hybrid import HybridMethod
-    from cloudfree.evaluate.methods import load_method
     from cloudfree.evaluate.run import evaluate
+    from cloudfree.methods.hybrid import HybridMethod
+    from cloudfree.methods.load import load_method
 
     cfg = load_config(preset, [f"data.packed={data['packed']}", f"train.out_dir={tmp_path}",
                                "train.run_name=run", *TINY])  # fmt: skip
@@ -83,7 +83,7 @@ def test_untrained_hybrid_is_exactly_its_inpainting(data: dict[str, Path], tmp_p
     """Zero tail: before any step the hybrid predicts the mask-fill baseline, patch for patch."""
     import torch
 
-    from cloudfree.evaluate.methods import load_method
+    from cloudfree.methods.load import load_method
     from cloudfree.models import build_model, save_weights
 
     torch.manual_seed(0)
@@ -93,4 +93,9 @@ def test_untrained_hybrid_is_exactly_its_inpainting(data: dict[str, Path], tmp_p
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 13, 32, 32, generator=g) * 2
     x[:, :, 8:20, 8:20] = 3.5
-    np.testing.assert_array_equal(hybrid.predict({"s2_cloudy": x}), fill.predict({"s2_cloudy": x}))
+    from cloudfree.masks.patch import patch_mask
+
+    mask = torch.from_numpy(patch_mask((x * 2000).round().numpy().astype(np.uint16)))
+    batch = {"s2_cloudy": x, "mask": mask}
+    assert mask.any() and not mask.all()
+    np.testing.assert_array_equal(hybrid.predict(batch), fill.predict(batch))

@@ -20,7 +20,8 @@ from cloudfree.data.release.discover import build_index
 from cloudfree.data.release.index import write_index
 from cloudfree.data.synthetic.release import synthesize
 from cloudfree.models import build_model
-from cloudfree.train.checkpoint import find_latest, load_checkpoint
+from cloudfree.runs import find_latest
+from cloudfree.train.checkpoint import load_checkpoint
 from cloudfree.train.loop import TrainingError, train
 from cloudfree.train.run_log import read_metrics_csv
 

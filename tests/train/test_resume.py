@@ -16,7 +16,8 @@ import torch
 import cloudfree.train.loop as loop
 from cloudfree.config import load_config
 from cloudfree.models import build_model
-from cloudfree.train.checkpoint import find_latest, load_checkpoint
+from cloudfree.runs import find_latest
+from cloudfree.train.checkpoint import load_checkpoint
 from cloudfree.train.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cloudfree.data.io import read_raster, write_raster
 from cloudfree.data.release.discover import build_index
+from cloudfree.io import read_raster, write_raster
 
 N_PATCHES = 6
 SIZE = 32

@@ -17,10 +17,10 @@ with warnings.catch_warnings():  # starlette's notice about httpx, not our conce
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from cloudfree.data.io import read_raster  # noqa: E402
+from cloudfree import render  # noqa: E402
 from cloudfree.data.release.index import INDEX_COLUMNS, summary_path  # noqa: E402
+from cloudfree.io import read_raster  # noqa: E402
 from cloudfree.masks.csm import cloud_shadow_mask  # noqa: E402
-from cloudfree.viewer import render  # noqa: E402
 from cloudfree.viewer.app import create_app  # noqa: E402
 from cloudfree.viewer.catalog import Catalog  # noqa: E402
 from cloudfree.viewer.layers import TileGrid  # noqa: E402
@@ -288,8 +288,8 @@ def test_live_checkpoints_predict_when_a_patch_is_shown(world) -> None:  # noqa:
 
     from cloudfree.bands import DSEN2CR
     from cloudfree.data.preprocess import normalize_s1, normalize_s2
-    from cloudfree.evaluate.methods import load_method
     from cloudfree.inpaint import inpaint
+    from cloudfree.methods.load import load_method
     from cloudfree.metrics import compute
 
     live = TestClient(create_app(world.root, predictions=world.predictions, device="cpu",

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cloudfree.data.io import read_raster, write_raster
+from cloudfree import render
 from cloudfree.data.release.index import INDEX_COLUMNS
 from cloudfree.errors import DataError
+from cloudfree.io import read_raster, write_raster
 from cloudfree.masks.csm import cloud_shadow_mask
-from cloudfree.viewer import render, render_cli
+from cloudfree.viewer import render_cli
 
 STRIP = 11  # height of panel()'s title strip: 7-pixel glyphs + 4
 

@@ -17,8 +17,9 @@ from cloudfree.bands import DSEN2CR
 from cloudfree.data.preprocess import normalize_s2
 from cloudfree.data.synthetic.clouds import simulate_clouds
 from cloudfree.data.synthetic.release import clear_s2, land_cover, s1_from_cover
-from cloudfree.evaluate.methods import load_method, predict_dn
 from cloudfree.masks import cloud_shadow_mask
+from cloudfree.methods.load import load_method
+from cloudfree.methods.model import predict_dn
 from cloudfree.models.weights import CONFIG_KEY, MODEL_KEY, load_weights, read_metadata
 from cloudfree.predict.bundled import DEFAULT_NOSAR, DEFAULT_SAR
 from cloudfree.weights import MODEL_CARD, WEIGHTS, get_weights
@@ -161,7 +162,7 @@ def test_hybrid_nosar_beats_mask_fill_on_real_heavy_clouds_it_never_saw(
     """The bundled no-SAR hybrid against its own inpainting on the 15 real cumulus pairs of
     ROIs1970_fall 136 (held out of its training): lower MAE over the patch and under the
     mask (issue 11's bar; the whole held-out set is in benchmarks/inpaint.py)."""
-    from cloudfree.data.io import read_raster
+    from cloudfree.io import read_raster
     from cloudfree.metrics import compute
 
     hybrid, fill = load_method("hybrid-nosar", device="cpu"), load_method("mask-fill")

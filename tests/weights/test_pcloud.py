@@ -16,7 +16,7 @@ import torch
 
 from cloudfree.cli import main
 from cloudfree.errors import DataError
-from cloudfree.evaluate.methods import load_method
+from cloudfree.methods.load import load_method
 from cloudfree.models.uncrtaints import UnCRtainTS
 from cloudfree.weights import cache, registry
 from cloudfree.weights.fetch import fetch, import_file

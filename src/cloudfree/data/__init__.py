@@ -8,7 +8,7 @@
 - :mod:`cloudfree.data.sentinel`: Sentinel products (SAFE stacking, the scene inputs of a
   prediction).
 
-Shared by all: GeoTIFF I/O (:mod:`~cloudfree.data.io`), the DSen2-CR preprocessing
+Shared by all: GeoTIFF I/O (:mod:`~cloudfree.io`), the DSen2-CR preprocessing
 (:mod:`~cloudfree.data.preprocess`), sampling and augmentation (:mod:`~cloudfree.data.sample`,
 :mod:`~cloudfree.data.transforms`), the datasets' base (:mod:`~cloudfree.data.dataset`) and
 batching (:mod:`~cloudfree.data.collate`). Band constants live below them, in

@@ -55,7 +55,7 @@ class SampleConfig:
         scaling: ``"dsen2cr"`` (S2 / 2000 -> [0, 5], S1 -> [0, 2]) or ``"reflectance"``
             (S2 / 10000 -> [0, 1], S1 -> [0, 1]); see ``bands.SCALINGS``.
         augment: random flip + rot90 in train mode (ignored in eval mode).
-        mask: the DSen2-CR cloud/shadow mask (:func:`cloudfree.masks.cloud_shadow_mask`, uint8
+        mask: the DSen2-CR cloud/shadow mask (:func:`cloudfree.masks.patch.patch_mask`, uint8
             0 clear / 1 cloud / 2 shadow) the CARL loss needs, returned as ``"mask"``:
 
             - ``"none"`` (default): no ``"mask"`` key.
@@ -283,12 +283,12 @@ def make_sample(
             "raw['mask'] (the dataset reads it from its mask cache), or SampleConfig(mask=...)",
         )
     if cfg.mask == "crop":
-        from cloudfree.masks.csm import cloud_shadow_mask
+        from cloudfree.masks.patch import patch_mask
 
         _check_shape(pid, "s2_cloudy", raw["s2_cloudy"], (NUM_S2_BANDS, h, w), source)
         # Upstream order (spec section 2): the mask of the raw DN crop, then augmented below
         # (equivariant, so the same as masking the augmented crop).
-        raw = {**raw, "mask": cloud_shadow_mask(raw["s2_cloudy"])}
+        raw = {**raw, "mask": patch_mask(raw["s2_cloudy"])}
 
     out: dict[str, Any] = {}
     n_filled = 0

@@ -24,11 +24,13 @@ from typing import Any, Final
 
 import numpy as np
 
+from cloudfree.arrays import as_numpy
 from cloudfree.bands import S2_DN_PER_REFLECTANCE, get_scaling
-from cloudfree.data.io import atomic_path
 from cloudfree.data.preprocess import denormalize_s1
 from cloudfree.errors import DataError
-from cloudfree.evaluate.protocols import EvalProtocol
+from cloudfree.evaluate.protocols import EvalProtocol, centre_window
+from cloudfree.io import atomic_path
+from cloudfree.masks.patch import batch_mask
 
 #: Metric that ranks the example patches: MAE over the whole patch (reflectance).
 RANK_KEY: Final[str] = "mae"
@@ -196,8 +198,7 @@ def example_row(
     Returns:
         (h, w, 3) uint8.
     """
-    from cloudfree.evaluate.run import as_numpy, centre_window
-    from cloudfree.viewer.render import (
+    from cloudfree.render import (
         error_map,
         mask_rgb,
         panel,
@@ -267,8 +268,7 @@ def write_examples(
     import torch
 
     from cloudfree.data.collate import collate_skip_bad
-    from cloudfree.evaluate.run import batch_mask
-    from cloudfree.viewer.render import stack_rows, write_png
+    from cloudfree.render import stack_rows, write_png
 
     out = Path(out)
     for name in ("examples.png", "examples.csv"):

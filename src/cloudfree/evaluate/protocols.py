@@ -25,7 +25,7 @@ what UnCRtainTS's ``avg_img_metrics`` averages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from cloudfree.metrics.names import SSIM_PADDINGS
 
@@ -207,3 +207,18 @@ def get_protocol(name: str) -> EvalProtocol:
         raise KeyError(
             f"unknown evaluation protocol {name!r}; expected one of {sorted(PROTOCOLS)}"
         ) from None
+
+
+def centre_window(x: Any, crop: int | None) -> Any:
+    """Centre ``crop x crop`` window of the last two axes of an array (the whole array for
+    None): the window a protocol's metrics see (:attr:`EvalProtocol.crop`)."""
+    if crop is None:
+        return x
+    h, w = x.shape[-2:]
+    if crop > h or crop > w:
+        raise ValueError(
+            f"the protocol's {crop}x{crop} centre crop is larger than the {h}x{w} patches; "
+            "use a protocol without a crop (e.g. 'paper') for these patches"
+        )
+    r, c = (h - crop) // 2, (w - crop) // 2
+    return x[..., r : r + crop, c : c + crop]

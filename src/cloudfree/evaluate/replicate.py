@@ -211,7 +211,7 @@ def replicate(
     """
     from cloudfree.evaluate.run import evaluate
     from cloudfree.evaluate.table import PUBLISHED, format_table, read_summary
-    from cloudfree.train.checkpoint import find_latest
+    from cloudfree.runs import find_latest
     from cloudfree.train.loop import train
 
     out = Path(out)
@@ -279,7 +279,7 @@ def replicate(
         + ("" if size == "paper" else " Tiny networks: a smoke test of the pipeline, not results.")
         + "\n"
     )
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
 
     table = out / "table.md"
     with atomic_path(table) as tmp:

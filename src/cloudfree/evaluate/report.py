@@ -35,7 +35,6 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.io import atomic_path
 from cloudfree.evaluate.examples import (
     COLUMN_TITLES,
     EXAMPLES_PER_GROUP,
@@ -49,6 +48,7 @@ from cloudfree.evaluate.examples import (
 )
 from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
 from cloudfree.evaluate.table import format_table, read_summary, table_psnr, table_values
+from cloudfree.io import atomic_path
 
 #: Per-patch metrics drawn in ``distributions.png``, with their axis labels.
 DISTRIBUTION_KEYS: Final[dict[str, str]] = {

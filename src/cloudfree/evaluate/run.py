@@ -1,7 +1,7 @@
 """``cloudfree evaluate``: per-patch metrics of a method on a dataset, streamed to disk.
 
 :func:`evaluate` runs a method (a checkpoint or a named baseline,
-:func:`cloudfree.evaluate.methods.load_method`) over the full 256x256 patches of a split and
+:func:`cloudfree.methods.load.load_method`) over the full 256x256 patches of a split and
 writes, in ``out``:
 
 - ``per_patch.csv``: one row per patch (:data:`PER_PATCH_COLUMNS`, and for a method that predicts
@@ -21,7 +21,7 @@ index per patch (8 bytes) and, after the pass, re-runs the method on the few exa
 shows instead of keeping predictions.
 
 Cloud mask: the reprod/recon split uses the DSen2-CR cloud/shadow mask
-(:func:`cloudfree.masks.csm.cloud_shadow_mask`, spec section 3) of each full cloudy patch,
+(:func:`cloudfree.masks.patch.patch_mask`, spec section 3) of each full cloudy patch,
 computed from its DN (network value x scale, rounded to uint16); methods that need a mask
 (``mask-fill``) get the same one as ``batch["mask"]``. ``cloud_fraction`` is the share of
 pixels the mask flags (cloud or shadow: the recon area, as
@@ -43,9 +43,10 @@ from typing import Any, Final
 
 import numpy as np
 
+from cloudfree.arrays import as_numpy
 from cloudfree.bands import SEASONS, Scaling, get_scaling
 from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS
-from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
+from cloudfree.evaluate.protocols import EvalProtocol, centre_window, get_protocol
 from cloudfree.evaluate.table import (
     CLOUD_BINS,
     HEADERS,
@@ -54,6 +55,7 @@ from cloudfree.evaluate.table import (
     table_values,
     with_psnr_mean_rmse,
 )
+from cloudfree.masks.patch import batch_mask
 from cloudfree.metrics import METRIC_KEYS, compute
 from cloudfree.metrics.mean import NanMean
 
@@ -148,20 +150,6 @@ def _model_info(method: Any) -> dict[str, Any]:
     return info
 
 
-def centre_window(x: np.ndarray, crop: int | None) -> np.ndarray:
-    """Centre ``crop x crop`` window of the last two axes (the whole array for None)."""
-    if crop is None:
-        return x
-    h, w = x.shape[-2:]
-    if crop > h or crop > w:
-        raise ValueError(
-            f"the protocol's {crop}x{crop} centre crop is larger than the {h}x{w} patches; "
-            "use a protocol without a crop (e.g. 'paper') for these patches"
-        )
-    r, c = (h - crop) // 2, (w - crop) // 2
-    return x[..., r : r + crop, c : c + crop]
-
-
 def patch_rows(
     batch: Mapping[str, Any],
     pred: Any,
@@ -226,28 +214,6 @@ class _Indexed:
         return None if sample is None else {**sample, "index": i}
 
 
-def batch_mask(batch: Mapping[str, Any]) -> np.ndarray:
-    """The cloud/shadow mask of a batch of :func:`open_dataset`, uint8 (B, H, W), 0 clear /
-    1 cloud / 2 shadow: the DSen2-CR mask (spec section 3) of each whole patch's raw DN.
-
-    Raises:
-        ValueError: the batch has no ``"mask"`` (not from :func:`open_dataset`).
-    """
-    if "mask" not in batch:
-        raise ValueError(
-            "the batch has no 'mask': evaluation batches come from open_dataset, whose samples "
-            "carry the cloud/shadow mask of their raw DN"
-        )
-    return as_numpy(batch["mask"]).astype(np.uint8)
-
-
-def as_numpy(x: Any) -> np.ndarray:
-    """A tensor (any device) or array-like as a numpy array."""
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def _cell(v: Any) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
@@ -271,7 +237,7 @@ def evaluate(
     Args:
         method: a weights name (:mod:`cloudfree.weights`), a checkpoint (``.safetensors``), a
             run folder, or a baseline name (``"identity"``, ``"mask-fill"``, ...), see
-            :func:`~cloudfree.evaluate.methods.load_method`;
+            :func:`~cloudfree.methods.load.load_method`;
             or an already loaded ``Method`` object (``name``, ``include_sar``, ``scaling``,
             ``predict(batch)``).
         data: a dataset root, an index CSV or a packed folder (:func:`open_dataset`).
@@ -309,7 +275,7 @@ def evaluate(
 
     from cloudfree import __version__
     from cloudfree.data.collate import collate_skip_bad
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
 
     proto = get_protocol(protocol)
     if batch_size is not None and batch_size < 1:
@@ -317,7 +283,7 @@ def evaluate(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
     if isinstance(method, str | os.PathLike):
-        from cloudfree.evaluate.methods import load_method
+        from cloudfree.methods.load import load_method
 
         m = load_method(str(method), device, sd_weights=sd_weights, backend=backend)
     else:  # an already loaded Method (e.g. from Python)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from cloudfree.bands import SEASONS
-from cloudfree.data.io import atomic_path
 from cloudfree.errors import DataError
 from cloudfree.evaluate.protocols import PROTOCOLS, PSNR_MEAN_RMSE_KEY
 from cloudfree.metrics.mean import NanMean
@@ -370,7 +369,7 @@ def display_name(method: str) -> str:
 
     Evaluations written before names were short (issue 12) recorded a checkpoint's path,
     ``"/abs/runs/a (best)"`` or ``"/abs/x.safetensors"``; such a name is shortened as
-    :func:`cloudfree.evaluate.methods.short_name` does (``"a (best)"``, ``"x"``); any other
+    :func:`cloudfree.runs.short_name` does (``"a (best)"``, ``"x"``); any other
     name is returned unchanged.
     """
     match = re.fullmatch(r"(.*?)((?: \([^()/\\]*\))?)", method)
@@ -379,7 +378,7 @@ def display_name(method: str) -> str:
         return method
     path = Path(base.replace("\\", "/"))
     if path.suffix == ".safetensors":
-        from cloudfree.evaluate.methods import short_name
+        from cloudfree.runs import short_name
 
         return short_name(path)
     return f"{path.name}{suffix}"
@@ -474,81 +473,3 @@ def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> s
         f"{MISSING} = not reported; {UNDEFINED} = undefined (an empty area, e.g. recon over cloud-free patches)."
     )
     return format_table(rows) + "\n" + "\n\n".join(notes) + "\n"
-
-
-def run_compare_cli(
-    run_dirs: Sequence[str],
-    out: str | None,
-    include_published: bool,
-    checkpoints: Sequence[str] = (),
-    data: str | None = None,
-    split: str | None = "test",
-    protocol: str = "paper",
-    batch_size: int | None = None,
-    device: str = "auto",
-    limit: int | None = None,
-    eval_out: str | None = None,
-) -> int:
-    """``cloudfree compare [EVAL_DIR ...] [--checkpoint SPEC ... --data DIR] [--out FILE]``.
-
-    Args:
-        run_dirs: evaluation folders (``cloudfree evaluate --out``).
-        out: also write the Markdown to this file (atomically), if given.
-        include_published: add the published reference rows (``--no-published`` turns it off).
-        checkpoints: methods to evaluate first (:func:`cloudfree.evaluate.run.evaluate`,
-            without the HTML report) on ``data``; their rows follow ``run_dirs``' rows.
-        data, split, protocol, batch_size, device, limit: of those evaluations.
-        eval_out: keep those evaluations in ``eval_out/<short name>/``; None: a temporary
-            folder, removed afterwards.
-
-    Returns:
-        0 on success; bad folders raise :class:`cloudfree.errors.DataError`.
-    """
-    import tempfile
-
-    from cloudfree.errors import CloudfreeError
-
-    if not run_dirs and not checkpoints:
-        raise CloudfreeError(
-            "compare needs evaluation folders (cloudfree evaluate --out DIR) or --checkpoint "
-            "SPEC with --data DIR"
-        )
-    if checkpoints and data is None:
-        raise CloudfreeError("--checkpoint needs --data: the dataset to evaluate it on")
-    with tempfile.TemporaryDirectory(prefix="cloudfree-compare-") as tmp:
-        dirs = [*run_dirs, *_evaluate_all(checkpoints, Path(eval_out or tmp), data, split,
-                                          protocol, batch_size, device, limit)]  # fmt: skip
-        text = compare(dirs, include_published=include_published)
-    print(text, end="")
-    if out is not None:
-        with atomic_path(out) as tmp_out:
-            tmp_out.write_text(text, encoding="utf-8")
-    return 0
-
-
-def _evaluate_all(
-    specs: Sequence[str],
-    root: Path,
-    data: str | None,
-    split: str | None,
-    protocol: str,
-    batch_size: int | None,
-    device: str,
-    limit: int | None,
-) -> list[Path]:
-    """Evaluate each method of ``specs`` into ``root/<slug of its short name>``."""
-    from cloudfree.evaluate.methods import load_method
-    from cloudfree.evaluate.run import evaluate
-
-    # All loaded first: a misspelt name fails before any evaluation has run.
-    methods = [load_method(spec, device=device) for spec in specs]
-    folders: list[Path] = []
-    for i, method in enumerate(methods):
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", method.name).strip("-") or f"method-{i}"
-        folder = root / slug
-        if folder in folders:
-            folder = root / f"{slug}-{i}"
-        evaluate(method, data, folder, split=split, protocol=protocol, batch_size=batch_size,
-                 device=device, limit=limit, report=False)  # fmt: skip
-        folders.append(folder)
-    return folders

@@ -5,7 +5,7 @@ Fill the masked pixels of 13-band L1C images from what is clear: classical fills
 normalised convolution), ``sar-match`` (the spectra of clear pixels that look alike in
 Sentinel-1) and ``stable-diffusion`` (diffusers' inpainting pipeline from local weights, extra
 ``[inpaint]``). The first stage of the hybrid model (:mod:`cloudfree.models.hybrid`), and a
-command of its own (``cloudfree inpaint``, :mod:`cloudfree.inpaint.scene`)::
+command of its own (``cloudfree inpaint``, :mod:`cloudfree.predict.inpaint`)::
 
     from cloudfree.inpaint import inpaint
     filled = inpaint(s2_dn, mask, method="mask-fill")        # (13, H, W) or (B, 13, H, W)

@@ -111,11 +111,11 @@ class Inpainter(abc.ABC):
 
     def _base_mask(self, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         if mask is None:
-            from cloudfree.masks.csm import cloud_shadow_mask
+            from cloudfree.masks.patch import finite_dn, patch_mask
 
-            finite = np.where(np.isfinite(x), x, 0) if x.dtype.kind == "f" else x
-            dn = np.clip(np.rint(finite), 0, 65535).astype(np.uint16)
-            m = cloud_shadow_mask(dn) != 0
+            # The mask of the image as a DN file would hold it (uint16: rounded, in range).
+            dn = np.clip(np.rint(finite_dn(x)), 0, 65535).astype(np.uint16)
+            m = patch_mask(dn) != 0
         else:
             m, _ = _as_batch(np.asarray(mask), 2)
             m = m != 0

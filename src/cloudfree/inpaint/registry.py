@@ -19,6 +19,11 @@ _CLASSES: Final[dict[str, type[Inpainter]]] = {
 INPAINT_METHODS: Final[tuple[str, ...]] = tuple(_CLASSES)
 #: The default method: OpenCV's Telea fill, the project's ``mask-fill`` baseline.
 DEFAULT_METHOD: Final[str] = "mask-fill"
+#: The Stable Diffusion inpainting: a baseline once its weights folder is given (``sd_weights``).
+SD_BASELINE: Final[str] = "stable-diffusion"
+#: Names of the non-learned baselines that need no weights (issues 5 and 11): the cloudy input
+#: as it is, and every inpainting but Stable Diffusion. Reserved: no weights take these names.
+BASELINES: Final[tuple[str, ...]] = ("identity", *(m for m in INPAINT_METHODS if m != SD_BASELINE))
 
 
 def get_inpainter(method: str = DEFAULT_METHOD, **options: Any) -> Inpainter:

@@ -18,14 +18,15 @@ published algorithm does on a patch; they also enter the shadow statistics.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
 from cloudfree.bands import S2_BANDS, s2_index
-from cloudfree.data.io import atomic_path, gdal_path, read_meta
 from cloudfree.errors import DataError
+from cloudfree.io import atomic_path, gdal_path, read_meta
 from cloudfree.masks.csm import csm_from_bands
 from cloudfree.masks.params import (
     CLEAR,
@@ -37,12 +38,78 @@ from cloudfree.masks.params import (
     band_count_problem,
     to_reflectance,
 )
+from cloudfree.masks.patch import finite_dn
 from cloudfree.masks.stats import ShadowStats
 from cloudfree.windows import Window, clip_window, grow, windows
 
 BACKENDS: Final[tuple[str, ...]] = ("dsen2cr", "s2cloudless")
 #: Windows are multiples of this (the GeoTIFF tile size must be a multiple of 16).
 _ALIGN: Final[int] = 16
+
+
+class SceneMasker:
+    """The DSen2-CR mask of a scene too large for memory, window by window (both passes above).
+
+    ``mask_scene`` writes it to a GeoTIFF; the scene predictor takes each window's mask from it.
+    The windows' masks are the mask of the whole image, pixel for pixel, if each window is
+    masked with :attr:`halo` pixels of context (clipped to the scene) and cut back.
+
+    Args:
+        params: the mask constants (the paper's by default).
+    """
+
+    #: The bands the mask reads, in this order.
+    bands: Final[tuple[str, ...]] = CSM_BANDS
+
+    def __init__(self, params: CSMParams = DEFAULT_PARAMS) -> None:
+        self.params = params
+        #: Shadow thresholds (T3, T4) of the whole scene, set by :meth:`fit`.
+        self.thresholds: tuple[float, float] | None = None
+
+    @property
+    def halo(self) -> int:
+        """Pixels of context a window needs on each side for an exact mask."""
+        return self.params.halo
+
+    def fit(
+        self,
+        read_bands: Callable[[tuple[str, ...], Window], Sequence[np.ndarray]],
+        height: int,
+        width: int,
+        window: int,
+    ) -> tuple[float, float]:
+        """Pass 1: the shadow thresholds of the whole scene from its B2, B8 and B11.
+
+        Args:
+            read_bands: ``read_bands(names, window)`` -> the DN of those bands in a window.
+            height, width: the scene's size, pixels; window: the side read at a time.
+        """
+        stats = ShadowStats()
+        for win in windows(height, width, window):
+            b2, b8, b11 = read_bands(("B2", "B8", "B11"), win)
+            stats.update(b2, b8, b11)
+        self.thresholds = stats.thresholds(self.params)
+        return self.thresholds
+
+    def mask(self, dn: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Pass 2: the mask (uint8 (h, w): 0 clear, 1 cloud, 2 shadow) of one window.
+
+        Args:
+            dn: band name -> DN (h, w) of every band of :attr:`bands` (non-finite values as
+                0 DN), the window grown by :attr:`halo` where the scene allows.
+
+        Raises:
+            ValueError: :meth:`fit` has not run.
+        """
+        if self.thresholds is None:
+            raise ValueError("SceneMasker.mask needs the scene's thresholds: call fit() first")
+        refl = {b: to_reflectance(finite_dn(dn[b])) for b in self.bands}
+        t3, t4 = self.thresholds
+        return csm_from_bands(refl, np.float64(t3), np.float64(t4), self.params)
+
+    def mask_stack(self, s2_dn: np.ndarray) -> np.ndarray:
+        """:meth:`mask` of a (13, h, w) L1C stack in ``S2_BANDS`` order."""
+        return self.mask({b: s2_dn[s2_index(b)] for b in self.bands})
 
 
 def _read(src: Any, win: Window, bands: tuple[str, ...]) -> np.ndarray:
@@ -69,7 +136,7 @@ def mask_scene(
 
     Args:
         s2_path: 13-band S2 L1C scene (bands in ``S2_BANDS`` order, DN = reflectance x 10000),
-            any size; may point into a .tar.gz (see ``cloudfree.data.io``).
+            any size; may point into a .tar.gz (see ``cloudfree.io``).
         out_path: output GeoTIFF: 1 band uint8, 0 clear, 1 cloud, 2 shadow (s2cloudless: 0/1),
             same CRS and transform, no nodata, deflate-compressed, tiled; written atomically.
         backend: ``"dsen2cr"`` (the paper's mask) or ``"s2cloudless"`` (optional extra).
@@ -99,8 +166,9 @@ def mask_scene(
         raise DataError(s2_path, problem[0], problem[1])
     height, width = meta.height, meta.width
 
+    masker = SceneMasker(params)
     if backend == "dsen2cr":
-        halo, bands = params.halo, CSM_BANDS
+        halo, bands = masker.halo, masker.bands
     else:
         from cloudfree.masks.s2cloudless import s2cloudless_halo
 
@@ -121,18 +189,13 @@ def mask_scene(
     try:
         with rasterio.open(gdal_path(s2_path)) as src:
             if backend == "dsen2cr":
-                stats = ShadowStats()
-                for win in windows(height, width, window):
-                    b2, b8, b11 = _read(src, win, ("B2", "B8", "B11"))
-                    stats.update(b2, b8, b11)
-                t3, t4 = stats.thresholds(params)
+                masker.fit(lambda names, win: _read(src, win, names), height, width, window)
             with atomic_path(out_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
                 for win in windows(height, width, window):
                     outer = clip_window(grow(win, halo), height, width)
                     data = _read(src, outer, bands)
                     if backend == "dsen2cr":
-                        refl = {b: to_reflectance(d) for b, d in zip(bands, data, strict=True)}
-                        mask = csm_from_bands(refl, np.float64(t3), np.float64(t4), params)
+                        mask = masker.mask(dict(zip(bands, data, strict=True)))
                     else:
                         from cloudfree.masks.s2cloudless import s2cloudless_mask
 

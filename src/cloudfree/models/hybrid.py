@@ -4,7 +4,7 @@ The replication study this project grew from proposes: (1) detect the cloud/shad
 inpaint the masked area, (3) give the inpainted image with S1 to DSen2-CR trained with CARL.
 This module is step 3, the network; steps 1-2 happen outside it, because inpainting is not a
 differentiable layer (:mod:`cloudfree.inpaint`; the chain is
-:class:`cloudfree.evaluate.hybrid.HybridMethod`, and training reads the inpainted image
+:class:`cloudfree.methods.hybrid.HybridMethod`, and training reads the inpainted image
 cached in the packed shards)::
 
     x = concat([inpainted S2 (13), cloudy S2 (13, optional), S1 (2, optional), mask (1, optional)])

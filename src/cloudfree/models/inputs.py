@@ -83,6 +83,6 @@ def extra_tensors(
         raise ValueError(
             f"the model takes {list(names)} but the batch has no {missing}; hybrid models read "
             "the inpainted image and the mask from packed shards (SampleConfig(inpaint=..., "
-            "mask='cached')), or through cloudfree.evaluate.hybrid.HybridMethod"
+            "mask='cached')), or through cloudfree.methods.hybrid.HybridMethod"
         )
     return {k: torch.as_tensor(batch[k]).to(device, non_blocking=True) for k in names}

@@ -135,7 +135,7 @@ def compile_openvino(
             "(or choose the PyTorch backend, --backend torch)"
         ) from None
     if cache is None:
-        from cloudfree.weights.cache import cache_dir
+        from cloudfree.home import cache_dir
 
         cache = cache_dir() / CACHE_SUBDIR
     model = model.eval().to("cpu")

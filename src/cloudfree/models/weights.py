@@ -77,7 +77,7 @@ def save_weights(
     Returns:
         The path written.
     """
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
 
     name, config = model_spec(model)
     header: dict[str, str] = {}

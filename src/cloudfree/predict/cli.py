@@ -139,7 +139,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cloudfree predict``; 0 on success, 1 if a scene of several failed."""
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
     from cloudfree.predict.many import is_many, predict_many
     from cloudfree.predict.scene import predict_scene
 

@@ -109,16 +109,16 @@ def edge_profile(method: Any, reach: int, depth: int) -> np.ndarray:
     context on every side of the region compared) and on its centre crop (the "tile").
 
     Args:
-        method: a :class:`cloudfree.evaluate.methods.Method`.
+        method: a :class:`cloudfree.methods.base.Method`.
         reach: px of context that make the reference exact (the receptive-field radius).
         depth: distances measured.
     """
-    from cloudfree.evaluate.methods import predict_dn
-    from cloudfree.masks.csm import cloud_shadow_mask
+    from cloudfree.masks.patch import patch_mask
+    from cloudfree.methods.model import predict_dn
 
     size = 2 * (reach + depth)
     cloudy, s1 = _probe(size, method.include_sar)
-    mask = cloud_shadow_mask(cloudy)
+    mask = patch_mask(cloudy)
 
     def run(sl: slice) -> np.ndarray:
         crop_s1 = None if s1 is None else s1[:, sl, sl]
@@ -158,7 +158,7 @@ def _weights_key(method: Any) -> str | None:
 
 def measured_margin(method: Any) -> tuple[int, str]:
     """``(margin px, how it was obtained)`` for a method: measured once, cached per weights."""
-    from cloudfree.weights.cache import cache_dir
+    from cloudfree.home import cache_dir
 
     model = getattr(method, "model", None)
     radius = receptive_radius(model)
@@ -186,7 +186,7 @@ def measured_margin(method: Any) -> tuple[int, str]:
     else:
         margin = min(margin + SAFETY_PX, MAX_MARGIN) if margin else 0
     if cached is not None:
-        from cloudfree.data.io import atomic_path
+        from cloudfree.io import atomic_path
 
         record = {"margin": margin, "profile_dn": [round(float(x), 4) for x in profile],
                   "tolerance_dn": TOLERANCE_DN, "method": method.name}  # fmt: skip

@@ -19,7 +19,7 @@ How a scene is processed (memory is that of one window, whatever the scene size)
 The output is a tiled (512 px), deflate-compressed GeoTIFF with the input's CRS, transform,
 size, dtype and nodata, band descriptions and, up to 4096 x 4096 px, internal overviews
 (average; see :data:`OVERVIEW_MAX_PIXELS`), written under a
-temporary name and renamed at the end (:func:`cloudfree.data.io.atomic_path`): an error at any
+temporary name and renamed at the end (:func:`cloudfree.io.atomic_path`): an error at any
 point leaves no output file.
 
 The cloud/shadow mask (``keep_clear``, ``mask_out``, the inpainting baselines and the hybrid
@@ -28,7 +28,7 @@ shadow thresholds of the whole scene (a first pass over B2, B8, B11), exactly as
 :func:`cloudfree.masks.scene.mask_scene` does: the written mask equals ``mask_scene``'s. For
 L2A input it is computed with the filled B10, so it is not the published mask there. A mask
 file (``mask=``) replaces it. Methods that leave some pixels as they are (an inpainting
-outside its mask, :meth:`~cloudfree.evaluate.methods.Method.unchanged`) get those pixels copied
+outside its mask, :meth:`~cloudfree.methods.base.Method.unchanged`) get those pixels copied
 from the input file, bit for bit.
 """
 
@@ -42,7 +42,6 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.io import atomic_path, gdal_cache_env
 from cloudfree.data.sentinel.scene import (
     OUTSIDE_SAR,
     MaskSource,
@@ -50,7 +49,8 @@ from cloudfree.data.sentinel.scene import (
     S2Source,
 )
 from cloudfree.errors import DataError
-from cloudfree.evaluate.methods import Method
+from cloudfree.io import atomic_path, gdal_cache_env
+from cloudfree.methods.base import Method
 from cloudfree.predict.tiling import axis_positions, fit_tile
 from cloudfree.predict.window import Runner, WindowPredictor, load_runner
 from cloudfree.windows import windows
@@ -183,8 +183,8 @@ def predict_scene(
             DN rounded and clipped to the dtype; nodata pixels stay nodata. Written atomically.
         checkpoint: a weights name (:mod:`cloudfree.weights`), weights file, checkpoint / run
             folder, or a baseline (``"identity"``, ``"mask-fill"``, ...): see
-            :func:`cloudfree.evaluate.methods.load_method`; or a ready
-            :class:`~cloudfree.evaluate.methods.Method`. None: the bundled weights (with SAR if
+            :func:`cloudfree.methods.load.load_method`; or a ready
+            :class:`~cloudfree.methods.base.Method`. None: the bundled weights (with SAR if
             ``s1`` is given, else without).
         s1: optional S1 scene (VV, VH in dB) on any grid overlapping ``s2``; reprojected onto
             the S2 grid when needed. Ignored (logged) by a model without SAR input.
@@ -353,8 +353,15 @@ def _predict(
                     "checkpoint, or outside_sar='nosar' (predicts everything without SAR)"
                 )
             log.warning("no S1 given: the whole scene is predicted with the no-SAR model")
+        # Every batch a method sees carries the scene mask (cloudfree.masks.patch.batch_mask):
+        # computed when a method reads it, which the no-SAR fallback (e.g. hybrid-nosar) may.
+        may_use_nosar = main.method.include_sar and outside_sar == "nosar"
         need_mask = (
-            keep_clear or mask_out is not None or main.method.needs_mask or mask_src is not None
+            keep_clear
+            or mask_out is not None
+            or main.method.needs_mask
+            or mask_src is not None
+            or may_use_nosar
         )
         sp = WindowPredictor(
             src,

@@ -17,10 +17,11 @@ from cloudfree.bands import get_scaling, s2_index
 from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
 from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source, nodata_pixels, s1_coverage
 from cloudfree.errors import DataError
-from cloudfree.evaluate.methods import Method
-from cloudfree.masks.params import CLEAR, DEFAULT_PARAMS
+from cloudfree.masks.params import CLEAR
+from cloudfree.masks.scene import SceneMasker
+from cloudfree.methods.base import Method
 from cloudfree.predict.tiling import axis_positions, blend_margin, blend_weights, fit_tile
-from cloudfree.windows import Window, grow, windows
+from cloudfree.windows import Window, grow
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,10 @@ def load_runner(
     sd_weights: str | None = None,
     backend: str = "auto",
 ) -> Runner:
-    """A :class:`Runner` of ``spec`` (:func:`~cloudfree.evaluate.methods.load_method`), or of a
+    """A :class:`Runner` of ``spec`` (:func:`~cloudfree.methods.load.load_method`), or of a
     method given as such."""
-    from cloudfree.evaluate.methods import ModelMethod, load_method
+    from cloudfree.methods.load import load_method
+    from cloudfree.methods.model import ModelMethod
     from cloudfree.models.runtime import cpu_has_native_bf16, resolve_precision
 
     if isinstance(spec, Method):
@@ -117,8 +119,9 @@ class WindowPredictor:
         # tile (>= blend_margin from the edge, cloudfree.predict.tiling), one more for safety.
         # Was overlap // 2: twice the margin, 8 % more pixels on a 1024-px window for nothing.
         self.halo = blend_margin(overlap) + 1 if overlap else 0
-        self.read_halo = max(self.halo, DEFAULT_PARAMS.halo) if need_mask else self.halo
-        self.thresholds: tuple[float, float] | None = None
+        #: The scene's DSen2-CR mask, window by window (``mask_scene``'s).
+        self.masker = SceneMasker()
+        self.read_halo = max(self.halo, self.masker.halo) if need_mask else self.halo
         self.counts = {"tiles": 0, "tile_pixels": 0, "sar_tiles": 0, "nosar_tiles": 0}
         self.covered = 0
         self.mask_counts = np.zeros(3, dtype=np.int64)
@@ -152,29 +155,17 @@ class WindowPredictor:
 
     def scene_thresholds(self, window: int) -> None:
         """Pass 1 of the mask: shadow thresholds of the whole scene (``mask_scene``'s)."""
-        from cloudfree.masks.stats import ShadowStats
-
-        stats = ShadowStats()
-        for win in windows(self.s2.height, self.s2.width, window):
-            b2, b8, b11 = self.s2.read_bands(("B2", "B8", "B11"), win)
-            stats.update(b2, b8, b11)
-        self.thresholds = stats.thresholds(DEFAULT_PARAMS)
+        self.masker.fit(self.s2.read_bands, self.s2.height, self.s2.width, window)
 
     def _mask(self, data: np.ndarray, inner: Window, region: Window) -> np.ndarray:
         """Mask of the real (unpadded) part of a read, reflect-padded to the read's shape:
         read from the mask file when one was given, else the DSen2-CR mask computed here."""
-        from cloudfree.masks.csm import csm_bands, csm_from_bands
         from cloudfree.windows import pad_reflect
 
         if self.mask_src is not None:
             return self.mask_src.read(region)
-        assert self.thresholds is not None
         top, left, h, w = inner
-        real = data[:, top : top + h, left : left + w]
-        if np.issubdtype(real.dtype, np.floating):
-            real = np.nan_to_num(real, nan=0.0, posinf=0.0, neginf=0.0)
-        t3, t4 = self.thresholds
-        mask = csm_from_bands(csm_bands(real), np.float64(t3), np.float64(t4), DEFAULT_PARAMS)
+        mask = self.masker.mask_stack(data[:, top : top + h, left : left + w])
         bottom, right = data.shape[1] - top - h, data.shape[2] - left - w
         return pad_reflect(mask, top, bottom, left, right)
 

@@ -1,13 +1,6 @@
 """Training checkpoints that never lose work.
 
-Layout of a run folder::
-
-    run_dir/checkpoints/
-        step-00001234/         one complete checkpoint per saved step
-            model.safetensors  weights + model name/config (cloudfree.models.save_weights)
-            state.pt           optimizer, step, epoch, sampler position, RNG states, extra
-        best/                  copy (hard links) of the best checkpoint so far
-        latest                 text file naming the newest step directory
+The layout of a run folder is :mod:`cloudfree.runs`'s.
 
 A checkpoint is written into a hidden temporary directory (``.tmp-step-...``), its files and
 the directory are fsync'd, and only then is it renamed to ``step-XXXXXXXX`` (one atomic
@@ -26,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -38,15 +30,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from cloudfree.data.io import fsync_path
 from cloudfree.errors import DataError
+from cloudfree.io import fsync_path
+from cloudfree.runs import (
+    BEST,
+    CHECKPOINTS,
+    LATEST,
+    MODEL_FILE,
+    STATE_FILE,
+    find_latest,
+    is_complete,
+    step_dirs,
+)
 
-CHECKPOINTS = "checkpoints"
-LATEST = "latest"
-BEST = "best"
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "state.pt"
-_STEP_RE = re.compile(r"^step-(\d+)$")
 _TMP_PREFIX = ".tmp-"
 _EXPECTED = (
     "a checkpoint directory (model.safetensors + state.pt) or a run folder with checkpoints/"
@@ -122,23 +118,6 @@ def _plain(value: Any, where: str) -> Any:
     )
 
 
-def _step_of(path: Path) -> int | None:
-    m = _STEP_RE.match(path.name)
-    return int(m.group(1)) if m else None
-
-
-def _is_complete(path: Path) -> bool:
-    return (path / MODEL_FILE).is_file() and (path / STATE_FILE).is_file()
-
-
-def _step_dirs(ckpt_dir: Path) -> list[Path]:
-    """Complete ``step-*`` directories, oldest step first."""
-    if not ckpt_dir.is_dir():
-        return []
-    found = [p for p in ckpt_dir.iterdir() if _step_of(p) is not None and _is_complete(p)]
-    return sorted(found, key=lambda p: _step_of(p) or 0)
-
-
 def _replace_dir(src: Path, dst: Path) -> None:
     """Move directory ``src`` onto ``dst``, replacing an existing ``dst``.
 
@@ -156,7 +135,7 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 
 def _write_latest(ckpt_dir: Path, name: str) -> None:
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
 
     with atomic_path(ckpt_dir / LATEST) as tmp, open(tmp, "w") as f:
         f.write(name + "\n")
@@ -264,7 +243,7 @@ def save_checkpoint(
 
 def _prune(ckpt_dir: Path, keep_last: int, keep: Path) -> None:
     """Delete all but the newest ``keep_last`` step dirs (never ``keep``), and crash leftovers."""
-    steps = _step_dirs(ckpt_dir)
+    steps = step_dirs(ckpt_dir)
     for old in steps[: max(len(steps) - keep_last, 0)]:
         if old != keep:
             shutil.rmtree(old, ignore_errors=True)
@@ -275,26 +254,8 @@ def _prune(ckpt_dir: Path, keep_last: int, keep: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def find_latest(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint of a run, or None if it has none.
-
-    Reads ``run_dir/checkpoints/latest``; if that is missing, unreadable or names a directory
-    that is gone or incomplete, falls back to the complete ``step-*`` directory with the
-    highest step. Temporary directories of a crashed save are never returned.
-    """
-    ckpt_dir = Path(run_dir) / CHECKPOINTS
-    try:
-        name = (ckpt_dir / LATEST).read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        name = ""
-    if _STEP_RE.match(name) and _is_complete(ckpt_dir / name):
-        return ckpt_dir / name
-    steps = _step_dirs(ckpt_dir)
-    return steps[-1] if steps else None
-
-
 def _resolve(path: Path) -> Path:
-    if _is_complete(path):
+    if is_complete(path):
         return path
     found = find_latest(path)
     if found is None:

@@ -76,8 +76,8 @@ def sample_configs(cfg: Config, include_sar: bool) -> tuple[SampleConfig, Sample
 
 def _probe_patch_size(index: Path, root: str | None) -> int | None:
     """Side in pixels of the index's patches (read from one cloudy file's header), or None."""
-    from cloudfree.data.io import read_meta
     from cloudfree.data.release.index import read_index
+    from cloudfree.io import read_meta
 
     result = read_index(index, root=root)
     tried = 0

@@ -56,7 +56,8 @@ def resolve_init(spec: str) -> Path:
             command), a folder without checkpoints, a file of another kind.
         UnknownNameError: neither a path nor a name (the message suggests the closest names).
     """
-    from cloudfree.evaluate.methods import BASELINES, weights_file
+    from cloudfree.inpaint.registry import BASELINES
+    from cloudfree.runs import weights_file
     from cloudfree.weights import find_weights, list_weights
 
     path = Path(spec).expanduser()

@@ -32,10 +32,10 @@ from cloudfree.config import Config, save_config
 from cloudfree.errors import CloudfreeError
 from cloudfree.models.inputs import extra_tensors, reads_sar
 from cloudfree.models.runtime import bf16_autocast, training_bf16
+from cloudfree.runs import find_latest
 from cloudfree.train import distributed as D
 from cloudfree.train.checkpoint import (
     capture_rng_state,
-    find_latest,
     load_checkpoint,
     save_checkpoint,
     unwrap_model,
@@ -239,7 +239,7 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     if init is not None:
         model.load_state_dict(init.state, strict=True)
         if dist.is_main:
-            from cloudfree.data.io import atomic_path
+            from cloudfree.io import atomic_path
 
             with atomic_path(run_dir / "init.json") as tmp:
                 tmp.write_text(json.dumps(init.record(), indent=2) + "\n", encoding="utf-8")

@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from cloudfree.bands import get_scaling, s2_index
-from cloudfree.viewer.render import DEFAULT_GAIN, TRUE_COLOUR
+from cloudfree.render import DEFAULT_GAIN, TRUE_COLOUR
 
-# The bands and fixed gain of every true-colour picture of the project (cloudfree.viewer.render).
+# The bands and fixed gain of every true-colour picture of the project (cloudfree.render).
 RGB_BANDS = TRUE_COLOUR
 RGB_GAIN = DEFAULT_GAIN
 #: White pixels between panels and between rows.

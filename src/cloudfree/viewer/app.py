@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 
+from cloudfree import render
 from cloudfree.errors import CloudfreeError
-from cloudfree.viewer import render
 from cloudfree.viewer.catalog import COMPLETENESS, Catalog, Forbidden, NotFound
 from cloudfree.viewer.layers import (
     SceneStretch,

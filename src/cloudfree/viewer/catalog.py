@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from cloudfree.data.io import split_archive_path
 from cloudfree.data.release.index import IndexResult, IndexRow, read_index
 from cloudfree.errors import CloudfreeError, DataError
+from cloudfree.io import split_archive_path
 
 #: What the completeness filter accepts.
 COMPLETENESS: tuple[str, ...] = ("any", "triplet", "no_s1", "no_target", "incomplete")
@@ -89,7 +89,7 @@ class Method:
     """One folder of predictions (files and metrics per patch id), or a live method.
 
     A live method (``cloudfree view --checkpoint SPEC``) has no files: ``runner`` (a
-    :class:`cloudfree.evaluate.methods.Method`) predicts a patch when it is first shown.
+    :class:`cloudfree.methods.base.Method`) predicts a patch when it is first shown.
     """
 
     name: str
@@ -188,7 +188,7 @@ class Catalog:
         predictions: predictions folder (see the module docstring), or None.
         mask_cache: how many cloud masks to keep in memory.
         checkpoints: methods that predict live (weights names, files, run folders, baselines:
-            :func:`cloudfree.evaluate.methods.load_method`), each patch when first shown.
+            :func:`cloudfree.methods.load.load_method`), each patch when first shown.
         device: where those run.
     """
 
@@ -217,7 +217,7 @@ class Catalog:
         self.overviews = LRU(16)
         self.live = LRU(32)  # (row, method) -> (prediction DN, metrics or None, std or None)
         for spec in checkpoints:
-            from cloudfree.evaluate.methods import load_method
+            from cloudfree.methods.load import load_method
 
             runner = load_method(spec, device=device)
             name = runner.name if runner.name not in self.methods else f"{runner.name} (live)"
@@ -296,13 +296,13 @@ class Catalog:
 
         def compute() -> tuple[np.ndarray, dict[str, float] | None, np.ndarray | None]:
             from cloudfree.bands import S2_DN_PER_REFLECTANCE
-            from cloudfree.data.io import read_raster
-            from cloudfree.evaluate.methods import predict_dn
-            from cloudfree.masks.csm import cloud_shadow_mask
+            from cloudfree.io import read_raster
+            from cloudfree.masks.patch import patch_mask
+            from cloudfree.methods.model import predict_dn
             from cloudfree.metrics import compute as metrics
 
             cloudy = read_raster(self.file(row, "s2_cloudy"))[0].astype(np.float32)
-            mask = cloud_shadow_mask(cloudy)
+            mask = patch_mask(cloudy)
             s1 = None
             if m.runner.include_sar:
                 s1 = read_raster(self.file(row, "s1"))[0].astype(np.float32)
@@ -345,11 +345,11 @@ class Catalog:
         """Cloud/shadow mask (H, W) uint8 of a patch's cloudy input, cached (LRU)."""
 
         def compute() -> np.ndarray:
-            from cloudfree.masks.csm import cloud_shadow_mask
+            from cloudfree.masks.patch import patch_mask
             from cloudfree.viewer.layers import read_display
 
             arr, _ = read_display(self.file(self.rows[n], "s2_cloudy"), max_size=max_size)
-            return cloud_shadow_mask(np.nan_to_num(arr, nan=0.0))
+            return patch_mask(arr)
 
         return self.masks.get((n, max_size), compute)
 

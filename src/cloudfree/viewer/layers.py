@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cloudfree import render
 from cloudfree.bands import NUM_S2_BANDS, S2_BANDS, S2_L2A_BANDS
-from cloudfree.data.io import gdal_path, split_archive_path
 from cloudfree.errors import DataError
-from cloudfree.viewer import render
+from cloudfree.io import gdal_path, split_archive_path
 
 COMPOSITES: tuple[str, ...] = ("true", "false")
 #: Side of a scene tile in pixels (the zoomable viewer's tile size).
@@ -179,7 +179,7 @@ def tile_rgb(arr: np.ndarray, style: Style, fixed: SceneStretch | None = None) -
 
     The fixed limits are applied by rescaling the three displayed bands so that ``lo`` -> 0 and
     ``hi`` -> 1 reflectance and drawing them with gain 1, so the colours are those of
-    :func:`cloudfree.viewer.render.stretch` over the whole scene.
+    :func:`cloudfree.render.stretch` over the whole scene.
     """
     if arr.shape[0] == 2:
         return render.sar_composite(arr)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cloudfree import render
 from cloudfree.bands import NUM_S2_BANDS, SPLITS
 from cloudfree.errors import CloudfreeError, DataError
-from cloudfree.viewer import render
 from cloudfree.viewer.layers import COMPOSITES, Style, any_rgb, raster_size, read_display
 
 #: Default longest side of a drawn raster (larger ones are decimated while reading).
@@ -74,9 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _mask_of(arr: np.ndarray) -> np.ndarray:
-    from cloudfree.masks.csm import cloud_shadow_mask
+    from cloudfree.masks.patch import patch_mask
 
-    return cloud_shadow_mask(np.nan_to_num(arr, nan=0.0))
+    return patch_mask(arr)
 
 
 def render_file(

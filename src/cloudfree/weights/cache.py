@@ -18,24 +18,13 @@ mistaken for a complete one, and nothing unverified ever sits under the final na
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Final
 
-#: Environment variable overriding the cache folder.
-HOME_ENV: Final[str] = "CLOUDFREE_HOME"
+from cloudfree.home import HOME_ENV, cache_dir  # noqa: F401 (HOME_ENV: where the cache is)
+
 _WEIGHTS: Final[str] = "weights"
 _DOWNLOADS: Final[str] = "downloads"
-
-
-def cache_dir() -> Path:
-    """The cache's root folder (not created)."""
-    home = os.environ.get(HOME_ENV)
-    if home:
-        return Path(home).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("cloudfree", appauthor=False))
 
 
 def weights_path(name: str) -> Path:
@@ -74,7 +63,7 @@ def cached_path(name: str) -> Path | None:
 
 def write_record(name: str, record: dict[str, Any]) -> Path:
     """Write the record of ``name`` atomically (after its weights file is in place)."""
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
 
     path = record_path(name)
     with atomic_path(path) as tmp:

@@ -213,7 +213,7 @@ def _install(
         if move:
             src.unlink()
     else:
-        from cloudfree.data.io import atomic_path
+        from cloudfree.io import atomic_path
         from cloudfree.models.weights import load_weights
 
         load_weights(src)  # all tensors must fit the model the file names
@@ -360,7 +360,7 @@ def import_file(
             a name that is not a valid file name, or one already imported (without ``force``).
         DataError: the file fails verification.
     """
-    from cloudfree.evaluate.methods import BASELINES, SD_BASELINE
+    from cloudfree.inpaint.registry import BASELINES, SD_BASELINE
 
     src = Path(path).expanduser()
     if not src.is_file():

@@ -1,7 +1,7 @@
 """Named weights: one table of every model checkpoint cloudfree knows, addressable by name.
 
 Every place that accepts a checkpoint (``predict``, ``evaluate``, ``compare``, ``view``,
-``train --init``, the Python API through :func:`cloudfree.evaluate.methods.load_method`)
+``train --init``, the Python API through :func:`cloudfree.methods.load.load_method`)
 accepts the name of an entry of :data:`WEIGHTS`, e.g. ``cloudfree predict --checkpoint
 dsen2cr-sar-carl``. Two kinds of entries:
 

@@ -15,7 +15,6 @@ import torch
 
 from cloudfree.bands import KINDS
 from cloudfree.cli import main
-from cloudfree.data.io import RasterMeta, read_raster, write_raster
 from cloudfree.data.packed import pack as pack_module
 from cloudfree.data.packed import sources as pack_sources
 from cloudfree.data.packed.dataset import PackedDataset
@@ -26,6 +25,7 @@ from cloudfree.data.release.dataset import SEN12MSCR
 from cloudfree.data.release.index import IndexResult, IndexRow, read_index, write_index
 from cloudfree.data.sample import SampleConfig
 from cloudfree.errors import DataError, DatasetNotFoundError
+from cloudfree.io import RasterMeta, read_raster, write_raster
 from cloudfree.masks import CSMParams, cloud_shadow_mask
 
 SIZE = 32  # tiny patches: the format does not care about the size

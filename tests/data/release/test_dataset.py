@@ -21,7 +21,6 @@ from torch.utils.data import DataLoader, default_collate
 
 from cloudfree.bands import DSEN2CR, KINDS
 from cloudfree.data.collate import collate_skip_bad
-from cloudfree.data.io import RasterMeta, read_meta, write_raster
 from cloudfree.data.release.dataset import SEN12MSCR
 from cloudfree.data.release.index import IndexResult, IndexRow, write_index
 from cloudfree.data.sample import (
@@ -33,6 +32,7 @@ from cloudfree.data.sample import (
     window_transform,
 )
 from cloudfree.errors import DataError, DatasetNotFoundError
+from cloudfree.io import RasterMeta, read_meta, write_raster
 
 CRS_UTM = CRS.from_epsg(32631)
 X0, Y0 = 700000.0, 5600000.0

@@ -14,11 +14,11 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from cloudfree.data.io import read_raster
 from cloudfree.data.release.discover import PatchFile, build_index, parse_patch_path
 from cloudfree.data.release.file_list import read_file_list
 from cloudfree.data.release.index import IndexResult
 from cloudfree.errors import DataError, DatasetNotFoundError
+from cloudfree.io import read_raster
 
 SIZE = 32  # fake patches are 32 x 32 (the release's are 256 x 256)
 

@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader
 
 import cloudfree.masks.csm as csm
 from cloudfree.bands import DSEN2CR
-from cloudfree.data.io import read_raster
 from cloudfree.data.packed.dataset import PackedDataset
 from cloudfree.data.packed.pack import pack
 from cloudfree.data.preprocess import normalize_s2
@@ -23,6 +22,7 @@ from cloudfree.data.release.mask_cache import MaskCache
 from cloudfree.data.sample import SampleConfig
 from cloudfree.data.synthetic.release import synthesize
 from cloudfree.errors import DataError
+from cloudfree.io import read_raster
 from cloudfree.masks import cloud_shadow_mask
 
 SIZE = 64

@@ -12,7 +12,6 @@ from scipy.ndimage import binary_erosion
 
 from cloudfree.bands import S1_BANDS, S2_BANDS, SEASONS
 from cloudfree.cli import main
-from cloudfree.data.io import RasterMeta, read_meta, read_raster, write_raster
 from cloudfree.data.synthetic.release import (
     LandCover,
     clear_s2,
@@ -25,6 +24,7 @@ from cloudfree.data.synthetic.release import (
     truth_path as synth_truth_path,
 )
 from cloudfree.errors import DataError
+from cloudfree.io import RasterMeta, read_meta, read_raster, write_raster
 
 NAME = re.compile(r"^(ROIs\d+_[a-z]+)_(s1|s2|s2_cloudy)_(\d+)_p(\d+)\.tif$")
 # The official SEN12MS-CR split (spec section 1), written out here independently of synth.py.

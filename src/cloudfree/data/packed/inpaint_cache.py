@@ -4,7 +4,7 @@ The hybrid model (:mod:`cloudfree.models.hybrid`) takes the cloudy image inpaint
 (:mod:`cloudfree.inpaint`) as input. Inpainting is far too slow to redo every epoch (Telea:
 ~0.35 s per 256 x 256 patch on one core, Stable Diffusion seconds on a GPU), so it is computed
 once per patch, on the full cloudy patch with its cached cloud/shadow mask, exactly as the
-hybrid's chain does at evaluation (:class:`cloudfree.evaluate.hybrid.HybridMethod`), and stored
+hybrid's chain does at evaluation (:class:`cloudfree.methods.hybrid.HybridMethod`), and stored
 next to the other arrays of each shard::
 
     shard-00000.inpaint-mask-fill.npy   uint16 (N, 13, H, W)  the cloudy S2 inpainted, DN
@@ -36,8 +36,8 @@ import numpy as np
 
 from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.data.packed.shards import MANIFEST, MASK_NOT_COMPUTED, read_manifest, read_patches
-from cloudfree.data.release.mask_cache import MASK_ALGORITHM
 from cloudfree.errors import DataError
+from cloudfree.masks.patch import MASK_ALGORITHM
 
 #: Patches inpainted per task (bounded memory, progress granularity).
 _CHUNK = 8
@@ -112,9 +112,9 @@ def fill_inpainting(
     """
     from tqdm.auto import tqdm
 
-    from cloudfree.data.io import atomic_path, fsync_path
     from cloudfree.data.packed.manifest import fill_masks, write_json
     from cloudfree.inpaint.registry import get_inpainter
+    from cloudfree.io import atomic_path, fsync_path
 
     out = Path(packed_dir)
     manifest = read_manifest(out)

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from cloudfree.bands import S1_BANDS, S2_BANDS
-from cloudfree.data.io import RasterMeta, atomic_path, fsync_path
 from cloudfree.data.packed.shards import (
     ARRAY_KINDS,
     MANIFEST,
@@ -37,8 +36,9 @@ from cloudfree.data.packed.shards import (
     shard_files,
 )
 from cloudfree.data.release.index import IndexRow
-from cloudfree.data.release.mask_cache import compute_mask, mask_record
 from cloudfree.errors import DataError
+from cloudfree.io import RasterMeta, atomic_path, fsync_path
+from cloudfree.masks.patch import mask_record, patch_mask
 
 
 @dataclass(frozen=True)
@@ -270,7 +270,7 @@ def fill_masks(packed_dir: str | os.PathLike[str], batch: int = 32) -> dict[str,
         masks = np.load(out / files["mask"], mmap_mode="r+")
         for j in range(0, len(offsets), batch):
             sel = offsets[j : j + batch]
-            masks[sel] = compute_mask(np.asarray(cloudy[sel]))
+            masks[sel] = patch_mask(np.asarray(cloudy[sel]))
         masks.flush()
         del masks, cloudy
         fsync_path(out / files["mask"])

@@ -42,7 +42,6 @@ import numpy as np
 
 from cloudfree import __version__
 from cloudfree.bands import KINDS, SPLITS
-from cloudfree.data.io import RasterMeta, atomic_path, fsync_path, split_archive_path
 from cloudfree.data.packed.manifest import (
     Shard,
     arrays_info,
@@ -78,6 +77,7 @@ from cloudfree.data.packed.sources import (
 )
 from cloudfree.data.release.index import IndexRow, read_index
 from cloudfree.errors import DataError, DatasetNotFoundError
+from cloudfree.io import RasterMeta, atomic_path, fsync_path, split_archive_path
 
 _ROWS_PER_TASK = 8  # files of 8 patches per worker task: load balance vs. IPC overhead
 

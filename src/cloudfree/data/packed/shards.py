@@ -52,6 +52,7 @@ from typing import Any
 from cloudfree import __version__
 from cloudfree.bands import FILE_LAYOUT
 from cloudfree.errors import DataError
+from cloudfree.masks.patch import MASK_NOT_COMPUTED  # noqa: F401 (part of the format)
 
 FORMAT = "cloudfree-packed"
 FORMAT_VERSION = 1
@@ -63,8 +64,6 @@ PATCH_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 #: Array kinds of a shard, one .npy file each.
 ARRAY_KINDS: tuple[str, ...] = ("s2", "s2_cloudy", "s1", "mask")
-#: Value of the mask array where no cloud mask was computed.
-MASK_NOT_COMPUTED = 255
 
 
 def shard_files(name: str) -> dict[str, str]:

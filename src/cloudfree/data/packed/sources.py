@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from cloudfree.data.io import RasterMeta, meta_of, read_meta, read_raster, split_archive_path
 from cloudfree.data.packed.shards import array_spec
 from cloudfree.data.release.index import IndexRow
-from cloudfree.data.release.mask_cache import compute_mask
 from cloudfree.errors import DataError
+from cloudfree.io import RasterMeta, meta_of, read_meta, read_raster, split_archive_path
+from cloudfree.masks.patch import patch_mask
 
 Problem = tuple[str, str, str | None]  # (path, problem, expected): DataError's arguments
 Item = tuple[int, str, str, int]  # (position in the selection, kind, target .npy, offset)
@@ -95,7 +95,7 @@ def _store(
         prob = _check(meta, kind, hw, src)
         if prob is None and kind == "s2_cloudy" and masks and target in masks:
             try:
-                targets.write(masks[target], offset, compute_mask(arr))
+                targets.write(masks[target], offset, patch_mask(arr))
             except DataError as e:
                 prob = (src, f"no cloud mask: {e.problem}", e.expected)
         if prob is None:

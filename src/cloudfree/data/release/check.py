@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any, Final
 
 from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS, PATCH_SIZE
-from cloudfree.data.io import RasterMeta, gdal_path, meta_of, split_archive_path
 from cloudfree.data.release.index import IndexResult, IndexRow, Problem
 from cloudfree.errors import DataError
+from cloudfree.io import RasterMeta, gdal_path, meta_of, split_archive_path
 
 
 def check_rows(

@@ -18,11 +18,11 @@ import numpy as np
 
 from cloudfree.bands import FILE_LAYOUT, PATCH_SIZE
 from cloudfree.data.dataset import PatchDataset
-from cloudfree.data.io import RasterMeta, read_meta, read_raster
 from cloudfree.data.release.index import IndexResult, IndexRow, read_index
 from cloudfree.data.release.mask_cache import MaskCache
 from cloudfree.data.sample import SampleConfig, make_sample
 from cloudfree.errors import DataError, DatasetNotFoundError
+from cloudfree.io import RasterMeta, read_meta, read_raster
 
 
 def _coeffs(meta: RasterMeta) -> tuple[float, ...] | None:

@@ -8,7 +8,7 @@ Three forms are recognised, and one root may mix them:
 * **release archives** ``ROIs1970_fall_s1.tar.gz`` (also ``.tgz``, ``.tar``), listed with
   :mod:`tarfile` without unpacking anything; rows then hold paths *into* the archive
   (``ROIs1970_fall_s1.tar.gz/ROIs1970_fall_s1/s1_136/...tif``), which
-  :func:`cloudfree.data.io.read_raster` opens through GDAL's ``/vsitar/``. An archive with its
+  :func:`cloudfree.io.read_raster` opens through GDAL's ``/vsitar/``. An archive with its
   unpacked folder beside it (``ROIs1970_fall_s1/`` next to ``ROIs1970_fall_s1.tar.gz``) is not
   opened: listing a 50 GB ``.tar.gz`` means decompressing all of it, and the folder is faster
   to read anyway. Delete or move the folder to index the archive instead.
@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 from cloudfree.bands import KINDS
-from cloudfree.data.io import ARCHIVE_SUFFIXES
 from cloudfree.data.release.file_list import looks_like_file_list, read_file_list
 from cloudfree.data.release.index import IndexResult, IndexRow, Problem
 from cloudfree.data.release.names import FLAT_NAME, RELEASE_NAME, patch_key
 from cloudfree.data.release.splits import SplitTable
 from cloudfree.errors import DataError, DatasetNotFoundError
+from cloudfree.io import ARCHIVE_SUFFIXES
 
 #: Flat folder names (lower case) -> kind.
 FLAT_DIRS: Final[dict[str, str]] = {

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cloudfree.bands import KINDS, SPLITS
-from cloudfree.data.io import atomic_path
 from cloudfree.errors import DataError
+from cloudfree.io import atomic_path
 
 INDEX_COLUMNS: tuple[str, ...] = ("roi_season", "scene", "patch", "split", "s1", "s2", "s2_cloudy")
 

@@ -28,45 +28,20 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cloudfree.bands import NUM_S2_BANDS
-from cloudfree.data.io import atomic_path, read_meta, read_raster
-from cloudfree.data.packed.shards import MASK_NOT_COMPUTED  # never a mask class: marks "not yet"
 from cloudfree.data.release.index import IndexResult, IndexRow, read_index
 from cloudfree.errors import DataError
+from cloudfree.io import atomic_path, read_meta, read_raster
+from cloudfree.masks.patch import MASK_NOT_COMPUTED, mask_record, patch_mask
 
-#: Name of the mask algorithm in manifests and cache records.
-MASK_ALGORITHM = "dsen2cr-csm"
 CACHE_FORMAT = "cloudfree-mask-cache"
 CACHE_VERSION = 1
-
-
-def mask_record(params: Any = None) -> dict[str, Any]:
-    """What a stored mask is: ``{"algorithm", "params" (CSMParams as a dict), "classes"}``.
-
-    Args:
-        params: a :class:`~cloudfree.masks.params.CSMParams`; None for the published ones.
-    """
-    from cloudfree.masks.params import DEFAULT_PARAMS
-
-    p = DEFAULT_PARAMS if params is None else params
-    return {
-        "algorithm": MASK_ALGORITHM,
-        "params": json.loads(json.dumps(asdict(p))),  # tuples -> lists, as read back from JSON
-        "classes": {"0": "clear", "1": "cloud", "2": "shadow"},
-    }
-
-
-def compute_mask(s2_cloudy_dn: np.ndarray) -> np.ndarray:
-    """The DSen2-CR mask (uint8 (H, W), 0 clear / 1 cloud / 2 shadow) of a raw DN patch."""
-    from cloudfree.masks.csm import cloud_shadow_mask
-
-    return cloud_shadow_mask(s2_cloudy_dn)
 
 
 def index_hash(rows: list[IndexRow]) -> str:
@@ -232,7 +207,7 @@ class MaskCache:
                 f"is {arr.shape[1]}x{arr.shape[2]} pixels",
                 f"{self.patch_size}x{self.patch_size} like the mask cache {self.path}",
             )
-        return compute_mask(arr)
+        return patch_mask(arr)
 
     def precompute(self, workers: int = 0) -> int:
         """Compute every missing mask now (rows with a cloudy file); returns how many.

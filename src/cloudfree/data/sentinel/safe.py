@@ -16,7 +16,7 @@ DN = TOA reflectance x 10000), so :func:`stack_safe` builds exactly that:
 The 20 m and 60 m bands are resampled onto B02's grid (``resampling``, bilinear by default)
 through a ``rasterio.vrt.WarpedVRT``, and the output is read and written window by window, so
 memory stays flat whatever the scene size (10980 px for a full tile): with 1024 px windows,
-~30 MB of arrays plus GDAL's block cache, capped at ``cloudfree.data.io.GDAL_CACHE_MB``.
+~30 MB of arrays plus GDAL's block cache, capped at ``cloudfree.io.GDAL_CACHE_MB``.
 
 No data: DN 0 is the product's no-data value in every band; wherever B02 is 0 every output band
 is 0 (one footprint for all bands), and the output declares nodata 0.
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from cloudfree.bands import S2_BANDS, S2_DN_PER_REFLECTANCE, S2_L2A_BANDS, S2_NATIVE_GSD_M
-from cloudfree.data.io import atomic_path, gdal_cache_env
 from cloudfree.errors import DataError
+from cloudfree.io import atomic_path, gdal_cache_env
 from cloudfree.windows import windows
 
 #: Resampling methods accepted for the 20 m / 60 m bands (rasterio ``Resampling`` names).

@@ -31,8 +31,8 @@ from cloudfree.bands import (
     S2_L2A_BANDS,
     s2_index,
 )
-from cloudfree.data.io import RasterMeta, gdal_path, meta_of
 from cloudfree.errors import DataError
+from cloudfree.io import RasterMeta, gdal_path, meta_of
 from cloudfree.windows import Window, clip_window, pad_reflect
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class S2Source:
         b10: DN for the missing B10 of L2A input; None for :data:`L2A_B10_FILL_DN`.
 
     Attributes:
-        meta: the file's grid (:class:`~cloudfree.data.io.RasterMeta`).
+        meta: the file's grid (:class:`~cloudfree.io.RasterMeta`).
         l2a: True for 12-band input (B10 inserted on reading).
         b10_fill: the B10 DN used (None for L1C).
         bands: band names of the file, in file order.

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from cloudfree.bands import GSD_M, NUM_S2_BANDS, S1_BANDS, S2_BANDS, S2_NATIVE_GSD_M, SEASONS
-from cloudfree.data.io import RasterMeta, read_meta, read_raster, write_raster
 from cloudfree.data.release.splits import OFFICIAL_TEST_SCENES, OFFICIAL_VAL_SCENES
 from cloudfree.data.synthetic.clouds import simulate_clouds
 from cloudfree.data.synthetic.noise import fractal_noise, level_for_fraction
 from cloudfree.errors import DataError
+from cloudfree.io import RasterMeta, read_meta, read_raster, write_raster
 
 
 class LandCover(IntEnum):

@@ -49,9 +49,9 @@ def synthesize_scene(
     from rasterio.crs import CRS
     from rasterio.transform import from_origin
 
-    from cloudfree.data.io import RasterMeta, write_raster
     from cloudfree.data.synthetic.clouds import simulate_clouds
     from cloudfree.data.synthetic.release import clear_s2, land_cover, s1_from_cover
+    from cloudfree.io import RasterMeta, write_raster
 
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")

@@ -12,7 +12,7 @@ from rasterio.transform import from_origin
 from cloudfree.bands import S2_BANDS
 from cloudfree.cli import main
 
-from ..predict.conftest import CRS, TRANSFORM, synth_s1, synth_s2, write_tif
+from .conftest import CRS, TRANSFORM, synth_s1, synth_s2, write_tif
 
 
 def _read(path: Path) -> tuple[np.ndarray, dict]:

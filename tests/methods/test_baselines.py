@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from cloudfree.bands import S2_DN_PER_REFLECTANCE, get_scaling
-from cloudfree.data.io import read_raster
-from cloudfree.evaluate.baselines import IdentityMethod, MaskFillMethod, make_baseline
-from cloudfree.masks.csm import cloud_shadow_mask
+from cloudfree.io import read_raster
+from cloudfree.masks.patch import patch_mask
+from cloudfree.methods.baselines import IdentityMethod, MaskFillMethod, make_baseline
 from cloudfree.metrics import compute
 
 SCALE = get_scaling("dsen2cr").s2_scale  # network value x SCALE = DN
@@ -94,16 +94,16 @@ def test_mask_fill_beats_identity_on_real_cloudy_patches(sen12mscr_root: Path) -
     cloudy_dn, target_dn = _real_pairs(sen12mscr_root)
     # The network input as make_sample builds it: clip to [0, 10000] DN, / 2000.
     x = torch.from_numpy(np.clip(cloudy_dn, 0, 10000).astype(np.float32) / SCALE)
-    batch = {"s2_cloudy": x}
+    # The mask of the raw cloudy DN, as the datasets give it (cloudfree.masks.patch).
+    mask = patch_mask(cloudy_dn)
+    batch = {"s2_cloudy": x, "mask": torch.from_numpy(mask)}
     fill = MaskFillMethod()
-    pred_fill = fill.predict(batch)  # mask computed inside, from the DN of the input
+    pred_fill = fill.predict(batch)
     pred_id = IdentityMethod().predict(batch)
-
-    mask = cloud_shadow_mask(np.clip(cloudy_dn, 0, 10000).astype(np.uint16))
     np.testing.assert_array_equal(fill.masks(batch), mask != 0)
-    # A given mask is used as is: the same result as the computed one.
-    given = fill.predict({"s2_cloudy": x[:3], "mask": torch.from_numpy(mask[:3])})
-    assert torch.equal(given, pred_fill[:3])
+    # Never recomputed from the clipped, scaled network values: a batch without it is refused.
+    with pytest.raises(ValueError, match="no 'mask'"):
+        fill.predict({"s2_cloudy": x[:1]})
 
     to_refl = SCALE / S2_DN_PER_REFLECTANCE
     inp = x.numpy() * to_refl
@@ -119,9 +119,11 @@ def test_mask_fill_beats_identity_on_real_cloudy_patches(sen12mscr_root: Path) -
     assert all(r["mae_reprod"] == 0 or np.isnan(r["mae_reprod"]) for r in rows_fill)
     recon_id = np.array([r["mae_recon"] for r in rows_id])
     recon_fill = np.array([r["mae_recon"] for r in rows_fill])
-    # Fully covered crops (no clear pixel) are returned unchanged: a tie; every other crop
-    # improves (measured: mean recon MAE 0.269 -> 0.133 reflectance, 13 of 15 crops better).
+    # Fully covered crops (no clear pixel) are returned unchanged: a tie. With the mask of the
+    # raw DN (as evaluate takes it) 12 of the 13 other crops improve, one gets worse (0.173 ->
+    # 0.204: its clear ring is thin haze); measured mean recon MAE over them 0.236 -> 0.084.
     covered = np.array([bool(mask[i].all()) for i in range(len(x)) if mask[i].any()])
     np.testing.assert_array_equal(recon_fill[covered], recon_id[covered])
-    assert (recon_fill[~covered] < recon_id[~covered]).all()
-    assert recon_fill.mean() < recon_id.mean()
+    better = recon_fill[~covered] < recon_id[~covered]
+    assert better.sum() >= len(better) - 1
+    assert recon_fill[~covered].mean() < 0.5 * recon_id[~covered].mean()

@@ -10,7 +10,8 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from cloudfree.bands import S2_BANDS
-from cloudfree.data.io import (
+from cloudfree.errors import DataError
+from cloudfree.io import (
     RasterMeta,
     atomic_path,
     gdal_path,
@@ -19,7 +20,6 @@ from cloudfree.data.io import (
     split_archive_path,
     write_raster,
 )
-from cloudfree.errors import DataError
 
 
 def _meta(h=20, w=30, count=13, dtype="uint16"):
@@ -151,7 +151,7 @@ def _gdal_cache_max() -> int:
 
 
 def test_gdal_cache_env_caps_the_cache_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cloudfree.data.io import GDAL_CACHE_MB, gdal_cache_env
+    from cloudfree.io import GDAL_CACHE_MB, gdal_cache_env
 
     monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
     with rasterio.Env(**gdal_cache_env()):

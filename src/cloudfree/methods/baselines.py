@@ -7,7 +7,7 @@
   (:mod:`cloudfree.inpaint`): what a cloud mask plus a fill achieves, with no learning.
   ``mask-fill`` is OpenCV's Telea method (issue 5's baseline; extra ``[baselines]``).
 
-Each runs on the network-scale batch of :mod:`cloudfree.evaluate.methods`: values are turned
+Each runs on the network-scale batch of :mod:`cloudfree.methods`: values are turned
 back into DN (``value * s2_scale``), inpainted, and scaled back; pixels the method does not
 fill are returned exactly as the input.
 """
@@ -22,9 +22,11 @@ import torch
 
 from cloudfree.bands import get_scaling
 from cloudfree.data.preprocess import denormalize_s1
-from cloudfree.evaluate.methods import BASELINES, Method, check_batch
 from cloudfree.inpaint.base import Inpainter
 from cloudfree.inpaint.classical import MASK_FILL_RADIUS
+from cloudfree.inpaint.registry import BASELINES
+from cloudfree.masks.patch import batch_mask
+from cloudfree.methods.base import Method, check_batch
 
 
 class IdentityMethod(Method):
@@ -40,24 +42,11 @@ class IdentityMethod(Method):
         return check_batch(batch, False).detach().to("cpu", torch.float32).clone()
 
 
-def batch_masks(batch: Mapping[str, Any], scaling: str) -> np.ndarray:
-    """The (B, H, W) uint8 cloud/shadow mask of a batch: ``batch["mask"]`` when given, else the
-    DSen2-CR mask (:func:`cloudfree.masks.csm.cloud_shadow_mask`, spec section 3) of the
-    input's DN, ``round(value * s2_scale)`` as uint16."""
-    if "mask" in batch:
-        return np.asarray(torch.as_tensor(batch["mask"]).cpu()).astype(np.uint8)
-    from cloudfree.masks.csm import cloud_shadow_mask
-
-    x = torch.as_tensor(batch["s2_cloudy"]).detach().to("cpu", torch.float64).numpy()
-    dn = np.rint(x * get_scaling(scaling).s2_scale)
-    return cloud_shadow_mask(np.clip(dn, 0, 65535).astype(np.uint16))
-
-
 class InpaintMethod(Method):
     """An inpainting method (:mod:`cloudfree.inpaint`) as a :class:`Method`.
 
-    The mask is ``batch["mask"]`` when given (nonzero = cloud or shadow), else the DSen2-CR
-    mask of the input (:func:`batch_masks`). ``sar-match`` reads ``batch["s1"]`` (network scale,
+    The mask is ``batch["mask"]`` (nonzero = cloud or shadow), the mask of the raw cloudy DN
+    every batch carries (:func:`cloudfree.masks.patch.batch_mask`). ``sar-match`` reads ``batch["s1"]`` (network scale,
     turned back into dB).
 
     Args:
@@ -77,7 +66,7 @@ class InpaintMethod(Method):
         """The (B, H, W) bool cloud/shadow mask used for ``batch`` (True = cloud or shadow);
         what is filled is its :meth:`~cloudfree.inpaint.base.Inpainter.fill_region`."""
         check_batch(batch, False)
-        return batch_masks(batch, self.scaling) != 0
+        return batch_mask(batch) != 0
 
     def unchanged(self, mask: np.ndarray) -> np.ndarray:
         """(H, W) bool: the pixels this method returns as the input for a window's ``mask``."""
@@ -93,7 +82,7 @@ class InpaintMethod(Method):
             s1n = torch.as_tensor(batch["s1"]).detach().to("cpu", torch.float32).numpy()
             s1 = np.stack([denormalize_s1(s, scaling) for s in s1n])
         dn = x * scale
-        filled = self.inpainter(dn, batch_masks(batch, self.scaling), s1)
+        filled = self.inpainter(dn, batch_mask(batch), s1)
         out = x.copy()
         changed = filled != dn
         # Only filled pixels are rescaled: the others stay the input's exact values.
@@ -116,7 +105,7 @@ class MaskFillMethod(InpaintMethod):
 
 
 def make_baseline(name: str, scaling: str = "dsen2cr", **options: Any) -> Method:
-    """The baseline called ``name`` (one of :data:`~cloudfree.evaluate.methods.BASELINES`, or
+    """The baseline called ``name`` (one of :data:`~cloudfree.inpaint.registry.BASELINES`, or
     ``"stable-diffusion"`` with ``weights=DIR``).
 
     Args:

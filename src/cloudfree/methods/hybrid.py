@@ -4,8 +4,9 @@
 (:mod:`cloudfree.models.hybrid`), so ``cloudfree evaluate --checkpoint`` and ``cloudfree predict
 --checkpoint`` with them just work. For a batch it
 
-1. takes ``batch["mask"]`` (the scene mask in ``predict``, the patch mask in ``evaluate``), or
-   computes the DSen2-CR cloud/shadow mask of the input's DN (spec section 3);
+1. takes ``batch["mask"]``, the DSen2-CR cloud/shadow mask of the raw cloudy DN (spec
+   section 3) that every batch carries (:func:`cloudfree.masks.patch.batch_mask`: the scene
+   mask in ``predict``, the patch mask in ``evaluate``);
 2. takes ``batch["s2_inpainted"]`` when the batch carries it (the cache of packed shards, as
    training reads it), or inpaints the input with the model's own method
    (``model.config.inpaint``, :mod:`cloudfree.inpaint`) exactly as ``cloudfree pack --inpaint``
@@ -25,8 +26,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from cloudfree.evaluate.baselines import InpaintMethod, batch_masks
-from cloudfree.evaluate.methods import ModelMethod, check_batch
+from cloudfree.masks.patch import batch_mask
+from cloudfree.methods.base import check_batch
+from cloudfree.methods.baselines import InpaintMethod
+from cloudfree.methods.model import ModelMethod
 
 
 def hybrid_inpainter(model: nn.Module, sd_weights: str | None = None, device: str = "auto") -> Any:
@@ -49,9 +52,9 @@ def hybrid_inpainter(model: nn.Module, sd_weights: str | None = None, device: st
 
 
 class HybridMethod(ModelMethod):
-    """Hybrid weights as a :class:`~cloudfree.evaluate.methods.Method` (module docstring).
+    """Hybrid weights as a :class:`~cloudfree.methods.base.Method` (module docstring).
 
-    Args: those of :class:`~cloudfree.evaluate.methods.ModelMethod`, plus ``sd_weights`` (the
+    Args: those of :class:`~cloudfree.methods.model.ModelMethod`, plus ``sd_weights`` (the
     Stable Diffusion pipeline folder, for hybrids trained on its inpainting).
     """
 
@@ -72,11 +75,11 @@ class HybridMethod(ModelMethod):
         )
 
     def inputs(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """``batch`` with ``"mask"`` and ``"s2_inpainted"`` added where missing (steps 1-2)."""
+        """``batch`` with its mask as uint8 and ``"s2_inpainted"`` added where missing (steps
+        1-2). Raises ValueError for a batch without ``"mask"``."""
         check_batch(batch, self.include_sar)
         out = dict(batch)
-        if "mask" not in out:
-            out["mask"] = torch.from_numpy(batch_masks(batch, self.scaling))
+        out["mask"] = torch.from_numpy(batch_mask(batch))
         if "s2_inpainted" not in out:
             out["s2_inpainted"] = self.inpaint.predict(out)
         return out

@@ -8,8 +8,11 @@ import pytest
 import torch
 
 from cloudfree.errors import DataError
-from cloudfree.evaluate.baselines import IdentityMethod, MaskFillMethod
-from cloudfree.evaluate.methods import BASELINES, Method, ModelMethod, load_method
+from cloudfree.inpaint.registry import BASELINES
+from cloudfree.methods.base import Method
+from cloudfree.methods.baselines import IdentityMethod, MaskFillMethod
+from cloudfree.methods.load import load_method
+from cloudfree.methods.model import ModelMethod
 from cloudfree.models import DSen2CR, save_weights
 from cloudfree.train.checkpoint import save_checkpoint
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cloudfree import render
 from cloudfree.bands import S2_BANDS, S2_L2A_BANDS
-from cloudfree.viewer import render
 
 
 def _s2(values: dict[str, float], shape=(2, 3), bands=S2_BANDS) -> np.ndarray:

@@ -313,7 +313,7 @@ def to_png_bytes(rgb: np.ndarray) -> bytes:
 
 def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> Path:
     """Write an (H, W, 3) uint8 image as a PNG, atomically."""
-    from cloudfree.data.io import atomic_path
+    from cloudfree.io import atomic_path
 
     data = to_png_bytes(rgb)
     with atomic_path(path) as tmp:

@@ -96,9 +96,9 @@ def options_of(args: argparse.Namespace) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cloudfree inpaint``."""
-    from cloudfree.data.io import atomic_path
-    from cloudfree.inpaint.scene import inpaint_scene
+    from cloudfree.io import atomic_path
     from cloudfree.predict.cli import format_summary
+    from cloudfree.predict.inpaint import inpaint_scene
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -68,8 +68,8 @@ def inpaint_scene(
         ValueError: unknown method or option; ``sar-match`` without ``s1``.
         DataError: unreadable inputs, a mask of another size or grid, unusable SD weights.
     """
-    from cloudfree.evaluate.baselines import InpaintMethod
     from cloudfree.inpaint.registry import get_inpainter
+    from cloudfree.methods.baselines import InpaintMethod
     from cloudfree.predict.scene import predict_scene
 
     opts = dict(options or {})
