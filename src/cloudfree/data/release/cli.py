@@ -1,0 +1,60 @@
+"""``cloudfree index``: find the patches of a SEN12MS-CR release and write its index.
+
+Only light imports at module level: ``cloudfree --help`` builds every parser."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_index(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "index",
+        help="find every SEN12MS-CR patch under ROOT and write an index CSV",
+        description=(
+            "Find every patch under ROOT (the release layout unpacked, the release .tar.gz "
+            "archives, or the flat DSen2-CR layout with its CSV file list) and write one row per "
+            "patch: roi_season,scene,patch,split,s1,s2,s2_cloudy (paths relative to ROOT, empty "
+            "where missing). Prints what is complete and what is not."
+        ),
+    )
+    p.add_argument("root", help="dataset folder")
+    p.add_argument("--out", required=True, help="index CSV to write")
+    p.add_argument(
+        "--splits",
+        default=None,
+        help="your own split file (CSV with columns roi_season,scene,split and optionally patch), "
+        "or the DSen2-CR authors' file list (Data/datasetfilelist.csv of ameraner/dsen2-cr, tab- "
+        "or comma-separated: the paper's own train/val/test patches), instead of the official "
+        "SEN12MS-CR ROI split",
+    )
+    p.add_argument(
+        "--file-list",
+        default=None,
+        help="DSen2-CR CSV file list (split,s1_dir,s2_dir,s2_cloudy_dir,file; tab or ', ' "
+        "separated); found automatically as ROOT/*.csv in the flat layout",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="open every file's header and report bad ones (band count, dtype, size, grid)",
+    )
+    p.add_argument("--strict", action="store_true", help="fail on the first bad file")
+    p.set_defaults(func=run_index)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from cloudfree.data.release.discover import build_index
+    from cloudfree.data.release.index import format_summary, write_index
+
+    result = build_index(
+        args.root,
+        split_file=args.splits,
+        file_list=args.file_list,
+        check=args.check,
+        strict=args.strict,
+    )
+    write_index(result, args.out)
+    print(format_summary(result))
+    print(f"wrote {len(result.rows)} rows to {args.out}")
+    return 0

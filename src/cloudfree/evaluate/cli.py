@@ -1,0 +1,217 @@
+"""``cloudfree evaluate``, ``compare`` and ``replicate``: the command lines of evaluation.
+
+Only light imports at module level: ``cloudfree --help`` builds every parser."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cloudfree.bands import SPLITS
+
+
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from cloudfree.evaluate.protocols import PROTOCOLS
+
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint or a baseline with the paper's metrics, per patch and per area",
+        description=(
+            "Predict every patch of a split and write per_patch.csv (cloud/shadow fractions and "
+            "every metric for the target, reprod (clear) and recon (cloud/shadow) areas), "
+            "summary.json and table.md laid out as Table 1 of the paper, with breakdowns by "
+            "season and cloud cover. Streams: memory does not grow with the number of patches."
+        ),
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="CKPT_OR_METHOD",
+        help="a weights name (e.g. hybrid-nosar; see cloudfree.weights), a .safetensors file, a "
+        "checkpoint folder, a training run folder, or a baseline: identity, mask-fill, "
+        "biharmonic, push-pull, sar-match (stable-diffusion with --sd-weights)",
+    )
+    p.add_argument(
+        "--data", required=True, help="dataset root, index CSV or packed folder ('cloudfree pack')"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=(*SPLITS, "all"),
+        help="split to evaluate (default test)",
+    )
+    p.add_argument(
+        "--protocol",
+        default="paper",
+        choices=tuple(PROTOCOLS),
+        help="paper: DSen2-CR Table 1 (full patches, no clipping); leaderboard: SEN12MS-CR "
+        "leaderboard (predictions clipped to [0, 1]); glf-cr: centre 128x128 crop (default paper)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None,
+        help="patches per forward pass (default: 4 on CPU, what fits the free memory on CUDA)",
+    )  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="a model's inference backend: auto (OpenVINO for UnCRtainTS on the CPU where "
+        "installed, pip install 'cloudfree[openvino]'; else PyTorch), torch, openvino",
+    )
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip report.html and its figures (distributions, best/median/worst patches)",
+    )
+    p.add_argument(
+        "--sd-weights",
+        default=None,
+        help="folder of a Stable Diffusion inpainting pipeline (--checkpoint stable-diffusion, "
+        "hybrids trained on its inpainting)",
+    )
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from cloudfree.evaluate.run import run_evaluate_cli
+
+    split = None if args.split == "all" else args.split
+    return run_evaluate_cli(
+        args.checkpoint,
+        args.data,
+        args.out,
+        split,
+        args.protocol,
+        args.batch_size,
+        args.device,
+        args.limit,
+        report=not args.no_report,
+        sd_weights=args.sd_weights,
+        backend=args.backend,
+    )
+
+
+def add_replicate(sub: argparse._SubParsersAction) -> None:
+    from cloudfree.evaluate.protocols import PROTOCOLS
+
+    p = sub.add_parser(
+        "replicate",
+        help="train and evaluate the five rows of the paper's Table 1 and assemble the table",
+        description=(
+            "Train the presets dsen2cr_sar_carl, dsen2cr_sar_l1, dsen2cr_nosar_carl, "
+            "dsen2cr_nosar_l1 and pix2pix on DATA (OUT/runs/), evaluate each on the test split "
+            "(OUT/eval/) and write OUT/table.md beside the published numbers. Runs again where "
+            "it stopped. Under 'torchrun --nproc_per_node=N -m cloudfree.cli replicate ...' "
+            "training uses N GPUs; evaluation runs on rank 0."
+        ),
+    )
+    p.add_argument("--data", required=True, help="SEN12MS-CR root, index CSV or packed folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--size",
+        default="paper",
+        choices=("paper", "tiny"),
+        help="paper: the published presets; tiny: tiny networks for a smoke run (default paper)",
+    )
+    p.add_argument(
+        "--rows", nargs="+", default=None, metavar="PRESET", help="only these rows (presets)"
+    )
+    p.add_argument("--eval-data", default=None, help="evaluate on this data (default --data)")
+    p.add_argument("--protocol", default="paper", choices=tuple(PROTOCOLS))
+    p.add_argument("--device", default="auto", help="evaluation device (default auto)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML reports")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every row"
+    )
+    p.set_defaults(func=run_replicate)
+
+
+def run_replicate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cloudfree.evaluate.replicate import replicate
+
+    try:
+        result = replicate(
+            args.data,
+            args.out,
+            size=args.size,
+            rows=args.rows,
+            eval_data=args.eval_data,
+            protocol=args.protocol,
+            device=args.device,
+            overrides=args.overrides,
+            report=not args.no_report,
+        )
+    except ValueError as e:
+        print(f"cloudfree replicate: error: {e}", file=sys.stderr)
+        return 2
+    if result["table"] is not None:
+        print(Path(result["table"]).read_text())
+        print(f"table: {result['table']}")
+    return 0
+
+
+def add_compare(sub: argparse._SubParsersAction) -> None:
+    from cloudfree.evaluate.protocols import PROTOCOLS
+
+    p = sub.add_parser(
+        "compare",
+        help="assemble several evaluations into one table, with the published numbers",
+        description=(
+            "Read the summary.json of each evaluation folder ('cloudfree evaluate --out') and "
+            "print one Table-1 layout table, with the paper's and the leaderboard's published "
+            "rows for the same protocol, marked as such."
+        ),
+    )
+    p.add_argument("run_dirs", nargs="*", metavar="EVAL_DIR", help="evaluation folders")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="CKPT_OR_METHOD",
+        help="also evaluate this (a weights name, file, checkpoint or run folder, or a baseline) "
+        "on --data and add its row; repeatable, e.g. --checkpoint dsen2cr-sar-carl "
+        "--checkpoint mask-fill --checkpoint identity",
+    )
+    p.add_argument("--data", default=None, help="dataset for --checkpoint (root, index, pack)")
+    p.add_argument(
+        "--split", default="test", choices=(*SPLITS, "all"),
+        help="split for --checkpoint (default test)",
+    )  # fmt: skip
+    p.add_argument(
+        "--protocol", default="paper", choices=tuple(PROTOCOLS),
+        help="protocol for --checkpoint (default paper)",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=None, help="patches per forward pass")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
+    p.add_argument(
+        "--eval-out",
+        default=None,
+        help="keep the --checkpoint evaluations here (EVAL_OUT/<name>/), to compare again "
+        "later without re-running them; default: a temporary folder",
+    )
+    p.add_argument("--out", default=None, help="also write the table to this Markdown file")
+    p.add_argument("--no-published", action="store_true", help="leave out the published rows")
+    p.set_defaults(func=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from cloudfree.evaluate.compare import run_compare_cli
+
+    return run_compare_cli(
+        args.run_dirs,
+        args.out,
+        not args.no_published,
+        checkpoints=args.checkpoint,
+        data=args.data,
+        split=None if args.split == "all" else args.split,
+        protocol=args.protocol,
+        batch_size=args.batch_size,
+        device=args.device,
+        limit=args.limit,
+        eval_out=args.eval_out,
+    )
