@@ -1,9 +1,12 @@
 """The training loop: one process (CPU or one GPU) or many under ``torchrun``, same code.
 
-Read it top to bottom: set-up (process group, seeds, run folder, data, model, optimiser,
-resume), then one loop over epochs and steps, then the summary. Every rank runs every line;
-only rank 0 logs and writes checkpoints, and the collectives (``barrier``, the loss all-reduce,
-DDP's gradient all-reduce) keep the ranks in step.
+Read :func:`_train` top to bottom: :func:`_setup` (seeds, run folder, model, optimiser, data:
+a :class:`_Run`), :func:`_resume` (a :class:`_State` from the latest checkpoint), then one loop
+over epochs (:func:`_train_epoch`) of steps (:func:`_train_step`, whose one forward,
+:func:`_step_loss`, serves real batches and the dummy batch of a rank whose patches were all
+unreadable), then the summary. Every rank runs every line; only rank 0 logs and writes
+checkpoints, and the collectives (``barrier``, the loss all-reduce, DDP's gradient all-reduce)
+keep the ranks in step.
 
 Exact resume: everything random is a function of (seed, epoch, sample index) (crops in
 ``cloudfree.data.sample``, shuffling in the sampler) or is restored from the checkpoint (weights,
@@ -20,6 +23,7 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.config import Config, save_config
 from cloudfree.errors import CloudfreeError
 from cloudfree.models.inputs import extra_tensors, reads_sar
@@ -197,25 +202,117 @@ def train(cfg: Config, resume: str | Path | None = None) -> dict[str, Any]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1:]
 
 
-def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str, Any]:  # noqa: C901, PLR0912, PLR0915
+@dataclass
+class _Run:
+    """What set-up builds once and every step uses (identical on every rank but ``rank``)."""
+
+    cfg: Config
+    dist: D.DistInfo
+    run_dir: Path
+    #: The plain module, for its attributes (``extra_inputs``, pix2pix's ``condition``).
+    net: nn.Module
+    #: What is trained: ``net`` on its device, compiled and wrapped in DDP as configured.
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    #: The training objective (for pix2pix: its L1 term, the validation yardstick).
+    loss_fn: nn.Module
+    #: The pix2pix discriminator and its optimiser; None for every other loss.
+    adversary: Any
+    train_ds: Any
+    sampler: ResumableDistributedSampler
+    val_loader: Any
+    batch_per_rank: int
+    include_sar: bool
+    bf16: bool
+    channels_last: bool
+    #: Extra forward arguments (the Gaussian NLL needs the variances).
+    fwd: dict[str, Any]
+
+
+@dataclass
+class _State:
+    """Everything that moves during training. The first block is saved in each checkpoint and
+    restored on resume; the second is this call's logging window."""
+
+    step: int = 0
+    epoch: int = 0
+    best_val: float = math.inf
+    seen_total: int = 0  # patches drawn, over all ranks
+    skipped_total: int = 0  # of which skipped as unreadable
+    # This rank's counts since the last fold into the totals (:func:`_fold_counts`).
+    seen_win: int = 0
+    skipped_win: int = 0
+
+    last_loss: float = math.nan  # the last step's loss (over the ranks that had data)
+    window_losses: list[float] = field(default_factory=list)  # since the last log line
+    steps_this_call: int = 0
+    steps_log: int = 0
+    t_log: float = 0.0
+
+
+def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str, Any]:
     """The body of :func:`train`, on a process that has joined its group (if any)."""
     from tqdm import tqdm
 
+    from cloudfree.train.run_log import RunLogger
+
+    run = _setup(cfg, resume, dist)
+    state = _resume(run) if resume is not None else _State()
+    if cfg.train.compile:
+        run.model = torch.compile(run.model)
+    if dist.world_size > 1:
+        device = dist.device
+        run.model = nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    total_steps = math.ceil(run.sampler.num_samples / run.batch_per_rank) * cfg.train.epochs
+    logger = RunLogger(run.run_dir, enabled=dist.is_main)
+    bar = tqdm(total=total_steps, initial=state.step, disable=not dist.is_main, unit="step")
+    run.model.train()
+    t_start = state.t_log = time.perf_counter()
+    for epoch in range(state.epoch, cfg.train.epochs):  # resume: continue this epoch
+        state.epoch = epoch
+        _train_epoch(run, state, logger, bar)
+        # ---- epoch end: validate, then checkpoint (best by validation loss) ---------------
+        is_best = False
+        if run.val_loader is not None:
+            is_best = _validate(run, state, logger)
+        _checkpoint(run, state, is_best=is_best)
+    bar.close()
+
+    elapsed = time.perf_counter() - t_start
+    if dist.world_size > 1:
+        (run.run_dir / f"param_hash_rank{dist.rank}.txt").write_text(_param_hash(run.model) + "\n")
+    D.barrier()
+    logger.close()
+    summary = {
+        "run_dir": str(run.run_dir),
+        "steps": state.step,
+        "epochs": cfg.train.epochs,
+        "train_loss": state.last_loss,
+        "best_val_loss": None if math.isinf(state.best_val) else state.best_val,
+        "patches_per_s": state.steps_this_call * cfg.train.batch_size / max(elapsed, 1e-9),
+        "skipped": state.skipped_total,
+    }
+    if dist.is_main:
+        (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _setup(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> _Run:
+    """Seeds, initial weights, the run folder, model, loss, optimiser and data."""
     from cloudfree.losses import build_loss
     from cloudfree.models import build_model
-    from cloudfree.train.run_log import RunLogger
-    from cloudfree.train.validate import validate
 
-    device, world, rank = dist.device, dist.world_size, dist.rank
+    device, world = dist.device, dist.world_size
     if cfg.train.batch_size % world != 0:
         raise ValueError(
             f"config train.batch_size={cfg.train.batch_size} (the global batch) must be "
             f"divisible by the number of processes ({world}); e.g. "
             f"train.batch_size={max(1, cfg.train.batch_size // world) * world}"
         )
-    batch_per_rank = cfg.train.batch_size // world
     _seed_everything(cfg.train.seed, cfg.train.deterministic)
-    bf16 = training_bf16(device, cfg.train.precision)
 
     # ---- initial weights (train.init): read and checked before anything is written --------
     init = None
@@ -235,9 +332,9 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     D.barrier()
 
     # ---- model, loss, optimiser (same seed on every rank: identical initial weights) -------
-    model = build_model(cfg.model.name, **cfg.model.build_kwargs())
+    net = build_model(cfg.model.name, **cfg.model.build_kwargs())
     if init is not None:
-        model.load_state_dict(init.state, strict=True)
+        net.load_state_dict(init.state, strict=True)
         if dist.is_main:
             from cloudfree.io import atomic_path
 
@@ -245,10 +342,9 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
                 tmp.write_text(json.dumps(init.record(), indent=2) + "\n", encoding="utf-8")
             print(f"initialised from {cfg.train.init} ({init.path}, sha256 {init.sha256})")
         del init  # the state dict's memory is not held for the whole run
-    net = model  # the plain module (before compile / DDP), for its attributes
-    include_sar = reads_sar(model)
+    include_sar = reads_sar(net)
     channels_last = cfg.train.channels_last and device.type == "cuda"
-    model = model.to(device)
+    model = net.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
@@ -273,274 +369,291 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     if dist.is_main:
         D.barrier()
     sampler = ResumableDistributedSampler(
-        len(train_ds), num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed
+        len(train_ds), num_replicas=world, rank=dist.rank, shuffle=True, seed=cfg.train.seed
     )
     val_loader = None
     if val_ds is not None:
         # Unpadded shards: every validation patch is counted exactly once over the ranks
         # (validate() reduces sums and counts, so uneven shards need no padding).
-        val_sampler = ShardSampler(len(val_ds), world, rank)
+        val_sampler = ShardSampler(len(val_ds), world, dist.rank)
         val_loader = build_loader(val_ds, val_sampler, 1, cfg.data.num_workers, device)
+    return _Run(
+        cfg=cfg, dist=dist, run_dir=run_dir, net=net, model=model, optimizer=optimizer,
+        loss_fn=loss_fn, adversary=adversary, train_ds=train_ds, sampler=sampler,
+        val_loader=val_loader, batch_per_rank=cfg.train.batch_size // world,
+        include_sar=include_sar, bf16=training_bf16(device, cfg.train.precision),
+        channels_last=channels_last, fwd=fwd,
+    )  # fmt: skip
 
-    # ---- resume ----------------------------------------------------------------------------
-    step, epoch, best_val = 0, 0, math.inf
-    seen_total, skipped_total = 0, 0  # patches drawn / skipped as bad, over all ranks
-    if resume is not None and find_latest(run_dir) is not None:
-        state = load_checkpoint(run_dir, model, optimizer, map_location=device, rank=rank)
-        step, epoch = int(state["step"]), int(state["epoch"])
-        if state["sampler_state"]:
-            sampler.load_state_dict(state["sampler_state"])
-        extra = state["extra"]
-        best_val = float(extra.get("best_val_loss", math.inf))
-        seen_total, skipped_total = int(extra.get("seen", 0)), int(extra.get("skipped", 0))
-        if adversary is not None:
-            if state["aux"] is None or "adversary" not in state["aux"]:
-                raise TrainingError(
-                    f"{state['path']} holds no discriminator state: it was not written by a "
-                    "pix2pix run; resume it with its own config"
-                )
-            adversary.load_state_dict(state["aux"]["adversary"])
-        if sampler.epoch_done:
-            epoch += 1
-        if dist.is_main:
-            print(f"resumed {run_dir} from {state['path'].name}: step {step}, epoch {epoch}")
 
-    if cfg.train.compile:
-        model = torch.compile(model)
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+def _resume(run: _Run) -> _State:
+    """The state of the run folder's latest complete checkpoint, loaded into ``run``'s model,
+    optimiser, sampler and discriminator (and this rank's RNGs); a fresh state if the folder
+    holds none yet (a run that stopped before its first checkpoint)."""
+    state = _State()
+    if find_latest(run.run_dir) is None:
+        return state
+    ckpt = load_checkpoint(
+        run.run_dir, run.model, run.optimizer, map_location=run.dist.device, rank=run.dist.rank
+    )
+    state.step, state.epoch = int(ckpt["step"]), int(ckpt["epoch"])
+    if ckpt["sampler_state"]:
+        run.sampler.load_state_dict(ckpt["sampler_state"])
+    extra = ckpt["extra"]
+    state.best_val = float(extra.get("best_val_loss", math.inf))
+    state.seen_total, state.skipped_total = int(extra.get("seen", 0)), int(extra.get("skipped", 0))
+    if run.adversary is not None:
+        if ckpt["aux"] is None or "adversary" not in ckpt["aux"]:
+            raise TrainingError(
+                f"{ckpt['path']} holds no discriminator state: it was not written by a "
+                "pix2pix run; resume it with its own config"
+            )
+        run.adversary.load_state_dict(ckpt["aux"]["adversary"])
+    if run.sampler.epoch_done:
+        state.epoch += 1
+    if run.dist.is_main:
+        print(
+            f"resumed {run.run_dir} from {ckpt['path'].name}: step {state.step}, epoch {state.epoch}"
+        )
+    return state
+
+
+def _train_epoch(run: _Run, state: _State, logger: Any, bar: Any) -> None:
+    """The steps of epoch ``state.epoch`` still to do (all of them, or the rest after a resume),
+    with the periodic log lines and mid-epoch checkpoints."""
+    cfg, sampler, epoch = run.cfg, run.sampler, state.epoch
+    # The LR of this epoch: constant in the paper; pix2pix decays it linearly at the end.
+    lr = cfg.optim.lr * lr_factor(epoch, cfg.train.epochs, cfg.optim.decay_epochs)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    if run.adversary is not None:
+        run.adversary.set_lr(lr)
+    sampler.set_epoch(epoch)  # keeps a resumed mid-epoch position
+    run.train_ds.set_epoch(epoch)  # new random crops each epoch (spec section 2)
+    loader = build_loader(
+        run.train_ds, sampler, run.batch_per_rank, cfg.data.num_workers, run.dist.device
+    )
+    debug_indices = [] if os.environ.get(DEBUG_INDICES_ENV) and epoch == 0 else None
+    start_pos = sampler.position
+    for batch in loader:
+        n = min(run.batch_per_rank, sampler.num_samples - sampler.position)
+        if debug_indices is not None:
+            debug_indices.extend(sampler.epoch_indices()[sampler.position : sampler.position + n])
+        state.skipped_win += n if batch is None else int(batch["skipped"])
+        state.seen_win += n
+        loss_value, grad_norm = _train_step(run, state, batch, n)
+        if state.step % cfg.train.log_every == 0 or sampler.epoch_done:
+            rate = _log_window(run, state, logger, grad_norm)
+            bar.set_postfix(loss=f"{loss_value:.4f}", patches_s=f"{rate:.1f}")
+        bar.update(1)
+        if state.step % cfg.train.checkpoint_every == 0 and not sampler.epoch_done:
+            _checkpoint(run, state)
+    if debug_indices is not None and start_pos == 0:
+        path = run.run_dir / f"indices_rank{run.dist.rank}.json"
+        path.write_text(json.dumps(debug_indices))
+
+
+def _train_step(
+    run: _Run, state: _State, batch: dict[str, Any] | None, n: int
+) -> tuple[float, torch.Tensor]:
+    """One optimiser step on ``batch`` (None: every patch of this rank's batch was unreadable).
+
+    Returns:
+        ``(loss, grad_norm)``: the step's loss over the ranks that had data, and the gradient
+        norm before clipping.
+    """
+    cfg, world = run.cfg, run.dist.world_size
+    if batch is None and world == 1:
+        loss = None  # nothing to learn from, and no other rank to keep in step with
+    else:
+        loss = _step_loss(run, batch)
+        loss.backward()
+    # Loss over the ranks that had data; gradients rescaled to their mean (DDP averaged over
+    # all ranks, the all-bad ones contributing zeros).
+    loss_value, ranks_with_data = _sync_step(run.model, None if batch is None else loss, world)
+    grad_norm = clip_gradients(run.model, cfg.optim.grad_clip_norm)  # after backward
+    if not math.isfinite(loss_value):
+        latest = find_latest(run.run_dir)
+        raise TrainingError(
+            f"non-finite training loss ({loss_value}) at step {state.step + 1} (epoch "
+            f"{state.epoch}); stopped before updating the weights. The last good checkpoint "
+            f"is intact: {latest if latest else 'none was written yet'}. Lower optim.lr or "
+            f"set optim.grad_clip_norm, then resume with --resume {run.run_dir}"
+        )
+    # No rank had data: no update at all (as a single process skips it), so Nadam's moments
+    # and momentum schedule do not move on zero gradients.
+    if ranks_with_data > 0:
+        run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.sampler.advance(n)
+    state.step += 1
+    state.steps_this_call += 1
+    state.steps_log += 1
+    if ranks_with_data > 0:
+        state.last_loss = loss_value
+        state.window_losses.append(loss_value)
+    return loss_value, grad_norm
+
+
+def _step_loss(run: _Run, batch: dict[str, Any] | None) -> torch.Tensor:
+    """One forward pass and the loss to back-propagate, for a real batch or a dummy one.
+
+    ``batch=None`` (only under DDP): this rank's batch was all unreadable, but it must still
+    join the gradient all-reduce, so it runs the same forward on a zero input and returns a
+    zero loss (zero gradient; ``_sync_step`` then averages over the ranks that had data).
+    """
+    s2, s1, target, mask, extras = _step_inputs(run, batch)
+    loss = None
+    with bf16_autocast(run.dist.device, run.bf16):
+        args = (s2,) if s1 is None else (s2, s1)
+        pred = run.model(*args, **extras, **run.fwd)
+        if run.adversary is not None:
+            # junyanz's order: update D on this prediction, then G against the updated D
+            # (cloudfree.train.gan).
+            cond = run.net.condition(s2, s1)
+            run.adversary.discriminator_step(cond, pred, target, _sync_step)
+            real = pred.detach() if target is None else target
+            loss = run.adversary.generator_loss(cond, pred, real)
+    if target is None:
+        return (pred if loss is None else loss).float().sum() * 0.0
+    if loss is None:
+        # The loss in fp32: means over millions of pixels lose precision in bf16.
+        loss = run.loss_fn(pred.float(), target, s2.float(), mask)
+    return loss
+
+
+def _step_inputs(
+    run: _Run, batch: dict[str, Any] | None
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, dict]:
+    """``(cloudy, s1, target, mask, extras)`` on the device; for ``batch=None`` one zero
+    patch of the crop size with no target and no mask."""
+    device = run.dist.device
+    if batch is None:
+        c = run.cfg.data.crop_size
+        cloudy = torch.zeros(1, NUM_S2_BANDS, c, c, device=device)
+        s1 = torch.zeros(1, NUM_S1_BANDS, c, c, device=device) if run.include_sar else None
+        dummy = {"s2_inpainted": cloudy, "mask": torch.zeros(1, c, c, device=device)}
+        return cloudy, s1, None, None, extra_tensors(run.net, dummy, device)
+    mf = torch.channels_last if run.channels_last else torch.contiguous_format
+    cloudy = batch["s2_cloudy"].to(device, non_blocking=True, memory_format=mf)
+    target = batch["s2"].to(device, non_blocking=True)
+    mask = batch["mask"].to(device, non_blocking=True) if "mask" in batch else None
+    s1 = None
+    if run.include_sar:
+        s1 = batch["s1"].to(device, non_blocking=True, memory_format=mf)
+    extras = extra_tensors(run.net, batch, device)  # the hybrid's inpainted image
+    return cloudy, s1, target, mask, extras
+
+
+def _fold_counts(run: _Run, state: _State) -> None:
+    """Add every rank's window counts to the (all-rank) totals, and reset the windows."""
+    # seen_win is the same on every rank (all ranks draw the same count per step), so either
+    # every rank joins this all-reduce or none does.
+    if state.seen_win == 0:
+        return
+    counts = torch.tensor(
+        [state.seen_win, state.skipped_win], dtype=torch.float64, device=run.dist.device
+    )
+    if run.dist.world_size > 1:
+        torch.distributed.all_reduce(counts, op=torch.distributed.ReduceOp.SUM)
+    state.seen_total += round(counts[0].item())
+    state.skipped_total += round(counts[1].item())
+    state.seen_win, state.skipped_win = 0, 0
+
+
+def _check_bad_fraction(run: _Run, state: _State) -> None:
+    """Stop once too many drawn patches were unreadable. Every rank evaluates the same
+    all-reduced counts, so all stop at the same step."""
+    seen, skipped, limit = state.seen_total, state.skipped_total, run.cfg.data.max_bad_fraction
+    if seen >= min(MIN_SAMPLES_FOR_BAD_CHECK, run.sampler.total_size) and skipped > limit * seen:
+        raise TrainingError(
+            f"{skipped} of {seen} training patches were unreadable ({skipped / seen:.1%} > "
+            f"data.max_bad_fraction={limit}); fix or re-index the data (cloudfree index "
+            "--check lists bad files), or raise data.max_bad_fraction"
         )
 
-    steps_per_epoch = math.ceil(sampler.num_samples / batch_per_rank)
-    total_steps = steps_per_epoch * cfg.train.epochs
-    min_seen = min(MIN_SAMPLES_FOR_BAD_CHECK, sampler.total_size)
-    logger = RunLogger(run_dir, enabled=dist.is_main)
-    bar = tqdm(total=total_steps, initial=step, disable=not dist.is_main, unit="step")
-    debug_indices: list[int] | None = [] if os.environ.get(DEBUG_INDICES_ENV) else None
 
-    seen_win, skipped_win = 0, 0  # this rank's counts since the last fold into the totals
+def _log_window(run: _Run, state: _State, logger: Any, grad_norm: torch.Tensor) -> float:
+    """One ``train/*`` log line for the steps since the last one; returns their throughput
+    (patches/s, all ranks)."""
+    _fold_counts(run, state)
+    _check_bad_fraction(run, state)
+    now = time.perf_counter()
+    rate = state.steps_log * run.cfg.train.batch_size / max(now - state.t_log, 1e-9)
+    losses = state.window_losses
+    logger.scalars(
+        state.step,
+        {
+            "loss": sum(losses) / len(losses) if losses else state.last_loss,
+            "lr": run.optimizer.param_groups[0]["lr"],
+            "grad_norm": float(grad_norm.item()),
+            "patches_per_s": rate,
+            "skipped": float(state.skipped_total),
+        },
+        prefix="train",
+    )
+    state.t_log, state.steps_log, state.window_losses = now, 0, []
+    return rate
 
-    def fold_counts() -> None:
-        """Add every rank's window counts to the (all-rank) totals, and reset the windows."""
-        nonlocal seen_total, skipped_total, seen_win, skipped_win
-        # seen_win is the same on every rank (all ranks draw the same count per step), so
-        # either every rank joins this all-reduce or none does.
-        if seen_win == 0:
-            return
-        counts = torch.tensor([seen_win, skipped_win], dtype=torch.float64, device=device)
-        if world > 1:
-            torch.distributed.all_reduce(counts, op=torch.distributed.ReduceOp.SUM)
-        seen_total += round(counts[0].item())
-        skipped_total += round(counts[1].item())
-        seen_win, skipped_win = 0, 0
 
-    def checkpoint(is_best: bool = False) -> None:
-        # Fold the counts first, so a resume from this checkpoint loses none of them.
-        fold_counts()
-        rngs = D.all_gather_object(capture_rng_state())  # each rank restores its own
-        if dist.is_main:
-            save_checkpoint(
-                run_dir,
-                model=model,
-                optimizer=optimizer,
-                step=step,
-                epoch=epoch,
-                sampler_state=sampler.state_dict(),
-                extra={"best_val_loss": best_val, "seen": seen_total, "skipped": skipped_total},
-                keep_last=cfg.train.keep_last,
-                is_best=is_best,
-                rng_states=rngs,
-                aux=None if adversary is None else {"adversary": adversary.state_dict()},
-            )
-        D.barrier()
-
-    def check_bad_fraction() -> None:
-        # Every rank evaluates the same all-reduced counts, so all stop at the same step.
-        if seen_total >= min_seen and skipped_total > cfg.data.max_bad_fraction * seen_total:
-            raise TrainingError(
-                f"{skipped_total} of {seen_total} training patches were unreadable "
-                f"({skipped_total / seen_total:.1%} > data.max_bad_fraction="
-                f"{cfg.data.max_bad_fraction}); fix or re-index the data (cloudfree index "
-                "--check lists bad files), or raise data.max_bad_fraction"
-            )
-
-    # ---- the loop --------------------------------------------------------------------------
-    model.train()
-    last_loss, window_losses = float("nan"), []
-    t_start, steps_this_call = time.perf_counter(), 0
-    t_log, steps_log = t_start, 0
-    for epoch in range(epoch, cfg.train.epochs):  # noqa: B020 (resume: continue this epoch)
-        # The LR of this epoch: constant in the paper; pix2pix decays it linearly at the end.
-        lr = cfg.optim.lr * lr_factor(epoch, cfg.train.epochs, cfg.optim.decay_epochs)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if adversary is not None:
-            adversary.set_lr(lr)
-        sampler.set_epoch(epoch)  # keeps a resumed mid-epoch position
-        train_ds.set_epoch(epoch)  # new random crops each epoch (spec section 2)
-        loader = build_loader(train_ds, sampler, batch_per_rank, cfg.data.num_workers, device)
-        start_pos = sampler.position
-        for batch in loader:
-            n = min(batch_per_rank, sampler.num_samples - sampler.position)
-            if debug_indices is not None and epoch == 0:
-                pos = sampler.position
-                debug_indices.extend(sampler.epoch_indices()[pos : pos + n])
-            skipped_win += n if batch is None else int(batch["skipped"])
-            seen_win += n
-            if batch is None and world == 1:
-                loss = None  # every patch of the batch was bad: nothing to learn from
-            else:
-                if batch is None:
-                    # DDP: this rank must still join the gradient all-reduce; a zero loss
-                    # on a dummy input contributes zero gradient.
-                    c = cfg.data.crop_size
-                    s2 = torch.zeros(1, 13, c, c, device=device)
-                    s1 = torch.zeros(1, 2, c, c, device=device) if include_sar else None
-                    dummy = {"s2_inpainted": s2, "mask": torch.zeros(1, c, c, device=device)}
-                    extras = extra_tensors(net, dummy, device)
-                    with bf16_autocast(device, bf16):
-                        pred = (
-                            model(s2, s1, **extras, **fwd)
-                            if include_sar
-                            else model(s2, **extras, **fwd)
-                        )
-                        if adversary is not None:
-                            cond = unwrap_model(model).condition(s2, s1)
-                            adversary.discriminator_step(cond, pred, None, _sync_step)
-                            pred = adversary.generator_loss(cond, pred, pred.detach())
-                    loss = pred.float().sum() * 0.0
-                else:
-                    mf = torch.channels_last if channels_last else torch.contiguous_format
-                    s2 = batch["s2_cloudy"].to(device, non_blocking=True, memory_format=mf)
-                    target = batch["s2"].to(device, non_blocking=True)
-                    mask = batch["mask"].to(device, non_blocking=True) if "mask" in batch else None
-                    extras = extra_tensors(net, batch, device)  # the hybrid's inpainted image
-                    with bf16_autocast(device, bf16):
-                        if include_sar:
-                            s1 = batch["s1"].to(device, non_blocking=True, memory_format=mf)
-                            pred = model(s2, s1, **extras, **fwd)
-                        else:
-                            s1 = None
-                            pred = model(s2, **extras, **fwd)
-                        if adversary is not None:
-                            # junyanz's order: update D on this prediction, then G against
-                            # the updated D (cloudfree.train.gan).
-                            cond = unwrap_model(model).condition(s2, s1)
-                            adversary.discriminator_step(cond, pred, target, _sync_step)
-                            loss = adversary.generator_loss(cond, pred, target)
-                    if adversary is None:
-                        # The loss in fp32: means over millions of pixels lose precision in bf16.
-                        loss = loss_fn(pred.float(), target, s2.float(), mask)
-                loss.backward()
-            # Loss over the ranks that had data; gradients rescaled to their mean (DDP
-            # averaged over all ranks, the all-bad ones contributing zeros).
-            loss_value, ranks_with_data = _sync_step(model, None if batch is None else loss, world)
-            grad_norm = clip_gradients(model, cfg.optim.grad_clip_norm)  # after backward
-            if not math.isfinite(loss_value):
-                latest = find_latest(run_dir)
-                raise TrainingError(
-                    f"non-finite training loss ({loss_value}) at step {step + 1} (epoch "
-                    f"{epoch}); stopped before updating the weights. The last good checkpoint "
-                    f"is intact: {latest if latest else 'none was written yet'}. Lower "
-                    "optim.lr or set optim.grad_clip_norm, then resume with --resume "
-                    f"{run_dir}"
-                )
-            # No rank had data: no update at all (as a single process skips it), so Nadam's
-            # moments and momentum schedule do not move on zero gradients.
-            if ranks_with_data > 0:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            sampler.advance(n)
-            step += 1
-            steps_this_call += 1
-            steps_log += 1
-            if ranks_with_data > 0:
-                last_loss = loss_value
-                window_losses.append(loss_value)
-
-            if step % cfg.train.log_every == 0 or sampler.epoch_done:
-                fold_counts()
-                check_bad_fraction()
-                now = time.perf_counter()
-                rate = steps_log * cfg.train.batch_size / max(now - t_log, 1e-9)
-                mean_loss = sum(window_losses) / len(window_losses) if window_losses else last_loss
-                logger.scalars(
-                    step,
-                    {
-                        "loss": mean_loss,
-                        "lr": optimizer.param_groups[0]["lr"],
-                        "grad_norm": float(grad_norm.item()),
-                        "patches_per_s": rate,
-                        "skipped": float(skipped_total),
-                    },
-                    prefix="train",
-                )
-                t_log, steps_log, window_losses = now, 0, []
-                bar.set_postfix(loss=f"{loss_value:.4f}", patches_s=f"{rate:.1f}")
-            bar.update(1)
-            if step % cfg.train.checkpoint_every == 0 and not sampler.epoch_done:
-                checkpoint()
-
-        if debug_indices is not None and epoch == 0 and start_pos == 0:
-            (run_dir / f"indices_rank{rank}.json").write_text(json.dumps(debug_indices))
-
-        # ---- epoch end: validate, then checkpoint (best by validation loss) ---------------
-        is_best = False
-        if val_loader is not None:
-            metrics = validate(
-                model, val_loader, loss_fn, dist, scaling=cfg.data.scaling,
-                precision=cfg.train.precision,
-            )  # fmt: skip
-            logger.scalars(step, metrics, prefix="val")
-            is_best = metrics["val_loss"] < best_val
-            best_val = min(best_val, metrics["val_loss"])
-            if dist.is_main:
-                _log_panels(model, val_loader, logger, step, cfg, device, bf16, include_sar)
-            model.train()
-        checkpoint(is_best=is_best)
-    bar.close()
-
-    elapsed = time.perf_counter() - t_start
-    if world > 1:
-        (run_dir / f"param_hash_rank{rank}.txt").write_text(_param_hash(model) + "\n")
+def _checkpoint(run: _Run, state: _State, is_best: bool = False) -> None:
+    """Rank 0 writes a checkpoint of ``state`` (every rank's RNG states gathered into it)."""
+    # Fold the counts first, so a resume from this checkpoint loses none of them.
+    _fold_counts(run, state)
+    rngs = D.all_gather_object(capture_rng_state())  # each rank restores its own
+    if run.dist.is_main:
+        save_checkpoint(
+            run.run_dir,
+            model=run.model,
+            optimizer=run.optimizer,
+            step=state.step,
+            epoch=state.epoch,
+            sampler_state=run.sampler.state_dict(),
+            extra={
+                "best_val_loss": state.best_val,
+                "seen": state.seen_total,
+                "skipped": state.skipped_total,
+            },
+            keep_last=run.cfg.train.keep_last,
+            is_best=is_best,
+            rng_states=rngs,
+            aux=None if run.adversary is None else {"adversary": run.adversary.state_dict()},
+        )
     D.barrier()
-    logger.close()
-    summary = {
-        "run_dir": str(run_dir),
-        "steps": step,
-        "epochs": cfg.train.epochs,
-        "train_loss": last_loss,
-        "best_val_loss": None if math.isinf(best_val) else best_val,
-        "patches_per_s": steps_this_call * cfg.train.batch_size / max(elapsed, 1e-9),
-        "skipped": skipped_total,
-    }
-    if dist.is_main:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+
+
+def _validate(run: _Run, state: _State, logger: Any) -> bool:
+    """Validate at the end of an epoch, log it (and rank 0's panels); whether it is the best
+    validation loss so far."""
+    from cloudfree.train.validate import validate
+
+    cfg = run.cfg
+    metrics = validate(
+        run.model, run.val_loader, run.loss_fn, run.dist, scaling=cfg.data.scaling,
+        precision=cfg.train.precision,
+    )  # fmt: skip
+    logger.scalars(state.step, metrics, prefix="val")
+    is_best = metrics["val_loss"] < state.best_val
+    state.best_val = min(state.best_val, metrics["val_loss"])
+    if run.dist.is_main:
+        _log_panels(run, logger, state.step)
+    run.model.train()
+    return is_best
 
 
 @torch.no_grad()
-def _log_panels(
-    model: nn.Module,
-    loader: Any,
-    logger: Any,
-    step: int,
-    cfg: Config,
-    device: torch.device,
-    bf16: bool,
-    include_sar: bool,
-) -> None:
+def _log_panels(run: _Run, logger: Any, step: int) -> None:
     """Cloudy | prediction | target RGB panels of the first validation batch (rank 0 only)."""
     from cloudfree.train.panels import rgb_panels
 
-    batch = next((b for b in loader if b is not None), None)
+    batch = next((b for b in run.val_loader if b is not None), None)
     if batch is None:
         return
-    net = unwrap_model(model)  # no DDP forward: only rank 0 runs this
+    net, device = run.net, run.dist.device  # no DDP forward: only rank 0 runs this
     net.eval()
     s2 = batch["s2_cloudy"].to(device)
     extras = extra_tensors(net, batch, device)
-    with bf16_autocast(device, bf16):
-        pred = net(s2, batch["s1"].to(device), **extras) if include_sar else net(s2, **extras)
-    logger.image(step, "val/panels", rgb_panels(batch, pred.float().cpu(), cfg.data.scaling))
+    with bf16_autocast(device, run.bf16):
+        args = (s2, batch["s1"].to(device)) if run.include_sar else (s2,)
+        pred = net(*args, **extras)
+    logger.image(step, "val/panels", rgb_panels(batch, pred.float().cpu(), run.cfg.data.scaling))
