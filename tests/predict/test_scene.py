@@ -332,3 +332,36 @@ def test_a_published_sar_entry_pairs_with_its_own_nosar_entry(
     assert summary["method_nosar"] == "dsen2cr-nosar-carl"
     assert bundled.nosar_default("hybrid-sar") == "hybrid-nosar"
     assert bundled.nosar_default("/some/file.safetensors") == "hybrid-nosar"
+
+
+def test_two_outputs_with_one_name_are_refused_before_any_work(
+    tmp_path: Path, nosar_weights
+) -> None:
+    weights, _ = nosar_weights
+    src = write_tif(tmp_path / "s2.tif", synth_s2(32, 32))
+    before = src.read_bytes()
+    with pytest.raises(ValueError, match="mask_out .* is also the out output"):
+        predict_scene(src, tmp_path / "out.tif", str(weights), mask_out=tmp_path / "out.tif",
+                      progress=False)  # fmt: skip
+    assert not (tmp_path / "out.tif").exists() and src.read_bytes() == before
+
+
+def test_each_model_is_prepared_for_inference_once(
+    tmp_path: Path, sar_weights, nosar_weights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloudfree.models import runtime
+
+    real, calls = runtime.prepare_for_inference, []
+
+    def counting(model, *args, **kwargs):
+        calls.append(type(model).__name__)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(runtime, "prepare_for_inference", counting)
+    src = write_tif(tmp_path / "s2.tif", synth_s2(64, 64))
+    predict_scene(src, tmp_path / "a.tif", str(nosar_weights[0]), progress=False)
+    assert len(calls) == 1
+    # A SAR model given no S1 falls back to the no-SAR model: two models, each prepared once.
+    predict_scene(src, tmp_path / "b.tif", str(sar_weights[0]),
+                  checkpoint_nosar=str(nosar_weights[0]), progress=False)  # fmt: skip
+    assert len(calls) == 3

@@ -42,15 +42,12 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.data.sentinel.scene import (
-    OUTSIDE_SAR,
-    MaskSource,
-    S1Source,
-    S2Source,
-)
+from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source
 from cloudfree.errors import DataError
 from cloudfree.io import atomic_path, gdal_cache_env
 from cloudfree.methods.base import Method
+from cloudfree.predict.options import PredictOptions, SceneFiles, check_tiling
+from cloudfree.predict.plan import TilePlan
 from cloudfree.predict.tiling import axis_positions, fit_tile
 from cloudfree.predict.window import Runner, WindowPredictor, load_runner
 from cloudfree.windows import windows
@@ -126,21 +123,6 @@ def _release_large_buffers() -> None:
 _M_MMAP_THRESHOLD: Final[int] = -3
 
 
-def _check_args(
-    tile: int, overlap: int, batch_size: int, outside_sar: str, window: int | None
-) -> None:
-    if outside_sar not in OUTSIDE_SAR:
-        raise ValueError(f"outside_sar must be one of {OUTSIDE_SAR}, got {outside_sar!r}")
-    if tile < 8:
-        raise ValueError(f"tile must be >= 8 pixels, got {tile}")
-    if not 0 <= overlap < tile:
-        raise ValueError(f"need 0 <= overlap < tile, got overlap {overlap}, tile {tile}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if window is not None and (window < 16 or window % 16):
-        raise ValueError(f"window must be a multiple of 16 (>= 16), got {window}")
-
-
 def _overview_factors(height: int, width: int) -> list[int]:
     if height * width > OVERVIEW_MAX_PIXELS:
         return []
@@ -152,7 +134,7 @@ def _overview_factors(height: int, width: int) -> list[int]:
 
 
 def predict_scene(
-    s2: str | os.PathLike[str],
+    s2_cloudy: str | os.PathLike[str],
     out: str | os.PathLike[str],
     checkpoint: str | Method | None = None,
     s1: str | os.PathLike[str] | None = None,
@@ -177,16 +159,16 @@ def predict_scene(
     """Predict the cloud-free version of a whole S2 scene and write it as a GeoTIFF.
 
     Args:
-        s2: S2 scene: 13-band L1C or 12-band L2A (warned; B10 filled, see ``b10``), any integer
-            or float DN dtype, any size and CRS.
-        out: output GeoTIFF: same CRS, transform, size, band count, dtype and nodata as ``s2``;
+        s2_cloudy: the cloudy S2 scene (``--s2``): 13-band L1C or 12-band L2A (warned; B10
+            filled, see ``b10``), any integer or float DN dtype, any size and CRS.
+        out: output GeoTIFF: same CRS, transform, size, band count, dtype and nodata as ``s2_cloudy``;
             DN rounded and clipped to the dtype; nodata pixels stay nodata. Written atomically.
         checkpoint: a weights name (:mod:`cloudfree.weights`), weights file, checkpoint / run
             folder, or a baseline (``"identity"``, ``"mask-fill"``, ...): see
             :func:`cloudfree.methods.load.load_method`; or a ready
             :class:`~cloudfree.methods.base.Method`. None: the bundled weights (with SAR if
             ``s1`` is given, else without).
-        s1: optional S1 scene (VV, VH in dB) on any grid overlapping ``s2``; reprojected onto
+        s1: optional S1 scene (VV, VH in dB) on any grid overlapping ``s2_cloudy``; reprojected onto
             the S2 grid when needed. Ignored (logged) by a model without SAR input.
         mask: a cloud/shadow mask GeoTIFF on the S2 grid (0 clear, nonzero cloud or shadow,
             :class:`~cloudfree.data.sentinel.scene.MaskSource`) used instead of the computed
@@ -235,68 +217,43 @@ def predict_scene(
     """
     import rasterio
 
-    from cloudfree.models.runtime import BACKENDS, resolve_precision
+    from cloudfree.models.runtime import resolve_precision
+    from cloudfree.predict.plan import plan_tiles
 
     start = time.perf_counter()
     # What was given is checked now, before any model is loaded; the plan is checked after.
-    _check_args(2048 if tile is None else tile, 0 if overlap is None else overlap,
-                1 if batch_size is None else batch_size, outside_sar, window)  # fmt: skip
-    resolve_precision(precision)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    out = Path(out)
+    files = SceneFiles.of(s2_cloudy, out, s1, mask, mask_out, uncertainty_out)
+    files.check()
+    opts = PredictOptions(
+        checkpoint_nosar=checkpoint_nosar, outside_sar=outside_sar, tile=tile, overlap=overlap,
+        batch_size=batch_size, window=window, device=device, precision=precision,
+        backend=backend, keep_clear=keep_clear, b10=b10, sd_weights=sd_weights,
+        progress=progress,
+    )  # fmt: skip
+    opts.check()
     if checkpoint is None:
         from cloudfree.predict.bundled import default_weights_name
 
         checkpoint = default_weights_name(include_sar=s1 is not None)
     main = load_runner(checkpoint, device, precision, sd_weights, backend)
-    if uncertainty_out is not None:
-        if not main.method.predicts_variance:
-            raise ValueError(
-                f"--uncertainty-out needs a model that predicts a variance; {main.method.name} "
-                "does not (UnCRtainTS trained with the Gaussian NLL loss does: the bundled "
-                "--checkpoint uncrtaints-demo-sar or uncrtaints-demo-nosar, the uncrtaints_*_nll "
-                "presets, or a checkpoint imported with 'cloudfree weights import model.pth.tar "
-                "--conf conf.json --name NAME')"
-            )
-        if Path(uncertainty_out).resolve() in {out.resolve(), *(
-            [Path(mask_out).resolve()] if mask_out is not None else [])}:  # fmt: skip
-            raise ValueError(
-                f"uncertainty_out {uncertainty_out} is also the prediction or mask output; "
-                "give it a file name of its own"
-            )
-    from cloudfree.predict.plan import plan_tiles
-
+    if uncertainty_out is not None and not main.method.predicts_variance:
+        raise ValueError(
+            f"--uncertainty-out needs a model that predicts a variance; {main.method.name} "
+            "does not (UnCRtainTS trained with the Gaussian NLL loss does: the bundled "
+            "--checkpoint uncrtaints-demo-sar or uncrtaints-demo-nosar, the uncrtaints_*_nll "
+            "presets, or a checkpoint imported with 'cloudfree weights import model.pth.tar "
+            "--conf conf.json --name NAME')"
+        )
     plan = plan_tiles(main.method, _device_of(main), resolve_precision(precision), tile,
                       overlap, batch_size)  # fmt: skip
-    tile, overlap, batch_size = plan.tile, plan.overlap, plan.batch
-    _check_args(tile, overlap, batch_size, outside_sar, window)
+    check_tiling(plan.tile, plan.overlap, plan.batch)
     log.info("tiling: %s", plan.reason)
     _release_large_buffers()
     with rasterio.Env(**gdal_cache_env()):
-        return _predict(
-            s2,
-            out,
-            main,
-            s1,
-            checkpoint_nosar,
-            outside_sar,
-            tile,
-            overlap,
-            batch_size,
-            device,
-            precision,
-            keep_clear,
-            mask_out,
-            b10,
-            progress,
-            window,
-            start,
-            mask,
-            sd_weights,
-            uncertainty_out,
-            backend=backend,
-        )
+        summary = _predict(files, main, opts, plan)
+    seconds = time.perf_counter() - start
+    summary.update(seconds=seconds, mpx_per_s=summary["height"] * summary["width"] / 1e6 / seconds)
+    return summary
 
 
 def _weights_path(runner: Runner) -> str | None:
@@ -304,30 +261,23 @@ def _weights_path(runner: Runner) -> str | None:
     return None if path is None else str(Path(path).resolve())
 
 
+def _profiles(meta: Any, block: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """GeoTIFF profiles of the prediction, the mask and the standard deviation."""
+    is_int = np.issubdtype(np.dtype(meta.dtype), np.integer)
+    tiling = {"tiled": True, "blockxsize": block, "blockysize": block, "compress": "deflate"}
+    big = {"zlevel": DEFLATE_LEVEL, "interleave": "pixel", "BIGTIFF": "IF_SAFER"}
+    values = meta.profile(**tiling, **big, predictor=2 if is_int else 3)
+    mask = meta.profile(count=1, dtype="uint8", nodata=None, **tiling)
+    std = meta.profile(dtype="float32", nodata=float("nan"), **tiling, **big, predictor=3)
+    return values, mask, std
+
+
 def _predict(
-    s2: str | os.PathLike[str],
-    out: Path,
-    main: Runner,
-    s1: str | os.PathLike[str] | None,
-    checkpoint_nosar: str | None,
-    outside_sar: str,
-    tile: int,
-    overlap: int,
-    batch_size: int,
-    device: str,
-    precision: str,
-    keep_clear: bool,
-    mask_out: str | os.PathLike[str] | None,
-    b10: float | None,
-    progress: bool,
-    window: int | None,
-    start: float,
-    mask: str | os.PathLike[str] | None = None,
-    sd_weights: str | None = None,
-    uncertainty_out: str | os.PathLike[str] | None = None,
-    backend: str = "auto",
+    files: SceneFiles, main: Runner, opts: PredictOptions, plan: TilePlan
 ) -> dict[str, Any]:
-    """The body of :func:`predict_scene` once the model is loaded (same arguments)."""
+    """The body of :func:`predict_scene` once the model is loaded and the tiling planned:
+    open the sources, predict window by window, write the outputs; returns the summary
+    without the timing."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.windows import Window as RioWindow
@@ -335,94 +285,49 @@ def _predict(
 
     from cloudfree.models.runtime import resolve_precision
 
-    src = S2Source(s2, b10=b10)
+    src = S2Source(files.s2_cloudy, b10=opts.b10)
     s1src: S1Source | None = None
     mask_src: MaskSource | None = None
+    method = main.method
     try:
-        if mask is not None:
-            mask_src = MaskSource(mask, src.meta)
-        if s1 is not None:
-            if main.method.include_sar:
-                s1src = S1Source(s1, src.meta)
+        if files.mask is not None:
+            mask_src = MaskSource(files.mask, src.meta)
+        if files.s1 is not None:
+            if method.include_sar:
+                s1src = S1Source(files.s1, src.meta)
             else:
-                log.info("%s takes no S1: %s is not used", main.method.name, s1)
-        elif main.method.include_sar:
-            if outside_sar == "input":
+                log.info("%s takes no S1: %s is not used", method.name, files.s1)
+        elif method.include_sar:
+            if opts.outside_sar == "input":
                 raise ValueError(
-                    f"{main.method.name} takes S1 but no s1 was given; give --s1, a no-SAR "
+                    f"{method.name} takes S1 but no s1 was given; give --s1, a no-SAR "
                     "checkpoint, or outside_sar='nosar' (predicts everything without SAR)"
                 )
             log.warning("no S1 given: the whole scene is predicted with the no-SAR model")
         # Every batch a method sees carries the scene mask (cloudfree.masks.patch.batch_mask):
         # computed when a method reads it, which the no-SAR fallback (e.g. hybrid-nosar) may.
-        may_use_nosar = main.method.include_sar and outside_sar == "nosar"
+        may_use_nosar = method.include_sar and opts.outside_sar == "nosar"
         need_mask = (
-            keep_clear
-            or mask_out is not None
-            or main.method.needs_mask
+            opts.keep_clear
+            or files.mask_out is not None
+            or method.needs_mask
             or mask_src is not None
             or may_use_nosar
         )
         sp = WindowPredictor(
-            src,
-            s1src,
-            main,
-            checkpoint_nosar,
-            device,
-            precision,
-            outside_sar,
-            tile,
-            overlap,
-            batch_size,
-            keep_clear,
-            need_mask,
-            mask_src,
-            sd_weights,
-            uncertainty=uncertainty_out is not None,
-            backend=backend,
-        )
-        win_size = window or choose_window(tile, overlap, sp.halo)
+            src, s1src, main, opts, plan, need_mask, mask_src,
+            uncertainty=files.uncertainty_out is not None,
+        )  # fmt: skip
+        win_size = opts.window or choose_window(plan.tile, plan.overlap, sp.halo)
         if need_mask and mask_src is None:
             sp.scene_thresholds(win_size)
         meta = src.meta
-        block = _block_size(win_size)
-        is_int = np.issubdtype(np.dtype(meta.dtype), np.integer)
-        profile = meta.profile(
-            tiled=True,
-            blockxsize=block,
-            blockysize=block,
-            compress="deflate",
-            zlevel=DEFLATE_LEVEL,
-            predictor=2 if is_int else 3,
-            interleave="pixel",
-            BIGTIFF="IF_SAFER",
-        )
-        mask_profile = meta.profile(
-            count=1,
-            dtype="uint8",
-            nodata=None,
-            tiled=True,
-            blockxsize=block,
-            blockysize=block,
-            compress="deflate",
-        )
-        std_profile = meta.profile(
-            dtype="float32",
-            nodata=float("nan"),
-            tiled=True,
-            blockxsize=block,
-            blockysize=block,
-            compress="deflate",
-            zlevel=DEFLATE_LEVEL,
-            predictor=3,
-            interleave="pixel",
-            BIGTIFF="IF_SAFER",
-        )
+        profile, mask_profile, std_profile = _profiles(meta, _block_size(win_size))
         h, w = meta.height, meta.width
         with (
-            atomic_path(out) as tmp,
-            _maybe_atomic(mask_out) as mask_tmp,
-            _maybe_atomic(uncertainty_out) as std_tmp,
+            atomic_path(files.out) as tmp,
+            _maybe_atomic(files.mask_out) as mask_tmp,
+            _maybe_atomic(files.uncertainty_out) as std_tmp,
             rasterio.open(tmp, "w", **profile) as dst,
         ):
             mdst = rasterio.open(mask_tmp, "w", **mask_profile) if mask_tmp else None
@@ -432,8 +337,8 @@ def _predict(
                     total=h * w,
                     unit="px",
                     unit_scale=True,
-                    disable=not progress,
-                    desc=f"predict {Path(s2).name}",
+                    disable=not opts.progress,
+                    desc=f"predict {files.s2_cloudy.name}",
                 )
                 with bar:
                     for win in windows(h, w, win_size):
@@ -446,16 +351,16 @@ def _predict(
                             udst.write(std, window=RioWindow(c, r, ww, wh))
                         bar.update(wh * ww)
                 if mdst is not None:
-                    backend = "dsen2cr" if mask_src is None else f"file {mask}"
-                    mdst.set_band_description(1, f"{backend} mask: 0 clear, 1 cloud, 2 shadow")
-                    mdst.update_tags(backend=backend, classes="0=clear,1=cloud,2=shadow")
+                    source = "dsen2cr" if mask_src is None else f"file {files.mask}"
+                    mdst.set_band_description(1, f"{source} mask: 0 clear, 1 cloud, 2 shadow")
+                    mdst.update_tags(backend=source, classes="0=clear,1=cloud,2=shadow")
                 if udst is not None:
                     for i, name in enumerate(src.bands, start=1):
                         udst.set_band_description(i, f"{name} std")
                     udst.update_tags(
                         software="cloudfree predict",
-                        method=main.method.name,
-                        source=str(s2),
+                        method=method.name,
+                        source=str(files.s2_cloudy),
                         quantity="predicted standard deviation (sqrt of the variance)",
                         units="reflectance (DN / 10000)",
                     )
@@ -466,12 +371,16 @@ def _predict(
                     udst.close()
             for i, name in enumerate(src.bands, start=1):
                 dst.set_band_description(i, name)
-            dst.update_tags(software="cloudfree predict", method=main.method.name, source=str(s2))
+            dst.update_tags(
+                software="cloudfree predict", method=method.name, source=str(files.s2_cloudy)
+            )
             factors = _overview_factors(h, w)
             if factors:
                 dst.build_overviews(factors, Resampling.average)
     except rasterio.errors.RasterioError as e:
-        raise DataError(s2, f"reading the inputs or writing {out} failed: {e}") from e
+        raise DataError(
+            files.s2_cloudy, f"reading the inputs or writing {files.out} failed: {e}"
+        ) from e
     finally:
         src.close()
         if s1src is not None:
@@ -479,41 +388,39 @@ def _predict(
         if mask_src is not None:
             mask_src.close()
 
-    seconds = time.perf_counter() - start
+    nosar = sp.nosar_runner
     summary: dict[str, Any] = {
-        "out": str(out),
+        "out": str(files.out),
         "height": h,
         "width": w,
-        "seconds": seconds,
-        "mpx_per_s": h * w / 1e6 / seconds,
         **sp.counts,
         "window": win_size,
         "reprojected": bool(s1src is not None and s1src.reprojected),
         "sar_coverage": sp.covered / (h * w) if sp.sar else None,
         "l2a": src.l2a,
         "b10_fill": src.b10_fill,
-        "method": main.method.name,
-        "method_nosar": None if sp._nosar is None else sp._nosar.method.name,
+        "method": method.name,
+        "method_nosar": None if nosar is None else nosar.method.name,
         # The short names above are for tables; these are the files used (None: a baseline).
         "weights": _weights_path(main),
-        "weights_nosar": None if sp._nosar is None else _weights_path(sp._nosar),
-        "device": str(getattr(main.method, "device", "cpu")),
-        "precision": resolve_precision(precision),
-        "backend": getattr(main.method, "backend", None),
-        "tile": tile,
-        "overlap": overlap,
-        "batch_size": batch_size,
+        "weights_nosar": None if nosar is None else _weights_path(nosar),
+        "device": str(getattr(method, "device", "cpu")),
+        "precision": resolve_precision(opts.precision),
+        "backend": getattr(method, "backend", None),
+        "tile": plan.tile,
+        "overlap": plan.overlap,
+        "batch_size": plan.batch,
     }
-    if uncertainty_out is not None:
-        summary["uncertainty_out"] = str(uncertainty_out)
+    if files.uncertainty_out is not None:
+        summary["uncertainty_out"] = str(files.uncertainty_out)
     if need_mask:
         n = h * w
         summary.update(
             cloud_fraction=float(sp.mask_counts[1]) / n,
             shadow_fraction=float(sp.mask_counts[2]) / n,
             clear_fraction=float(sp.mask_counts[0]) / n,
-            mask_out=None if mask_out is None else str(mask_out),
-            mask_source="dsen2cr" if mask is None else str(mask),
+            mask_out=None if files.mask_out is None else str(files.mask_out),
+            mask_source="dsen2cr" if files.mask is None else str(files.mask),
         )
     return summary
 

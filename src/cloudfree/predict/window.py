@@ -20,6 +20,8 @@ from cloudfree.errors import DataError
 from cloudfree.masks.params import CLEAR
 from cloudfree.masks.scene import SceneMasker
 from cloudfree.methods.base import Method
+from cloudfree.predict.options import PredictOptions
+from cloudfree.predict.plan import TilePlan
 from cloudfree.predict.tiling import axis_positions, blend_margin, blend_weights, fit_tile
 from cloudfree.windows import Window, grow
 
@@ -87,38 +89,27 @@ class WindowPredictor:
 
     def __init__(
         self,
-        s2: S2Source,
+        cloudy: S2Source,
         s1: S1Source | None,
         main: Runner,
-        nosar_spec: str | None,
-        device: str,
-        precision: str,
-        outside_sar: str,
-        tile: int,
-        overlap: int,
-        batch_size: int,
-        keep_clear: bool,
+        opts: PredictOptions,
+        plan: TilePlan,
         need_mask: bool,
         mask_src: MaskSource | None = None,
-        sd_weights: str | None = None,
         uncertainty: bool = False,
-        backend: str = "auto",
     ) -> None:
-        self.s2, self.s1, self.main = s2, s1, main
+        self.cloudy, self.s1, self.main = cloudy, s1, main
+        self.opts, self.need_mask, self.mask_src = opts, need_mask, mask_src
         #: also blend the variance, and return the standard deviation (``predict_scene``'s
         #: ``uncertainty_out``)
         self.uncertainty = uncertainty
-        self.mask_src, self.sd_weights = mask_src, sd_weights
-        self._nosar_spec, self._nosar = nosar_spec, None
-        self.device, self.precision, self.backend = device, precision, backend
-        self.outside_sar = outside_sar
-        self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
-        self.keep_clear, self.need_mask = keep_clear, need_mask
+        self.tile, self.overlap, self.batch_size = plan.tile, plan.overlap, plan.batch
+        self._nosar: Runner | None = None
         self.scaling = get_scaling(main.method.scaling)
         # Context around a window: its edge pixels must lie inside the trusted part of their
         # tile (>= blend_margin from the edge, cloudfree.predict.tiling), one more for safety.
         # Was overlap // 2: twice the margin, 8 % more pixels on a 1024-px window for nothing.
-        self.halo = blend_margin(overlap) + 1 if overlap else 0
+        self.halo = blend_margin(self.overlap) + 1 if self.overlap else 0
         #: The scene's DSen2-CR mask, window by window (``mask_scene``'s).
         self.masker = SceneMasker()
         self.read_halo = max(self.halo, self.masker.halo) if need_mask else self.halo
@@ -132,19 +123,25 @@ class WindowPredictor:
         # one tile is predicted exactly as the model computes that image (evaluate's patches).
         self.local = getattr(getattr(main.method, "model", None), "native_tile", None) is None
 
+    @property
+    def nosar_runner(self) -> Runner | None:
+        """The model that predicted the pixels without S1, if one was needed."""
+        return self._nosar
+
     def nosar(self) -> Runner:
         """The model for pixels without S1 (loaded on first use)."""
         if self._nosar is None:
             if not self.main.method.include_sar:
                 self._nosar = self.main
             else:
-                spec = self._nosar_spec
+                opts = self.opts
+                spec = opts.checkpoint_nosar
                 if spec is None:
                     from cloudfree.predict.bundled import nosar_default
 
                     spec = nosar_default(self.main.method.name)
                 self._nosar = load_runner(
-                    spec, self.device, self.precision, self.sd_weights, self.backend
+                    spec, opts.device, opts.precision, opts.sd_weights, opts.backend
                 )
                 if self._nosar.method.include_sar:
                     raise DataError(
@@ -155,7 +152,7 @@ class WindowPredictor:
 
     def scene_thresholds(self, window: int) -> None:
         """Pass 1 of the mask: shadow thresholds of the whole scene (``mask_scene``'s)."""
-        self.masker.fit(self.s2.read_bands, self.s2.height, self.s2.width, window)
+        self.masker.fit(self.cloudy.read_bands, self.cloudy.height, self.cloudy.width, window)
 
     def _mask(self, data: np.ndarray, inner: Window, region: Window) -> np.ndarray:
         """Mask of the real (unpadded) part of a read, reflect-padded to the read's shape:
@@ -255,7 +252,7 @@ class WindowPredictor:
         var = self.uncertainty
         acc = np.zeros((2 * nb if var else nb, *xn.shape[1:]), dtype=np.float32)
         wsum = np.zeros((2, *xn.shape[1:]) if var else xn.shape[1:], dtype=np.float32)
-        use_input = self.outside_sar == "input"
+        use_input = self.opts.outside_sar == "input"
         buf = np.empty((nb, tr, tc), dtype=np.float32)
         for k in range(0, len(positions), self.batch_size):
             pos = positions[k : k + self.batch_size]
@@ -316,12 +313,14 @@ class WindowPredictor:
         standard deviation or None)``; the standard deviation (with ``uncertainty``) is float32
         reflectance (C, h, w), NaN where the value is not the model's (nodata, pixels kept from
         the input) or the model predicts no variance."""
-        s2, rh, h = self.s2, self.read_halo, self.halo
+        cloudy, rh, h = self.cloudy, self.read_halo, self.halo
         r, c, wh, ww = win
         region_read = grow(win, rh)
-        data, inner = s2.read(region_read)
+        data, inner = cloudy.read(region_read)
         # Rows of the 13-band array that the file has (all but the inserted B10 for L2A).
-        rows = [i for i in range(data.shape[0]) if i != s2_index("B10")] if s2.l2a else slice(None)
+        rows = (
+            [i for i in range(data.shape[0]) if i != s2_index("B10")] if cloudy.l2a else slice(None)
+        )
         off = rh - h  # the model region (window + halo) inside the read
         region = data[:, off : data.shape[1] - off, off : data.shape[2] - off]
         mask_full = self._mask(data, inner, region_read) if self.need_mask else None
@@ -331,12 +330,12 @@ class WindowPredictor:
             else mask_full[off : mask_full.shape[0] - off, off : mask_full.shape[1] - off]
         )
         xn = normalize_s2(region, self.scaling)
-        if np.issubdtype(np.dtype(s2.meta.dtype), np.floating):
+        if np.issubdtype(np.dtype(cloudy.meta.dtype), np.floating):
             xn = np.nan_to_num(xn, nan=0.0, copy=False)  # NaN DN would make the output NaN
         s1n = cov = None
         if self.sar:
             assert self.s1 is not None
-            s1_db = self.s1.read(grow(win, h), s2.height, s2.width)
+            s1_db = self.s1.read(grow(win, h), cloudy.height, cloudy.width)
             cov = s1_coverage(s1_db)
             s1n = normalize_s1(np.nan_to_num(s1_db, nan=0.0), self.scaling)
             self.covered += int(cov[h : h + wh, h : h + ww].sum())
@@ -363,17 +362,17 @@ class WindowPredictor:
         if mask_full is not None:
             win_mask = np.ascontiguousarray(mask_full[rh : rh + wh, rh : rh + ww])
             self.mask_counts += np.bincount(win_mask.ravel(), minlength=3)[:3]
-            if self.keep_clear:
+            if self.opts.keep_clear:
                 replace |= win_mask == CLEAR
             kept = self.main.method.unchanged(win_mask)
             if kept is not None:  # e.g. an inpainting: bit for bit the input outside its mask
                 replace |= kept
-        if self.sar and self.outside_sar == "input":
+        if self.sar and self.opts.outside_sar == "input":
             assert cov is not None
             replace |= ~cov[h : h + wh, h : h + ww]
         dn[:, replace] = raw[:, replace]
-        out = to_dtype(dn, np.dtype(s2.meta.dtype))
-        nodata = s2.meta.nodata
+        out = to_dtype(dn, np.dtype(cloudy.meta.dtype))
+        nodata = cloudy.meta.nodata
         if std is not None:
             std[:, replace] = np.nan  # the input's value there, not the model's
         if nodata is not None:
