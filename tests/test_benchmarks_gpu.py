@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 CASES = ("train_step", "train_step_compiled", "loader", "train_loop", "evaluate", "predict")
 
 
+@pytest.mark.slow
 def test_gpu_script_dry_run_reports_every_case(tmp_path: Path) -> None:
     out = tmp_path / "gpu.json"
     env = {**os.environ, "PYTHON": sys.executable}

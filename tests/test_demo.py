@@ -12,6 +12,7 @@ from cloudfree.demo import DEMO_MODEL, DEMO_SAR_MODEL
 from cloudfree.weights import get_weights
 
 
+@pytest.mark.slow
 def test_demo_removes_clouds_from_a_scene(tmp_path, capsys):
     try:
         for name in (DEMO_MODEL, DEMO_SAR_MODEL):

@@ -3,7 +3,7 @@
 The base of the package: it imports nothing of cloudfree, numpy or torch, so every layer
 (``data``, ``masks``, ``models``, the command line) can take its constants from here.
 
-Sources: ``shared/docs/dsen2cr_spec.md`` sections 1-2 (DSen2-CR code, Meraner et al. 2020) and
+Sources: ``docs/dsen2cr_spec.md`` sections 1-2 (DSen2-CR code, Meraner et al. 2020) and
 ``field.md`` section 1 (the reflectance protocol of the SEN12MS-CR leaderboard / UnCRtainTS).
 """
 

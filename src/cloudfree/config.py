@@ -24,7 +24,7 @@ import subprocess
 import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -417,7 +417,7 @@ PRESETS: dict[str, Config] = {
 # Type coercion
 
 
-def _suggest(name: str, valid: Sequence[str]) -> str:
+def _suggest(name: str, valid: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"{hint} (valid: {', '.join(sorted(valid))})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 
 class CloudfreeError(Exception):
@@ -18,7 +18,9 @@ class DataError(CloudfreeError, ValueError):
         expected: what was expected instead, and how to fix it, if known.
     """
 
-    def __init__(self, path: str | Path | None, problem: str, expected: str | None = None):
+    def __init__(
+        self, path: str | os.PathLike[str] | None, problem: str, expected: str | None = None
+    ) -> None:
         self.path = None if path is None else str(path)
         self.problem = problem
         self.expected = expected

@@ -52,6 +52,7 @@ def test_too_few_patches_give_nan():
     assert math.isnan(calibration([0.1], [0.1], [0.01])["uce"])
 
 
+@pytest.mark.slow
 def test_evaluate_a_model_with_variance(tmp_path: Path) -> None:
     synthesize(tmp_path / "root", n=4, size=64, seed=0)
     torch.manual_seed(0)

@@ -47,6 +47,7 @@ def test_configs_keep_the_presets_unless_tiny(packed: Path, tmp_path: Path) -> N
         data_overrides(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_replicate_tiny_end_to_end_gives_the_full_table(
     packed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

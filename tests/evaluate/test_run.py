@@ -234,6 +234,7 @@ def test_index_csv_and_packed_folder_give_the_same_rows(synth64: Path, tmp_path:
     assert results[0] == results[1] == results[2]
 
 
+@pytest.mark.slow
 def test_limit_and_streaming_memory(tmp_path: Path) -> None:
     root = tmp_path / "data"
     synthesize(root, n=24, size=32, seed=2)
@@ -260,6 +261,7 @@ def test_cli_handler_prints_the_table(
     assert json.loads((tmp_path / "summary.json").read_text())["count"] == 2
 
 
+@pytest.mark.slow
 def test_identity_on_real_pairs(sen12mscr_root: Path, tmp_path: Path) -> None:
     # The real cloudy/clear pairs are all in the official train split.
     summary = evaluate(

@@ -29,6 +29,7 @@ from cloudfree.train.validate import validate
 CPU = DistInfo(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"), backend=None)
 
 
+@pytest.mark.slow
 def test_validation_and_evaluate_give_the_same_recon_metrics(
     sen12mscr_root: Path, tmp_path: Path
 ) -> None:

@@ -65,6 +65,7 @@ def _real_pairs(root: Path, n: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
+@pytest.mark.slow
 def test_leaderboard_metrics_match_the_uncrtaints_transcription(sen12mscr_root: Path) -> None:
     pairs = _real_pairs(sen12mscr_root)
     assert len(pairs) == 4

@@ -52,6 +52,7 @@ def _torchrun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[st
     return done
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_ranks(tmp_path: Path) -> None:
     synthesize(tmp_path / "root", n=8, seed=0, size=64)
     write_index(build_index(tmp_path / "root"), tmp_path / "index.csv")
@@ -86,6 +87,7 @@ def test_torchrun_two_cpu_ranks(tmp_path: Path) -> None:
     assert val_patches == [1.0, 1.0]  # one validation per epoch
 
 
+@pytest.mark.slow
 def test_torchrun_all_bad_batches(tmp_path: Path) -> None:
     synthesize(tmp_path / "root", n=8, seed=0, size=64)
     result = build_index(tmp_path / "root")
@@ -158,6 +160,7 @@ def _sync_worker(rank: int, port: int, results: dict) -> None:
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_sync_step_averages_over_ranks_with_data() -> None:
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
@@ -191,6 +194,7 @@ def test_sync_step_averages_over_ranks_with_data() -> None:
             torch.testing.assert_close(g, ref, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_torchrun_pix2pix_two_cpu_ranks(tmp_path: Path) -> None:
     """The adversarial step under DDP: both networks all-reduce, ranks stay identical."""
     synthesize(tmp_path / "root", n=8, seed=0, size=64)

@@ -87,6 +87,7 @@ d.cleanup()
 """
 
 
+@pytest.mark.slow
 def test_two_process_gloo_group(tmp_path: Path) -> None:
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(_SCRIPT))

@@ -94,6 +94,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cloudfree.cli", "train", "--config", "debug_tiny", *args]
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_from_command_line(packed: Path, tmp_path: Path) -> None:
     epochs = 6  # 18 steps: time enough to kill the process after its first checkpoint
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}

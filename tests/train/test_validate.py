@@ -152,6 +152,7 @@ def _worker(rank: int, port: int, results: dict) -> None:
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_ranks_agree_with_single_process() -> None:
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
@@ -198,6 +199,7 @@ def _shard_worker(rank: int, port: int, results: dict) -> None:
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_ranks_count_every_patch_once() -> None:
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:

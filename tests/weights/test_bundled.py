@@ -53,6 +53,7 @@ def test_bundled_file_is_the_registered_one(entry) -> None:  # noqa: ANN001
     assert entry.name in MODEL_CARD.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_defaults_are_the_hybrids_and_every_name_loads() -> None:
     assert (DEFAULT_SAR, DEFAULT_NOSAR) == ("hybrid-sar", "hybrid-nosar")
     for entry in BUNDLED:
@@ -156,6 +157,7 @@ def test_uncrtaints_demo_is_less_certain_where_it_errs(name: str) -> None:
     assert np.corrcoef(std.ravel(), err.ravel())[0, 1] > 0.5
 
 
+@pytest.mark.slow
 def test_hybrid_nosar_beats_mask_fill_on_real_heavy_clouds_it_never_saw(
     sen12mscr_root: Path,
 ) -> None:

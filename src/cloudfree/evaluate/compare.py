@@ -56,8 +56,10 @@ def run_compare_cli(
     if checkpoints and data is None:
         raise CloudfreeError("--checkpoint needs --data: the dataset to evaluate it on")
     with tempfile.TemporaryDirectory(prefix="cloudfree-compare-") as tmp:
-        dirs = [*run_dirs, *_evaluate_all(checkpoints, Path(eval_out or tmp), data, split,
-                                          protocol, batch_size, device, limit)]  # fmt: skip
+        dirs: list[str | Path] = list(run_dirs)
+        if data is not None:
+            dirs += _evaluate_all(checkpoints, Path(eval_out or tmp), data, split, protocol,
+                                  batch_size, device, limit)  # fmt: skip
         text = compare(dirs, include_published=include_published)
     print(text, end="")
     if out is not None:
@@ -69,7 +71,7 @@ def run_compare_cli(
 def _evaluate_all(
     specs: Sequence[str],
     root: Path,
-    data: str | None,
+    data: str,
     split: str | None,
     protocol: str,
     batch_size: int | None,

@@ -1,7 +1,7 @@
 """Evaluation protocols: the conventions under which published cloud-removal numbers were measured.
 
 Published SEN12MS-CR results disagree partly because they were measured differently (see
-``shared/docs/field.md``, "Evaluation protocol differences"): network scale 2000 vs reflectance
+``docs/field.md``, "Evaluation protocol differences"): network scale 2000 vs reflectance
 10000, predictions clipped or not, full 256x256 patches vs a centre 128x128 crop, per-image vs
 per-pixel means, and different test splits. A protocol fixes these choices so that a number
 produced here can be placed next to the published numbers it is comparable with.
@@ -16,7 +16,7 @@ Table 1, three rows sit on that bound (L_CARL: 20 log10(1 / 0.0366) = 28.73 agai
 printed; L_T: 29.29 / 29.3; L_T no SAR: 28.85 / 28.8), and the no-SAR CARL row is *below* it
 (28.25 from its RMSE, 27.6 printed), which a mean of per-patch PSNRs cannot produce. So the
 paper's PSNR was most likely computed from an aggregated RMSE, not averaged per patch
-(``shared/docs/dsen2cr_spec.md`` section 6 guesses the opposite direction). Evaluations
+(``docs/dsen2cr_spec.md`` section 6 guesses the opposite direction). Evaluations
 report both: ``psnr`` (mean of per-patch PSNR) and ``psnr_mean_rmse`` (20 log10(1 / mean
 RMSE)); the ``paper`` protocol's table shows the second, the leaderboard's the first, which is
 what UnCRtainTS's ``avg_img_metrics`` averages.
@@ -146,7 +146,7 @@ PAPER: Final[EvalProtocol] = EvalProtocol(
     comparable_with=(
         "DSen2-CR paper, Table 1 (all columns). Caveat: the paper measured on its own split of "
         "the original WGS84 release; the public release is reprojected to UTM and its split "
-        "differs slightly (field.md, section 1), so expect small differences"
+        "differs slightly (docs/field.md, section 1), so expect small differences"
     ),
 )
 

@@ -225,7 +225,13 @@ def replicate(
     if any(r in HYBRID_ROWS for r in selected):
         hybrid_pack = hybrid_data(data, out)
     configs = {
-        r.preset: row_config(r, hybrid_pack if r in HYBRID_ROWS else data, out, size, overrides)
+        r.preset: row_config(
+            r,
+            hybrid_pack if hybrid_pack is not None and r in HYBRID_ROWS else data,
+            out,
+            size,
+            overrides,
+        )
         for r in selected
     }  # fail early
 

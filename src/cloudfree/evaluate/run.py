@@ -39,7 +39,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 
@@ -220,8 +220,8 @@ def _cell(v: Any) -> str:
 
 def evaluate(
     method: str | os.PathLike[str] | Any,
-    data: str | Path,
-    out: str | Path,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
     split: str | None = "test",
     protocol: str = "paper",
     batch_size: int | None = None,
@@ -295,7 +295,7 @@ def evaluate(
         # On CPU batching does not speed a forward (NNPACK convolves image by image) but
         # amortises the per-call overhead of small models: 4, as measured before.
         on_cuda = dev is not None and dev.type == "cuda"
-        batch_size = plan_batch(m, 256 * 256, dev) if on_cuda else 4
+        batch_size = plan_batch(m, 256 * 256, dev) if dev is not None and on_cuda else 4
     scaling_name = str(getattr(m, "scaling", "dsen2cr"))
     scaling = get_scaling(scaling_name)
     sar = bool(m.include_sar) if include_sar is None else bool(include_sar)
@@ -304,8 +304,8 @@ def evaluate(
     if limit is not None and limit < total:
         dataset = Subset(dataset, range(limit))
         total = limit
-    loader = DataLoader(
-        _Indexed(dataset),
+    loader: DataLoader[Any] = DataLoader(
+        cast(Any, _Indexed(dataset)),  # map-style: __len__ and __getitem__
         batch_size=batch_size,
         shuffle=False,
         num_workers=0,

@@ -8,7 +8,7 @@ assembles several evaluation folders (each with a ``summary.json`` written by
 SEN12MS-CR leaderboard (:data:`PUBLISHED`) as reference rows, marked as such.
 
 Published numbers are only comparable with evaluations under the same protocol (see
-``cloudfree.evaluate.protocols`` and ``shared/docs/field.md`` section 1): the paper measured on
+``cloudfree.evaluate.protocols`` and ``docs/field.md`` section 1): the paper measured on
 the original WGS84 release with its own split, the leaderboard on the public UTM release with
 its ROI split, both in reflectance (DN / 10000).
 """

@@ -196,11 +196,14 @@ def _quiet_loading() -> Iterator[None]:
     deprecation noise."""
     import diffusers.utils.logging as dlog
 
+    loggers: list[Any] = [dlog]
     try:
         import transformers.utils.logging as tlog
+
+        loggers.append(tlog)
     except ImportError:  # pragma: no cover - transformers comes with the extra
-        tlog = None
-    states = [(m, m.is_progress_bar_enabled()) for m in (dlog, tlog) if m is not None]
+        pass
+    states = [(m, m.is_progress_bar_enabled()) for m in loggers]
     for m, _ in states:
         m.disable_progress_bar()
     try:

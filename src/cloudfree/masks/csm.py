@@ -1,7 +1,7 @@
 """The cloud / cloud-shadow mask (CSM) of DSen2-CR: fast, vectorised, exact.
 
 The algorithm is the one of ``[A] Code/tools/feature_detectors.py`` (Meraner et al. 2020),
-transcribed in ``shared/docs/dsen2cr_spec.md`` section 3; :mod:`cloudfree.masks.reference` is
+transcribed in ``docs/dsen2cr_spec.md`` section 3; :mod:`cloudfree.masks.reference` is
 the plain scipy transcription this module must (and is tested to) agree with pixel for pixel.
 The image statistics behind the relative shadow thresholds are in :mod:`cloudfree.masks.stats`.
 
@@ -229,7 +229,7 @@ def csm_bands(s2_dn: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def csm_from_bands(
-    b: dict[str, np.ndarray], t3: np.ndarray, t4: np.ndarray, params: CSMParams
+    b: dict[str, np.ndarray], t3: np.ndarray | float, t4: np.ndarray | float, params: CSMParams
 ) -> np.ndarray:
     """Class mask from float32 reflectances of ``CSM_BANDS`` and shadow thresholds.
 

@@ -73,7 +73,7 @@ class SceneMasker:
 
     def fit(
         self,
-        read_bands: Callable[[tuple[str, ...], Window], Sequence[np.ndarray]],
+        read_bands: Callable[[tuple[str, ...], Window], np.ndarray | Sequence[np.ndarray]],
         height: int,
         width: int,
         window: int,

@@ -40,7 +40,7 @@ def hybrid_inpainter(model: nn.Module, sd_weights: str | None = None, device: st
     """
     from cloudfree.inpaint.registry import get_inpainter
 
-    method = model.config.inpaint
+    method = str(getattr(model, "config").inpaint)  # noqa: B009 (a hybrid model's config)
     if method == "stable-diffusion":
         if sd_weights is None:
             raise ValueError(

@@ -79,7 +79,7 @@ def _check_patch(
     pred: Any, target: Any, cloudy: Any, mask: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validate and convert to float64 images and a boolean (H, W) mask."""
-    images = []
+    images: list[np.ndarray] = []
     for name, x in (("pred", pred), ("target", target), ("cloudy", cloudy)):
         a = _to_numpy(name, x)
         if a.ndim != 3 or a.shape[0] != NUM_S2_BANDS:

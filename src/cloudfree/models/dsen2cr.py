@@ -1,6 +1,6 @@
 """DSen2-CR: the residual network of Meraner et al. (2020), ISPRS J. 166:333-346.
 
-Spec: ``shared/docs/dsen2cr_spec.md`` section 4, read from ``ameraner/dsen2-cr``
+Spec: ``docs/dsen2cr_spec.md`` section 4, read from ``ameraner/dsen2-cr``
 ``Code/dsen2cr_network.py`` (B and F from ``dsen2cr_main.py``)::
 
     x = concat([cloudy S2 (13), S1 (2)])            # optical first, channels first
@@ -29,6 +29,7 @@ The model is pure: it takes *normalised* tensors (S2 DN / 2000, S1 mapped to [0,
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -96,7 +97,7 @@ class DSen2CRConfig:
         k2 = KERNEL_SIZE * KERNEL_SIZE
         return sum(2 * k2 * cin * cout * height * width for cin, cout in self.conv_shapes())
 
-    def to_dict(self) -> dict[str, bool | int]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain dict of the constructor arguments (JSON-serialisable)."""
         return asdict(self)
 
@@ -166,7 +167,8 @@ class DSen2CR(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def _check_inputs(self, s2_cloudy: torch.Tensor, s1: torch.Tensor | None) -> None:
         check_optical_sar_inputs(s2_cloudy, s1, self.include_sar, "dsen2cr")
@@ -203,4 +205,4 @@ def dsen2cr_nosar(**kwargs: int | bool) -> DSen2CR:
     """DSen2-CR on the 13 optical bands only (the paper's "no SAR" ablation)."""
     if kwargs.pop("include_sar", False):
         raise ValueError("'dsen2cr-nosar' has no SAR input; use 'dsen2cr' for include_sar=True")
-    return DSen2CR(include_sar=False, **kwargs)  # type: ignore[arg-type]
+    return DSen2CR(include_sar=False, **kwargs)

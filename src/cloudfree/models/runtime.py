@@ -127,7 +127,9 @@ class NNPACKConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._nnpack_ok(x):
             return super().forward(x)
-        weight, padding, stride = self.weight.contiguous(), list(self.padding), list(self.stride)
+        weight = self.weight.contiguous()
+        padding = [int(p) for p in self.padding]
+        stride = [int(s) for s in self.stride]
         outs = [
             torch._nnpack_spatial_convolution(xi.contiguous(), weight, self.bias, padding, stride)
             for xi in x.split(1)

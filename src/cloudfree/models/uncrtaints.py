@@ -38,6 +38,7 @@ the training patch size, :attr:`UnCRtainTS.native_tile` (``cloudfree.predict.pla
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -192,11 +193,12 @@ class _ConvBlock(nn.Module):
             layers.append(_norm(norm, cout))
         if relu:
             layers.append(nn.ReLU())
+        # Named conv.conv as in the published weights' keys (UnCRtainTS' ConvLayer).
         self.conv = nn.Module()
         self.conv.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv.conv(x)
+        return cast(nn.Module, self.conv.conv)(x)
 
 
 class SqueezeExcitation(nn.Module):

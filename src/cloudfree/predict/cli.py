@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             uncertainty_out=args.uncertainty_out,
             **kwargs,
         )
-        print(format_summary(summary))  # type: ignore[arg-type]
+        print(format_summary(summary))
     if args.summary:
         with atomic_path(args.summary) as tmp:
             tmp.write_text(json.dumps(summary, indent=2, default=str))

@@ -54,8 +54,8 @@ class Runner:
         if not variance:
             return self.method.predict(batch).numpy()
         if not self.method.predicts_variance:
-            mean = self.method.predict(batch).numpy()
-            return np.concatenate([mean, np.full_like(mean, np.nan)], axis=1)
+            pred = self.method.predict(batch).numpy()
+            return np.concatenate([pred, np.full_like(pred, np.nan)], axis=1)
         mean, var = self.method.predict_variance(batch)
         return np.concatenate([mean.numpy(), var.numpy()], axis=1)
 
@@ -215,7 +215,8 @@ class WindowPredictor:
             out = self.nosar()(x[idx], None, None if m is None else m[idx], self.uncertainty)
             pred[idx] = np.where(~cv[idx][:, None], out, pred[idx])
             self.counts["nosar_tiles"] += len(idx)
-        return pred, ~has_cov if use_input else np.zeros(len(pos), dtype=bool)
+        skip = ~has_cov if use_input else np.zeros(len(pos), dtype=bool)
+        return pred, np.asarray(skip, dtype=bool)
 
     def predict_region(
         self,

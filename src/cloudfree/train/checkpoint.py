@@ -68,7 +68,7 @@ def capture_rng_state() -> dict[str, Any]:
     """
     # The legacy global numpy RNG on purpose: numpy code without its own Generator draws from it.
     np_state = np.random.get_state()  # noqa: NPY002
-    kind, keys, pos, has_gauss, cached = np_state  # type: ignore[misc]
+    kind, keys, pos, has_gauss, cached = np_state
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),

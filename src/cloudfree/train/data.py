@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cloudfree.config import Config, DataConfig
 from cloudfree.data.collate import collate_skip_bad
+from cloudfree.data.dataset import PatchDataset
 from cloudfree.data.sample import SampleConfig
 from cloudfree.errors import DataError, DatasetNotFoundError
 
@@ -129,7 +130,7 @@ def resolve_index(data: DataConfig, cache_dir: str | Path) -> Path | None:
 
 def build_dataset(
     data: DataConfig, split: str, sample: SampleConfig, seed: int, cache_dir: str | Path
-) -> Dataset:
+) -> PatchDataset:
     """One split of the configured data source (see the module docstring).
 
     Raises:
@@ -157,7 +158,7 @@ def build_dataset(
 
 def build_datasets(
     cfg: Config, include_sar: bool, cache_dir: str | Path
-) -> tuple[Dataset, Dataset | None]:
+) -> tuple[PatchDataset, PatchDataset | None]:
     """(train, val) datasets of a run; val is None (with a warning) when that split is empty.
 
     Args:
@@ -169,7 +170,7 @@ def build_datasets(
     seed = cfg.train.seed
     train = build_dataset(cfg.data, cfg.data.train_split, train_sample, seed, cache_dir)
     try:
-        val: Dataset | None = build_dataset(
+        val: PatchDataset | None = build_dataset(
             cfg.data, cfg.data.val_split, val_sample, seed, cache_dir
         )
     except DatasetNotFoundError as e:

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -48,6 +48,9 @@ from cloudfree.train.checkpoint import (
 from cloudfree.train.data import build_datasets, build_loader
 from cloudfree.train.optim import build_optimizer, clip_gradients, lr_factor
 from cloudfree.train.sampler import ResumableDistributedSampler, ShardSampler
+
+if TYPE_CHECKING:
+    from cloudfree.models.pix2pix import Pix2PixGenerator
 
 #: The bad-patch threshold is checked only once this many patches were drawn (or the whole
 #: training split, if smaller): one bad patch among the first few is no evidence of a bad set.
@@ -259,7 +262,7 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
     run = _setup(cfg, resume, dist)
     state = _resume(run) if resume is not None else _State()
     if cfg.train.compile:
-        run.model = torch.compile(run.model)
+        run.model = cast(nn.Module, torch.compile(run.model))
     if dist.world_size > 1:
         device = dist.device
         run.model = nn.parallel.DistributedDataParallel(
@@ -346,7 +349,7 @@ def _setup(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> _Run:
     channels_last = cfg.train.channels_last and device.type == "cuda"
     model = net.to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     adversary = None
     if cfg.loss.name == "pix2pix":
@@ -433,7 +436,9 @@ def _train_epoch(run: _Run, state: _State, logger: Any, bar: Any) -> None:
     loader = build_loader(
         run.train_ds, sampler, run.batch_per_rank, cfg.data.num_workers, run.dist.device
     )
-    debug_indices = [] if os.environ.get(DEBUG_INDICES_ENV) and epoch == 0 else None
+    debug_indices: list[int] | None = (
+        [] if os.environ.get(DEBUG_INDICES_ENV) and epoch == 0 else None
+    )
     start_pos = sampler.position
     for batch in loader:
         n = min(run.batch_per_rank, sampler.num_samples - sampler.position)
@@ -510,7 +515,7 @@ def _step_loss(run: _Run, batch: dict[str, Any] | None) -> torch.Tensor:
         if run.adversary is not None:
             # junyanz's order: update D on this prediction, then G against the updated D
             # (cloudfree.train.gan).
-            cond = run.net.condition(s2, s1)
+            cond = cast("Pix2PixGenerator", run.net).condition(s2, s1)
             run.adversary.discriminator_step(cond, pred, target, _sync_step)
             real = pred.detach() if target is None else target
             loss = run.adversary.generator_loss(cond, pred, real)

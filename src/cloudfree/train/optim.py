@@ -97,6 +97,7 @@ def clip_gradients(
         raise ValueError(
             f"max_norm must be None (no clipping) or a finite number > 0, got {max_norm}"
         )
+    params: list[Tensor]
     if isinstance(model_or_params, nn.Module):
         params = list(model_or_params.parameters())
     elif isinstance(model_or_params, Tensor):

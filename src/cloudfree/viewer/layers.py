@@ -115,7 +115,7 @@ def read_display(
             ) from e
         nodata = ds.nodata
     if np.ma.isMaskedArray(arr):
-        arr = arr.astype(np.float64).filled(np.nan)
+        arr = np.ma.asarray(arr, dtype=np.float64).filled(np.nan)
     return np.asarray(arr, dtype=np.float64), nodata
 
 

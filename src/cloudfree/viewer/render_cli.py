@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -171,13 +172,13 @@ def render_index(
         status: dict[str, str] = {}
         for key, kind in (("cloudy", "s2_cloudy"), ("target", "s2"), ("s1", "s1")):
             if row.has(kind):
-                arrays[key], status[key] = _load(lambda k=kind, r=row: cat.file(r, k), max_size)
+                arrays[key], status[key] = _load(partial(cat.file, row, kind), max_size)
             else:
                 arrays[key], status[key] = None, _NO_FILE
         methods = [m for m in sorted(cat.methods) if row.id in cat.methods[m].files]
         for m in methods:
             f = cat.methods[m].files[row.id]
-            arrays[m], status[m] = _load(lambda f=f: cat.checked(f), max_size)
+            arrays[m], status[m] = _load(partial(cat.checked, f), max_size)
         problems += [f"{row.id}: {k}: {v}" for k, v in status.items() if v and v != _NO_FILE]
         status = {k: v.split(":")[0] for k, v in status.items()}
         size = next((a.shape[1:] for a in arrays.values() if a is not None), (256, 256))
@@ -186,7 +187,13 @@ def render_index(
         for key in ("cloudy", "target", "s1"):
             a = arrays[key]
             rgb = None if a is None else any_rgb(a, style)
-            if rgb is not None and key == "cloudy" and mask and a.shape[0] == NUM_S2_BANDS:
+            if (
+                a is not None
+                and rgb is not None
+                and key == "cloudy"
+                and mask
+                and a.shape[0] == NUM_S2_BANDS
+            ):
                 rgb = render.mask_overlay(rgb, _mask_of(a))
             layers.append((key, rgb, status[key]))
         cloudy = arrays["cloudy"]

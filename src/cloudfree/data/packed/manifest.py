@@ -197,7 +197,7 @@ def resume(
         return []
     kept = 0
     for entry, shard in zip(old.get("shards", []), shards, strict=False):
-        if not _shard_ok(out, entry, shard, tuple(new["patch_shape"])):  # type: ignore[arg-type]
+        if not _shard_ok(out, entry, shard, tuple(new["patch_shape"])):
             break
         kept += 1
     entries = old["shards"][:kept]

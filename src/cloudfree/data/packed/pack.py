@@ -151,7 +151,7 @@ class _Packer:
         mask: bool = True,
     ) -> None:
         self.out, self.rows, self.root, self.mask = out, rows, root, mask
-        self.hw: tuple[int, int] = tuple(manifest["patch_shape"])  # type: ignore[assignment]
+        self.hw: tuple[int, int] = tuple(manifest["patch_shape"])
         self.manifest, self.strict = manifest, strict
         self.executor, self.counter = executor, counter
         self._csv_counts = patch_counts(csv_rows)
@@ -213,14 +213,16 @@ class _Packer:
                 row, res = self.rows[pos], results.get(pos, {})
                 prob = next((res[k][1] for k in row.kinds if res[k][1] is not None), None)
                 # The cloudy file is the reference grid, as in SEN12MSCR.
-                metas = {k: res[k][0] for k in ("s2_cloudy", "s2", "s1") if k in row.kinds}
+                metas: dict[str, Any] = {
+                    k: res[k][0] for k in ("s2_cloudy", "s2", "s1") if k in row.kinds
+                }
                 if prob is None:
                     prob = _grid_problem(row, metas, self.root)
                 if prob is not None:
                     self._skip(row, s, pos, prob)
                     bad.append(pos - s.start)
                 else:
-                    ref = next(iter(metas.values()))
+                    ref = next(m for m in metas.values() if m is not None)
                     new_rows.append(csv_row(s.index, pos - s.start, row, ref))
             for kind in ("s2", "s2_cloudy", "s1", "mask"):
                 path = run.temps[s.index][kind]

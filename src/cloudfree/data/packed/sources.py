@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tarfile
 import zlib
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Container, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from cloudfree.masks.patch import patch_mask
 
 Problem = tuple[str, str, str | None]  # (path, problem, expected): DataError's arguments
 Item = tuple[int, str, str, int]  # (position in the selection, kind, target .npy, offset)
+#: What a read returns for one item: (position, kind, its raster's meta or None, problem or None).
+Result = tuple[int, str, "RasterMeta | None", "Problem | None"]
 
 
 _COUNTER: Any = None  # a multiprocessing.Value counting files done, set by init_worker
@@ -89,8 +91,8 @@ def _store(
     hw: tuple[int, int],
     src: str,
     masks: Mapping[str, str] | None = None,
-) -> list[tuple[int, str, RasterMeta | None, Problem | None]]:
-    out = []
+) -> list[Result]:
+    out: list[Result] = []
     for pos, kind, target, offset in items:
         prob = _check(meta, kind, hw, src)
         if prob is None and kind == "s2_cloudy" and masks and target in masks:
@@ -109,12 +111,12 @@ def read_files(
     jobs: Sequence[tuple[str, Item]],
     hw: tuple[int, int],
     masks: Mapping[str, str] | None = None,
-) -> list[tuple[int, str, RasterMeta | None, Problem | None]]:
+) -> list[Result]:
     """Read plain files (``(path, item)`` pairs) into their slots; one result per item.
 
     ``masks``: cloudy shard file -> mask shard file, to fill the mask slots (module docstring).
     """
-    targets, out = _Targets(), []
+    targets, out = _Targets(), list[Result]()
     try:
         for src, item in jobs:
             try:
@@ -144,7 +146,7 @@ def _decode(data: bytes) -> tuple[np.ndarray, RasterMeta]:
         return ds.read(), meta_of(ds)
 
 
-def _members(archive: str, wanted: Container[str]) -> Iterator[tuple[str, bytes]]:
+def _members(archive: str, wanted: Container[str]) -> Generator[tuple[str, bytes], None, None]:
     """``(name, data)`` of the wanted file members, in archive order, read in one pass."""
     with tarfile.open(archive, "r|*") as tf:
         for m in tf:
@@ -158,14 +160,16 @@ def read_archive(
     members: dict[str, list[Item]],
     hw: tuple[int, int],
     masks: Mapping[str, str] | None = None,
-) -> list[tuple[int, str, RasterMeta | None, Problem | None]]:
+) -> list[Result]:
     """Stream one archive once, in its own order, storing the wanted members in their slots
     (and, with ``masks``, the cloud masks of the cloudy ones)."""
     import rasterio
 
-    wanted, out, targets = dict(members), [], _Targets()
+    wanted, targets = dict(members), _Targets()
+    out: list[Result] = []
     stream = _members(archive, wanted)
     broken = ""
+    prob: Problem
     try:
         while wanted:  # stop decompressing once everything is found
             try:

@@ -160,4 +160,5 @@ def _grid_text(m: RasterMeta) -> str:
 
 
 def _without(row: IndexRow, kinds: dict[str, str]) -> IndexRow:
-    return replace(row, **{k: "" for k in kinds})
+    blank: dict[str, Any] = {k: "" for k in kinds}
+    return replace(row, **blank)

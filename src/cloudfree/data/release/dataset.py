@@ -168,7 +168,7 @@ class SEN12MSCR(PatchDataset):
                     f"{ref.height}x{ref.width})",
                     "S1, cloudy and cloud-free files of a patch covering the same pixels",
                 )
-        meta = {
+        info = {
             "id": row.id,
             "roi_season": row.roi_season,
             "scene": row.scene,
@@ -177,4 +177,4 @@ class SEN12MSCR(PatchDataset):
             "transform": ref.transform,
             "source": ref_path,
         }
-        return make_sample(raw, plan, self.config, meta)
+        return make_sample(raw, plan, self.config, info)

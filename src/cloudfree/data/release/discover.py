@@ -160,8 +160,14 @@ def build_index(
     # A split file decides everything; else the file list its rows, the official split the rest.
     list_splits = found.list_splits if split_file is None else {}
     rows = [
-        IndexRow(*key, split=list_splits.get(key) or table.split_of(*key), **kinds)
-        for key, kinds in sorted(files.items())
+        IndexRow(
+            *key,
+            split=list_splits.get(key) or table.split_of(*key),
+            s1=paths.get("s1", ""),
+            s2=paths.get("s2", ""),
+            s2_cloudy=paths.get("s2_cloudy", ""),
+        )  # fmt: skip
+        for key, paths in sorted(files.items())
     ]
     split_source = table.source
     result_notes = [] if table.listed is None else _list_match_notes(table, files)

@@ -233,4 +233,6 @@ class MaskCache:
 def _fill(cache: MaskCache, positions: list[int]) -> None:
     for i in positions:
         cache.get(i)
-    cache._mm().flush()
+    mm = cache._mm()
+    assert isinstance(mm, np.memmap)  # opened with mmap_mode
+    mm.flush()

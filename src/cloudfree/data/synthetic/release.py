@@ -312,7 +312,7 @@ def _find_sources(root: Path, size: int) -> tuple[list[_Source], dict[_Patch, Pa
         rel = _Patch(m["roi"], int(m["scene"]), int(m["patch"])) if m else None
         if m and m["kind"] == "s2_cloudy":
             continue  # cloudy inputs are not clear targets
-        if m and m["kind"] == "s1":
+        if m and rel is not None and m["kind"] == "s1":
             s1_files[rel] = path
             continue
         try:
