@@ -284,11 +284,5 @@ def inference_context(
     device: str | torch.device = "cpu", precision: str = "auto"
 ) -> Iterator[None]:
     """``torch.inference_mode()`` plus bf16 autocast when ``precision`` resolves to bf16."""
-    dev = torch.device(device)
-    resolved = resolve_precision(precision)
-    with torch.inference_mode():
-        if resolved == "bf16":
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
-                yield
-        else:
-            yield
+    with torch.inference_mode(), bf16_autocast(device, resolve_precision(precision) == "bf16"):
+        yield
