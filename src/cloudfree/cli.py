@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cloud removal for Sentinel-2 with Sentinel-1 SAR fusion (DSen2-CR).",
     )
     parser.add_argument("--version", action="version", version=f"cloudfree {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, show the full Python traceback"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in _commands():
         add(sub)
@@ -79,13 +82,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (CloudfreeError, ImportError) as e:
-        # ImportError: an optional extra is missing; the message says what to install.
-        print(f"cloudfree {args.command}: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"cloudfree {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"cloudfree {args.command}: error: {error_text(e)}", file=sys.stderr)
+        return 1
+
+
+def error_text(e: BaseException) -> str:
+    """One paragraph for a failed command: the message of the errors cloudfree raises on
+    purpose (and of bad values and missing extras), the file and reason of an OS error, and
+    for anything else the exception's type too, with where to look further."""
+    if isinstance(e, CloudfreeError | ImportError | ValueError | KeyError):
+        # ImportError: an optional extra is missing; the message says what to install.
+        return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    if isinstance(e, OSError):
+        where = e.filename if e.filename is not None else ""
+        reason = e.strerror or str(e)
+        return f"{where}: {reason}" if where else reason
+    return (
+        f"{type(e).__name__}: {e} (unexpected; run again with 'cloudfree --debug ...' for the "
+        "traceback, and report it)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -214,7 +214,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     file there stays intact until the new one is complete. The file gets the permissions a
     plain ``open(path, "w")`` would give (``0o666 & ~umask``), not ``mkstemp``'s private 0600.
     """
-    final = Path(path)
+    from cloudfree.outputs import check_writable_file
+
+    final = check_writable_file(path, "output")
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)

@@ -340,7 +340,7 @@ def test_two_outputs_with_one_name_are_refused_before_any_work(
     weights, _ = nosar_weights
     src = write_tif(tmp_path / "s2.tif", synth_s2(32, 32))
     before = src.read_bytes()
-    with pytest.raises(ValueError, match="mask_out .* is also the out output"):
+    with pytest.raises(ValueError, match="--mask-out .* is the same file as --out"):
         predict_scene(src, tmp_path / "out.tif", str(weights), mask_out=tmp_path / "out.tif",
                       progress=False)  # fmt: skip
     assert not (tmp_path / "out.tif").exists() and src.read_bytes() == before

@@ -228,6 +228,9 @@ def run_mask_cli(s2: str, out: str, backend: str = "dsen2cr", window: int = 1024
 
     Prints the class fractions; returns the exit status (0).
     """
+    from cloudfree.outputs import check_outputs
+
+    check_outputs({"--out": out}, [s2])
     stats = mask_scene(s2, out, backend=backend, window=window)
     print(
         f"{backend} mask of {s2} ({stats['num_pixels']} pixels): "

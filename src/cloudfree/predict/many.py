@@ -140,6 +140,13 @@ def device_for_rank(device: str, env: Mapping[str, str] | None = None) -> str:
     return device
 
 
+def _is_output(path: Path, out_dirs: set[Path]) -> bool:
+    """Whether ``path`` is a file this command writes (a folder predicted into itself: a second
+    run must not predict its own outputs again, ``a_cloudfree_cloudfree.tif``)."""
+    suffixes = (OUT_SUFFIX, MASK_SUFFIX, STD_SUFFIX)
+    return path.resolve().parent in out_dirs and path.name.endswith(suffixes)
+
+
 def output_path(out_dir: Path, s2: Path, suffix: str = OUT_SUFFIX) -> Path:
     """``OUT/<s2 stem><suffix>``."""
     return out_dir / f"{s2.stem}{suffix}"
@@ -175,7 +182,10 @@ def predict_many(
     """
     from cloudfree.predict.scene import predict_scene
 
-    scenes = list_scenes(s2, s1)
+    out_dirs = {Path(d).resolve() for d in (out_dir, mask_dir, uncertainty_dir) if d is not None}
+    scenes = [s for s in list_scenes(s2, s1) if not _is_output(s.s2, out_dirs)]
+    if not scenes:
+        raise DataError(s2, "names only cloudfree outputs", "S2 scenes to predict")
     index, count = parse_shard(shard)
     mine = shard_scenes(scenes, index, count)
     log.info("shard %d/%d: %d of %d scenes", index, count, len(mine), len(scenes))

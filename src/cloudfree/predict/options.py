@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudfree.data.sentinel.scene import OUTSIDE_SAR
+from cloudfree.outputs import check_outputs
 
 #: Smallest tile side the tiler accepts, px.
 MIN_TILE = 8
@@ -62,23 +63,13 @@ class SceneFiles:
         )  # fmt: skip
 
     def check(self) -> None:
-        """Raise ValueError if two outputs are the same file (one would be lost)."""
-        outputs = {
-            "out": self.out,
-            "mask_out": self.mask_out,
-            "uncertainty_out": self.uncertainty_out,
-        }
-        seen: dict[Path, str] = {}
-        for name, path in outputs.items():
-            if path is None:
-                continue
-            key = path.resolve()
-            if key in seen:
-                raise ValueError(
-                    f"{name} {path} is also the {seen[key]} output; give each output a file name "
-                    "of its own"
-                )
-            seen[key] = name
+        """Raise :class:`~cloudfree.outputs.OutputError` if an output is an input, two outputs
+        are one file, or an output cannot be written (before any work is done)."""
+        check_outputs(
+            {"--out": self.out, "--mask-out": self.mask_out,
+             "--uncertainty-out": self.uncertainty_out},
+            [self.s2_cloudy, self.s1, self.mask],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Only light imports at module level: ``cloudfree --help`` builds every parser."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_index(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +47,16 @@ def add_index(sub: argparse._SubParsersAction) -> None:
 def run_index(args: argparse.Namespace) -> int:
     from cloudfree.data.release.discover import build_index
     from cloudfree.data.release.index import format_summary, write_index
+    from cloudfree.outputs import OutputError, check_outputs
 
+    out = Path(args.out)
+    check_outputs({"--out": out}, [args.splits, args.file_list])
+    if out.is_file() and out.suffix.lower() != ".csv":
+        # Re-indexing overwrites an earlier index (a CSV), never a file of the dataset.
+        raise OutputError(
+            f"--out {out} exists and is not a CSV index (a file of the dataset?); refusing to "
+            "overwrite it. Give a .csv file name, e.g. --out index.csv"
+        )
     result = build_index(
         args.root,
         split_file=args.splits,
