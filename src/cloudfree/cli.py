@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from cloudfree import __version__
@@ -80,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    saved_format = warnings.formatwarning
+    if not args.debug:
+        # One line per warning, without the source line Python's default format prints;
+        # put back afterwards (main is also called from Python and tests).
+        warnings.formatwarning = _format_warning
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -90,6 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"cloudfree {args.command}: error: {error_text(e)}", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = saved_format
+
+
+def _format_warning(
+    message: Warning | str, category: type[Warning], *args: object, **kwargs: object
+) -> str:
+    return f"cloudfree: warning: {message}\n"
 
 
 def error_text(e: BaseException) -> str:

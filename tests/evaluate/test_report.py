@@ -144,7 +144,7 @@ def test_tables_show_summary_json_values(evaluated: Path) -> None:
             shown = table_values(group, summary["table_psnr"])
             assert r[1:-1] == [expected_cell(k, shown[k]) for k in TABLE1_COLUMNS]
     text = " ".join(page.text)
-    assert summary["created_utc"] in text and f"{summary['count']} evaluated" in text
+    assert summary["created_utc"] in text and f"{summary['count']} patches evaluated" in text
 
 
 def test_examples_are_the_best_median_and_worst_patches(evaluated: Path) -> None:

@@ -24,8 +24,8 @@ from cloudfree.masks.csm import cloud_shadow_mask
 from cloudfree.metrics import METRIC_KEYS, compute
 
 SUMMARY_FIELDS = {
-    "method", "protocol", "split", "count", "skipped", "metrics", "by_season", "by_cloud_bin",
-    "data", "columns", "table_psnr", "created_utc", "cloudfree_version",
+    "method", "protocol", "split", "count", "skipped", "left_out", "metrics", "by_season",
+    "by_cloud_bin", "data", "columns", "table_psnr", "created_utc", "cloudfree_version",
 }  # fmt: skip
 
 

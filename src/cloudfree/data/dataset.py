@@ -47,6 +47,10 @@ class PatchDataset(Dataset, abc.ABC):
     strict: bool
     patch_size: int | None
     kinds: tuple[str, ...]
+    #: Patches of the split that are not items, by reason (:func:`left_out`): e.g. the patches
+    #: without S1 when the model takes SAR (:mod:`cloudfree.data.left_out`). Reported by
+    #: training and evaluation.
+    left_out: dict[str, int]
 
     def _init_sampling(
         self,
@@ -59,6 +63,7 @@ class PatchDataset(Dataset, abc.ABC):
         self.config, self.seed, self.epoch = config, int(seed), 0
         self.require_target, self.strict, self.patch_size = require_target, strict, patch_size
         self.kinds = sample_kinds(config, require_target)
+        self.left_out = {}
 
     @abc.abstractmethod
     def __len__(self) -> int: ...

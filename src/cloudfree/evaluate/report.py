@@ -47,7 +47,13 @@ from cloudfree.evaluate.examples import (
     read_examples,
 )
 from cloudfree.evaluate.protocols import EvalProtocol, get_protocol
-from cloudfree.evaluate.table import format_table, read_summary, table_psnr, table_values
+from cloudfree.evaluate.table import (
+    format_table,
+    patch_counts,
+    read_summary,
+    table_psnr,
+    table_values,
+)
 from cloudfree.io import atomic_path
 
 #: Per-patch metrics drawn in ``distributions.png``, with their axis labels.
@@ -200,7 +206,7 @@ def render_html(
             f"{summary['protocol']}: {proto.description}" if proto else summary["protocol"],
         ),
         ("Comparable with", proto.comparable_with if proto else "?"),
-        ("Patches", f"{summary['count']} evaluated, {summary.get('skipped', 0)} skipped"),
+        ("Patches", patch_counts(summary)),
         ("Evaluated (UTC)", summary.get("created_utc", "?")),
         ("cloudfree", summary.get("cloudfree_version", "?")),
     ]

@@ -52,6 +52,7 @@ from cloudfree.evaluate.table import (
     HEADERS,
     cloud_bin,
     format_table,
+    patch_counts,
     table_values,
     with_psnr_mean_rmse,
 )
@@ -299,7 +300,7 @@ def evaluate(
     scaling_name = str(getattr(m, "scaling", "dsen2cr"))
     scaling = get_scaling(scaling_name)
     sar = bool(m.include_sar) if include_sar is None else bool(include_sar)
-    dataset = open_dataset(data, split, sar, scaling_name)
+    dataset = dataset_all = open_dataset(data, split, sar, scaling_name)
     total = len(dataset)
     if limit is not None and limit < total:
         dataset = Subset(dataset, range(limit))
@@ -357,6 +358,8 @@ def evaluate(
         "split": split if split is not None else "all",
         "count": overall.count,
         "skipped": total - overall.count,
+        # Patches of the split the method cannot use (a SAR model: those without S1).
+        "left_out": dict(getattr(dataset_all, "left_out", {})),
         "metrics": with_psnr_mean_rmse(overall.means()),
         "by_season": {s: with_psnr_mean_rmse(by_season[s].summary()) for s in seasons},
         "by_cloud_bin": {
@@ -408,7 +411,7 @@ def format_report(summary: Mapping[str, Any], protocol: EvalProtocol) -> str:
         "",
         f"Protocol `{protocol.name}`: {protocol.description}.",
         f"Comparable with: {protocol.comparable_with}.",
-        f"{summary['count']} patches evaluated, {summary['skipped']} skipped.",
+        patch_counts(summary) + ".",
         "",
         format_table(
             [(str(summary["method"]), table_values(summary["metrics"], protocol.psnr_key))]

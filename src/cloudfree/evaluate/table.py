@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudfree.bands import SEASONS
+from cloudfree.data.left_out import describe_left_out
 from cloudfree.errors import DataError
 from cloudfree.evaluate.protocols import PROTOCOLS, PSNR_MEAN_RMSE_KEY
 from cloudfree.metrics.mean import NanMean
@@ -399,6 +400,22 @@ def table_psnr(summary: Mapping[str, Any]) -> str:
     return "psnr" if proto is None else proto.psnr_key
 
 
+def patch_counts(summary: Mapping[str, Any]) -> str:
+    """How many patches an evaluation used, skipped (unreadable) and left out (unusable by the
+    method, e.g. without S1 for a SAR model), and why."""
+    text = (
+        f"{summary['count']} patches evaluated, {summary.get('skipped', 0)} skipped as unreadable"
+    )
+    left = describe_left_out(summary["count"], summary.get("left_out", {}))
+    return f"{text}; {left}" if left else text
+
+
+def _left_out_mark(summary: Mapping[str, Any]) -> str:
+    """``", 13 left out"`` for an evaluation that could not use some patches, else ""."""
+    n = sum(summary.get("left_out", {}).values())
+    return f", {n} left out" if n else ""
+
+
 def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> str:
     """Assemble several evaluations, and the matching published numbers, into one table.
 
@@ -435,7 +452,7 @@ def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> s
         rows.append(
             (
                 f"{display_name(s['method'])}{kind} ({s['protocol']}, {s['split']}, "
-                f"n={s['count']})",
+                f"n={s['count']}{_left_out_mark(s)})",
                 values,
             )
         )
@@ -455,6 +472,15 @@ def compare(run_dirs: Sequence[str | Path], include_published: bool = True) -> s
                 shown.append(ref)
 
     notes: list[str] = []
+    counts = {s["count"] + sum(s.get("left_out", {}).values()) for s in summaries}
+    for s in summaries:
+        if s.get("left_out"):
+            notes.append(
+                f"{display_name(s['method'])}: {describe_left_out(s['count'], s['left_out'])}; "
+                "its row is over the patches it could use."
+            )
+    if len({s["count"] for s in summaries}) > 1 and len(counts) == 1:
+        notes.append("Note: the rows are over different numbers of patches (n); compare with care.")
     if len(protocols) > 1:
         notes.append(
             f"Note: these evaluations used different protocols ({', '.join(protocols)}); "

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from cloudfree.config import Config, DataConfig
 from cloudfree.data.collate import collate_skip_bad
 from cloudfree.data.dataset import PatchDataset
+from cloudfree.data.left_out import LEFT_OUT_REASONS, describe_left_out
 from cloudfree.data.sample import SampleConfig
 from cloudfree.errors import DataError, DatasetNotFoundError
 
@@ -180,7 +181,27 @@ def build_datasets(
             stacklevel=2,
         )
         val = None
+    for name, ds in (("training", train), ("validation", val)):
+        left = describe_left_out(len(ds), ds.left_out) if ds is not None else ""
+        if not left:
+            continue
+        hint = ""
+        if ds is not None and LEFT_OUT_REASONS["s1"] in ds.left_out:
+            hint = (
+                f" A no-SAR model (model.name={nosar_name(cfg.model.name)}) can use the "
+                "patches without S1"
+            )
+        warnings.warn(f"{name} uses {len(ds)} patches: {left}.{hint}", stacklevel=2)  # type: ignore[arg-type]
     return train, val
+
+
+def nosar_name(model: str) -> str:
+    """The registered no-SAR variant of a model name (``dsen2cr`` -> ``dsen2cr-nosar``), or the
+    generic ``<name>-nosar`` pattern when it has none."""
+    from cloudfree.models import list_models
+
+    name = model if model.endswith("-nosar") else f"{model}-nosar"
+    return name if name in list_models() else "<model>-nosar"
 
 
 def build_loader(

@@ -297,6 +297,8 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
         "best_val_loss": None if math.isinf(state.best_val) else state.best_val,
         "patches_per_s": state.steps_this_call * cfg.train.batch_size / max(elapsed, 1e-9),
         "skipped": state.skipped_total,
+        # Patches of the training split the model cannot use (a SAR model: those without S1).
+        "left_out": dict(run.train_ds.left_out),
     }
     if dist.is_main:
         (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

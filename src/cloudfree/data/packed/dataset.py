@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from cloudfree.data.dataset import PatchDataset
+from cloudfree.data.left_out import left_out
 from cloudfree.data.packed.shards import MASK_NOT_COMPUTED, read_manifest, read_patches
 from cloudfree.data.sample import SampleConfig, SamplePlan, make_sample
 from cloudfree.errors import DataError, DatasetNotFoundError
@@ -90,11 +91,9 @@ class PackedDataset(PatchDataset):
                     f"{self.inpaint}' (the same pack command plus --inpaint; finished shards "
                     "are kept, only the inpainting is computed)",
                 )
-        self.patches = [
-            p
-            for p in read_patches(self.root)
-            if (split is None or p.split == split) and all(p.has(k) for k in self.kinds)
-        ]
+        in_split = [p for p in read_patches(self.root) if split is None or p.split == split]
+        self.patches = [p for p in in_split if all(p.has(k) for k in self.kinds)]
+        self.left_out = left_out(in_split, self.kinds, lambda p, k: p.has(k))
         if not self.patches:
             scope = f"of split {split!r} " if split else ""
             raise DatasetNotFoundError(

@@ -18,6 +18,7 @@ import numpy as np
 
 from cloudfree.bands import FILE_LAYOUT, PATCH_SIZE
 from cloudfree.data.dataset import PatchDataset
+from cloudfree.data.left_out import left_out
 from cloudfree.data.release.index import IndexResult, IndexRow, read_index
 from cloudfree.data.release.mask_cache import MaskCache
 from cloudfree.data.sample import SampleConfig, make_sample
@@ -90,6 +91,7 @@ class SEN12MSCR(PatchDataset):
                 "then data.packed=DIR",
             )
         self.rows: list[IndexRow] = result.select(split, require=self.kinds)
+        self.left_out = left_out(result.select(split), self.kinds, lambda r, k: r.has(k))
         if not self.rows:
             raise DatasetNotFoundError(where, self._nothing_usable(), self._fix_hint())
         self.mask_cache: MaskCache | None = None

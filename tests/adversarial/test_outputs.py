@@ -1,10 +1,8 @@
-"""The CLI as an adversarial user tries it (issue 17): every failure is a clear error (non-zero
-exit, one paragraph naming the file and what was expected, no traceback without --debug), no
-input file is ever changed, and no partial output remains."""
+"""Output paths as an adversarial user gives them (issue 17): an output that is an input, two
+outputs with one name, a folder or an unwritable path, a folder predicted into itself."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -14,67 +12,37 @@ from cloudfree.cli import main
 from cloudfree.data.release.discover import build_index
 from cloudfree.data.release.index import write_index
 from cloudfree.data.synthetic.release import synthesize
-from cloudfree.models import save_weights
-from tests.predict.conftest import synth_s2, tiny_model, write_tif
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder`` (to assert that none changed)."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], *expected: str) -> str:
-    """Run the command; assert exit 1, no traceback, and every ``expected`` in the message."""
-    rc = main(argv)
-    err = capsys.readouterr().err
-    assert rc == 1, err
-    assert "Traceback" not in err and err.startswith(f"cloudfree {argv[0]}: error: "), err
-    for text in expected:
-        assert text in err, err
-    return err
-
-
-@pytest.fixture
-def scene(tmp_path: Path) -> dict[str, Path]:
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    s2 = write_tif(inputs / "a.tif", synth_s2(48, 48))
-    weights = save_weights(tiny_model(False), inputs / "nosar.safetensors")
-    return {"dir": inputs, "s2": s2, "weights": weights}
+from .conftest import digest, fails
 
 
 def test_an_output_equal_to_an_input_is_refused(
     scene: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = _digest(scene["dir"])
+    before = digest(scene["dir"])
     s2, w = str(scene["s2"]), str(scene["weights"])
-    _fails(["predict", "--s2", s2, "--out", s2, "--checkpoint", w, "--no-progress"], capsys,
+    fails(["predict", "--s2", s2, "--out", s2, "--checkpoint", w, "--no-progress"], capsys,
            f"--out {s2} is also an input", "name of its own")  # fmt: skip
-    _fails(["mask", s2, "--out", s2], capsys, "is also an input")
+    fails(["mask", s2, "--out", s2], capsys, "is also an input")
     out = str(scene["dir"] / "out.tif")
-    _fails(["predict", "--s2", s2, "--out", out, "--mask-out", out, "--checkpoint", w,
+    fails(["predict", "--s2", s2, "--out", out, "--mask-out", out, "--checkpoint", w,
             "--no-progress"], capsys, "--mask-out", "same file as --out")  # fmt: skip
     # A hard link to the input is the input too.
     link = scene["dir"] / "link.tif"
     os.link(scene["s2"], link)
-    _fails(["mask", s2, "--out", str(link)], capsys, "is also an input")
+    fails(["mask", s2, "--out", str(link)], capsys, "is also an input")
     link.unlink()
-    assert _digest(scene["dir"]) == before  # nothing changed, no .part file left
+    assert digest(scene["dir"]) == before  # nothing changed, no .part file left
 
 
 def test_index_never_overwrites_a_file_of_the_dataset(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     synthesize(tmp_path / "root", n=2, seed=0, size=32)
-    before = _digest(tmp_path / "root")
+    before = digest(tmp_path / "root")
     victim = next((tmp_path / "root").rglob("*.tif"))
-    _fails(["index", str(tmp_path / "root"), "--out", str(victim)], capsys,
+    fails(["index", str(tmp_path / "root"), "--out", str(victim)], capsys,
            str(victim), "not a CSV index", "--out index.csv")  # fmt: skip
-    assert _digest(tmp_path / "root") == before
+    assert digest(tmp_path / "root") == before
     # Re-indexing over an earlier index is what --out is for.
     write_index(build_index(tmp_path / "root"), tmp_path / "index.csv")
     assert main(["index", str(tmp_path / "root"), "--out", str(tmp_path / "index.csv")]) == 0
@@ -84,26 +52,29 @@ def test_a_folder_or_unwritable_output_is_a_clear_error(
     scene: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     s2 = str(scene["s2"])
-    _fails(["mask", s2, "--out", str(tmp_path)], capsys, "is an existing folder", "file name")
+    fails(["mask", s2, "--out", str(tmp_path)], capsys, "is an existing folder", "file name")
     if os.geteuid() == 0:
         pytest.skip("root writes into read-only folders: the permission case cannot be shown")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        _fails(["mask", s2, "--out", str(locked / "m.tif")], capsys, "is not writable")
+        fails(["mask", s2, "--out", str(locked / "m.tif")], capsys, "is not writable")
     finally:
         locked.chmod(0o755)
 
 
 def test_predicting_a_folder_into_itself_twice_predicts_each_scene_once(
-    scene: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    scene: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    d, w = str(scene["dir"]), str(scene["weights"])
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    os.link(scene["s2"], folder / "a.tif")
+    d, w = str(folder), str(scene["weights"])
     argv = ["predict", "--s2", d, "--out", d, "--checkpoint", w, "--no-progress"]
     assert main(argv) == 0
     assert main([*argv, "--overwrite"]) == 0
-    names = sorted(p.name for p in scene["dir"].glob("*.tif"))
+    names = sorted(p.name for p in folder.glob("*.tif"))
     assert names == ["a.tif", "a_cloudfree.tif"], names
     out = capsys.readouterr().out
     assert "a_cloudfree_cloudfree" not in out
@@ -114,11 +85,11 @@ def test_bad_arguments_are_errors_not_tracebacks(
 ) -> None:
     s2, out = str(scene["s2"]), str(tmp_path / "o.tif")
     missing = str(tmp_path / "nope.safetensors")
-    _fails(["predict", "--s2", s2, "--out", out, "--checkpoint", missing, "--no-progress"],
+    fails(["predict", "--s2", s2, "--out", out, "--checkpoint", missing, "--no-progress"],
            capsys, "nope.safetensors")  # fmt: skip
-    _fails(["predict", "--s2", s2, "--out", out, "--checkpoint", "mask-fil", "--no-progress"],
+    fails(["predict", "--s2", s2, "--out", out, "--checkpoint", "mask-fil", "--no-progress"],
            capsys, "mask-fill")  # fmt: skip  # the closest known name is suggested
-    _fails(["predict", "--s2", s2, "--out", out, "--checkpoint", str(scene["weights"]),
+    fails(["predict", "--s2", s2, "--out", out, "--checkpoint", str(scene["weights"]),
             "--tile", "0", "--no-progress"], capsys, "tile must be >= 8")  # fmt: skip
     assert not Path(out).exists() and not list(tmp_path.glob(".*.part"))
 
@@ -134,6 +105,6 @@ def test_an_unexpected_error_names_its_type_and_debug_shows_the_traceback(
 
     monkeypatch.setattr(scene_mod, "mask_scene", broken)
     argv = ["mask", str(scene["s2"]), "--out", str(tmp_path / "m.tif")]
-    _fails(argv, capsys, "RuntimeError: something nobody foresaw", "cloudfree --debug")
+    fails(argv, capsys, "RuntimeError: something nobody foresaw", "cloudfree --debug")
     with pytest.raises(RuntimeError, match="nobody foresaw"):
         main(["--debug", *argv])
