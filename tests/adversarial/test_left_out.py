@@ -67,8 +67,12 @@ def test_evaluate_and_compare_show_the_patches_a_sar_model_could_not_use(
     )
     data = str(partial_s1["packed"])
     common = ["--data", data, "--split", "all", "--no-report", "--device", "cpu"]
-    assert main(["evaluate", "--checkpoint", str(sar), "--out", str(tmp_path / "sar"), *common]) == 0
-    assert main(["evaluate", "--checkpoint", "identity", "--out", str(tmp_path / "id"), *common]) == 0
+    assert (
+        main(["evaluate", "--checkpoint", str(sar), "--out", str(tmp_path / "sar"), *common]) == 0
+    )
+    assert (
+        main(["evaluate", "--checkpoint", "identity", "--out", str(tmp_path / "id"), *common]) == 0
+    )
     printed = capsys.readouterr().out
 
     summary = json.loads((tmp_path / "sar" / "summary.json").read_text())
@@ -85,4 +89,3 @@ def test_evaluate_and_compare_show_the_patches_a_sar_model_could_not_use(
     assert "n=9, 3 left out)" in table and "n=12)" in table, table
     assert f"3 of 12 patches left out: 3 {NO_S1}; its row is over the patches it could use" in table
     assert "different numbers of patches" in table
-

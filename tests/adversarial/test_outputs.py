@@ -12,6 +12,7 @@ from cloudfree.cli import main
 from cloudfree.data.release.discover import build_index
 from cloudfree.data.release.index import write_index
 from cloudfree.data.synthetic.release import synthesize
+
 from .conftest import digest, fails
 
 
