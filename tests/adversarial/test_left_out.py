@@ -78,7 +78,7 @@ def test_evaluate_and_compare_show_the_patches_a_sar_model_could_not_use(
     summary = json.loads((tmp_path / "sar" / "summary.json").read_text())
     assert summary["count"] == 9 and summary["skipped"] == 0
     assert summary["left_out"] == {NO_S1: 3}
-    line = f"9 patches evaluated, 0 skipped as unreadable; 3 of 12 patches left out: 3 {NO_S1}"
+    line = f"9 patches evaluated, 0 skipped as bad; 3 of 12 patches left out: 3 {NO_S1}"
     assert line in (tmp_path / "sar" / "table.md").read_text()
     assert line in printed
     identity = json.loads((tmp_path / "id" / "summary.json").read_text())

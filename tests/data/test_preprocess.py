@@ -84,6 +84,20 @@ def test_fill_nan_uses_the_mean_over_all_bands():
     np.testing.assert_array_equal(x, before)  # input untouched
 
 
+def test_fill_nan_treats_infinities_as_missing() -> None:
+    # NaN with -inf only: upstream's nanmean is -inf (every NaN became the darkest value); with
+    # +inf too it is NaN. Both are missing here: the mean of the finite (-10 - 20 - 30) / 3.
+    nan, inf = np.nan, np.inf
+    x = np.array([[[-10.0, nan], [-inf, -20.0]], [[inf, -30.0], [nan, -inf]]], dtype=np.float32)
+    out, n = fill_nan(x)
+    assert n == 5
+    np.testing.assert_array_equal(
+        out, np.array([[[-10, -20], [-20, -20]], [[-20, -30], [-20, -20]]], np.float32)
+    )
+    out, n = fill_nan(np.full((2, 2, 2), -np.inf, np.float32))  # nothing finite: 0, all counted
+    assert n == 8 and not out.any()
+
+
 def test_fill_nan_all_nan_fills_zero_and_counts_everything():
     x = np.full((2, 3, 3), np.nan, dtype=np.float32)
     out, n = fill_nan(x)

@@ -31,7 +31,8 @@ def synthetic_s2(seed: int, h: int, w: int) -> np.ndarray:
     cloud = np.clip(cloud / cloud.std() - 0.5, 0, None)
     level = np.array([1300, 1000, 900, 800, 1200, 2000, 2300, 2500, 2600, 600, 20, 1800, 1000])
     dn = level[:, None, None] * (1 + 0.35 * land) + 3000 * cloud * (level[:, None, None] > 100)
-    return np.clip(dn + rng.normal(0, 15, dn.shape), 0, 65535).astype(np.uint16)
+    # >= 1 DN: a pixel 0 in every band is nodata (cloudfree.units), which real L1C never has.
+    return np.clip(dn + rng.normal(0, 15, dn.shape), 1, 65535).astype(np.uint16)
 
 
 def write_s2(path: Path, data: np.ndarray) -> Path:

@@ -12,19 +12,26 @@ from cloudfree.errors import DataError
 
 
 def load_or_skip(
-    load: Callable[[int], dict[str, Any]], index: int, patch_id: str, strict: bool
+    load: Callable[[int], dict[str, Any]],
+    index: int,
+    patch_id: str,
+    strict: bool,
+    record: Any = None,
 ) -> dict[str, Any] | None:
     """``load(index)``; for a bad patch (DataError) raise if ``strict``, else warn and return None.
 
     The one policy of both datasets (per-file and packed): one bad patch in a large index is
     reported, not fatal, unless the user asks for strict mode; :func:`collate_skip_bad` then
-    drops and counts it.
+    drops and counts it. The first such message is kept in ``record.first_bad`` (a dataset),
+    so that a summary can say why patches were skipped.
     """
     try:
         return load(index)
     except DataError as e:
         if strict:
             raise
+        if record is not None and getattr(record, "first_bad", None) is None:
+            record.first_bad = str(e)  # names the patch or its file
         warnings.warn(f"skipping bad patch {patch_id}: {e}", stacklevel=3)
         return None
 

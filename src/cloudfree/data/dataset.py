@@ -51,6 +51,9 @@ class PatchDataset(Dataset, abc.ABC):
     #: without S1 when the model takes SAR (:mod:`cloudfree.data.left_out`). Reported by
     #: training and evaluation.
     left_out: dict[str, int]
+    #: The message of the first bad patch this process skipped (None: none yet), for a
+    #: summary that says why patches were skipped (the count comes from the collate).
+    first_bad: str | None
 
     def _init_sampling(
         self,
@@ -64,6 +67,7 @@ class PatchDataset(Dataset, abc.ABC):
         self.require_target, self.strict, self.patch_size = require_target, strict, patch_size
         self.kinds = sample_kinds(config, require_target)
         self.left_out = {}
+        self.first_bad = None
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -94,4 +98,4 @@ class PatchDataset(Dataset, abc.ABC):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} patches")
         index = index % len(self)
-        return load_or_skip(self._load, index, self._item_id(index), self.strict)
+        return load_or_skip(self._load, index, self._item_id(index), self.strict, self)

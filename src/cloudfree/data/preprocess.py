@@ -12,32 +12,38 @@ from cloudfree.bands import Scaling
 
 
 def fill_nan(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """Replace NaNs by the mean of the non-NaN values of the whole array (all bands).
+    """Replace missing values (NaN, and +/-inf) by the mean of the finite values of the whole
+    array (all bands).
 
-    This is what the DSen2-CR code does on every (cropped) read
-    (``image[np.isnan(image)] = np.nanmean(image)`` in ``dataIO.py``, spec section 2).
-    Integer arrays cannot hold NaN and are returned unchanged (not copied).
+    The DSen2-CR code fills NaN on every (cropped) read
+    (``image[np.isnan(image)] = np.nanmean(image)`` in ``dataIO.py``, spec section 2). There,
+    one -inf in the patch (10 log10 of a zero backscatter) makes that mean -inf, so every NaN
+    became the darkest value; -inf and +inf together make it NaN, and the loss NaN. Here an
+    infinite value is missing like a NaN, as :func:`cloudfree.data.sentinel.scene.s1_coverage`
+    treats it in whole-scene prediction, and the mean is taken over the finite values only:
+    the same as the original whenever the patch is finite apart from NaN.
+    Integer arrays cannot hold either and are returned unchanged (not copied).
 
-    An all-NaN array has no mean (numpy would return NaN and warn); it is filled with 0 instead,
-    and every value still counts as filled, so callers can see the patch was empty.
+    An array without any finite value has no mean; it is filled with 0 instead, and every value
+    still counts as filled, so callers can see the patch was empty.
 
     Args:
         x: any shape, typically ``(C, H, W)``; float or integer.
 
     Returns:
-        ``(filled, n_filled)``: a float copy of ``x`` without NaNs (same dtype) for float input,
-        and how many values were replaced.
+        ``(filled, n_filled)``: a float copy of ``x`` with only finite values (same dtype) for
+        float input, and how many values were replaced.
     """
     if not np.issubdtype(x.dtype, np.floating):
         return x, 0
-    nan = np.isnan(x)
-    n = int(nan.sum())
+    missing = ~np.isfinite(x)
+    n = int(missing.sum())
     out = x.copy()
     if n == 0:
         return out, 0
     # Accumulate in float64: a float32 running sum over 13x256x256 values loses digits.
-    fill = 0.0 if n == x.size else float(np.nanmean(x, dtype=np.float64))
-    out[nan] = fill
+    fill = 0.0 if n == x.size else float(x[~missing].mean(dtype=np.float64))
+    out[missing] = fill
     return out, n
 
 

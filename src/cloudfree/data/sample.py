@@ -33,6 +33,7 @@ from cloudfree.bands import (
 from cloudfree.data.preprocess import fill_nan, normalize_s1, normalize_s2
 from cloudfree.data.transforms import apply_augmentation, draw_augmentation, draw_window
 from cloudfree.errors import DataError
+from cloudfree.units import check_patch
 
 MODES: tuple[str, ...] = ("train", "eval")
 #: Values of ``SampleConfig.mask``: where a sample's cloud mask comes from.
@@ -282,6 +283,8 @@ def make_sample(
             f"patch {pid} has no cached cloud mask but the config asks for one",
             "raw['mask'] (the dataset reads it from its mask cache), or SampleConfig(mask=...)",
         )
+    # Units: S2 as DN and S1 in dB (cloudfree.units); a wrong scale is a bad patch.
+    check_patch({k: v for k, v in raw.items() if k != "mask"}, f"patch {pid}")
     if cfg.mask == "crop":
         from cloudfree.masks.patch import patch_mask
 

@@ -45,6 +45,7 @@ import numpy as np
 
 from cloudfree.arrays import as_numpy
 from cloudfree.bands import SEASONS, Scaling, get_scaling
+from cloudfree.errors import DataError
 from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS
 from cloudfree.evaluate.protocols import EvalProtocol, centre_window, get_protocol
 from cloudfree.evaluate.table import (
@@ -107,7 +108,6 @@ def open_dataset(
         DataError / DatasetNotFoundError: ``data`` is none of these, or holds no usable patch.
     """
     from cloudfree.data.sample import SampleConfig
-    from cloudfree.errors import DataError
 
     cfg = SampleConfig(
         mode="eval", crop_size=None, include_sar=include_sar, scaling=scaling, mask="crop"
@@ -347,6 +347,13 @@ def evaluate(
                 by_season.setdefault(row["season"], NanMean(SUMMARY_KEYS)).add(row)
                 by_bin.setdefault(cloud_bin(row["cloud_fraction"]), NanMean(SUMMARY_KEYS)).add(row)
             f.flush()
+        if overall.count == 0:  # raised before any file is renamed into place
+            why = getattr(dataset_all, "first_bad", None)
+            raise DataError(
+                data,
+                f"none of the {total} patches of split {split or 'all'} could be evaluated "
+                "(each one skipped is warned about above)" + (f"; the first: {why}" if why else ""),
+            )
 
     # Group order as cloudfree.evaluate.table.breakdown: seasons in calendar order, then every
     # cloud bin (an empty one with count 0 and undefined means).
@@ -358,6 +365,8 @@ def evaluate(
         "split": split if split is not None else "all",
         "count": overall.count,
         "skipped": total - overall.count,
+        # Why: the first bad patch's message (each one was warned about).
+        "skipped_example": getattr(dataset_all, "first_bad", None),
         # Patches of the split the method cannot use (a SAR model: those without S1).
         "left_out": dict(getattr(dataset_all, "left_out", {})),
         "metrics": with_psnr_mean_rmse(overall.means()),

@@ -401,11 +401,13 @@ def table_psnr(summary: Mapping[str, Any]) -> str:
 
 
 def patch_counts(summary: Mapping[str, Any]) -> str:
-    """How many patches an evaluation used, skipped (unreadable) and left out (unusable by the
-    method, e.g. without S1 for a SAR model), and why."""
-    text = (
-        f"{summary['count']} patches evaluated, {summary.get('skipped', 0)} skipped as unreadable"
-    )
+    """How many patches an evaluation used, skipped (bad: unreadable, or values that are not
+    DN or dB) and left out (unusable by the method, e.g. without S1 for a SAR model), and
+    why."""
+    skipped = summary.get("skipped", 0)
+    text = f"{summary['count']} patches evaluated, {skipped} skipped as bad"
+    if skipped and summary.get("skipped_example"):
+        text += f" (the first: {summary['skipped_example']})"
     left = describe_left_out(summary["count"], summary.get("left_out", {}))
     return f"{text}; {left}" if left else text
 

@@ -11,8 +11,10 @@ The result equals the mask of the whole image computed at once (``cloud_shadow_m
   filters is the same as on the whole image; elsewhere every kept pixel sees real data only.
 
 Memory is that of one window with its halo (~80 MiB for the default 1024), whatever the scene
-size. Nodata pixels (e.g. outside the swath) are masked as the values they hold, as the
-published algorithm does on a patch; they also enter the shadow statistics.
+size. Nodata pixels (e.g. outside the swath; :func:`cloudfree.units.nodata_pixels`) are masked
+as the values they hold, as the published algorithm does on a patch, and they also enter the
+shadow statistics; but the class fractions reported are those of the pixels with data, beside
+the nodata fraction.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from cloudfree.masks.params import (
 )
 from cloudfree.masks.patch import finite_dn
 from cloudfree.masks.stats import ShadowStats
+from cloudfree.units import check_scene, nodata_pixels
 from cloudfree.windows import Window, clip_window, grow, windows
 
 BACKENDS: Final[tuple[str, ...]] = ("dsen2cr", "s2cloudless")
@@ -145,8 +148,8 @@ def mask_scene(
         params: constants of the dsen2cr mask.
 
     Returns:
-        ``{"cloud_fraction", "shadow_fraction", "clear_fraction", "num_pixels", "backend",
-        "out"}``.
+        :func:`mask_fractions` (the classes as fractions of the pixels with data, the nodata
+        fraction, the pixel counts), ``"backend"``, ``"out"``.
 
     Raises:
         DataError: the file is unreadable or has not 13 bands (12-band L2A: explained).
@@ -185,9 +188,10 @@ def mask_scene(
         blockysize=tile,
         compress="deflate",
     )
-    counts = np.zeros(3, dtype=np.int64)
+    counts = np.zeros(4, dtype=np.int64)  # clear, cloud, shadow, nodata
     try:
         with rasterio.open(gdal_path(s2_path)) as src:
+            check_scene(src, "s2", s2_path)  # DN, not reflectance; not an empty image
             if backend == "dsen2cr":
                 masker.fit(lambda names, win: _read(src, win, names), height, width, window)
             with atomic_path(out_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
@@ -204,7 +208,10 @@ def mask_scene(
                     dr, dc = r - outer[0], c - outer[1]
                     mask = np.ascontiguousarray(mask[dr : dr + h, dc : dc + w])
                     dst.write(mask, 1, window=RioWindow(c, r, w, h))
-                    counts += np.bincount(mask.ravel(), minlength=3)[:3]
+                    # The bands read stand for all 13: a pixel with data has none at nodata.
+                    holes = nodata_pixels(data[:, dr : dr + h, dc : dc + w], meta.nodata)
+                    counts[:3] += np.bincount(mask[~holes], minlength=3)[:3]
+                    counts[NODATA] += int(holes.sum())
                 dst.set_band_description(1, f"{backend} mask: 0 clear, 1 cloud, 2 shadow")
                 dst.update_tags(backend=backend, classes="0=clear,1=cloud,2=shadow")
     except rasterio.errors.RasterioError as e:
@@ -212,15 +219,53 @@ def mask_scene(
             s2_path, f"cannot read it or write {out_path}: {e}", "a readable GeoTIFF"
         ) from e
 
-    n = height * width
+    return {**mask_fractions(counts), "backend": backend, "out": str(Path(out_path))}
+
+
+#: Index of the nodata pixels in the counts of :func:`mask_fractions` (after the 3 classes).
+NODATA: Final[int] = 3
+
+
+def mask_fractions(counts: np.ndarray) -> dict[str, Any]:
+    """Class fractions of a mask from its pixel counts ``[clear, cloud, shadow, nodata]``.
+
+    The classes are fractions of the pixels with data (NaN if there is none): a pixel that
+    holds no data (:func:`cloudfree.units.nodata_pixels`) is none of clear, cloud or shadow,
+    though the mask file gives it the class of the values it holds, as the published algorithm
+    does on a patch.
+
+    Returns:
+        ``cloud_fraction``, ``shadow_fraction``, ``clear_fraction`` (of the valid pixels),
+        ``nodata_fraction`` (of all pixels), ``num_pixels``, ``valid_pixels``.
+    """
+    n, valid = int(counts.sum()), int(counts[:3].sum())
+
+    def frac(k: int) -> float:
+        return float(counts[k]) / valid if valid else float("nan")
+
     return {
-        "cloud_fraction": float(counts[CLOUD]) / n,
-        "shadow_fraction": float(counts[SHADOW]) / n,
-        "clear_fraction": float(counts[CLEAR]) / n,
+        "cloud_fraction": frac(CLOUD),
+        "shadow_fraction": frac(SHADOW),
+        "clear_fraction": frac(CLEAR),
+        "nodata_fraction": float(counts[NODATA]) / n if n else float("nan"),
         "num_pixels": n,
-        "backend": backend,
-        "out": str(Path(out_path)),
+        "valid_pixels": valid,
     }
+
+
+def describe_fractions(stats: Mapping[str, Any]) -> str:
+    """``"cloud 12.00 %, shadow 1.00 %, clear 87.00 % of the valid pixels (nodata 5.00 %)"``,
+    or that no pixel holds data."""
+    if not stats["valid_pixels"]:
+        return "no pixel holds data (every pixel is nodata): the mask says nothing"
+    text = (
+        f"cloud {100 * stats['cloud_fraction']:.2f} %, "
+        f"shadow {100 * stats['shadow_fraction']:.2f} %, "
+        f"clear {100 * stats['clear_fraction']:.2f} %"
+    )
+    if stats["nodata_fraction"]:
+        text += f" of the pixels with data; nodata {100 * stats['nodata_fraction']:.2f} %"
+    return text
 
 
 def run_mask_cli(s2: str, out: str, backend: str = "dsen2cr", window: int = 1024) -> int:
@@ -232,11 +277,6 @@ def run_mask_cli(s2: str, out: str, backend: str = "dsen2cr", window: int = 1024
 
     check_outputs({"--out": out}, [s2])
     stats = mask_scene(s2, out, backend=backend, window=window)
-    print(
-        f"{backend} mask of {s2} ({stats['num_pixels']} pixels): "
-        f"cloud {100 * stats['cloud_fraction']:.2f} %, "
-        f"shadow {100 * stats['shadow_fraction']:.2f} %, "
-        f"clear {100 * stats['clear_fraction']:.2f} %"
-    )
+    print(f"{backend} mask of {s2} ({stats['num_pixels']} pixels): {describe_fractions(stats)}")
     print(f"wrote {out}")
     return 0

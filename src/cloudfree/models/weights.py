@@ -143,7 +143,8 @@ def check_state(
 
     Raises:
         DataError: naming ``source`` and listing missing keys, unexpected keys and shape
-            mismatches (each list abbreviated after a dozen names).
+            mismatches (each list abbreviated after a dozen names), or the tensors that hold
+            NaN or inf.
     """
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -154,6 +155,7 @@ def check_state(
         if k in state and tuple(state[k].shape) != tuple(own[k].shape)
     ]
     if not (missing or unexpected or wrong):
+        _check_finite(state, source)
         return
     problems = []
     if missing:
@@ -168,6 +170,25 @@ def check_state(
         "weights saved from a model of the same architecture and size; load_weights(path) "
         "rebuilds the right model from the file's metadata",
     )
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], source: str | os.PathLike[str] | None) -> None:
+    """Raise unless every floating-point tensor of ``state`` is finite: NaN or inf weights
+    (a training that diverged, a corrupt conversion) predict NaN everywhere, which a GeoTIFF
+    of integers would hold as 0."""
+    bad = [
+        k
+        for k, t in state.items()
+        if torch.is_floating_point(t) and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        raise DataError(
+            source,
+            f"{len(bad)} of {len(state)} weight tensors hold NaN or inf ({_listing(bad)}): the "
+            "weights of a training that diverged, or a damaged file",
+            "finite weights; take an earlier checkpoint of the run (checkpoints/step-*), or "
+            "train again with a lower optim.lr",
+        )
 
 
 def load_state(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:

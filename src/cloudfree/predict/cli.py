@@ -217,10 +217,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if summary.get("l2a"):
         lines.append(f"L2A input: B10 filled with {summary['b10_fill']:g} DN")
     if "cloud_fraction" in summary:
-        lines.append(
-            f"mask: cloud {100 * summary['cloud_fraction']:.1f} %, shadow "
-            f"{100 * summary['shadow_fraction']:.1f} %, clear {100 * summary['clear_fraction']:.1f} %"
-        )
+        from cloudfree.masks.scene import describe_fractions
+
+        lines.append(f"mask: {describe_fractions(summary)}")
         if summary.get("mask_out"):
             lines.append(f"wrote {summary['mask_out']}")
     if summary.get("uncertainty_out"):

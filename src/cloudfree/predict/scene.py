@@ -350,6 +350,13 @@ def _predict(
                         if udst is not None and std is not None:
                             udst.write(std, window=RioWindow(c, r, ww, wh))
                         bar.update(wh * ww)
+                if sp.valid == 0:  # raised before the outputs are renamed into place
+                    raise DataError(
+                        files.s2_cloudy,
+                        "every pixel is nodata (or 0 in every band, the Sentinel-2 NO_DATA "
+                        "value, where the file declares no nodata): there is nothing to predict",
+                        "a scene with data",
+                    )
                 if mdst is not None:
                     source = "dsen2cr" if mask_src is None else f"file {files.mask}"
                     mdst.set_band_description(1, f"{source} mask: 0 clear, 1 cloud, 2 shadow")
@@ -414,11 +421,10 @@ def _predict(
     if files.uncertainty_out is not None:
         summary["uncertainty_out"] = str(files.uncertainty_out)
     if need_mask:
-        n = h * w
+        from cloudfree.masks.scene import mask_fractions
+
         summary.update(
-            cloud_fraction=float(sp.mask_counts[1]) / n,
-            shadow_fraction=float(sp.mask_counts[2]) / n,
-            clear_fraction=float(sp.mask_counts[0]) / n,
+            **mask_fractions(sp.mask_counts),
             mask_out=None if files.mask_out is None else str(files.mask_out),
             mask_source="dsen2cr" if files.mask is None else str(files.mask),
         )

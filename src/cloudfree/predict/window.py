@@ -15,7 +15,7 @@ import torch
 
 from cloudfree.bands import get_scaling, s2_index
 from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
-from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source, nodata_pixels, s1_coverage
+from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source, s1_coverage
 from cloudfree.errors import DataError
 from cloudfree.masks.params import CLEAR
 from cloudfree.masks.scene import SceneMasker
@@ -23,6 +23,7 @@ from cloudfree.methods.base import Method
 from cloudfree.predict.options import PredictOptions
 from cloudfree.predict.plan import TilePlan
 from cloudfree.predict.tiling import axis_positions, blend_margin, blend_weights, fit_tile
+from cloudfree.units import nodata_pixels
 from cloudfree.windows import Window, grow
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,26 @@ class Runner:
         if mask is not None:
             batch["mask"] = torch.from_numpy(mask)
         if not variance:
-            return self.method.predict(batch).numpy()
+            return self._finite(self.method.predict(batch).numpy())
         if not self.method.predicts_variance:
-            pred = self.method.predict(batch).numpy()
+            pred = self._finite(self.method.predict(batch).numpy())
             return np.concatenate([pred, np.full_like(pred, np.nan)], axis=1)
         mean, var = self.method.predict_variance(batch)
-        return np.concatenate([mean.numpy(), var.numpy()], axis=1)
+        return np.concatenate([self._finite(mean.numpy()), var.numpy()], axis=1)
+
+    def _finite(self, pred: np.ndarray) -> np.ndarray:
+        """``pred``, or an error if the method predicted NaN or inf (its inputs are finite):
+        written out, such values would be 0 DN, a black image with rc 0."""
+        if not np.isfinite(pred).all():
+            n = int((~np.isfinite(pred)).sum())
+            raise DataError(
+                getattr(self.method, "path", None) or self.method.name,
+                f"{self.method.name} predicted NaN or inf ({n} of {pred.size} values of a batch "
+                "of finite inputs): nothing is written",
+                "a model that predicts finite values; with --precision bf16 try fp32, else "
+                "check the weights (a training that diverged?)",
+            )
+        return pred
 
 
 def load_runner(
@@ -115,7 +130,10 @@ class WindowPredictor:
         self.read_halo = max(self.halo, self.masker.halo) if need_mask else self.halo
         self.counts = {"tiles": 0, "tile_pixels": 0, "sar_tiles": 0, "nosar_tiles": 0}
         self.covered = 0
-        self.mask_counts = np.zeros(3, dtype=np.int64)
+        #: Mask pixels by class (clear, cloud, shadow) among the pixels with data, then nodata.
+        self.mask_counts = np.zeros(4, dtype=np.int64)
+        #: Pixels with data (not nodata) so far.
+        self.valid = 0
         # The SAR model is used only with S1; without S1 a SAR checkpoint falls back to no-SAR.
         self.sar = main.method.include_sar and s1 is not None
         # A model that is not local (UnCRtainTS: group norm and squeeze-excitation over the
@@ -357,12 +375,19 @@ class WindowPredictor:
             acc, wsum = acc[:nb], wsum[0]
         pred = np.divide(acc, wsum, out=np.zeros_like(acc), where=wsum > 0)
         dn = denormalize_s2(pred, self.scaling)[rows]
+        # DN are reflectance x 10000, never negative; the network's output can dip below 0
+        # (written as such into int16 and float files, most in B10).
+        np.maximum(dn, 0.0, out=dn)
         raw = data[:, rh : rh + wh, rh : rh + ww][rows]
+        nodata = cloudy.meta.nodata
+        holes = nodata_pixels(raw, nodata)  # None declared: 0 in every band (cloudfree.units)
         replace = np.zeros((wh, ww), dtype=bool)
         win_mask = None
         if mask_full is not None:
             win_mask = np.ascontiguousarray(mask_full[rh : rh + wh, rh : rh + ww])
-            self.mask_counts += np.bincount(win_mask.ravel(), minlength=3)[:3]
+            # Classes of the pixels with data; nodata pixels are counted apart.
+            self.mask_counts[:3] += np.bincount(win_mask[~holes], minlength=3)[:3]
+            self.mask_counts[3] += int(holes.sum())
             if self.opts.keep_clear:
                 replace |= win_mask == CLEAR
             kept = self.main.method.unchanged(win_mask)
@@ -373,15 +398,44 @@ class WindowPredictor:
             replace |= ~cov[h : h + wh, h : h + ww]
         dn[:, replace] = raw[:, replace]
         out = to_dtype(dn, np.dtype(cloudy.meta.dtype))
-        nodata = cloudy.meta.nodata
+        avoid_nodata(out, ~replace & ~holes, nodata)
+        out[:, holes] = np.asarray(0 if nodata is None else nodata).astype(out.dtype)
+        self.valid += int((~holes).sum())
         if std is not None:
             std[:, replace] = np.nan  # the input's value there, not the model's
-        if nodata is not None:
-            holes = nodata_pixels(raw, nodata)
-            out[:, holes] = np.asarray(nodata).astype(out.dtype)
-            if std is not None:
-                std[:, holes] = np.nan
+            std[:, holes] = np.nan
         return out, win_mask, std
+
+
+def avoid_nodata(out: np.ndarray, predicted: np.ndarray, nodata: float | None) -> None:
+    """Move predicted values off the nodata value, in place, so that no predicted pixel becomes
+    a hole in a GIS.
+
+    GDAL's nodata is per band: a predicted band value equal to the file's nodata would be
+    transparent. Such values move one step inside the data range (integers: +1, or -1 at the
+    dtype's maximum; floats: the next representable value). Without a declared nodata only a
+    pixel 0 in every band would read as missing (:func:`cloudfree.units.nodata_pixels`); its
+    bands become 1 step above 0.
+
+    Args:
+        out: (C, h, w) values in the output dtype.
+        predicted: (h, w) bool, the pixels that hold predicted values (not input or nodata).
+        nodata: the output's nodata value, or None.
+    """
+    if nodata is not None and np.isnan(nodata):
+        return  # predictions are finite (Runner checks), never NaN
+    value = np.asarray(0 if nodata is None else nodata).astype(out.dtype)
+    at = out == value
+    if nodata is None:
+        at &= at.all(axis=0, keepdims=True)  # only a pixel missing in every band
+    at &= predicted[None]
+    if not at.any():
+        return
+    if np.issubdtype(out.dtype, np.integer):
+        step = -1 if value == np.iinfo(out.dtype).max else 1
+        out[at] = value + out.dtype.type(step)
+    else:
+        out[at] = np.nextafter(value, np.inf if value <= 0 else -np.inf).astype(out.dtype)
 
 
 def to_dtype(dn: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -13,7 +13,6 @@ from rasterio.transform import from_origin
 from cloudfree.data.sentinel.scene import (
     S1Source,
     S2Source,
-    nodata_pixels,
     s1_coverage,
 )
 from cloudfree.errors import DataError
@@ -78,13 +77,3 @@ def test_s1_errors(tmp_path: Path) -> None:
         S1Source(raw, meta)
     with pytest.raises(DataError, match="does not exist"):
         S1Source(tmp_path / "missing.tif", meta)
-
-
-def test_nodata_pixels() -> None:
-    a = np.ones((3, 2, 2), np.float32)
-    a[:, 0, 0] = 0
-    a[0, 1, 1] = 0
-    np.testing.assert_array_equal(nodata_pixels(a, 0), [[True, False], [False, False]])
-    assert not nodata_pixels(a, None).any()
-    a[:, 1, 0] = np.nan
-    np.testing.assert_array_equal(nodata_pixels(a, float("nan")), [[False, False], [True, False]])

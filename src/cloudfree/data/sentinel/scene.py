@@ -33,6 +33,7 @@ from cloudfree.bands import (
 )
 from cloudfree.errors import DataError
 from cloudfree.io import RasterMeta, gdal_path, meta_of
+from cloudfree.units import check_scene
 from cloudfree.windows import Window, clip_window, pad_reflect
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class S2Source:
                 raise DataError(path, f"has {count} bands", _S2_EXPECTED)
             if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
                 raise DataError(path, f"has dtype {dtype}", "integer or float DN")
+            check_scene(self.ds, "s2", path)  # DN, not reflectance; not an empty image
         except Exception:
             self.ds.close()
             raise
@@ -221,6 +223,7 @@ class S1Source:
         if not np.issubdtype(np.dtype(meta.dtype), np.number):
             raise DataError(path, f"has dtype {meta.dtype}", _S1_EXPECTED)
         self.nodata = meta.nodata
+        check_scene(src, "s1", path)  # dB, not linear power
         georef = meta.crs is not None and not src.transform.is_identity
         s2_georef = s2.crs is not None and s2.transform is not None
         if not georef or not s2_georef:
@@ -303,15 +306,6 @@ class S1Source:
 def s1_coverage(s1_db: np.ndarray) -> np.ndarray:
     """(H, W) bool: True where every S1 band holds a finite value."""
     return np.isfinite(s1_db).all(axis=0)
-
-
-def nodata_pixels(s2_raw: np.ndarray, nodata: float | None) -> np.ndarray:
-    """(H, W) bool: pixels whose every band equals ``nodata`` (False everywhere if None)."""
-    if nodata is None:
-        return np.zeros(s2_raw.shape[1:], dtype=bool)
-    if np.isnan(nodata):
-        return np.isnan(s2_raw).all(axis=0)
-    return (s2_raw == np.asarray(nodata, dtype=s2_raw.dtype)).all(axis=0)
 
 
 _MASK_EXPECTED = (
