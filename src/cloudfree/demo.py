@@ -67,10 +67,11 @@ def run_demo(
     from cloudfree.data.synthetic.scene import synthesize_scene
     from cloudfree.io import read_raster
     from cloudfree.masks.scene import mask_scene
+    from cloudfree.outputs import check_output_dir
     from cloudfree.predict.scene import predict_scene
     from cloudfree.weights import get_weights
 
-    out = Path(out)
+    out = check_output_dir(out, "--out")
     t0 = time.perf_counter()
     print(
         f"[1/5] synthesising a {size} x {size} scene (10 m, EPSG:32633) with clouds: {out / 'scene'}"

@@ -37,13 +37,14 @@ def _nearest_existing(path: Path) -> Path:
     return Path(".")
 
 
-def check_writable_file(path: PathLike, flag: str = "--out") -> Path:
+def check_writable_file(path: PathLike, flag: str = "--out", example: str = "out.tif") -> Path:
     """Raise :class:`OutputError` unless ``path`` can become a file: not an existing folder,
-    in a folder that exists or can be created, and is writable."""
+    in a folder that exists or can be created, and is writable. ``example``: a file name the
+    message suggests inside such a folder."""
     out = Path(path)
     if out.is_dir():
         raise OutputError(
-            f"{flag} {out} is an existing folder; give a file name (e.g. {out / 'out.tif'})"
+            f"{flag} {out} is an existing folder; give a file name (e.g. {out / example})"
         )
     base = _nearest_existing(out.parent)
     if not base.is_dir():
@@ -56,7 +57,9 @@ def check_writable_file(path: PathLike, flag: str = "--out") -> Path:
 
 
 def check_outputs(
-    outputs: Mapping[str, PathLike | None], inputs: Iterable[PathLike | None] = ()
+    outputs: Mapping[str, PathLike | None],
+    inputs: Iterable[PathLike | None] = (),
+    example: str = "out.tif",
 ) -> None:
     """Check a command's outputs before it starts.
 
@@ -64,6 +67,7 @@ def check_outputs(
         outputs: flag -> output file (None: not asked for), e.g. ``{"--out": out,
             "--mask-out": None}``.
         inputs: every file the command reads (None entries are skipped).
+        example: a file name suggested when an output is a folder.
 
     Raises:
         OutputError: an output is one of the inputs, two outputs are one file, or an output
@@ -84,4 +88,33 @@ def check_outputs(
                     f"{flag} {out} is the same file as {other_flag}; one output would be lost. "
                     "Give each output a file name of its own"
                 )
-        check_writable_file(out, flag)
+        check_writable_file(out, flag, example)
+
+
+def check_output_dir(
+    path: PathLike, flag: str = "--out", inputs: Iterable[PathLike | None] = ()
+) -> Path:
+    """Raise :class:`OutputError` unless ``path`` can be (or is) an output folder: not an
+    existing file, not one of ``inputs`` (a dataset folder to write into is refused), and in a
+    writable place. Nothing is created.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OutputError(
+            f"{flag} {out} is a file; this command writes a folder there. Give a folder name "
+            f"(e.g. {out.with_suffix('')}_out)"
+        )
+    for src in inputs:
+        if src is not None and _same_file(out, Path(src)):
+            raise OutputError(
+                f"{flag} {out} is also an input ({src}); give the outputs a folder of their own"
+            )
+    base = _nearest_existing(out)
+    if not base.is_dir():
+        raise OutputError(f"{flag} {out}: {base} is a file, not a folder; choose another path")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"{flag} {out}: {base} is not writable; choose a folder you can write to")
+    return out

@@ -50,19 +50,32 @@ def test_index_never_overwrites_a_file_of_the_dataset(
 
 
 def test_a_folder_or_unwritable_output_is_a_clear_error(
-    scene: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+    scene: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     s2 = str(scene["s2"])
-    fails(["mask", s2, "--out", str(tmp_path)], capsys, "is an existing folder", "file name")
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders: the permission case cannot be shown")
+    fails(["mask", s2, "--out", str(tmp_path)], capsys, "is an existing folder", "mask.tif")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
+    if os.geteuid() == 0:
+        # root may write into a read-only folder; the guard asks os.access, which then says
+        # yes: make it answer as for any other user.
+        import cloudfree.outputs
+
+        real = os.access
+        monkeypatch.setattr(
+            cloudfree.outputs.os, "access",
+            lambda p, mode: False if Path(p) == locked else real(p, mode),
+        )  # fmt: skip
     try:
-        fails(["mask", s2, "--out", str(locked / "m.tif")], capsys, "is not writable")
+        fails(["mask", s2, "--out", str(locked / "m.tif")], capsys,
+              f"the folder {locked} is not writable")  # fmt: skip
+        fails(["evaluate", "--checkpoint", "identity", "--data", s2, "--out",
+               str(locked / "ev")], capsys, f"{locked} is not writable")  # fmt: skip
     finally:
         locked.chmod(0o755)
+    assert not list(locked.iterdir())
 
 
 def test_predicting_a_folder_into_itself_twice_predicts_each_scene_once(

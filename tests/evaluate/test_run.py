@@ -229,8 +229,8 @@ def test_index_csv_and_packed_folder_give_the_same_rows(synth64: Path, tmp_path:
     pack(csv_path, tmp_path / "packed", workers=0)
     results = []
     for name, data in (("root", synth64), ("csv", csv_path), ("packed", tmp_path / "packed")):
-        evaluate(Shifted(0.0), data, tmp_path / name, split="train", report=False)
-        results.append({r["id"]: r for r in read_rows(tmp_path / name)})
+        evaluate(Shifted(0.0), data, tmp_path / f"eval_{name}", split="train", report=False)
+        results.append({r["id"]: r for r in read_rows(tmp_path / f"eval_{name}")})
     assert results[0] == results[1] == results[2]
 
 

@@ -146,7 +146,11 @@ def run_replicate(args: argparse.Namespace) -> int:
             report=not args.no_report,
         )
     except ValueError as e:
-        print(f"cloudfree replicate: error: {e}", file=sys.stderr)
+        from cloudfree.errors import CloudfreeError
+
+        if isinstance(e, CloudfreeError):  # bad data or outputs: main's exit 1
+            raise
+        print(f"cloudfree replicate: error: {e}", file=sys.stderr)  # bad rows or overrides
         return 2
     if result["table"] is not None:
         print(Path(result["table"]).read_text())

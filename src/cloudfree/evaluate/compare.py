@@ -55,6 +55,12 @@ def run_compare_cli(
         )
     if checkpoints and data is None:
         raise CloudfreeError("--checkpoint needs --data: the dataset to evaluate it on")
+    from cloudfree.outputs import check_output_dir, check_outputs
+
+    # Before any evaluation: a bad output path is an error now, not after an hour's work.
+    check_outputs({"--out": out}, [*run_dirs, data], example="table.md")
+    if eval_out is not None:
+        check_output_dir(eval_out, "--eval-out", [data])
     with tempfile.TemporaryDirectory(prefix="cloudfree-compare-") as tmp:
         dirs: list[str | Path] = list(run_dirs)
         if data is not None:

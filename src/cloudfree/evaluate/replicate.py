@@ -211,10 +211,11 @@ def replicate(
     """
     from cloudfree.evaluate.run import evaluate
     from cloudfree.evaluate.table import PUBLISHED, format_table, read_summary
+    from cloudfree.outputs import check_output_dir
     from cloudfree.runs import find_latest
     from cloudfree.train.loop import train
 
-    out = Path(out)
+    out = check_output_dir(out, "--out", [data])
     known = {r.preset: r for r in ROWS}
     chosen = list(rows) if rows else [r.preset for r in ROWS]
     unknown = [p for p in chosen if p not in known]

@@ -60,6 +60,7 @@ from cloudfree.evaluate.table import (
 from cloudfree.masks.patch import batch_mask
 from cloudfree.metrics import METRIC_KEYS, compute
 from cloudfree.metrics.mean import NanMean
+from cloudfree.outputs import check_output_dir
 
 #: Columns of ``per_patch.csv``: identity of the patch, then the mask fractions, then every
 #: metric key of :mod:`cloudfree.metrics` (``cloud_fraction`` once).
@@ -283,6 +284,7 @@ def evaluate(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
+    out = check_output_dir(out, "--out", [data])  # before any work
     if isinstance(method, str | os.PathLike):
         from cloudfree.methods.load import load_method
 
@@ -313,7 +315,6 @@ def evaluate(
         collate_fn=collate_skip_bad,
     )
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     overall = NanMean(SUMMARY_KEYS)
     by_season: dict[str, NanMean] = {}

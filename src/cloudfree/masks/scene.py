@@ -275,7 +275,7 @@ def run_mask_cli(s2: str, out: str, backend: str = "dsen2cr", window: int = 1024
     """
     from cloudfree.outputs import check_outputs
 
-    check_outputs({"--out": out}, [s2])
+    check_outputs({"--out": out}, [s2], example="mask.tif")
     stats = mask_scene(s2, out, backend=backend, window=window)
     print(f"{backend} mask of {s2} ({stats['num_pixels']} pixels): {describe_fractions(stats)}")
     print(f"wrote {out}")

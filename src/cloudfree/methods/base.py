@@ -20,13 +20,6 @@ import torch
 from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` if available, else ``cpu``; anything else as ``torch.device``."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def check_batch(batch: Mapping[str, Any], include_sar: bool) -> torch.Tensor:
     """Validate the input keys of a batch and return its ``s2_cloudy`` tensor.
 

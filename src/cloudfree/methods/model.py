@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from cloudfree.bands import NUM_S2_BANDS
-from cloudfree.methods.base import Method, check_batch, resolve_device
+from cloudfree.methods.base import Method, check_batch
 from cloudfree.models.inputs import reads_sar
+from cloudfree.models.runtime import resolve_device
 
 
 class ModelMethod(Method):

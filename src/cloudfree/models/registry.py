@@ -56,7 +56,14 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     try:
         builder = _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; registered models: {list_models()}") from None
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list_models(), n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise KeyError(
+            f"unknown model {name!r} (model.name); {hint}registered models: "
+            f"{', '.join(list_models())}"
+        ) from None
     return builder(**kwargs)
 
 

@@ -35,6 +35,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from cloudfree.errors import CloudfreeError
+
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 #: Values of ``backend``: "torch" (PyTorch, :func:`prepare_for_inference`), "openvino" (CPU,
@@ -43,6 +45,60 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "openvino")
 #: Below this many output pixels per image NNPACK is slower than oneDNN's direct convolution
 #: (one 256->256 conv, 2-core AVX2 EPYC: 0.46x at 16x16, 1.0x at 32x32, 2.0x at 48x48).
 NNPACK_MIN_PIXELS: int = 40 * 40
+
+
+class DeviceError(CloudfreeError, ValueError):
+    """A device that this machine or this PyTorch build does not have."""
+
+
+def resolve_device(
+    device: str | torch.device = "auto", local_rank: int | None = None, flag: str = "--device"
+) -> torch.device:
+    """The device a ``--device`` / ``train.device`` value names, checked to exist here.
+
+    Args:
+        device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:1"``, ``"mps"``...
+        local_rank: under torchrun, this process's GPU: ``"auto"`` and a bare ``"cuda"`` mean
+            ``cuda:local_rank``. None: ``cuda`` stays the current device.
+        flag: how the user gave it, for the message (``--device``, ``train.device``).
+
+    Raises:
+        DeviceError: a name torch does not know, CUDA asked for on a build or machine without
+            it, or a GPU index beyond those visible.
+    """
+    name = str(device)
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda" if local_rank is None else f"cuda:{local_rank}")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise DeviceError(
+            f"{flag} {name!r} is not a device name ({e}); use auto, cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cuda":
+        if local_rank is not None and dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+        if not torch.cuda.is_available():
+            why = (
+                f"this PyTorch ({torch.__version__}) is a build without CUDA; install a CUDA "
+                "build (https://pytorch.org/get-started/locally/)"
+                if torch.version.cuda is None
+                else "no CUDA device is visible (driver, CUDA_VISIBLE_DEVICES?)"
+            )
+            cpu = f"{flag} cpu" if flag.startswith("-") else f"{flag}=cpu"  # a config key
+            raise DeviceError(f"{flag} {name}: {why}, or use {cpu} (or auto)")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise DeviceError(
+                f"{flag} {name}: only {count} CUDA device(s) are visible (cuda:0"
+                f"{f'..cuda:{count - 1}' if count > 1 else ''})"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"{flag} {name}: MPS is not available on this machine; use cpu")
+    return dev
 
 
 def cpu_has_native_bf16() -> bool:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudfree.errors import CloudfreeError, DataError
+from cloudfree.outputs import check_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,10 @@ def predict_many(
     index, count = parse_shard(shard)
     mine = shard_scenes(scenes, index, count)
     log.info("shard %d/%d: %d of %d scenes", index, count, len(mine), len(scenes))
-    out_root = Path(out_dir)
+    out_root = check_output_dir(out_dir, "--out")
+    for flag, d in (("--mask-out", mask_dir), ("--uncertainty-out", uncertainty_dir)):
+        if d is not None:
+            check_output_dir(d, flag)
     out_root.mkdir(parents=True, exist_ok=True)
     kwargs = dict(kwargs)
     kwargs["device"] = device_for_rank(kwargs.get("device", "auto"))

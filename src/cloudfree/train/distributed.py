@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from cloudfree.models.runtime import resolve_device
+
 T = TypeVar("T")
 
 #: Environment variables ``torchrun`` sets for every process it starts.
@@ -60,18 +62,6 @@ def _env_int(name: str) -> int:
         raise ValueError(f"environment variable {name}={value!r} must be an integer") from e
 
 
-def _resolve_device(device: str | torch.device, local_rank: int) -> torch.device:
-    if str(device) == "auto":
-        return (
-            torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-        )
-    dev = torch.device(device)
-    # "cuda" without an index means "this process's GPU" under torchrun.
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device(f"cuda:{local_rank}")
-    return dev
-
-
 def init_distributed(device: str | torch.device = "auto") -> DistInfo:
     """Join the ``torchrun`` process group if there is one, and pick this process's device.
 
@@ -85,14 +75,13 @@ def init_distributed(device: str | torch.device = "auto") -> DistInfo:
 
     Raises:
         ValueError: only part of torchrun's environment is set, or a variable is not an integer.
-        RuntimeError: CUDA was asked for but is not available.
+        DeviceError: CUDA was asked for but is not available
+            (:func:`cloudfree.models.runtime.resolve_device`).
     """
     present = [k for k in TORCHRUN_ENV if k in os.environ]
     if not present:
-        dev = _resolve_device(device, 0)
+        dev = resolve_device(device, 0, flag="train.device")
         if dev.type == "cuda":
-            if not torch.cuda.is_available():
-                raise RuntimeError(f"device {dev} requested but CUDA is not available")
             torch.cuda.set_device(dev)
         return DistInfo(rank=0, local_rank=0, world_size=1, device=dev, backend=None)
     missing = [k for k in TORCHRUN_ENV if k not in os.environ]
@@ -102,10 +91,8 @@ def init_distributed(device: str | torch.device = "auto") -> DistInfo:
             "'torchrun --nproc_per_node=N ...' or unset these variables for a single process"
         )
     rank, world_size, local_rank = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK")
-    dev = _resolve_device(device, local_rank)
+    dev = resolve_device(device, local_rank, flag="train.device")
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {dev} requested but CUDA is not available")
         # Must precede NCCL init so each process's communicator binds to its own GPU.
         torch.cuda.set_device(dev)
     backend = "nccl" if dev.type == "cuda" else "gloo"

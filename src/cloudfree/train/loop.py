@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,7 @@ from cloudfree.config import Config, save_config
 from cloudfree.errors import CloudfreeError
 from cloudfree.models.inputs import extra_tensors, reads_sar
 from cloudfree.models.runtime import bf16_autocast, training_bf16
+from cloudfree.outputs import check_output_dir
 from cloudfree.runs import find_latest
 from cloudfree.train import distributed as D
 from cloudfree.train.checkpoint import (
@@ -93,6 +95,7 @@ def _make_run_dir(cfg: Config, resume: str | Path | None) -> Path:
         name = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{cfg.model.name}-{cfg.loss.name}"
     name = D.broadcast_object(name)
     run_dir = Path(cfg.train.out_dir) / str(name)
+    check_output_dir(run_dir, "train.out_dir/train.run_name")
     # Decided on rank 0 and shared, so that every rank raises (none is left at a barrier).
     taken = D.broadcast_object(D.is_main() and find_latest(run_dir) is not None)
     if taken:
@@ -307,10 +310,9 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
 
 def _setup(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> _Run:
     """Seeds, initial weights, the run folder, model, loss, optimiser and data."""
-    from cloudfree.losses import build_loss
     from cloudfree.models import build_model
 
-    device, world = dist.device, dist.world_size
+    world = dist.world_size
     if cfg.train.batch_size % world != 0:
         raise ValueError(
             f"config train.batch_size={cfg.train.batch_size} (the global batch) must be "
@@ -330,12 +332,39 @@ def _setup(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> _Run:
 
     # ---- run folder -----------------------------------------------------------------------
     run_dir = _make_run_dir(cfg, resume)
+    # A folder this call creates is removed again if the set-up below fails (a model name or
+    # data that does not work): no run folder holding only config.yaml and run_info.json.
+    created = D.broadcast_object(_first_missing(run_dir) if D.is_main() else None)
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if resume is None or not (run_dir / "config.yaml").is_file():
             save_config(cfg, run_dir)
     D.barrier()
+    try:
+        return _build(cfg, dist, run_dir, init)
+    except BaseException:
+        if created is not None and dist.is_main:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
 
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what ``mkdir(parents=True)``
+    creates first), or None if ``path`` exists."""
+    missing = None
+    for p in [path, *path.parents]:
+        if p.exists():
+            return missing
+        missing = p
+    return missing
+
+
+def _build(cfg: Config, dist: D.DistInfo, run_dir: Path, init: Any) -> _Run:
+    """The model, loss, optimiser and data of :func:`_setup`, once the run folder exists."""
+    from cloudfree.losses import build_loss
+    from cloudfree.models import build_model
+
+    device, world = dist.device, dist.world_size
     # ---- model, loss, optimiser (same seed on every rank: identical initial weights) -------
     net = build_model(cfg.model.name, **cfg.model.build_kwargs())
     if init is not None:

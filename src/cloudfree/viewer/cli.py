@@ -55,8 +55,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"address to bind (default {DEFAULT_HOST}: this machine only; the viewer has no "
         "authentication, so think twice before binding 0.0.0.0)",
     )
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"port 1-65535 (default {DEFAULT_PORT})"
+    )
     p.set_defaults(func=run)
+
+
+def _port(value: str) -> int:
+    """argparse type of ``--port``: a TCP port number."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
+    return port
+
+
+def check_listen(host: str, port: int) -> None:
+    """Raise :class:`CloudfreeError` unless ``host:port`` can be bound now (before the
+    catalog and any model are loaded, and instead of the server's traceback)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise CloudfreeError(
+            f"--host {host}: not an address of this machine ({e.strerror}); use 127.0.0.1"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        # As uvicorn binds: a port in TIME_WAIT from an earlier viewer is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            raise CloudfreeError(
+                f"cannot listen on {host}:{port}: {e.strerror}; choose another --port "
+                "(another program, or another viewer, may hold this one) or --host"
+            ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         ) from e
     from cloudfree.viewer.app import create_app
 
+    check_listen(args.host, args.port)
     try:
         loopback = ipaddress.ip_address(args.host).is_loopback
     except ValueError:

@@ -217,6 +217,8 @@ def render_index(
 
 def run(args: argparse.Namespace) -> int:
     """Render a GeoTIFF or an index; prints what was written and any problem."""
+    from cloudfree.outputs import check_output_dir, check_outputs
+
     style = Style(args.composite, args.stretch, args.gain, tuple(args.percentiles))
     src = Path(args.source)
     if src.is_dir() or src.suffix.lower() == ".csv":
@@ -224,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
             raise CloudfreeError(
                 "--prediction/--target go with a GeoTIFF SOURCE; use --predictions for an index"
             )
+        check_output_dir(args.out, "--out (a folder of PNGs for a dataset SOURCE)", [src])
         written, problems = render_index(
             src, args.out, style, args.mask, args.predictions, args.split, args.limit, args.max_size
         )
@@ -233,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.predictions or args.split or args.limit is not None:
         raise CloudfreeError("--predictions/--split/--limit need a dataset folder or index CSV")
+    check_outputs({"--out": args.out}, [src, args.prediction, args.target], example="panel.png")
     out = render_file(src, args.out, style, args.mask, args.prediction, args.target, args.max_size)
     print(f"wrote {out}")
     return 0

@@ -78,6 +78,7 @@ from cloudfree.data.packed.sources import (
 from cloudfree.data.release.index import IndexRow, read_index
 from cloudfree.errors import DataError, DatasetNotFoundError
 from cloudfree.io import RasterMeta, atomic_path, fsync_path, split_archive_path
+from cloudfree.outputs import check_output_dir
 
 _ROWS_PER_TASK = 8  # files of 8 patches per worker task: load balance vs. IPC overhead
 
@@ -351,7 +352,7 @@ def pack(
             "an index with such patches (check its root), another split, or fewer --require kinds",
         )
     root_path = Path(result.root).resolve()
-    out = Path(out)
+    out = check_output_dir(out, "--out", [index, root_path])
     out.mkdir(parents=True, exist_ok=True)
     hw = probe_size(rows, root_path)
     shards = plan_shards(rows, shard_size)

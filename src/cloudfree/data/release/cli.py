@@ -50,7 +50,7 @@ def run_index(args: argparse.Namespace) -> int:
     from cloudfree.outputs import OutputError, check_outputs
 
     out = Path(args.out)
-    check_outputs({"--out": out}, [args.splits, args.file_list])
+    check_outputs({"--out": out}, [args.splits, args.file_list], example="index.csv")
     if out.is_file() and out.suffix.lower() != ".csv":
         # Re-indexing overwrites an earlier index (a CSV), never a file of the dataset.
         raise OutputError(

@@ -31,7 +31,9 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     from cloudfree.data.synthetic.release import synthesize
+    from cloudfree.outputs import check_output_dir
 
+    check_output_dir(args.out, "OUT", [args.clear_from])
     written = synthesize(
         args.out, n=args.n, seed=args.seed, size=args.size, clear_from=args.clear_from
     )
