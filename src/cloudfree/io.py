@@ -206,6 +206,55 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+#: ``.NAME.HOST.PID.XXXXXXXX.part``: a temporary file of :func:`atomic_path`, named after the
+#: output, the host and the process that writes it.
+_PART_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.\w+\.part$")
+
+
+@functools.cache
+def _host() -> str:
+    """This machine's name as one token (no dots), for temporary file names."""
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this machine with that pid runs (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_parts(folder: str | os.PathLike[str], name: str) -> list[Path]:
+    """Delete what :func:`atomic_path` left of output ``name`` in ``folder`` when its process
+    was killed (``kill -9``, out of memory, power cut): the ``.part`` files of processes of
+    this host that no longer run. Those of running processes (another ``predict`` writing the
+    same output now) and of other hosts (a shared disk) are kept.
+
+    Returns:
+        The files deleted.
+    """
+    gone = []
+    for p in Path(folder).glob(f".{glob_escape(name)}.*.part"):
+        m = _PART_RE.match(p.name)
+        if m is None or m["name"] != name or m["host"] != _host() or _alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # a concurrent sweep took it
+            p.unlink()
+            gone.append(p)
+    return gone
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with the glob metacharacters ``*?[`` made literal."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
@@ -213,12 +262,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     A crash or an exception leaves no half-written file under the final name, and any earlier
     file there stays intact until the new one is complete. The file gets the permissions a
     plain ``open(path, "w")`` would give (``0o666 & ~umask``), not ``mkstemp``'s private 0600.
+    The temporary name carries the host and pid (:data:`_PART_RE`): a process killed before
+    the rename leaves a ``.part`` file that the next write of the same output deletes
+    (:func:`sweep_parts`).
     """
     from cloudfree.outputs import check_writable_file
 
     final = check_writable_file(path, "output")
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    sweep_parts(final.parent, final.name)
+    prefix = f".{final.name}.{_host()}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -38,6 +38,7 @@ from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.data.packed.shards import MANIFEST, MASK_NOT_COMPUTED, read_manifest, read_patches
 from cloudfree.errors import DataError
 from cloudfree.masks.patch import MASK_ALGORITHM
+from cloudfree.workers import process_pool
 
 #: Patches inpainted per task (bounded memory, progress granularity).
 _CHUNK = 8
@@ -150,7 +151,7 @@ def fill_inpainting(
     total = sum(len(by_shard.get(i, [])) for i in todo)
     done, t0 = 0, time.perf_counter()
     use_pool = workers > 0 and method != "stable-diffusion"
-    pool = cf.ProcessPoolExecutor(workers) if use_pool else None
+    pool = process_pool(workers) if use_pool else None
     h, w = manifest["patch_shape"]
     try:
         with tqdm(total=total, unit="patch", desc=f"inpaint {method}", disable=not progress) as bar:

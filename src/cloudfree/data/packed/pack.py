@@ -79,6 +79,7 @@ from cloudfree.data.release.index import IndexRow, read_index
 from cloudfree.errors import DataError, DatasetNotFoundError
 from cloudfree.io import RasterMeta, atomic_path, fsync_path, split_archive_path
 from cloudfree.outputs import check_output_dir
+from cloudfree.workers import process_pool
 
 _ROWS_PER_TASK = 8  # files of 8 patches per worker task: load balance vs. IPC overhead
 
@@ -396,9 +397,8 @@ def pack(
     counter = ctx.Value("q", 0)
     executor: Any
     if workers > 0:
-        executor = cf.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=init_worker, initargs=(counter,)
-        )
+        # Readers that end with this process: a killed pack leaves none behind.
+        executor = process_pool(workers, init_worker, (counter,), mp_context=ctx)
         executor.submit(int).result()  # start the workers now, before tqdm starts its thread
     else:
         init_worker(counter)

@@ -23,7 +23,6 @@ workers computing the same row write identical bytes.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import json
 import os
@@ -223,7 +222,9 @@ class MaskCache:
                 self.get(i)
             return len(todo)
         chunks = [todo[i : i + 16] for i in range(0, len(todo), 16)]
-        with cf.ProcessPoolExecutor(workers) as ex:
+        from cloudfree.workers import process_pool
+
+        with process_pool(workers) as ex:
             for fut in [ex.submit(_fill, self, c) for c in chunks]:
                 fut.result()
         self._map = None  # re-map: the workers wrote through their own maps
