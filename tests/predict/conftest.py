@@ -103,17 +103,18 @@ def tiny_model(include_sar: bool, seed: int = 0) -> torch.nn.Module:
 
 
 def untiled(
-    model: torch.nn.Module, s2_dn: np.ndarray, s1_db: np.ndarray | None = None
+    model: torch.nn.Module, s2_dn: np.ndarray, s1_db: np.ndarray | None = None, clip: bool = True
 ) -> np.ndarray:
     """The model on the whole image at once, in DN (float), clipped at 0 DN as predict writes
-    it (DN are never negative)."""
+    it (DN are never negative) unless ``clip=False``."""
     x = torch.from_numpy(normalize_s2(s2_dn, DSEN2CR))[None]
     with torch.no_grad():
         if s1_db is None:
             out = model(x)
         else:
             out = model(x, torch.from_numpy(normalize_s1(s1_db, DSEN2CR))[None])
-    return np.maximum(out[0].numpy() * DSEN2CR.s2_scale, 0.0)
+    dn = out[0].numpy() * DSEN2CR.s2_scale
+    return np.maximum(dn, 0.0) if clip else dn
 
 
 @pytest.fixture

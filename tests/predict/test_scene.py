@@ -136,10 +136,28 @@ def test_partial_s1_nosar_outside(tmp_path: Path, sar_weights, nosar_weights) ->
     r = TINY_RF
     with_sar = untiled(sar_m, s2, s1)
     without = untiled(nosar_m, s2)
+    # S1 covers columns < 96. The SAR model's share falls towards that edge as a tile's blend
+    # weight does (overlap 32: margin 8, ramp of 16 px): column c is 96 - c pixels from the
+    # nearest pixel without S1, its SAR weight clip((96 - c - 8) / 17, 0, 1).
+    c = np.arange(192)
+    w = np.clip((96 - c - 8) / 17, 0, 1)
+    np.testing.assert_array_equal(w[:71] == 1, True)
+    assert w[95] == 0 and 0 < w[80] < 1
+    # (blended as predicted, then clipped at 0 DN as written)
+    raw_sar, raw_nosar = untiled(sar_m, s2, s1, clip=False), untiled(nosar_m, s2, clip=False)
+    expected = np.maximum(w * raw_sar + (1 - w) * raw_nosar, 0)
+    sar_part = slice(r, 96 - 25)  # weight 1, and the S1 edge beyond the receptive field
     np.testing.assert_allclose(
-        pred[:, r:-r, r : 96 - r], with_sar[:, r:-r, r : 96 - r], atol=0.02, rtol=1e-5
+        pred[:, r:-r, sar_part], with_sar[:, r:-r, sar_part], atol=0.02, rtol=1e-5
     )
     np.testing.assert_allclose(pred[:, r:-r, 96:-r], without[:, r:-r, 96:-r], atol=0.02, rtol=1e-5)
+    # On the ramp, the blend of the two (the SAR model sees no filled S1 there: its receptive
+    # field ends before the coverage edge).
+    ramp = slice(96 - 25, 96 - r)
+    np.testing.assert_allclose(pred[:, r:-r, ramp], expected[:, r:-r, ramp], atol=0.6, rtol=1e-5)
+    # No seam: a step across the coverage edge is no larger than the steps beside it.
+    step = np.abs(np.diff(pred[:, r:-r].astype(np.float64), axis=2)).mean(axis=(0, 1))
+    assert step[90:100].max() < 2 * np.median(step[r:-r]), step[85:100]
 
 
 def test_partial_s1_input_outside(tmp_path: Path, sar_weights) -> None:

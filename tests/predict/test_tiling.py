@@ -10,6 +10,8 @@ from cloudfree.predict.tiling import (
     axis_positions,
     blend_margin,
     blend_weights,
+    coverage_reach,
+    coverage_weights,
     fit_tile,
     plan_tiles,
 )
@@ -115,3 +117,24 @@ def test_windows_grow_clip() -> None:
         list(windows(10, 10, 0))
     assert grow((0, 0, 64, 64), 8) == (-8, -8, 80, 80)
     assert clip_window((-8, -8, 80, 80), 70, 100) == (0, 0, 70, 72)
+
+
+def test_coverage_weights_ramp_like_a_tile_edge() -> None:
+    # S1 covers columns 0..19 of a 3 x 30 strip; overlap 16: margin 4, ramp over 8 px.
+    cov = np.zeros((3, 30), bool)
+    cov[:, :20] = True
+    w = coverage_weights(cov, 16)
+    # Column c is 20 - c px from the nearest pixel without S1: clip((20 - c - 4) / 9, 0, 1).
+    expected = np.clip((20 - np.arange(30) - 4) / 9, 0, 1)
+    expected[20:] = 0
+    np.testing.assert_allclose(w, np.broadcast_to(expected, w.shape), atol=1e-7)
+    assert w.dtype == np.float32 and coverage_reach(16) == 12
+    assert (w[:, : 20 - coverage_reach(16)] == 1).all() and (w[:, 20 - 4 :] == 0).all()
+    # As a tile's 1-D ramp, mirrored at the edge: the two sum to 1 across the blend.
+    from cloudfree.predict.tiling import _ramp
+
+    tile = _ramp(40, 16)[:20]  # the rising ramp of a tile starting at the coverage edge
+    np.testing.assert_allclose(w[0, :20][::-1], np.where(tile <= 1e-6, 0, tile), atol=1e-6)
+    assert (coverage_weights(np.ones((4, 4), bool), 16) == 1).all()
+    assert (coverage_weights(np.zeros((4, 4), bool), 16) == 0).all()
+    np.testing.assert_array_equal(coverage_weights(cov, 0), cov.astype(np.float32))  # no ramp

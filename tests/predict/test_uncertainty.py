@@ -91,12 +91,16 @@ def test_nosar_fallback_without_variance_is_nan(tmp_path: Path, nosar_weights) -
     s1[:, :, 48:] = np.nan
     src = write_tif(tmp_path / "s2.tif", s2)
     s1_path = write_tif(tmp_path / "s1.tif", s1, nodata=float("nan"))
-    predict_scene(src, tmp_path / "out.tif", str(weights), s1_path,
-                  checkpoint_nosar=str(nosar_w), uncertainty_out=tmp_path / "std.tif",
-                  progress=False)  # fmt: skip
+    summary = predict_scene(src, tmp_path / "out.tif", str(weights), s1_path,
+                            checkpoint_nosar=str(nosar_w), uncertainty_out=tmp_path / "std.tif",
+                            progress=False)  # fmt: skip
     std, _ = read_tif(tmp_path / "std.tif")
-    assert np.isfinite(std[:, :, :48]).all()
-    assert np.isnan(std[:, :, 48:]).all()
+    # The SAR model contributes up to its blend margin before the S1 edge (overlap // 4 px,
+    # predict.tiling.coverage_weights); the no-SAR model alone, without variance, beyond.
+    edge = 48 - summary["overlap"] // 4
+    assert 0 < edge < 48
+    assert np.isfinite(std[:, :, :edge]).all()
+    assert np.isnan(std[:, :, edge:]).all()
 
 
 def test_uncertainty_needs_a_model_with_variance(tmp_path: Path, nosar_weights) -> None:

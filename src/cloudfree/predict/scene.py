@@ -179,7 +179,9 @@ def predict_scene(
         checkpoint_nosar: the no-SAR model for pixels without S1 (``outside_sar="nosar"``, or
             no ``s1`` given to a SAR model); None: the bundled no-SAR weights.
         outside_sar: where S1 is missing: ``"nosar"`` predicts with ``checkpoint_nosar``,
-            ``"input"`` keeps the input values. Never filled with zeros.
+            blended with the SAR model across the edge of the S1 coverage as tiles are
+            (:func:`cloudfree.predict.tiling.coverage_weights`: no seam); ``"input"`` keeps the
+            input values. Never filled with zeros.
         tile: largest tile side fed to the model, pixels; overlap: pixels shared by
             neighbouring tiles (its quarter is the trusted-margin of each tile edge).
             None: chosen for the model and the device (:mod:`cloudfree.predict.plan`: the

@@ -137,3 +137,42 @@ def blend_weights(tile: Size, overlap: int) -> np.ndarray:
     """
     th, tw = _pair(tile)
     return np.outer(_ramp(th, overlap), _ramp(tw, overlap)).astype(np.float32)
+
+
+def coverage_reach(overlap: int) -> int:
+    """Pixels from the edge of the S1 coverage at which :func:`coverage_weights` reaches 1."""
+    m = blend_margin(overlap)
+    return max(overlap - m, 0)
+
+
+def coverage_weights(covered: np.ndarray, overlap: int) -> np.ndarray:
+    """Weight of a SAR model's prediction at each pixel, by the distance to the S1 coverage edge.
+
+    Near the edge of the S1 coverage the SAR model sees S1 filled with a neutral value within
+    its receptive field, as a tile sees zero padding at its edge; there the no-SAR model takes
+    over, and the two are blended as tiles are (:func:`_ramp`, along the Euclidean distance
+    ``d`` to the nearest pixel without S1): weight 0 without S1 and in the first
+    ``margin = overlap // 4`` covered pixels, then rising linearly over the next
+    ``overlap - 2 * margin``, 1 from :func:`coverage_reach` on: no seam. With no overlap the
+    switch is hard at the edge, as between tiles.
+
+    Args:
+        covered: (H, W) bool, True where S1 has data.
+        overlap: the tiles' overlap (the model's measured edge effect).
+
+    Returns:
+        (H, W) float32 in [0, 1].
+    """
+    covered = np.asarray(covered, dtype=bool)
+    if covered.all():
+        return np.ones(covered.shape, dtype=np.float32)
+    if not covered.any():
+        return np.zeros(covered.shape, dtype=np.float32)
+    m = blend_margin(overlap)
+    width = overlap - 2 * m
+    if width <= 0:
+        return covered.astype(np.float32)
+    from scipy.ndimage import distance_transform_edt
+
+    d = distance_transform_edt(covered)  # 1 for a covered pixel beside an uncovered one
+    return np.clip((d - m) / (width + 1), 0.0, 1.0).astype(np.float32)

@@ -22,7 +22,14 @@ from cloudfree.masks.scene import SceneMasker
 from cloudfree.methods.base import Method
 from cloudfree.predict.options import PredictOptions
 from cloudfree.predict.plan import TilePlan
-from cloudfree.predict.tiling import axis_positions, blend_margin, blend_weights, fit_tile
+from cloudfree.predict.tiling import (
+    axis_positions,
+    blend_margin,
+    blend_weights,
+    coverage_reach,
+    coverage_weights,
+    fit_tile,
+)
 from cloudfree.units import nodata_pixels
 from cloudfree.windows import Window, grow
 
@@ -99,6 +106,53 @@ def load_runner(
     return Runner(method)
 
 
+@dataclass
+class SarRegion:
+    """The S1 side of a region (window + halo) for a SAR model.
+
+    Attributes:
+        s1n: (2, L, M) network-scale S1 (0 where S1 is missing).
+        cov: (L, M) bool, True where S1 has data (:func:`s1_coverage`).
+        weight: (L, M) float32 in [0, 1], the share of the SAR model's prediction in each
+            pixel (:func:`~cloudfree.predict.tiling.coverage_weights`); the no-SAR model's
+            prediction takes the rest (``outside_sar="nosar"``), or the input keeps the
+            pixels without S1 (``"input"``: the weight is the coverage itself).
+    """
+
+    s1n: np.ndarray
+    cov: np.ndarray
+    weight: np.ndarray
+
+    def crop(self, rows: slice, cols: slice) -> SarRegion:
+        """The same arrays on a sub-region."""
+        return SarRegion(self.s1n[:, rows, cols], self.cov[rows, cols], self.weight[rows, cols])
+
+    def tiles(self, pos: list[tuple[int, int]], size: tuple[int, int]) -> SarRegion:
+        """The arrays of tiles at ``pos``, stacked: (B, 2, th, tw), (B, th, tw), (B, th, tw)."""
+        tr, tc = size
+        cut = [(slice(r, r + tr), slice(c, c + tc)) for r, c in pos]
+        return SarRegion(
+            np.stack([self.s1n[:, a, b] for a, b in cut]),
+            np.stack([self.cov[a, b] for a, b in cut]),
+            np.stack([self.weight[a, b] for a, b in cut]),
+        )
+
+
+def _mix(sar: np.ndarray, nosar: np.ndarray, w: np.ndarray, nb: int) -> np.ndarray:
+    """``w * sar + (1 - w) * nosar`` per pixel, exactly ``sar`` where ``w`` is 1 and ``nosar``
+    where it is 0.
+
+    With variances (channels ``nb:``, after the ``nb`` means), those are mixed alike where both
+    models predict one; where the no-SAR model predicts none (NaN) the SAR model's variance
+    stands for the pixels it contributes to (``w > 0``), and the rest stay NaN.
+    """
+    out = np.where(w >= 1, sar, np.where(w <= 0, nosar, w * sar + (1 - w) * nosar))
+    if sar.shape[1] > nb:
+        v_sar, v_nosar = sar[:, nb:], nosar[:, nb:]
+        out[:, nb:] = np.where(np.isnan(v_nosar), np.where(w > 0, v_sar, np.nan), out[:, nb:])
+    return out
+
+
 class WindowPredictor:
     """State of one ``predict_scene`` call (see the module docstring for the steps)."""
 
@@ -125,6 +179,8 @@ class WindowPredictor:
         # tile (>= blend_margin from the edge, cloudfree.predict.tiling), one more for safety.
         # Was overlap // 2: twice the margin, 8 % more pixels on a 1024-px window for nothing.
         self.halo = blend_margin(self.overlap) + 1 if self.overlap else 0
+        #: S1 coverage read beyond the halo: as far as the coverage edge's ramp reaches.
+        self.edge_reach = coverage_reach(self.overlap)
         #: The scene's DSen2-CR mask, window by window (``mask_scene``'s).
         self.masker = SceneMasker()
         self.read_halo = max(self.halo, self.masker.halo) if need_mask else self.halo
@@ -202,52 +258,46 @@ class WindowPredictor:
         x: np.ndarray,
         m: np.ndarray | None,
         pos: list[tuple[int, int]],
-        s1n: np.ndarray | None,
-        cov: np.ndarray | None,
+        sar: SarRegion,
         size: tuple[int, int],
         use_input: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Tiles of a SAR model: S1-covered pixels from it, the others from the no-SAR model.
+        """Tiles of a SAR model, blended with the no-SAR model by ``sar.weight``: the SAR
+        prediction where the weight is 1 (well inside the S1 coverage), the no-SAR one where
+        it is 0 (no S1), a mix on the ramp between (the coverage edge is blended as tiles are).
 
         Returns:
             ``(pred (B, 13, th, tw), skip (B,) bool)``; ``skip``: tiles without any S1 pixel
             when ``use_input`` (nothing predicted there).
         """
-        assert s1n is not None and cov is not None
-        tr, tc = size
-        cv = np.stack([cov[r : r + tr, c : c + tc] for r, c in pos])
-        flat = cv.reshape(len(pos), -1)
-        has_cov, has_gap = flat.any(axis=1), ~flat.all(axis=1)
+        t = sar.tiles(pos, size)
+        flat_w = t.weight.reshape(len(pos), -1)
+        use_sar, use_nosar = (flat_w > 0).any(axis=1), (flat_w < 1).any(axis=1)
         channels = x.shape[1] * (2 if self.uncertainty else 1)
         pred = np.zeros((x.shape[0], channels, *x.shape[2:]), dtype=np.float32)
-        if has_cov.any():
-            idx = np.flatnonzero(has_cov)
-            s1 = np.stack([s1n[:, r : r + tr, c : c + tc] for r, c in (pos[i] for i in idx)])
+        if use_sar.any():
+            idx = np.flatnonzero(use_sar)
             pred[idx] = self.main(
-                x[idx], self._s1_tiles(s1, cv[idx]), None if m is None else m[idx],
+                x[idx], self._s1_tiles(t.s1n[idx], t.cov[idx]), None if m is None else m[idx],
                 self.uncertainty,
             )  # fmt: skip
             self.counts["sar_tiles"] += len(idx)
-        if not use_input and has_gap.any():
-            idx = np.flatnonzero(has_gap)
+        if not use_input and use_nosar.any():
+            idx = np.flatnonzero(use_nosar)
             out = self.nosar()(x[idx], None, None if m is None else m[idx], self.uncertainty)
-            pred[idx] = np.where(~cv[idx][:, None], out, pred[idx])
+            pred[idx] = _mix(pred[idx], out, t.weight[idx][:, None], x.shape[1])
             self.counts["nosar_tiles"] += len(idx)
-        skip = ~has_cov if use_input else np.zeros(len(pos), dtype=bool)
+        skip = ~use_sar if use_input else np.zeros(len(pos), dtype=bool)
         return pred, np.asarray(skip, dtype=bool)
 
     def predict_region(
-        self,
-        xn: np.ndarray,
-        s1n: np.ndarray | None,
-        cov: np.ndarray | None,
-        mask: np.ndarray | None,
+        self, xn: np.ndarray, sar: SarRegion | None, mask: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Blend the tiles of one window + halo.
 
         Args:
-            xn: (13, L, M) network-scale S2; s1n: (2, L, M) network-scale S1 or None;
-            cov: (L, M) bool S1 coverage or None; mask: (L, M) uint8 or None.
+            xn: (13, L, M) network-scale S2; sar: the region's S1, coverage and SAR weight
+                (None without a SAR model); mask: (L, M) uint8 or None.
 
         Returns:
             ``(acc, wsum)``: weighted sum of tile predictions (13, L, M) and weight sum (L, M);
@@ -282,7 +332,8 @@ class WindowPredictor:
                 pred = self.nosar()(x, None, m, var)
                 self.counts["nosar_tiles"] += len(pos)
             else:
-                pred, skip = self._predict_sar_batch(x, m, pos, s1n, cov, (tr, tc), use_input)
+                assert sar is not None
+                pred, skip = self._predict_sar_batch(x, m, pos, sar, (tr, tc), use_input)
             for i, (r, c) in enumerate(pos):
                 if skip[i]:
                     continue  # no S1 and outside_sar="input": every pixel keeps the input
@@ -303,8 +354,7 @@ class WindowPredictor:
     def _predict_inside(
         self,
         xn: np.ndarray,
-        s1n: np.ndarray | None,
-        cov: np.ndarray | None,
+        sar: SarRegion | None,
         mask: np.ndarray | None,
         inner: Window,
         off: int,
@@ -317,8 +367,7 @@ class WindowPredictor:
         sub = (slice(r0, r1), slice(c0, c1))
         acc_in, wsum_in = self.predict_region(
             xn[(slice(None), *sub)],
-            None if s1n is None else s1n[(slice(None), *sub)],
-            None if cov is None else cov[sub],
+            None if sar is None else sar.crop(*sub),
             None if mask is None else mask[sub],
         )
         acc = np.zeros((acc_in.shape[0], *xn.shape[1:]), dtype=np.float32)
@@ -326,6 +375,26 @@ class WindowPredictor:
         wsum = np.zeros((*wsum_in.shape[:-2], *xn.shape[1:]), dtype=np.float32)
         wsum[(..., *sub)] = wsum_in
         return acc, wsum
+
+    def _sar_region(self, win: Window) -> SarRegion:
+        """S1, its coverage and the SAR model's weight on ``win`` grown by the halo.
+
+        The weight falls from 1 to 0 towards the edge of the S1 coverage as a tile's blend
+        weight does towards the tile edge (:func:`coverage_weights`), so the no-SAR model takes
+        over without a seam. The distance to the edge needs coverage beyond the halo: S1 (two
+        bands, cheap) is read with :attr:`edge_reach` more pixels, then cut back.
+        """
+        assert self.s1 is not None
+        h, reach = self.halo, self.edge_reach
+        s1_db = self.s1.read(grow(win, h + reach), self.cloudy.height, self.cloudy.width)
+        cov = s1_coverage(s1_db)
+        if self.opts.outside_sar == "input":
+            weight = cov.astype(np.float32)  # the input keeps the pixels without S1
+        else:
+            weight = coverage_weights(cov, self.overlap)
+        cut = (slice(reach, cov.shape[0] - reach), slice(reach, cov.shape[1] - reach))
+        s1n = normalize_s1(np.nan_to_num(s1_db[(slice(None), *cut)], nan=0.0), self.scaling)
+        return SarRegion(s1n, cov[cut], weight[cut])
 
     def window(self, win: Window) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Predict one output window: ``(values in the file dtype (C, h, w), mask or None,
@@ -351,17 +420,14 @@ class WindowPredictor:
         xn = normalize_s2(region, self.scaling)
         if np.issubdtype(np.dtype(cloudy.meta.dtype), np.floating):
             xn = np.nan_to_num(xn, nan=0.0, copy=False)  # NaN DN would make the output NaN
-        s1n = cov = None
+        sar = None
         if self.sar:
-            assert self.s1 is not None
-            s1_db = self.s1.read(grow(win, h), cloudy.height, cloudy.width)
-            cov = s1_coverage(s1_db)
-            s1n = normalize_s1(np.nan_to_num(s1_db, nan=0.0), self.scaling)
-            self.covered += int(cov[h : h + wh, h : h + ww].sum())
+            sar = self._sar_region(win)
+            self.covered += int(sar.cov[h : h + wh, h : h + ww].sum())
         if self.local:
-            acc, wsum = self.predict_region(xn, s1n, cov, mask)
+            acc, wsum = self.predict_region(xn, sar, mask)
         else:
-            acc, wsum = self._predict_inside(xn, s1n, cov, mask, inner, off)
+            acc, wsum = self._predict_inside(xn, sar, mask, inner, off)
         keep = (slice(None), slice(h, h + wh), slice(h, h + ww))
         acc, wsum = acc[keep], wsum[(slice(None), *keep[1:]) if self.uncertainty else keep[1:]]
         std = None
@@ -393,9 +459,8 @@ class WindowPredictor:
             kept = self.main.method.unchanged(win_mask)
             if kept is not None:  # e.g. an inpainting: bit for bit the input outside its mask
                 replace |= kept
-        if self.sar and self.opts.outside_sar == "input":
-            assert cov is not None
-            replace |= ~cov[h : h + wh, h : h + ww]
+        if sar is not None and self.opts.outside_sar == "input":
+            replace |= ~sar.cov[h : h + wh, h : h + ww]
         dn[:, replace] = raw[:, replace]
         out = to_dtype(dn, np.dtype(cloudy.meta.dtype))
         avoid_nodata(out, ~replace & ~holes, nodata)
