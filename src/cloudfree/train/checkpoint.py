@@ -254,6 +254,61 @@ def _prune(ckpt_dir: Path, keep_last: int, keep: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
+class _Damaged(Exception):
+    """A checkpoint whose files cannot be read (truncated, overwritten, bad disk)."""
+
+
+def _read(ckpt: Path, map_location: str | torch.device) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state, weights)`` of a checkpoint; :class:`_Damaged` if a file cannot be read."""
+    from cloudfree.models.weights import _read_tensors
+
+    try:
+        state = torch.load(ckpt / STATE_FILE, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle / zip errors of a damaged file
+        raise _Damaged(f"{ckpt / STATE_FILE}: unreadable checkpoint state ({e})") from e
+    try:
+        tensors = _read_tensors(ckpt / MODEL_FILE)
+    except DataError as e:
+        raise _Damaged(str(e)) from e
+    return state, tensors
+
+
+def _read_newest_intact(
+    path: Path, map_location: str | torch.device
+) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """The newest checkpoint of ``path`` whose files can be read, with its state and weights.
+
+    A checkpoint folder is read as it is (an error if damaged). For a run folder, a damaged
+    latest checkpoint (written completely, then truncated or overwritten: a full or failing
+    disk, a partial copy) does not stop a resume: it is renamed ``<name>.damaged`` (kept for a
+    look, ignored from then on), a warning says so, and the previous complete one is used.
+    """
+    import warnings
+
+    ckpt = _resolve(path)
+    if ckpt.parent != path / CHECKPOINTS:  # a checkpoint folder given directly
+        try:
+            return (ckpt, *_read(ckpt, map_location))
+        except _Damaged as e:
+            raise DataError(ckpt, f"is damaged: {e}", _EXPECTED) from e
+    while True:
+        try:
+            return (ckpt, *_read(ckpt, map_location))
+        except _Damaged as e:
+            aside = ckpt.with_name(f"{ckpt.name}.damaged")
+            os.replace(ckpt, aside)
+            previous = find_latest(path)
+            if previous is None:
+                raise DataError(
+                    aside, f"the only checkpoint of the run is damaged: {e}", _EXPECTED
+                ) from e
+            warnings.warn(
+                f"{ckpt} is damaged ({e}); moved to {aside.name}, resuming from {previous.name}",
+                stacklevel=3,
+            )
+            ckpt = previous
+
+
 def _resolve(path: Path) -> Path:
     if is_complete(path):
         return path
@@ -280,7 +335,9 @@ def load_checkpoint(
 
     Args:
         path_or_run_dir: a checkpoint directory (``.../step-XXXXXXXX`` or ``.../best``) or a
-            run folder (its latest checkpoint is used, see :func:`find_latest`).
+            run folder (its latest checkpoint is used, see :func:`find_latest`; if that one's
+            files cannot be read, it is set aside and the previous one is used, with a
+            warning).
         model: a model of the same architecture (DDP / compiled wrappers are unwrapped); the
             weights must fit exactly (``cloudfree.models.load_state``).
         optimizer: the optimizer to restore (its parameters must be the model's, in the same
@@ -298,14 +355,12 @@ def load_checkpoint(
     Raises:
         DataError: no checkpoint found, unreadable state, or weights that do not fit.
     """
-    from cloudfree.models.weights import load_state
+    from cloudfree.models.weights import check_state
 
-    ckpt = _resolve(Path(path_or_run_dir))
-    try:
-        state = torch.load(ckpt / STATE_FILE, map_location=map_location, weights_only=True)
-    except Exception as e:  # pickle / zip errors of a damaged file
-        raise DataError(ckpt / STATE_FILE, f"unreadable checkpoint state: {e}", _EXPECTED) from e
-    load_state(unwrap_model(model), ckpt / MODEL_FILE)
+    path = Path(path_or_run_dir)
+    ckpt, state, tensors = _read_newest_intact(path, map_location)
+    check_state(unwrap_model(model), tensors, ckpt / MODEL_FILE)  # all or nothing
+    unwrap_model(model).load_state_dict(tensors, strict=True)
     if optimizer is not None:
         try:
             optimizer.load_state_dict(state["optimizer"])

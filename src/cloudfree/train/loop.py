@@ -60,6 +60,8 @@ MIN_SAMPLES_FOR_BAD_CHECK = 64
 #: Environment variable: when set, each rank writes the indices it trained on in its first
 #: epoch to ``run_dir/indices_rank{r}.json`` (to test that ranks cover the data disjointly).
 DEBUG_INDICES_ENV = "CLOUDFREE_DEBUG_INDICES"
+#: The run's summary, written when training ends.
+SUMMARY = "summary.json"
 
 
 class TrainingError(CloudfreeError, RuntimeError):
@@ -264,6 +266,8 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
 
     run = _setup(cfg, resume, dist)
     state = _resume(run) if resume is not None else _State()
+    if resume is not None and state.epoch >= cfg.train.epochs:
+        return _finished(run, state)
     if cfg.train.compile:
         run.model = cast(nn.Module, torch.compile(run.model))
     if dist.world_size > 1:
@@ -273,7 +277,9 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
         )
 
     total_steps = math.ceil(run.sampler.num_samples / run.batch_per_rank) * cfg.train.epochs
-    logger = RunLogger(run.run_dir, enabled=dist.is_main)
+    logger = RunLogger(
+        run.run_dir, enabled=dist.is_main, resume_step=state.step if resume is not None else None
+    )
     bar = tqdm(total=total_steps, initial=state.step, disable=not dist.is_main, unit="step")
     run.model.train()
     t_start = state.t_log = time.perf_counter()
@@ -304,8 +310,35 @@ def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str
         "left_out": dict(run.train_ds.left_out),
     }
     if dist.is_main:
-        (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        from cloudfree.io import atomic_path
+
+        with atomic_path(run.run_dir / SUMMARY) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _finished(run: _Run, state: _State) -> dict[str, Any]:
+    """``--resume`` of a run that has trained all its epochs: nothing to train, and its
+    ``summary.json`` is kept as the run wrote it (not rewritten with this call's empty
+    figures); it is returned, or rebuilt from the checkpoint if it was lost."""
+    path = run.run_dir / SUMMARY
+    if run.dist.is_main:
+        print(
+            f"{run.run_dir} has trained all its {run.cfg.train.epochs} epochs (step "
+            f"{state.step}): nothing to do. Raise train.epochs to train further"
+        )
+    if path.is_file():
+        return cast(dict[str, Any], json.loads(path.read_text()))
+    return {
+        "run_dir": str(run.run_dir),
+        "steps": state.step,
+        "epochs": run.cfg.train.epochs,
+        "train_loss": state.last_loss,
+        "best_val_loss": None if math.isinf(state.best_val) else state.best_val,
+        "patches_per_s": None,
+        "skipped": state.skipped_total,
+        "left_out": dict(run.train_ds.left_out),
+    }
 
 
 def _setup(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> _Run:
@@ -436,6 +469,7 @@ def _resume(run: _Run) -> _State:
     extra = ckpt["extra"]
     state.best_val = float(extra.get("best_val_loss", math.inf))
     state.seen_total, state.skipped_total = int(extra.get("seen", 0)), int(extra.get("skipped", 0))
+    state.last_loss = float(extra.get("last_loss", math.nan))
     if run.adversary is not None:
         if ckpt["aux"] is None or "adversary" not in ckpt["aux"]:
             raise TrainingError(
@@ -649,6 +683,8 @@ def _checkpoint(run: _Run, state: _State, is_best: bool = False) -> None:
                 "best_val_loss": state.best_val,
                 "seen": state.seen_total,
                 "skipped": state.skipped_total,
+                # The summary's train_loss of a run resumed at its end, or killed after this.
+                "last_loss": state.last_loss,
             },
             keep_last=run.cfg.train.keep_last,
             is_best=is_best,

@@ -9,7 +9,8 @@ The CSV is in long ("tidy") format, one row per value::
 
 because the training and validation rows carry different keys. The header is written once;
 every call appends and flushes, so a killed run keeps everything it logged, and a resumed run
-appends to the same file instead of rewriting it. TensorBoard events go to ``run_dir/tb`` with
+appends to the same file, after dropping the rows logged after its checkpoint (those steps are
+trained, and logged, again). TensorBoard events go to ``run_dir/tb`` with
 tags ``split/name``.
 
 Only rank 0 logs: build the logger with ``enabled=dist.is_main`` and call it on every rank; on
@@ -40,12 +41,15 @@ class RunLogger:
     Args:
         run_dir: the run folder; ``metrics.csv`` and ``tb/`` are created inside it.
         enabled: False on non-zero ranks: every method is then a no-op and nothing is written.
+        resume_step: a resumed run's checkpoint step: what was logged after it (by a process
+            killed before its next checkpoint, whose steps are done again now) is dropped from
+            ``metrics.csv`` and TensorBoard, so no step is logged twice.
 
     Raises:
         DataError: an existing ``metrics.csv`` does not have the expected header.
     """
 
-    def __init__(self, run_dir: str | Path, enabled: bool) -> None:
+    def __init__(self, run_dir: str | Path, enabled: bool, resume_step: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = bool(enabled)
         self._writer: Any = None
@@ -58,6 +62,8 @@ class RunLogger:
         fresh = not csv_path.exists() or csv_path.stat().st_size == 0
         if not fresh:
             _check_header(csv_path)
+            if resume_step is not None:
+                _drop_after(csv_path, resume_step)
         # Append, never rewrite: on resume the rows of the interrupted run stay.
         self._csv_file = open(csv_path, "a", newline="", encoding="utf-8")  # noqa: SIM115
         self._csv = csv.writer(self._csv_file)
@@ -67,7 +73,9 @@ class RunLogger:
         # Lazy: tensorboard pulls in protobuf and friends, only the logging rank needs it.
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(log_dir=str(self.run_dir / TB_DIR))
+        # purge_step: TensorBoard hides the events at and after it from earlier writers.
+        purge = None if resume_step is None else int(resume_step) + 1
+        self._writer = SummaryWriter(log_dir=str(self.run_dir / TB_DIR), purge_step=purge)
 
     @property
     def csv_path(self) -> Path:
@@ -151,6 +159,19 @@ def _check_header(path: Path) -> None:
             f"the header {','.join(CSV_COLUMNS)} of a cloudfree metrics log; move the file away "
             "or pick another run folder",
         )
+
+
+def _drop_after(path: Path, step: int) -> None:
+    """Rewrite ``metrics.csv`` without its rows after ``step`` (atomically; nothing if none)."""
+    from cloudfree.io import atomic_path
+
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    keep = [rows[0], *(r for r in rows[1:] if r and int(r[0]) <= step)]
+    if len(keep) == len(rows):
+        return
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(keep)
 
 
 def read_metrics_csv(path: str | Path) -> list[tuple[int, str, str, float]]:
