@@ -89,3 +89,28 @@ def test_evaluate_and_compare_show_the_patches_a_sar_model_could_not_use(
     assert "n=9, 3 left out)" in table and "n=12)" in table, table
     assert f"3 of 12 patches left out: 3 {NO_S1}; its row is over the patches it could use" in table
     assert "different numbers of patches" in table
+
+
+def test_a_split_a_sar_model_cannot_use_at_all_says_what_to_do_in_cli_terms(
+    partial_s1: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloudfree.models import build_model, save_weights
+
+    from .conftest import fails
+
+    sar = save_weights(
+        build_model("dsen2cr", num_layers=1, feature_size=8), tmp_path / "sar.safetensors"
+    )
+    # The only S1 of the test split was removed with 1868_summer 119: one S1 patch is left.
+    for source in ("index", "packed"):
+        argv = ["evaluate", "--checkpoint", str(sar), "--data", str(partial_s1[source]),
+                "--out", str(tmp_path / source), "--split", "test", "--limit", "1"]  # fmt: skip
+        assert main(argv) == 0  # ROIs1158_spring 106 has its S1
+    root = tmp_path / "no_s1"
+    synthesize(root, n=4, seed=1, size=32)
+    for f in root.rglob("*_s1_*.tif"):
+        f.unlink()
+    err = fails(["evaluate", "--checkpoint", str(sar), "--data", str(root), "--out",
+                 str(tmp_path / "e"), "--split", "all"], capsys,
+                "a no-SAR --checkpoint", "model.name=dsen2cr-nosar")  # fmt: skip
+    assert "SampleConfig" not in err and "require_target" not in err

@@ -69,6 +69,27 @@ class PatchDataset(Dataset, abc.ABC):
         self.left_out = {}
         self.first_bad = None
 
+    def usable_hint(self) -> str:
+        """What would make patches usable, in the user's terms (flags and config keys, not
+        Python arguments), for the error of a split without any usable patch."""
+        hints = []
+        if self.config.include_sar:
+            hints.append(
+                "a no-SAR model for the cloudy/clear pairs without S1 (to train: "
+                "model.name=dsen2cr-nosar; to evaluate: a no-SAR --checkpoint)"
+            )
+        if self.require_target:
+            hints.append(
+                "patches with their cloud-free target, which training and evaluation compare "
+                "against ('cloudfree predict' needs none)"
+            )
+        if self.split:
+            hints.append(
+                f"another split than {self.split!r} ('evaluate --split', data.train_split, "
+                "data.val_split)"
+            )
+        return "; or ".join(hints)
+
     @abc.abstractmethod
     def __len__(self) -> int: ...
 

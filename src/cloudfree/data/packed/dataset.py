@@ -100,8 +100,8 @@ class PackedDataset(PatchDataset):
                 self.root,
                 f"no packed patch {scope}has all of {list(self.kinds)} "
                 f"({self.manifest['num_patches']} packed; counts {self.manifest.get('counts')})",
-                "SampleConfig(include_sar=False) for pairs without S1, another split, or a pack "
-                "with such patches",
+                "a pack with such patches ('cloudfree pack INDEX --out DIR' packs every patch "
+                "of the index)" + (f"; or {self.usable_hint()}" if self.usable_hint() else ""),
             )
         self._files = {
             i: {k: str(self.root / f) for k, f in e["files"].items()}

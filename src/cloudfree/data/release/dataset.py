@@ -117,14 +117,9 @@ class SEN12MSCR(PatchDataset):
         return f"no patch in {scope} has all of {list(self.kinds)} (the index holds {held})"
 
     def _fix_hint(self) -> str:
-        hints = ["an index with such patches (check the root and 'cloudfree index' output)"]
-        if self.config.include_sar:
-            hints.append("SampleConfig(include_sar=False) to use cloudy/clear pairs without S1")
-        if self.require_target:
-            hints.append("require_target=False for prediction without a cloud-free target")
-        if self.split:
-            hints.append("another split, or split=None")
-        return "; or ".join(hints)
+        first = "an index with such patches (check the root and 'cloudfree index' output)"
+        more = self.usable_hint()
+        return f"{first}; or {more}" if more else first
 
     def __len__(self) -> int:
         return len(self.rows)
