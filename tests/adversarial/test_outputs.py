@@ -122,3 +122,27 @@ def test_an_unexpected_error_names_its_type_and_debug_shows_the_traceback(
     fails(argv, capsys, "RuntimeError: something nobody foresaw", "cloudfree --debug")
     with pytest.raises(RuntimeError, match="nobody foresaw"):
         main(["--debug", *argv])
+
+
+def test_stack_convert_and_inpaint_never_write_over_their_inputs(
+    scene: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.data.sentinel.test_safe import make_l1c
+
+    safe = make_l1c(tmp_path / "safe")
+    before = digest(safe)
+    band = next(safe.rglob("*_B02.jp2"))
+    fails(["stack", str(safe), "--out", str(band)], capsys, "is also an input")
+    assert digest(safe) == before
+
+    before = digest(scene["dir"])
+    w, s2 = str(scene["weights"]), str(scene["s2"])
+    fails(["convert-keras", w, w], capsys, f"OUT {w} is also an input")
+    conf = scene["dir"] / "conf.json"
+    conf.write_text("{}")
+    fails(["convert-uncrtaints", w, "--conf", str(conf), "--out", str(conf)], capsys,
+          "--out", "is also an input")  # fmt: skip
+    fails(["inpaint", s2, "--out", str(tmp_path / "i.tif"), "--summary", s2], capsys,
+          "--summary", "is also an input")  # fmt: skip
+    conf.unlink()
+    assert digest(scene["dir"]) == before and not (tmp_path / "i.tif").exists()

@@ -47,6 +47,8 @@ class PatchDataset(Dataset, abc.ABC):
     strict: bool
     patch_size: int | None
     kinds: tuple[str, ...]
+    #: The split the dataset serves (None: every patch).
+    split: str | None
     #: Patches of the split that are not items, by reason (:func:`left_out`): e.g. the patches
     #: without S1 when the model takes SAR (:mod:`cloudfree.data.left_out`). Reported by
     #: training and evaluation.

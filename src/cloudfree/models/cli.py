@@ -32,7 +32,9 @@ def add_convert_keras(sub: argparse._SubParsersAction) -> None:
 
 def run_convert_keras(args: argparse.Namespace) -> int:
     from cloudfree.models.keras_import import convert_keras
+    from cloudfree.outputs import check_outputs
 
+    check_outputs({"OUT": args.out}, [args.weights], example="model.safetensors")
     s = convert_keras(args.weights, args.out, include_sar=args.include_sar)
     print(
         f"{s['model']}: num_layers={s['num_layers']} feature_size={s['feature_size']} "
@@ -61,7 +63,9 @@ def add_convert_uncrtaints(sub: argparse._SubParsersAction) -> None:
 
 def run_convert_uncrtaints(args: argparse.Namespace) -> int:
     from cloudfree.models.uncrtaints_import import convert_uncrtaints
+    from cloudfree.outputs import check_outputs
 
+    check_outputs({"--out": args.out}, [args.checkpoint, args.conf], example="model.safetensors")
     s = convert_uncrtaints(args.checkpoint, args.conf, args.out)
     var = "mean only" if s["covmode"] is None else f"mean + variance ({s['covmode']})"
     print(

@@ -97,10 +97,16 @@ def options_of(args: argparse.Namespace) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     """Run ``cloudfree inpaint``."""
     from cloudfree.io import atomic_path
+    from cloudfree.outputs import check_outputs
     from cloudfree.predict.cli import format_summary
     from cloudfree.predict.inpaint import inpaint_scene
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # --out, --mask-out against the inputs are checked by predict; --summary here, before work.
+    check_outputs(
+        {"--out": args.out, "--mask-out": args.mask_out, "--summary": args.summary},
+        [args.s2, args.mask, args.s1],
+    )
     try:
         summary = inpaint_scene(
             args.s2,

@@ -281,6 +281,10 @@ def stack_safe(
         raise DataError(None, f"window={window} px", "a window of at least 16 px (e.g. 1024)")
     start = time.perf_counter()
     product = find_safe_bands(safe_dir, granule)
+    from cloudfree.outputs import check_outputs
+
+    # Never over a file of the product (a band, its metadata), before any work.
+    check_outputs({"--out": out}, [*(b.path for b in product.bands.values()), product.metadata_xml])
     names = list(product.bands)
     if product.level == "L2A":
         warnings.warn(
