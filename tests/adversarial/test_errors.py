@@ -113,3 +113,15 @@ def test_view_port_out_of_range_or_taken(root: Path, capsys: pytest.CaptureFixtu
         port = held.getsockname()[1]
         fails(["view", str(root), "--port", str(port)], capsys,
               f"cannot listen on 127.0.0.1:{port}", "choose another --port")  # fmt: skip
+
+
+def test_weights_refuse_what_is_not_weights(
+    scene: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = digest(scene["dir"])
+    s2 = str(scene["s2"])
+    fails(["weights", "import", s2, "--name", "mine"], capsys, s2,
+          "neither a Keras HDF5, a PyTorch nor a safetensors file")  # fmt: skip
+    fails(["weights", "show", "dsen2cr-sar-crl"], capsys, "did you mean 'dsen2cr-sar-carl'")
+    assert digest(scene["dir"]) == before
+    assert main(["weights", "show", "mine"]) == 1  # nothing was installed under that name
