@@ -43,6 +43,23 @@ def _logged(run: Path) -> Counter:
         run / "metrics.csv"))  # fmt: skip
 
 
+def _killed_after_logging_step_5(cfg, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Train ``cfg`` until it has logged step 5 (its last checkpoint: step 4), then stop it as
+    a kill would: nothing after that line runs."""
+    real = loop._log_window
+
+    def log_then_die(run, state, *args):  # noqa: ANN001, ANN002, ANN202
+        rate = real(run, state, *args)
+        if state.step == 5:
+            raise KeyboardInterrupt("killed")
+        return rate
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "_log_window", log_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+
+
 def test_resuming_a_finished_run_keeps_its_summary(
     index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -66,21 +83,10 @@ def test_a_run_killed_between_checkpoints_logs_each_step_once(
     index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full = Path(train(_cfg(index, tmp_path, "full"))["run_dir"])
-    real = loop._log_window
-
-    def log_then_die(run, state, *args):  # noqa: ANN001, ANN002, ANN202
-        rate = real(run, state, *args)
-        if state.step == 5:  # logged step 5; the last checkpoint is step 4
-            raise KeyboardInterrupt("killed")
-        return rate
-
-    monkeypatch.setattr(loop, "_log_window", log_then_die)
     cfg = _cfg(index, tmp_path, "cut")
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg)
+    _killed_after_logging_step_5(cfg, monkeypatch)
     cut = tmp_path / "cut"
     assert max(step for step, _, _ in _logged(cut)) == 5
-    monkeypatch.setattr(loop, "_log_window", real)
     train(cfg, resume=cut)
     logged = _logged(cut)
     assert max(logged.values()) == 1, [k for k, n in logged.items() if n > 1]  # no repeats
@@ -90,19 +96,8 @@ def test_a_run_killed_between_checkpoints_logs_each_step_once(
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(
     index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = loop._log_window
-
-    def log_then_die(run, state, *args):  # noqa: ANN001, ANN002, ANN202
-        rate = real(run, state, *args)
-        if state.step == 5:
-            raise KeyboardInterrupt("killed")
-        return rate
-
-    monkeypatch.setattr(loop, "_log_window", log_then_die)
     cfg = _cfg(index, tmp_path, "damaged")
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg)
-    monkeypatch.setattr(loop, "_log_window", real)
+    _killed_after_logging_step_5(cfg, monkeypatch)
     run = tmp_path / "damaged"
     latest = find_latest(run)
     assert latest is not None and latest.name == "step-00000004"
