@@ -110,10 +110,15 @@ def error_text(e: BaseException) -> str:
     """One paragraph for a failed command: the message of the errors cloudfree raises on
     purpose (and of bad values and missing extras), the file and reason of an OS error, and
     for anything else the exception's type too, with where to look further."""
-    if isinstance(e, CloudfreeError | ImportError | ValueError | KeyError):
+    if isinstance(e, KeyError):
+        # A registry's "unknown name" is a sentence; a bare key is a bug, reported as such.
+        text = str(e.args[0]) if e.args else ""
+        if " " in text:
+            return text
+    elif isinstance(e, CloudfreeError | ImportError | ValueError):
         # ImportError: an optional extra is missing; the message says what to install.
-        return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    if isinstance(e, OSError):
+        return str(e)
+    elif isinstance(e, OSError):
         where = e.filename if e.filename is not None else ""
         reason = e.strerror or str(e)
         return f"{where}: {reason}" if where else reason
