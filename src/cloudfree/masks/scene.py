@@ -210,8 +210,7 @@ def mask_scene(
                     dst.write(mask, 1, window=RioWindow(c, r, w, h))
                     # The bands read stand for all 13: a pixel with data has none at nodata.
                     holes = nodata_pixels(data[:, dr : dr + h, dc : dc + w], meta.nodata)
-                    counts[:3] += np.bincount(mask[~holes], minlength=3)[:3]
-                    counts[NODATA] += int(holes.sum())
+                    counts += class_counts(mask, holes)
                 dst.set_band_description(1, f"{backend} mask: 0 clear, 1 cloud, 2 shadow")
                 dst.update_tags(backend=backend, classes="0=clear,1=cloud,2=shadow")
     except rasterio.errors.RasterioError as e:
@@ -224,6 +223,15 @@ def mask_scene(
 
 #: Index of the nodata pixels in the counts of :func:`mask_fractions` (after the 3 classes).
 NODATA: Final[int] = 3
+
+
+def class_counts(mask: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """``[clear, cloud, shadow, nodata]`` pixel counts of a window's mask (int64 (4,)): the
+    classes among the pixels with data, then the pixels without (``holes``, (h, w) bool)."""
+    counts = np.zeros(4, dtype=np.int64)
+    counts[:3] = np.bincount(mask[~holes], minlength=3)[:3]
+    counts[NODATA] = int(holes.sum())
+    return counts
 
 
 def mask_fractions(counts: np.ndarray) -> dict[str, Any]:

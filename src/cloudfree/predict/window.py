@@ -18,7 +18,7 @@ from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
 from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source, s1_coverage
 from cloudfree.errors import DataError
 from cloudfree.masks.params import CLEAR
-from cloudfree.masks.scene import SceneMasker
+from cloudfree.masks.scene import SceneMasker, class_counts
 from cloudfree.methods.base import Method
 from cloudfree.predict.options import PredictOptions
 from cloudfree.predict.plan import TilePlan
@@ -451,9 +451,7 @@ class WindowPredictor:
         win_mask = None
         if mask_full is not None:
             win_mask = np.ascontiguousarray(mask_full[rh : rh + wh, rh : rh + ww])
-            # Classes of the pixels with data; nodata pixels are counted apart.
-            self.mask_counts[:3] += np.bincount(win_mask[~holes], minlength=3)[:3]
-            self.mask_counts[3] += int(holes.sum())
+            self.mask_counts += class_counts(win_mask, holes)
             if self.opts.keep_clear:
                 replace |= win_mask == CLEAR
             kept = self.main.method.unchanged(win_mask)

@@ -286,15 +286,12 @@ def _read_newest_intact(
     import warnings
 
     ckpt = _resolve(path)
-    if ckpt.parent != path / CHECKPOINTS:  # a checkpoint folder given directly
-        try:
-            return (ckpt, *_read(ckpt, map_location))
-        except _Damaged as e:
-            raise DataError(ckpt, f"is damaged: {e}", _EXPECTED) from e
     while True:
         try:
             return (ckpt, *_read(ckpt, map_location))
         except _Damaged as e:
+            if ckpt.parent != path / CHECKPOINTS:  # a checkpoint folder given directly
+                raise DataError(ckpt, f"is damaged: {e}", _EXPECTED) from e
             aside = ckpt.with_name(f"{ckpt.name}.damaged")
             os.replace(ckpt, aside)
             previous = find_latest(path)

@@ -182,16 +182,16 @@ def build_datasets(
         )
         val = None
     for name, ds in (("training", train), ("validation", val)):
-        left = describe_left_out(len(ds), ds.left_out) if ds is not None else ""
-        if not left:
+        if ds is None or not ds.left_out:
             continue
+        left = describe_left_out(len(ds), ds.left_out)
         hint = ""
-        if ds is not None and LEFT_OUT_REASONS["s1"] in ds.left_out:
+        if LEFT_OUT_REASONS["s1"] in ds.left_out:
             hint = (
                 f" A no-SAR model (model.name={nosar_name(cfg.model.name)}) can use the "
                 "patches without S1"
             )
-        warnings.warn(f"{name} uses {len(ds)} patches: {left}.{hint}", stacklevel=2)  # type: ignore[arg-type]
+        warnings.warn(f"{name} uses {len(ds)} patches: {left}.{hint}", stacklevel=2)
     return train, val
 
 

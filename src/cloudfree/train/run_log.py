@@ -64,7 +64,7 @@ class RunLogger:
             _check_header(csv_path)
             if resume_step is not None:
                 _drop_after(csv_path, resume_step)
-        # Append, never rewrite: on resume the rows of the interrupted run stay.
+        # Append: on resume the rows of the interrupted run up to its checkpoint stay.
         self._csv_file = open(csv_path, "a", newline="", encoding="utf-8")  # noqa: SIM115
         self._csv = csv.writer(self._csv_file)
         if fresh:

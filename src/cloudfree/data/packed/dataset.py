@@ -96,12 +96,13 @@ class PackedDataset(PatchDataset):
         self.left_out = left_out(in_split, self.kinds, lambda p, k: p.has(k))
         if not self.patches:
             scope = f"of split {split!r} " if split else ""
+            more = self.usable_hint()
             raise DatasetNotFoundError(
                 self.root,
                 f"no packed patch {scope}has all of {list(self.kinds)} "
                 f"({self.manifest['num_patches']} packed; counts {self.manifest.get('counts')})",
                 "a pack with such patches ('cloudfree pack INDEX --out DIR' packs every patch "
-                "of the index)" + (f"; or {self.usable_hint()}" if self.usable_hint() else ""),
+                "of the index)" + (f"; or {more}" if more else ""),
             )
         self._files = {
             i: {k: str(self.root / f) for k, f in e["files"].items()}
