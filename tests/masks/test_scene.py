@@ -12,7 +12,7 @@ import scipy.ndimage
 from rasterio.transform import from_origin
 
 from cloudfree.errors import DataError
-from cloudfree.masks import scene as scene_module
+from cloudfree.masks import csm_scene
 from cloudfree.masks.csm import cloud_shadow_mask
 from cloudfree.masks.params import CLEAR, CLOUD, SHADOW
 from cloudfree.masks.reference import reference_csm
@@ -51,7 +51,8 @@ def write_s2(path: Path, data: np.ndarray) -> Path:
 
 
 def check_scene(s2: np.ndarray, tif: Path, out: Path, window: int) -> dict:
-    stats = mask_scene(tif, out, window=window)
+    # Blocks of the window's side too: the mask must not depend on either.
+    stats = mask_scene(tif, out, backend="dsen2cr", window=window, block=max(window, 16))
     with rasterio.open(out) as ds:
         mask = ds.read(1)
         assert ds.count == 1 and ds.dtypes[0] == "uint8" and ds.nodata is None
@@ -100,7 +101,7 @@ def test_scene_thresholds_are_global_not_per_window(tmp_path: Path) -> None:
     s2 = synthetic_s2(1, 64, 128)
     s2[:, :, :64] //= 3
     tif = write_s2(tmp_path / "s2.tif", s2)
-    mask_scene(tif, tmp_path / "mask.tif", window=32)
+    mask_scene(tif, tmp_path / "mask.tif", backend="dsen2cr", window=32, block=32)
     with rasterio.open(tmp_path / "mask.tif") as ds:
         mask = ds.read(1)
     np.testing.assert_array_equal(mask, cloud_shadow_mask(s2))
@@ -110,9 +111,10 @@ def test_scene_thresholds_are_global_not_per_window(tmp_path: Path) -> None:
 def test_memory_is_bounded_by_the_window(tmp_path: Path) -> None:
     s2 = synthetic_s2(2, 512, 512)
     tif = write_s2(tmp_path / "s2.tif", s2)
-    mask_scene(tif, tmp_path / "warm.tif", window=64)  # imports allocate too: not measured
+    opts = {"backend": "dsen2cr", "window": 64, "block": 64}
+    mask_scene(tif, tmp_path / "warm.tif", **opts)  # imports allocate too: not measured
     tracemalloc.start()
-    mask_scene(tif, tmp_path / "mask.tif", window=64)
+    mask_scene(tif, tmp_path / "mask.tif", **opts)
     windowed = tracemalloc.get_traced_memory()[1]
     tracemalloc.reset_peak()
     cloud_shadow_mask(s2)
@@ -132,17 +134,17 @@ def test_failure_leaves_no_file_and_keeps_the_old_one(
     def boom(*args: object, **kwargs: object) -> np.ndarray:
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(scene_module, "csm_from_bands", boom)
+    monkeypatch.setattr(csm_scene, "csm_from_bands", boom)
     with pytest.raises(RuntimeError, match="interrupted"):
-        mask_scene(tif, out, window=16)
+        mask_scene(tif, out, backend="dsen2cr", window=16)
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif", "s2.tif"]
 
 
 def test_bad_inputs(tmp_path: Path) -> None:
     l2a = write_s2(tmp_path / "l2a.tif", synthetic_s2(4, 20, 20)[np.arange(13) != 10])
-    with pytest.raises(DataError, match=r"l2a\.tif.*L2A.*B10"):
-        mask_scene(l2a, tmp_path / "m.tif")
+    with pytest.raises(DataError, match=r"l2a\.tif.*L2A.*B10.*--mask-backend ukis"):
+        mask_scene(l2a, tmp_path / "m.tif", backend="dsen2cr")
     tif = write_s2(tmp_path / "s2.tif", synthetic_s2(4, 20, 20))
     with pytest.raises(ValueError, match="backend"):
         mask_scene(tif, tmp_path / "m.tif", backend="fmask")
@@ -163,8 +165,10 @@ def test_cli_handler_prints_fractions(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "m.tif" in printed
 
 
-def test_real_l2a_file_is_refused_with_an_explanation(tmp_path: Path, shared_data: Path) -> None:
+def test_real_l2a_file_is_refused_by_the_paper_mask_with_an_explanation(
+    tmp_path: Path, shared_data: Path
+) -> None:
     l2a = next((shared_data / "bigearthnet/s2_l2a").glob("*.tif"))  # 12 bands, no B10
     with pytest.raises(DataError, match=r"12 bands.*L2A.*B10"):
-        mask_scene(l2a, tmp_path / "mask.tif")
+        mask_scene(l2a, tmp_path / "mask.tif", backend="dsen2cr")
     assert not (tmp_path / "mask.tif").exists()

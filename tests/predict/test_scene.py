@@ -89,10 +89,11 @@ def test_keep_clear_and_mask_out_equal_mask_scene(tmp_path: Path, nosar_weights)
         keep_clear=True,
         mask_out=mask_out,
         progress=False,
+        mask_backend="dsen2cr",
     )
     mask, mprof = read_tif(mask_out)
     ref = tmp_path / "ref_mask.tif"
-    mask_scene(src, ref, window=64)
+    mask_scene(src, ref, backend="dsen2cr", window=64)
     expected, _ = read_tif(ref)
     np.testing.assert_array_equal(mask, expected)
     assert mprof["dtype"] == "uint8" and mprof["transform"] == read_tif(src)[1]["transform"]

@@ -142,10 +142,17 @@ def test_models_beat_identity_on_an_unseen_cloudy_patch(name: str, max_ratio: fl
     assert mae_model < max_ratio * mae_identity, (mae_model, mae_identity)
 
 
-@pytest.mark.parametrize("name", ["uncrtaints-demo-sar", "uncrtaints-demo-nosar"])
-def test_uncrtaints_demo_is_less_certain_where_it_errs(name: str) -> None:
-    # Measured when made: mean std under the clouds 1.5-1.7x that over clear ground, and the
-    # per-pixel std correlates with the per-pixel error at 0.70 / 0.73 on this unseen patch.
+# Measured on this unseen patch since the synthetic clouds took the spectrum of real thick cloud
+# (issue 29): mean std under the clouds 1.51x (SAR) / 1.31x (no SAR) that over clear ground, and
+# the per-pixel std correlates with the per-pixel error at 0.89 / 0.45 (with the earlier flat
+# cloud spectrum: 1.5-1.7x, 0.70 / 0.73). The bounds leave room for BLAS differences.
+@pytest.mark.parametrize(
+    ("name", "min_ratio", "min_corr"),
+    [("uncrtaints-demo-sar", 1.3, 0.7), ("uncrtaints-demo-nosar", 1.2, 0.35)],
+)
+def test_uncrtaints_demo_is_less_certain_where_it_errs(
+    name: str, min_ratio: float, min_corr: float
+) -> None:
     clear, cloudy, s1, truth = _unseen_patch(seed=0)
     method = load_method(name, device="cpu")
     mean, var = predict_dn(method, cloudy, s1, cloud_shadow_mask(cloudy), variance=True)
@@ -153,8 +160,8 @@ def test_uncrtaints_demo_is_less_certain_where_it_errs(name: str) -> None:
     std = np.sqrt(var).mean(axis=0)  # DN, per pixel
     err = np.abs(mean - clear.astype(np.float64)).mean(axis=0)
     under = truth > 0
-    assert std[under].mean() > 1.3 * std[~under].mean()
-    assert np.corrcoef(std.ravel(), err.ravel())[0, 1] > 0.5
+    assert std[under].mean() > min_ratio * std[~under].mean()
+    assert np.corrcoef(std.ravel(), err.ravel())[0, 1] > min_corr
 
 
 @pytest.mark.slow

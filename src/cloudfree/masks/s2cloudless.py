@@ -10,6 +10,7 @@ masks; Sentinel Hub suggests larger disks for full 10 m resolution.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Final
 
@@ -77,3 +78,23 @@ def s2cloudless_mask(
     x = np.stack([to_reflectance(batch[:, s2_index(b)]) for b in S2CLOUDLESS_BANDS], axis=-1)
     masks = np.asarray(detector.get_cloud_masks(x), dtype=np.uint8)
     return masks if a.ndim == 4 else masks[0]
+
+
+def s2cloudless_bands_mask(
+    dn: Mapping[str, np.ndarray],
+    threshold: float = 0.4,
+    average_over: int = 4,
+    dilation_size: int = 2,
+) -> np.ndarray:
+    """:func:`s2cloudless_mask` of an image given band by band (name -> (H, W) L1C DN), for
+    files that hold its 10 bands in any layout.
+
+    Raises:
+        ImportError: s2cloudless is not installed.
+        KeyError: a band of :data:`S2CLOUDLESS_BANDS` is missing.
+    """
+    detector = _detector(float(threshold), int(average_over), int(dilation_size))
+    from cloudfree.masks.patch import finite_dn
+
+    x = np.stack([to_reflectance(finite_dn(dn[b])) for b in S2CLOUDLESS_BANDS], axis=-1)
+    return np.asarray(detector.get_cloud_masks(x[None]), dtype=np.uint8)[0]

@@ -12,6 +12,7 @@ from cloudfree.data.sentinel.scene import OUTSIDE_SAR
 
 # Only light imports here: `cloudfree --help` must not import torch.
 from cloudfree.errors import CloudfreeError
+from cloudfree.masks.cli import add_mask_flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--mask",
         default=None,
         help="cloud/shadow mask GeoTIFF on the S2 grid (0 clear, nonzero cloud or shadow) used "
-        "instead of the computed DSen2-CR mask (--keep-clear, inpainting and hybrid models)",
+        "instead of the computed one (--keep-clear, inpainting and hybrid models); grown only "
+        "if --dilate is given",
     )
+    add_mask_flags(p)
     p.add_argument(
         "--sd-weights",
         default=None,
@@ -103,7 +106,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mask-out",
         default=None,
-        help="also write the uint8 cloud/shadow mask (0 clear, 1 cloud, 2 shadow); a folder for several scenes",
+        help="also write the uint8 cloud/shadow mask that was used, growth included (0 clear, "
+        "1 cloud, 2 shadow); a folder for several scenes",
     )
     p.add_argument(
         "--uncertainty-out",
@@ -158,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
         b10=args.b10,
         progress=not args.no_progress,
         sd_weights=args.sd_weights,
+        mask_backend=args.mask_backend,
+        dilate=args.dilate,
     )
     if args.mask is not None:
         if is_many(args.s2):
@@ -217,11 +223,15 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if summary.get("l2a"):
         lines.append(f"L2A input: B10 filled with {summary['b10_fill']:g} DN")
     if "cloud_fraction" in summary:
-        from cloudfree.masks.scene import describe_fractions
+        from cloudfree.masks.report import describe_fractions
 
-        lines.append(f"mask: {describe_fractions(summary)}")
+        source = summary.get("masker") or f"file {summary.get('mask_source')}"
+        grown = f", grown by {summary['dilate_px']:.3g} px" if summary.get("dilate_px") else ""
+        lines.append(f"mask ({source}{grown}): {describe_fractions(summary)}")
         if summary.get("mask_out"):
             lines.append(f"wrote {summary['mask_out']}")
+    if "changed_fraction" in summary:
+        lines.append(f"{100 * summary['changed_fraction']:.2f} % of the pixels with data changed")
     if summary.get("uncertainty_out"):
         lines.append(f"wrote {summary['uncertainty_out']} (standard deviation, reflectance)")
     return "\n".join(lines)

@@ -4,8 +4,10 @@
 the machinery of ``cloudfree predict`` (:func:`cloudfree.predict.scene.predict_scene`): windows
 read with a halo, overlapping tiles blended, the output written atomically with the input's
 CRS, transform, size, dtype, nodata and band names. The cloud/shadow mask is the given file or,
-without one, the DSen2-CR mask computed with the whole scene's shadow thresholds. Pixels
-outside the (dilated) mask are copied from the input file, bit for bit.
+without one, the mask computed by ``mask_backend`` (ukis-csmask's CNN where installed), grown
+by ``dilate`` metres (``mask_out`` writes it as used). Pixels outside the mask (and outside a
+method's own margin: Stable Diffusion grows it by 8 px more, :data:`~cloudfree.inpaint.sd.
+SD_DILATE_PX`) are copied from the input file, bit for bit.
 
 An inpainting sees the context of its tile: the classical methods default to 1024 px tiles
 overlapping by 256 px (a cloud wider than a tile is filled from the clear pixels of the tiles
@@ -39,6 +41,8 @@ def inpaint_scene(
     mask_out: str | os.PathLike[str] | None = None,
     b10: float | None = None,
     progress: bool = True,
+    mask_backend: str = "auto",
+    dilate: str | float | None = None,
 ) -> dict[str, Any]:
     """Inpaint the cloud/shadow area of a Sentinel-2 scene and write it as a GeoTIFF.
 
@@ -46,19 +50,24 @@ def inpaint_scene(
         s2: 13-band L1C (or 12-band L2A, B10 filled) GeoTIFF, any size, dtype and CRS.
         out: output GeoTIFF (the input's grid, dtype and nodata), written atomically.
         mask: 1-band mask GeoTIFF on the S2 grid (0 clear, nonzero fill); None computes the
-            DSen2-CR cloud/shadow mask.
+            cloud/shadow mask with ``mask_backend``.
         method: a method of :data:`cloudfree.inpaint.INPAINT_METHODS`.
         s1: S1 GeoTIFF (VV, VH dB) on any grid overlapping ``s2``; needed by ``sar-match``.
-        options: the method's options (:func:`cloudfree.inpaint.get_inpainter`), e.g.
+        options: the method's options (:func:`cloudfree.inpaint.get_inpainter`; its own
+            ``dilate`` is in pixels, on top of the mask's growth), e.g.
             ``{"weights": "sd/", "steps": 20, "seed": 0}`` for ``"stable-diffusion"``; for
             Stable Diffusion ``device`` is added unless given.
         tile, overlap: tile side and overlap, pixels; None: :data:`CLASSICAL_TILE` or
             :data:`SD_TILE`.
         batch_size: tiles per call of the method.
         device: where Stable Diffusion runs (``"auto"``: CUDA if available).
-        mask_out: also write the mask used (uint8, 0 clear, 1 cloud, 2 shadow).
+        mask_out: also write the mask used (uint8, 0 clear, 1 cloud, 2 shadow), growth
+            included.
         b10: B10 DN inserted into 12-band L2A input.
         progress: show a progress bar.
+        mask_backend: the cloud/shadow masker (:mod:`cloudfree.masks.backends`).
+        dilate: growth of the mask, metres (or ``"6px"``); None: the masker's default, and a
+            mask file as it is.
 
     Returns:
         The summary of :func:`cloudfree.predict.scene.predict_scene` (``method`` is the
@@ -96,4 +105,6 @@ def inpaint_scene(
         mask_out=mask_out,
         b10=b10,
         progress=progress,
+        mask_backend=mask_backend,
+        dilate=dilate,
     )

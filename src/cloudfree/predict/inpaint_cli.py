@@ -9,6 +9,7 @@ import logging
 # Only light imports here: `cloudfree --help` must not import torch.
 from cloudfree.errors import CloudfreeError
 from cloudfree.inpaint.registry import DEFAULT_METHOD, INPAINT_METHODS
+from cloudfree.masks.cli import add_mask_flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Fill the masked (cloud/shadow) pixels of a Sentinel-2 scene of any size from its "
             "clear pixels, in windows, and write a GeoTIFF on the input's grid. Pixels outside "
-            "the (dilated) mask are the input, bit for bit. Without --mask the DSen2-CR "
-            "cloud/shadow mask is computed. Methods: mask-fill (OpenCV Telea, default), "
+            "the (grown) mask are the input, bit for bit. Without --mask the cloud/shadow "
+            "mask is computed (--mask-backend; grown by --dilate). Methods: mask-fill (OpenCV Telea, default), "
             "biharmonic (scikit-image), push-pull (multiscale normalised convolution), "
             "sar-match (spectra of the clear pixels alike in S1; needs --s1), stable-diffusion "
             "(diffusers inpainting pipeline from a local folder: --weights DIR; nothing is "
@@ -33,9 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mask",
         default=None,
-        help="1-band mask GeoTIFF on the S2 grid (0 clear, nonzero fill); default: the DSen2-CR "
-        "cloud/shadow mask, computed",
+        help="1-band mask GeoTIFF on the S2 grid (0 clear, nonzero fill), grown only if "
+        "--dilate is given; default: the cloud/shadow mask computed by --mask-backend",
     )
+    add_mask_flags(p)
     p.add_argument("--method", choices=INPAINT_METHODS, default=DEFAULT_METHOD)
     p.add_argument("--s1", default=None, help="S1 GeoTIFF (VV, VH in dB), for sar-match")
     p.add_argument(
@@ -56,18 +58,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="stable-diffusion: working side in pixels (default 512; 768 for SD 2 at 768)",
     )
-    p.add_argument(
-        "--dilate",
-        type=int,
-        default=None,
-        help="grow the mask by this many pixels (default: 0 for the classical fills, 8 for "
-        "stable-diffusion)",
-    )
     p.add_argument("--tile", type=int, default=None, help="tile side (default 1024; SD 256)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap (default 256; SD 64)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per call (default 4)")
     p.add_argument("--device", default="auto", help="stable-diffusion: auto, cpu, cuda, ...")
-    p.add_argument("--mask-out", default=None, help="also write the mask used here")
+    p.add_argument(
+        "--mask-out", default=None, help="also write the mask used here, growth included"
+    )
     p.add_argument("--b10", type=float, default=None, help="B10 DN for 12-band L2A input")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--summary", default=None, help="write the summary as JSON here")
@@ -81,8 +78,6 @@ def options_of(args: argparse.Namespace) -> dict[str, object]:
         ValueError: a Stable Diffusion option given to another method.
     """
     opts: dict[str, object] = {}
-    if args.dilate is not None:
-        opts["dilate"] = args.dilate
     sd = {"weights": args.weights, "steps": args.steps, "seed": args.seed,
           "prompt": args.prompt, "guidance": args.guidance, "size": args.size}  # fmt: skip
     given = {k: v for k, v in sd.items() if v is not None}
@@ -122,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
             mask_out=args.mask_out,
             b10=args.b10,
             progress=not args.no_progress,
+            mask_backend=args.mask_backend,
+            dilate=args.dilate,
         )
     except ValueError as e:  # bad options or inputs: the message says what to do
         if isinstance(e, CloudfreeError):

@@ -78,7 +78,9 @@ class PredictOptions:
     other than the files and the main method (see its docstring for each).
 
     ``tile``, ``overlap``, ``batch_size`` and ``window`` are requests: None lets
-    :func:`~cloudfree.predict.plan.plan_tiles` (and ``choose_window``) decide.
+    :func:`~cloudfree.predict.plan.plan_tiles` (and ``choose_window``) decide. ``mask_backend``
+    and ``dilate`` say how the cloud/shadow mask is computed (``--mask-backend``, ``--dilate``;
+    ``dilate`` also grows a mask file when given).
     """
 
     checkpoint_nosar: str | None = None
@@ -94,12 +96,22 @@ class PredictOptions:
     b10: float | None = None
     sd_weights: str | None = None
     progress: bool = True
+    mask_backend: str = "auto"
+    dilate: str | float | None = None
 
     def check(self) -> None:
         """Raise ValueError for a value no scene can be predicted with (unknown names, sizes
         out of range); requests left at None are checked once they are planned."""
+        from cloudfree.masks.backends import MASK_BACKENDS
+        from cloudfree.masks.dilate import parse_distance
         from cloudfree.models.runtime import BACKENDS, resolve_precision
 
+        if self.mask_backend not in MASK_BACKENDS:
+            raise ValueError(
+                f"mask_backend must be one of {MASK_BACKENDS}, got {self.mask_backend!r}"
+            )
+        if self.dilate is not None:
+            parse_distance(self.dilate)  # raises for a bad distance
         if self.outside_sar not in OUTSIDE_SAR:
             raise ValueError(f"outside_sar must be one of {OUTSIDE_SAR}, got {self.outside_sar!r}")
         resolve_precision(self.precision)  # raises for an unknown name

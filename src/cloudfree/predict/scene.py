@@ -23,13 +23,16 @@ temporary name and renamed at the end (:func:`cloudfree.io.atomic_path`): an err
 point leaves no output file.
 
 The cloud/shadow mask (``keep_clear``, ``mask_out``, the inpainting baselines and the hybrid
-models) is the DSen2-CR mask of :mod:`cloudfree.masks.csm` computed window by window with the
-shadow thresholds of the whole scene (a first pass over B2, B8, B11), exactly as
-:func:`cloudfree.masks.scene.mask_scene` does: the written mask equals ``mask_scene``'s. For
-L2A input it is computed with the filled B10, so it is not the published mask there. A mask
-file (``mask=``) replaces it. Methods that leave some pixels as they are (an inpainting
-outside its mask, :meth:`~cloudfree.methods.base.Method.unchanged`) get those pixels copied
-from the input file, bit for bit.
+models) is computed by the masker ``mask_backend`` (:mod:`cloudfree.masks.backends`: by
+default ukis-csmask's CNN where installed, else the DSen2-CR mask) on its own fixed grid of
+blocks and grown by ``dilate``, exactly as :func:`cloudfree.masks.scene.mask_scene` does: the
+written mask equals ``mask_scene``'s, and ``mask_out`` is the mask that was used, growth
+included. The DSen2-CR mask of L2A input is computed with the filled B10, so it is not the
+published mask there. A mask file (``mask=``) replaces the computed mask (grown only when
+``dilate`` is given). Methods that leave some pixels as they are (an inpainting outside its
+mask, :meth:`~cloudfree.methods.base.Method.unchanged`) get those pixels copied from the input
+file, bit for bit. A scene that is almost all clear or almost all cloud gets a warning
+(:func:`cloudfree.masks.report.mask_warnings`), logged and in the summary.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import numpy as np
 from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source
 from cloudfree.errors import DataError
 from cloudfree.io import atomic_path, gdal_cache_env
+from cloudfree.masks.computed import SceneMask
 from cloudfree.methods.base import Method
 from cloudfree.predict.options import PredictOptions, SceneFiles, check_tiling
 from cloudfree.predict.plan import TilePlan
@@ -155,6 +159,8 @@ def predict_scene(
     window: int | None = None,
     uncertainty_out: str | os.PathLike[str] | None = None,
     backend: str = "auto",
+    mask_backend: str = "auto",
+    dilate: str | float | None = None,
 ) -> dict[str, Any]:
     """Predict the cloud-free version of a whole S2 scene and write it as a GeoTIFF.
 
@@ -172,8 +178,8 @@ def predict_scene(
             the S2 grid when needed. Ignored (logged) by a model without SAR input.
         mask: a cloud/shadow mask GeoTIFF on the S2 grid (0 clear, nonzero cloud or shadow,
             :class:`~cloudfree.data.sentinel.scene.MaskSource`) used instead of the computed
-            DSen2-CR mask wherever a mask is needed (``keep_clear``, ``mask_out``, inpainting
-            and hybrid methods).
+            mask wherever a mask is needed (``keep_clear``, ``mask_out``, inpainting and
+            hybrid methods).
         sd_weights: folder of a Stable Diffusion inpainting pipeline (the
             ``"stable-diffusion"`` baseline, hybrids trained on its inpainting).
         checkpoint_nosar: the no-SAR model for pixels without S1 (``outside_sar="nosar"``, or
@@ -206,12 +212,19 @@ def predict_scene(
         backend: a model's inference backend: ``"auto"`` (OpenVINO for UnCRtainTS on the CPU
             where installed, else PyTorch), ``"torch"`` or ``"openvino"``
             (:func:`cloudfree.models.runtime.resolve_backend`).
+        mask_backend: the cloud/shadow masker (:data:`~cloudfree.masks.backends.MASK_BACKENDS`;
+            ``"auto"``: ukis where installed, else dsen2cr with a note).
+        dilate: growth of the mask, metres (or ``"6px"``); None: the masker's default
+            (60 m for ukis, 0 for dsen2cr), and a mask file as it is.
 
     Returns:
         Summary: ``out``, ``height``, ``width``, ``seconds``, ``mpx_per_s``, ``tiles``,
         ``tile_pixels``, ``window``, ``reprojected``, ``sar_coverage`` (fraction, None without
-        S1), ``l2a``, ``b10_fill``, ``method``, ``method_nosar``, ``device``, ``precision``, ``backend``,
-        mask fractions if a mask was computed.
+        S1), ``l2a``, ``b10_fill``, ``method``, ``method_nosar``, ``device``, ``precision``,
+        ``backend``, ``changed_fraction`` (of the pixels with data, those whose values
+        changed), ``warnings``; where a mask was used, its fractions
+        (:func:`~cloudfree.masks.report.mask_fractions`), ``mask_source`` (``"computed"`` or
+        the file), ``mask_backend``, ``masker``, ``dilate_m``, ``dilate_px``.
 
     Raises:
         DataError: unreadable or unexpected S2 / S1 (band count, no overlap...), bad weights.
@@ -230,7 +243,7 @@ def predict_scene(
         checkpoint_nosar=checkpoint_nosar, outside_sar=outside_sar, tile=tile, overlap=overlap,
         batch_size=batch_size, window=window, device=device, precision=precision,
         backend=backend, keep_clear=keep_clear, b10=b10, sd_weights=sd_weights,
-        progress=progress,
+        progress=progress, mask_backend=mask_backend, dilate=dilate,
     )  # fmt: skip
     opts.check()
     if checkpoint is None:
@@ -289,11 +302,10 @@ def _predict(
 
     src = S2Source(files.s2_cloudy, b10=opts.b10)
     s1src: S1Source | None = None
-    mask_src: MaskSource | None = None
+    mask_src: SceneMask | None = None
+    mask_info: dict[str, Any] = {}
     method = main.method
     try:
-        if files.mask is not None:
-            mask_src = MaskSource(files.mask, src.meta)
         if files.s1 is not None:
             if method.include_sar:
                 s1src = S1Source(files.s1, src.meta)
@@ -313,16 +325,16 @@ def _predict(
             opts.keep_clear
             or files.mask_out is not None
             or method.needs_mask
-            or mask_src is not None
+            or files.mask is not None
             or may_use_nosar
         )
+        if need_mask:
+            mask_src, mask_info = _open_mask(files, src, opts)
         sp = WindowPredictor(
             src, s1src, main, opts, plan, need_mask, mask_src,
             uncertainty=files.uncertainty_out is not None,
         )  # fmt: skip
         win_size = opts.window or choose_window(plan.tile, plan.overlap, sp.halo)
-        if need_mask and mask_src is None:
-            sp.scene_thresholds(win_size)
         meta = src.meta
         profile, mask_profile, std_profile = _profiles(meta, _block_size(win_size))
         h, w = meta.height, meta.width
@@ -360,9 +372,14 @@ def _predict(
                         "a scene with data",
                     )
                 if mdst is not None:
-                    source = "dsen2cr" if mask_src is None else f"file {files.mask}"
+                    source = mask_info.get("mask_backend") or f"file {files.mask}"
                     mdst.set_band_description(1, f"{source} mask: 0 clear, 1 cloud, 2 shadow")
-                    mdst.update_tags(backend=source, classes="0=clear,1=cloud,2=shadow")
+                    mdst.update_tags(
+                        backend=source,
+                        masker=mask_info.get("masker") or f"file {files.mask}",
+                        dilate=f"{mask_info.get('dilate_px', 0.0):g} px",
+                        classes="0=clear,1=cloud,2=shadow",
+                    )
                 if udst is not None:
                     for i, name in enumerate(src.bands, start=1):
                         udst.set_band_description(i, f"{name} std")
@@ -396,6 +413,7 @@ def _predict(
             s1src.close()
         if mask_src is not None:
             mask_src.close()
+    changed = sp.changed / sp.valid
 
     nosar = sp.nosar_runner
     summary: dict[str, Any] = {
@@ -422,15 +440,52 @@ def _predict(
     }
     if files.uncertainty_out is not None:
         summary["uncertainty_out"] = str(files.uncertainty_out)
+    summary["changed_fraction"] = changed
+    summary["warnings"] = []
     if need_mask:
-        from cloudfree.masks.scene import mask_fractions
+        from cloudfree.masks.report import mask_fractions, mask_warnings
 
+        fractions = mask_fractions(sp.mask_counts)
         summary.update(
-            **mask_fractions(sp.mask_counts),
+            **fractions,
+            **mask_info,
             mask_out=None if files.mask_out is None else str(files.mask_out),
-            mask_source="dsen2cr" if files.mask is None else str(files.mask),
+            mask_source="computed" if files.mask is None else str(files.mask),
         )
+        summary["warnings"] = mask_warnings(fractions, changed)
+        for text in summary["warnings"]:
+            log.warning("%s: %s", files.s2_cloudy.name, text)
     return summary
+
+
+def _open_mask(
+    files: SceneFiles, src: S2Source, opts: PredictOptions
+) -> tuple[SceneMask, dict[str, Any]]:
+    """The scene's mask: the mask file (grown when ``opts.dilate`` is given), or the mask
+    computed by ``opts.mask_backend`` (:func:`cloudfree.masks.scene.scene_mask_for`); and
+    what to report of it."""
+    from cloudfree.masks.computed import DilatedMask
+    from cloudfree.masks.dilate import dilation_pixels, parse_distance, pixel_size_m
+    from cloudfree.masks.scene import scene_mask_for
+
+    if files.mask is not None:
+        source = MaskSource(files.mask, src.meta)
+        if opts.dilate is None:
+            return source, {"dilate_m": 0.0, "dilate_px": 0.0}
+        distance = parse_distance(opts.dilate)
+        px = dilation_pixels(distance, pixel_size_m(src.meta))
+        info = {"dilate_m": distance.value if distance.unit == "m" else None, "dilate_px": px}
+        return DilatedMask(source, px), info
+    # The reader supplies every band (B10 filled for L2A), so no band is missing here.
+    return scene_mask_for(
+        opts.mask_backend,
+        src.read_bands,
+        src.meta,
+        "l2a" if src.l2a else "l1c",
+        None,
+        opts.dilate,
+        files.s2_cloudy,
+    )
 
 
 class _maybe_atomic:

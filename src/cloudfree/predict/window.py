@@ -15,10 +15,11 @@ import torch
 
 from cloudfree.bands import get_scaling, s2_index
 from cloudfree.data.preprocess import denormalize_s2, normalize_s1, normalize_s2
-from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source, s1_coverage
+from cloudfree.data.sentinel.scene import S1Source, S2Source, s1_coverage
 from cloudfree.errors import DataError
+from cloudfree.masks.computed import SceneMask
 from cloudfree.masks.params import CLEAR
-from cloudfree.masks.scene import SceneMasker, class_counts
+from cloudfree.masks.report import class_counts
 from cloudfree.methods.base import Method
 from cloudfree.predict.options import PredictOptions
 from cloudfree.predict.plan import TilePlan
@@ -164,7 +165,7 @@ class WindowPredictor:
         opts: PredictOptions,
         plan: TilePlan,
         need_mask: bool,
-        mask_src: MaskSource | None = None,
+        mask_src: SceneMask | None = None,
         uncertainty: bool = False,
     ) -> None:
         self.cloudy, self.s1, self.main = cloudy, s1, main
@@ -181,15 +182,16 @@ class WindowPredictor:
         self.halo = blend_margin(self.overlap) + 1 if self.overlap else 0
         #: S1 coverage read beyond the halo: as far as the coverage edge's ramp reaches.
         self.edge_reach = coverage_reach(self.overlap)
-        #: The scene's DSen2-CR mask, window by window (``mask_scene``'s).
-        self.masker = SceneMasker()
-        self.read_halo = max(self.halo, self.masker.halo) if need_mask else self.halo
+        if need_mask and mask_src is None:
+            raise ValueError("need_mask needs a mask source (a file or a computed mask)")
+        self.read_halo = self.halo
         self.counts = {"tiles": 0, "tile_pixels": 0, "sar_tiles": 0, "nosar_tiles": 0}
         self.covered = 0
         #: Mask pixels by class (clear, cloud, shadow) among the pixels with data, then nodata.
         self.mask_counts = np.zeros(4, dtype=np.int64)
-        #: Pixels with data (not nodata) so far.
+        #: Pixels with data (not nodata) so far, and those whose values were changed.
         self.valid = 0
+        self.changed = 0
         # The SAR model is used only with S1; without S1 a SAR checkpoint falls back to no-SAR.
         self.sar = main.method.include_sar and s1 is not None
         # A model that is not local (UnCRtainTS: group norm and squeeze-excitation over the
@@ -224,21 +226,11 @@ class WindowPredictor:
                 log.info("pixels without S1 are predicted with %s", self._nosar.method.name)
         return self._nosar
 
-    def scene_thresholds(self, window: int) -> None:
-        """Pass 1 of the mask: shadow thresholds of the whole scene (``mask_scene``'s)."""
-        self.masker.fit(self.cloudy.read_bands, self.cloudy.height, self.cloudy.width, window)
-
-    def _mask(self, data: np.ndarray, inner: Window, region: Window) -> np.ndarray:
-        """Mask of the real (unpadded) part of a read, reflect-padded to the read's shape:
-        read from the mask file when one was given, else the DSen2-CR mask computed here."""
-        from cloudfree.windows import pad_reflect
-
-        if self.mask_src is not None:
-            return self.mask_src.read(region)
-        top, left, h, w = inner
-        mask = self.masker.mask_stack(data[:, top : top + h, left : left + w])
-        bottom, right = data.shape[1] - top - h, data.shape[2] - left - w
-        return pad_reflect(mask, top, bottom, left, right)
+    def _mask(self, region: Window) -> np.ndarray:
+        """Mask of a read region (reflect-padded outside the scene), from the mask file or the
+        computed mask: the same pixels whatever the windows (``cloudfree.masks.computed``)."""
+        assert self.mask_src is not None
+        return self.mask_src.read(region)
 
     def _s1_tiles(self, s1n: np.ndarray, cov: np.ndarray) -> np.ndarray:
         # Where a tile has no S1, the SAR model is given the mean of the tile's covered S1 (a
@@ -411,7 +403,7 @@ class WindowPredictor:
         )
         off = rh - h  # the model region (window + halo) inside the read
         region = data[:, off : data.shape[1] - off, off : data.shape[2] - off]
-        mask_full = self._mask(data, inner, region_read) if self.need_mask else None
+        mask_full = self._mask(region_read) if self.need_mask else None
         mask = (
             None
             if mask_full is None
@@ -464,6 +456,8 @@ class WindowPredictor:
         avoid_nodata(out, ~replace & ~holes, nodata)
         out[:, holes] = np.asarray(0 if nodata is None else nodata).astype(out.dtype)
         self.valid += int((~holes).sum())
+        differs = (out.astype(np.float32) != raw).any(axis=0) & ~holes
+        self.changed += int(differs.sum())
         if std is not None:
             std[:, replace] = np.nan  # the input's value there, not the model's
             std[:, holes] = np.nan

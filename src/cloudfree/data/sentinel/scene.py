@@ -174,11 +174,17 @@ class S2Source:
         return data, inner
 
     def read_bands(self, bands: tuple[str, ...], win: Window) -> np.ndarray:
-        """Raw values (file dtype) of some bands by name in a window inside the scene."""
+        """Raw values of some bands by name in a window inside the scene: the file's dtype,
+        or float32 when B10 of an L2A scene is asked for (the fill value, as :meth:`read`)."""
         from rasterio.windows import Window as RioWindow
 
-        idx = [self.bands.index(b) + 1 for b in bands]
         r, c, h, w = win
+        if self.l2a and "B10" in bands:
+            data = self.ds.read(window=RioWindow(c, r, w, h), out_dtype="float32")
+            fill = np.full((h, w), self.b10_fill, dtype=np.float32)
+            by_name = dict(zip(self.bands, data, strict=True))
+            return np.stack([fill if b == "B10" else by_name[b] for b in bands])
+        idx = [self.bands.index(b) + 1 for b in bands]
         return self.ds.read(indexes=idx, window=RioWindow(c, r, w, h))
 
     def close(self) -> None:

@@ -24,11 +24,19 @@ _PATH = np.array([1000, 720, 450, 230, 190, 150, 130, 100, 90, 45, 4, 10, 4], dt
 _SHADOW_KEEP = np.array(
     [0.6, 0.55, 0.5, 0.45, 0.42, 0.38, 0.36, 0.35, 0.35, 0.35, 1.0, 0.3, 0.3], dtype=np.float32
 )
-# Thick cloud reflectance relative to its brightness: flat from blue to NIR, water-vapour dip
-# in B9, ice/water absorption in SWIR. B10 is drawn per patch (low cumulus vs high tops).
+# Thick cloud reflectance relative to its B2: the median spectrum of the thick-cloud cores of
+# the 18 real SEN12MS-CR cloudy patches of ../shared/data (pixels of the DSen2-CR cloud class
+# 5 px inside its edge with B2 > 3000 DN): nearly flat in the visible, rising 18-25 % to the
+# NIR, a water-vapour dip in B9, about B2's level at 1.6 um and 80 % of it at 2.2 um. An earlier
+# flat-to-NIR shape with dark SWIR (0.93 at B8, 0.6 and 0.35 at B11, B12) matched no real cloud,
+# and the CNN cloud masker trained on real scenes did not see it as cloud. B10 is drawn per
+# patch (low cumulus vs high tops).
 _CLOUD_SHAPE = np.array(
-    [1.05, 1.0, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93, 0.92, 0.5, 0.0, 0.6, 0.35], dtype=np.float32
+    [0.98, 1.0, 0.94, 1.05, 1.11, 1.16, 1.20, 1.18, 1.25, 0.68, 0.0, 0.98, 0.80], dtype=np.float32
 )
+#: Relative amplitude of the brightness texture inside thick clouds: the local (3 x 3) standard
+#: deviation of B2 in the real cores is 0.04 reflectance at 0.45-0.55, about 4 % of 0.8-1.0x.
+_TEXTURE = 0.04
 # How much of a thin cloud / haze layer's opacity applies per band (thinner at long waves).
 _HAZE_WEIGHT = np.array(
     [1.1, 1.05, 1.0, 0.95, 0.92, 0.9, 0.88, 0.86, 0.85, 0.85, 1.0, 0.75, 0.7], dtype=np.float32
@@ -40,8 +48,9 @@ def simulate_clouds(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Put thick clouds, thin cloud/haze and displaced cloud shadows over a clear S2 image.
 
-    Thick clouds: fractal noise above a quantile, opacity ramping over the ragged edge, bright and
-    spectrally flat (4000-8000 DN blue..NIR), low or high B10 per patch. Thin layer (half the
+    Thick clouds: fractal noise above a quantile, opacity ramping over the ragged edge, bright
+    (4000-8000 DN in B2) with the spectrum of real thick cloud (``_CLOUD_SHAPE``), low or high
+    B10 per patch. Thin layer (half the
     patches): streaky cirrus/haze, opacity <= 0.45, raising B10 (cirrus band) strongly. Shadows:
     the thick opacity shifted by the sun-geometry offset (height 300-1500 m, zenith 20-50 deg,
     sun in the south-east), keeping 30-60 % of the surface signal above the path radiance.
@@ -75,7 +84,7 @@ def simulate_clouds(
     a_thick = np.where(thick, np.clip((field - t) / rng.uniform(0.6, 1.5), 0.0, 1.0), 0.0)
     shape_b = _CLOUD_SHAPE.copy()
     shape_b[10] = rng.uniform(0.15, 0.35) if rng.random() < 0.3 else rng.uniform(0.01, 0.05)
-    texture = 1.0 + 0.08 * fractal_noise(shape, rng, beta=2.2, scale_px=20)
+    texture = 1.0 + _TEXTURE * fractal_noise(shape, rng, beta=2.2, scale_px=20)
     c_thick = rng.uniform(4000, 8000) * shape_b[bands] * ((0.8 + 0.2 * a_thick) * texture)[None]
     # Shadows: thick opacity moved by the shadow vector (periodic field, so np.roll is exact).
     length = rng.uniform(300, 1500) * math.tan(math.radians(rng.uniform(20, 50))) / GSD_M
