@@ -34,8 +34,15 @@ def test_demo_removes_clouds_from_a_scene(tmp_path, capsys):
         )  # fmt: skip
         assert pred.dtypes[0] == "uint16"
 
-    # The paper's mask finds the simulated clouds, far better than chance.
-    assert summary["mask"]["precision"] > 0.6 and summary["mask"]["recall"] > 0.3
+    # The default masker (ukis-csmask's CNN where installed) is the one used and scored, beside
+    # the paper's mask on the same truth (measured at this size and seed: precision 0.756,
+    # recall 0.924; the paper's mask 0.804, 0.675).
+    from cloudfree.masks.ukis import ukis_available
+
+    mask = summary["mask"]
+    assert mask["mask_backend"] == ("ukis" if ukis_available() else "dsen2cr")
+    assert mask["precision"] > 0.6 and mask["recall"] > 0.6
+    assert set(mask["dsen2cr"]) == {"precision", "recall"} and mask["dsen2cr"]["recall"] > 0.3
     m = summary["metrics"]
     # identity reproduces its input on the clear area and is wrong under the clouds.
     assert m["identity"]["mae_reprod"] == 0.0 and m["identity"]["mae_recon"] > 0.02

@@ -26,6 +26,7 @@ from cloudfree.metrics import METRIC_KEYS, compute
 SUMMARY_FIELDS = {
     "method", "protocol", "split", "count", "skipped", "skipped_example", "left_out", "metrics", "by_season",
     "by_cloud_bin", "data", "columns", "table_psnr", "created_utc", "cloudfree_version",
+    "method_mask",
 }  # fmt: skip
 
 

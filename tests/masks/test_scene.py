@@ -172,3 +172,30 @@ def test_real_l2a_file_is_refused_by_the_paper_mask_with_an_explanation(
     with pytest.raises(DataError, match=r"12 bands.*L2A.*B10"):
         mask_scene(l2a, tmp_path / "mask.tif", backend="dsen2cr")
     assert not (tmp_path / "mask.tif").exists()
+
+
+def test_mask_command_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from cloudfree.cli import main
+
+    s2 = synthetic_s2(6, 48, 48)
+    tif = write_s2(tmp_path / "s2.tif", s2)
+    # --backend, the flag's name before --mask-backend, still works.
+    assert main(["mask", str(tif), "--out", str(tmp_path / "a.tif"), "--backend", "dsen2cr"]) == 0
+    assert main(["mask", str(tif), "--out", str(tmp_path / "b.tif"), "--mask-backend",
+                 "dsen2cr", "--window", "16"]) == 0  # fmt: skip
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        np.testing.assert_array_equal(a.read(1), cloud_shadow_mask(s2))
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+        assert a.tags()["backend"] == "dsen2cr"
+    assert "dsen2cr (the DSen2-CR paper's mask) mask of" in capsys.readouterr().out
+    four = write_s2(tmp_path / "four.tif", s2[[1, 2, 3, 7]])  # no band descriptions
+    cases = [
+        ([str(four)], "cannot be told apart"),
+        ([str(four), "--bands", "B2,B3,B4"], "--bands names 3 bands"),
+        ([str(four), "--bands", "B2,B3,B4,B8", "--mask-backend", "dsen2cr"], "needs it"),
+        ([str(tif), "--dilate", "far"], "--dilate takes a distance"),
+    ]
+    for args, message in cases:
+        assert main(["mask", *args, "--out", str(tmp_path / "c.tif")]) == 1, args
+        assert message in capsys.readouterr().err, args
+        assert not (tmp_path / "c.tif").exists()

@@ -53,18 +53,40 @@ def test_given_mask_filled_the_rest_bit_for_bit(scene: dict[str, Path], tmp_path
     assert np.median(got[:, m]) < 0.5 * 7000
 
 
-def test_without_mask_the_dsen2cr_mask_is_used(scene: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["auto", "dsen2cr"])
+def test_without_mask_the_computed_mask_is_used_and_written_grown(
+    scene: dict[str, Path], tmp_path: Path, backend: str
+) -> None:
+    """--mask-out is the mask that was used, growth included (issue 29: it was the undilated
+    one), equal to cloudfree mask's with the same flags; pixels outside it are the input."""
+    from cloudfree.masks import mask_scene
+    from cloudfree.masks.dilate import dilate_classes
+
     out, mask_out = tmp_path / "out.tif", tmp_path / "used.tif"
     assert main(["inpaint", str(scene["s2"]), "--out", str(out), "--mask-out", str(mask_out),
-                 "--no-progress"]) == 0  # fmt: skip
-    from cloudfree.masks import mask_scene
-
-    mask_scene(scene["s2"], tmp_path / "ref.tif")
+                 "--no-progress", "--mask-backend", backend, "--dilate", "30"]) == 0  # fmt: skip
+    mask_scene(scene["s2"], tmp_path / "ref.tif", backend=backend, dilate="0")
     used, ref = _read(mask_out)[0], _read(tmp_path / "ref.tif")[0]
-    np.testing.assert_array_equal(used, ref)
+    np.testing.assert_array_equal(used[0], dilate_classes(ref[0], 3.0))
+    assert (used[0] > 0).sum() > (ref[0] > 0).sum() > 0  # grown by 30 m = 3 px
     got, src = _read(out)[0], _read(scene["s2"])[0]
     clear = used[0] == 0
     np.testing.assert_array_equal(got[:, clear], src[:, clear])
+
+
+def test_a_given_mask_is_grown_only_when_asked(scene: dict[str, Path], tmp_path: Path) -> None:
+    from cloudfree.masks.dilate import dilate_classes
+
+    for extra, radius in (([], 0.0), (["--dilate", "2px"], 2.0)):
+        out, mask_out = tmp_path / f"out{radius}.tif", tmp_path / f"used{radius}.tif"
+        assert main(["inpaint", str(scene["s2"]), "--mask", str(scene["mask"]), "--out", str(out),
+                     "--mask-out", str(mask_out), "--no-progress", *extra]) == 0  # fmt: skip
+        given = _read(scene["mask"])[0][0]
+        used = _read(mask_out)[0][0]
+        np.testing.assert_array_equal(used, dilate_classes(given, radius))
+        got, src = _read(out)[0], _read(scene["s2"])[0]
+        np.testing.assert_array_equal(got[:, used == 0], src[:, used == 0])
+        assert (got[:, used > 0] != src[:, used > 0]).any()
 
 
 def test_empty_mask_gives_the_input_back(scene: dict[str, Path], tmp_path: Path) -> None:
@@ -89,6 +111,7 @@ def test_bad_masks_and_options_fail_cleanly(scene: dict[str, Path], tmp_path: Pa
         (["--mask", str(scene["s2"])], "has 13 bands"),
         (["--method", "sar-match"], "needs S1"),
         (["--weights", str(tmp_path)], "only apply to --method stable-diffusion"),
+        (["--dilate", "6 km"], "--dilate takes a distance in metres"),
         (["--method", "stable-diffusion", "--weights", str(tmp_path)], "not a complete inpainting"),
     ]
     for extra, message in cases:

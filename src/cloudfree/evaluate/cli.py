@@ -61,6 +61,15 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
     p.add_argument(
+        "--mask-backend",
+        default="dsen2cr",
+        choices=("dsen2cr", "auto", "ukis", "s2cloudless"),
+        help="the mask given to the methods that read one (inpainting baselines, hybrids): "
+        "dsen2cr (default: each patch's DSen2-CR mask, as in training), or the masker of the "
+        "whole-scene commands (auto, ukis, s2cloudless; grown by its default); the metrics' "
+        "cloudy and clear areas are the DSen2-CR mask's either way",
+    )
+    p.add_argument(
         "--no-report",
         action="store_true",
         help="skip report.html and its figures (distributions, best/median/worst patches)",
@@ -90,6 +99,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report=not args.no_report,
         sd_weights=args.sd_weights,
         backend=args.backend,
+        mask_backend=args.mask_backend,
     )
 
 

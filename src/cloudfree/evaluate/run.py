@@ -233,6 +233,7 @@ def evaluate(
     report: bool = True,
     sd_weights: str | None = None,
     backend: str = "auto",
+    mask_backend: str = "dsen2cr",
 ) -> dict[str, Any]:
     """Evaluate a method on the full patches of a split; write per_patch.csv, summary.json, table.md.
 
@@ -259,6 +260,11 @@ def evaluate(
             ``"stable-diffusion"`` baseline and hybrids trained on its inpainting.
         backend: a model's inference backend (``"auto"``, ``"torch"``, ``"openvino"``:
             :func:`cloudfree.models.runtime.resolve_backend`).
+        mask_backend: the mask given to the methods that read one (inpainting, hybrids):
+            ``"dsen2cr"``, each patch's DSen2-CR mask, as in training; another masker
+            (:class:`~cloudfree.methods.masked.OtherMask`) gives them what a whole-scene
+            command would. The cloudy and clear areas of the metrics are the DSen2-CR mask's
+            either way.
 
     Returns:
         The summary written to ``summary.json``: ``method``, ``protocol``, ``split``, ``count``
@@ -291,6 +297,10 @@ def evaluate(
         m = load_method(str(method), device, sd_weights=sd_weights, backend=backend)
     else:  # an already loaded Method (e.g. from Python)
         m = method
+    if mask_backend != "dsen2cr":
+        from cloudfree.methods.masked import OtherMask
+
+        m = OtherMask(m, mask_backend)
     if batch_size is None:
         from cloudfree.predict.plan import plan_batch
 
@@ -380,6 +390,8 @@ def evaluate(
         # the protocol's table shows.
         "columns": proto.columns(),
         "table_psnr": proto.psnr_key,
+        # The mask the method was given (the metrics' areas are the DSen2-CR mask's).
+        "method_mask": getattr(m, "mask_backend", "dsen2cr"),
         "data": str(data),
         **_model_info(m),
         **({"uncertainty": _uncertainty_summary(unc)} if uncertain else {}),
@@ -468,6 +480,7 @@ def run_evaluate_cli(
     report: bool = True,
     sd_weights: str | None = None,
     backend: str = "auto",
+    mask_backend: str = "dsen2cr",
 ) -> int:
     """Handler of ``cloudfree evaluate``: run :func:`evaluate` and print ``table.md``.
 
@@ -488,6 +501,7 @@ def run_evaluate_cli(
         report=report,
         sd_weights=sd_weights,
         backend=backend,
+        mask_backend=mask_backend,
     )
     print((Path(out) / "table.md").read_text(), end="")
     also = " and report.html" if report else ""

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 import numpy as np
 
 from cloudfree.masks.backends import MaskBackend, ReadBands
-from cloudfree.masks.dilate import dilate_classes
+from cloudfree.masks.dilate import dilate_classes, grows
 from cloudfree.windows import Window, clip_window, grow, pad_reflect
 
 #: Side of the masker's blocks, pixels: a multiple of 3 (whole 30 m cells of a 10 m scene for
@@ -49,12 +50,12 @@ class SceneMask(Protocol):
 
 
 def _assemble(
-    win: Window, block: int, get: Any, dtype: type = np.uint8
-) -> np.ndarray:  # fmt: skip
+    win: Window, block: int, get: Callable[[int, int], np.ndarray], dtype: Any = np.uint8
+) -> np.ndarray:
     """The pixels of ``win`` (inside the scene) gathered from the blocks that hold them;
     ``get(br, bc)`` gives the block of grid row ``br``, column ``bc``."""
     r, c, h, w = win
-    out = np.empty((h, w), dtype=dtype)
+    out: np.ndarray = np.empty((h, w), dtype=dtype)
     for br in range(r // block, (r + h - 1) // block + 1):
         for bc in range(c // block, (c + w - 1) // block + 1):
             b = get(br, bc)
@@ -63,27 +64,6 @@ def _assemble(
             cc0, cc1 = max(c, c0), min(c + w, c0 + b.shape[1])
             out[rr0 - r : rr1 - r, cc0 - c : cc1 - c] = b[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0]
     return out
-
-
-def _read_grown(
-    undilated: Any, region: Window, height: int, width: int, dilate_px: float
-) -> np.ndarray:
-    """Read ``region`` (may reach outside the scene) from ``undilated(window inside the
-    scene)``, grown by ``dilate_px`` with the context the growth needs, reflect-padded."""
-    inner = clip_window(region, height, width)
-    if inner[2] == 0 or inner[3] == 0:
-        raise ValueError(f"region {region} does not intersect the {height}x{width} scene")
-    reach = int(math.ceil(dilate_px)) if dilate_px >= 1 else 0
-    outer = clip_window(grow(inner, reach), height, width)
-    mask = undilated(outer)
-    if reach:
-        mask = dilate_classes(mask, dilate_px)
-        dr, dc = inner[0] - outer[0], inner[1] - outer[1]
-        mask = mask[dr : dr + inner[2], dc : dc + inner[3]]
-    top, left = inner[0] - region[0], inner[1] - region[1]
-    bottom = region[2] - top - inner[2]
-    right = region[3] - left - inner[3]
-    return np.ascontiguousarray(pad_reflect(mask, top, bottom, left, right))
 
 
 def _extend(start: int, length: int, need: int, size: int, step: int) -> tuple[int, int]:
@@ -99,7 +79,82 @@ def _extend(start: int, length: int, need: int, size: int, step: int) -> tuple[i
     return start, end - start
 
 
-class ComputedMask:
+class _GrownMask:
+    """A mask on a fixed grid of blocks, grown by ``dilate_px``, read by region.
+
+    Subclasses give the mask of each block before growth (:meth:`_compute`); blocks are cached
+    (a row of them and then some), and grown with the context the growth needs, so a pixel's
+    class depends on the scene alone. A block whose grown mask would leave less than
+    :data:`~cloudfree.masks.dilate.MIN_CLEAR_TO_GROW` of its pixels clear is not grown
+    (:func:`~cloudfree.masks.dilate.grows`): the last clear pixels of a nearly covered area are
+    worth more to a fill than a margin.
+    """
+
+    height: int
+    width: int
+
+    def __init__(self, dilate_px: float, block: int) -> None:
+        if block < 1:
+            raise ValueError(f"block must be >= 1 pixel, got {block}")
+        self.dilate_px, self.block = float(dilate_px), int(block)
+        self._cache: OrderedDict[tuple[int, int], tuple[np.ndarray, bool]] = OrderedDict()
+        # A row of blocks and then some: the windows of every command go row by row.
+        self._keep = 2 * math.ceil(self.width / self.block) + 2
+
+    def _compute(self, win: Window) -> np.ndarray:
+        """The mask (uint8, not grown) of block window ``win``."""
+        raise NotImplementedError
+
+    def _block(self, br: int, bc: int) -> tuple[np.ndarray, bool]:
+        """Block ``(br, bc)``: its mask (not grown), and whether it is grown."""
+        key = (br, bc)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        b = self.block
+        win = clip_window((br * b, bc * b, b, b), self.height, self.width)
+        mask = np.ascontiguousarray(self._compute(win), dtype=np.uint8)
+        entry = (mask, grows(mask, self.dilate_px))
+        self._cache[key] = entry
+        while len(self._cache) > self._keep:
+            self._cache.popitem(last=False)
+        return entry
+
+    def _grown_flags(self, br: int, bc: int) -> np.ndarray:
+        """Block ``(br, bc)``'s pixels, True where the block is grown."""
+        mask, grown = self._block(br, bc)
+        return np.full(mask.shape, grown)
+
+    def undilated(self, win: Window) -> np.ndarray:
+        """The mask (not grown) of a window inside the scene, uint8 (h, w)."""
+        return _assemble(win, self.block, lambda br, bc: self._block(br, bc)[0])
+
+    def read(self, region: Window) -> np.ndarray:
+        """The (grown) mask of ``region``, uint8 (h, w); outside the scene reflect-padded."""
+        h, w = self.height, self.width
+        inner = clip_window(region, h, w)
+        if inner[2] == 0 or inner[3] == 0:
+            raise ValueError(f"region {region} does not intersect the {h}x{w} scene")
+        mask = self.undilated(inner)
+        reach = int(math.ceil(self.dilate_px)) if self.dilate_px >= 1 else 0
+        if reach:
+            outer = clip_window(grow(inner, reach), h, w)
+            grown = dilate_classes(self.undilated(outer), self.dilate_px)
+            dr, dc = inner[0] - outer[0], inner[1] - outer[1]
+            grown = grown[dr : dr + inner[2], dc : dc + inner[3]]
+            grown_here = _assemble(inner, self.block, self._grown_flags, dtype=bool)
+            mask = np.where(grown_here, grown, mask)
+        top, left = inner[0] - region[0], inner[1] - region[1]
+        bottom = region[2] - top - inner[2]
+        right = region[3] - left - inner[3]
+        return np.ascontiguousarray(pad_reflect(mask, top, bottom, left, right))
+
+    def close(self) -> None:
+        """Drop the cached blocks."""
+        self._cache.clear()
+
+
+class ComputedMask(_GrownMask):
     """The mask of a scene computed by a masker (module docstring).
 
     Args:
@@ -122,32 +177,17 @@ class ComputedMask:
         dilate_px: float = 0.0,
         block: int = BLOCK,
     ) -> None:
-        if block < 1:
-            raise ValueError(f"block must be >= 1 pixel, got {block}")
         self.backend, self.read_bands = backend, read_bands
         self.height, self.width, self.nodata = height, width, nodata
-        self.dilate_px, self.block = float(dilate_px), int(block)
-        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
-        # A row of blocks and then some: the windows of every command go row by row.
-        self._keep = 2 * math.ceil(width / self.block) + 2
+        super().__init__(dilate_px, block)
         backend.fit(read_bands, height, width)
 
-    def _block(self, br: int, bc: int) -> np.ndarray:
-        key = (br, bc)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        b = self.block
-        win = clip_window((br * b, bc * b, b, b), self.height, self.width)
+    def _compute(self, win: Window) -> np.ndarray:
         outer = self._context(win)
         data = self.read_bands(self.backend.bands, outer)
         mask = self.backend.mask(dict(zip(self.backend.bands, data, strict=True)), self.nodata)
         dr, dc = win[0] - outer[0], win[1] - outer[1]
-        out = np.ascontiguousarray(mask[dr : dr + win[2], dc : dc + win[3]], dtype=np.uint8)
-        self._cache[key] = out
-        while len(self._cache) > self._keep:
-            self._cache.popitem(last=False)
-        return out
+        return mask[dr : dr + win[2], dc : dc + win[3]]
 
     def _context(self, win: Window) -> Window:
         """The region a block is masked from: grown by the halo, clipped to the scene, then
@@ -159,31 +199,20 @@ class ComputedMask:
         (c, w) = _extend(c, w, need, self.width, step)
         return r, c, h, w
 
-    def undilated(self, win: Window) -> np.ndarray:
-        """The masker's mask (not grown) of a window inside the scene, uint8 (h, w)."""
-        return _assemble(win, self.block, self._block)
 
-    def read(self, region: Window) -> np.ndarray:
-        """The (grown) mask of ``region``, uint8 (h, w); outside the scene reflect-padded."""
-        return _read_grown(self.undilated, region, self.height, self.width, self.dilate_px)
-
-    def close(self) -> None:
-        """Drop the cached blocks."""
-        self._cache.clear()
-
-
-class DilatedMask:
+class DilatedMask(_GrownMask):
     """A mask file (:class:`~cloudfree.data.sentinel.scene.MaskSource`) grown by
-    ``dilate_px`` pixels, read like it."""
+    ``dilate_px`` pixels on the same grid of blocks, read like it."""
 
-    def __init__(self, source: Any, dilate_px: float) -> None:
-        self.source, self.dilate_px = source, float(dilate_px)
+    def __init__(self, source: Any, dilate_px: float, block: int = BLOCK) -> None:
+        self.source = source
         self.height, self.width = source.height, source.width
+        super().__init__(dilate_px, block)
 
-    def read(self, region: Window) -> np.ndarray:
-        """The grown mask of ``region``, uint8 (h, w)."""
-        return _read_grown(self.source.read, region, self.height, self.width, self.dilate_px)
+    def _compute(self, win: Window) -> np.ndarray:
+        return self.source.read(win)
 
     def close(self) -> None:
         """Close the file."""
+        super().close()
         self.source.close()

@@ -24,9 +24,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.bands import S2_L2A_BANDS
+from cloudfree.bands import GSD_M, S2_BANDS, S2_L2A_BANDS
 from cloudfree.errors import DataError
-from cloudfree.io import RasterMeta, atomic_path, gdal_path, read_meta
+from cloudfree.io import RasterMeta, atomic_path, gdal_cache_env, gdal_path, read_meta
 from cloudfree.masks.backends import (
     DEFAULT_DILATE_M,
     DSen2CRBackend,
@@ -56,6 +56,8 @@ from cloudfree.windows import Window, windows
 
 #: Windows are multiples of this (the GeoTIFF tile size must be a multiple of 16).
 _ALIGN: Final[int] = 16
+#: A projected CRS for arrays held in memory: only their pixel size in metres matters.
+_ARRAY_CRS: Final[str] = "EPSG:32633"
 
 
 def _tile_size(window: int) -> int:
@@ -118,6 +120,47 @@ def scene_mask_for(
         "dilate_px": px,
     }
     return mask, info
+
+
+def mask_array(
+    dn: np.ndarray,
+    backend: str = "auto",
+    level: str = "l1c",
+    gsd_m: float = GSD_M,
+    dilate: str | float | Distance | None = None,
+    bands: Sequence[str] = S2_BANDS,
+) -> np.ndarray:
+    """The mask of an image held in memory, as :func:`mask_scene` would write it for the
+    same image as a file (the same masker, blocks and growth).
+
+    Args:
+        dn: (C, H, W) digital numbers (reflectance x 10000) of ``bands``.
+        backend, dilate: as :func:`mask_scene`; level: ``"l1c"`` or ``"l2a"``; gsd_m: pixel
+            size, metres; bands: the band of each of the C planes.
+
+    Returns:
+        uint8 (H, W): 0 clear, 1 cloud, 2 shadow.
+    """
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    a = np.asarray(dn)
+    if a.ndim != 3 or a.shape[0] != len(bands):
+        raise ValueError(
+            f"dn must be ({len(bands)}, H, W) for the bands {tuple(bands)}, got {a.shape}"
+        )
+    index = {b: i for i, b in enumerate(bands)}
+
+    def read(names: tuple[str, ...], win: Window) -> np.ndarray:
+        r, c, h, w = win
+        return a[[index[n] for n in names], r : r + h, c : c + w]
+
+    meta = RasterMeta(
+        width=a.shape[2], height=a.shape[1], count=a.shape[0], dtype=str(a.dtype),
+        crs=CRS.from_string(_ARRAY_CRS), transform=from_origin(0.0, 0.0, gsd_m, gsd_m),
+    )  # fmt: skip
+    mask, _ = scene_mask_for(backend, read, meta, level, tuple(bands), dilate)
+    return mask.read((0, 0, a.shape[1], a.shape[2]))
 
 
 def mask_scene(
@@ -192,7 +235,9 @@ def mask_scene(
     )
     counts = np.zeros(4, dtype=np.int64)  # clear, cloud, shadow, nodata
     try:
-        with rasterio.open(gdal_path(s2_path)) as src:
+        # GDAL's block cache capped (its default, 5 % of the RAM, grew this process by a GB
+        # on a whole tile); rasterio.Env(...) as predict does.
+        with rasterio.Env(**gdal_cache_env()), rasterio.open(gdal_path(s2_path)) as src:
             check_scene(src, "s2", s2_path)  # DN, not reflectance; not an empty image
             lvl = level or product_level(layout, s2_path, src.tags())
 

@@ -186,13 +186,14 @@ def block_mean(x: np.ndarray, factor: int) -> np.ndarray:
     the image edge: the mean of the pixels it holds)."""
     c, h, w = x.shape
     hh, ww = -(-h // factor), -(-w // factor)
-    padded = np.zeros((c, hh * factor, ww * factor), dtype=np.float64)
+    # float32 sums of factor^2 values (9 for 10 m): a relative error of ~1e-6, far below what
+    # moves the model's classes, at half the memory of float64 on a block.
+    padded = np.zeros((c, hh * factor, ww * factor), dtype=np.float32)
     padded[:, :h, :w] = x
-    count = np.zeros((hh * factor, ww * factor), dtype=np.float64)
-    count[:h, :w] = 1.0
     sums = padded.reshape(c, hh, factor, ww, factor).sum(axis=(2, 4))
-    n = count.reshape(hh, factor, ww, factor).sum(axis=(1, 3))
-    return (sums / n).astype(np.float32)
+    rows = np.minimum(factor, h - factor * np.arange(hh)).astype(np.float32)
+    cols = np.minimum(factor, w - factor * np.arange(ww)).astype(np.float32)
+    return sums / np.outer(rows, cols)
 
 
 def _axis_weights(
