@@ -4,9 +4,9 @@ Steps: synthesise a georeferenced scene larger than one model tile (a landscape 
 Sentinel-2 bands, a matching Sentinel-1 and simulated clouds and shadows, so the truth is
 known) -> compute the cloud/shadow mask of the cloudy scene with the default masker
 (``cloudfree mask``: ukis-csmask's CNN where installed, grown by 60 m) and score it against the
-cloud truth, beside the DSen2-CR paper's mask -> remove the clouds with ``cloudfree predict`` and the best bundled model
-(:data:`DEMO_MODEL`, the hybrid: mask-fill inpainting then DSen2-CR; tiled, blended, windowed,
-clear pixels kept) -> score the prediction against the clear scene with the paper's metrics,
+cloud truth, beside the DSen2-CR paper's mask -> remove the clouds with ``cloudfree predict``
+and the best bundled model (:data:`DEMO_MODEL`, the hybrid: mask-fill inpainting then
+DSen2-CR; tiled, blended, windowed, clear pixels kept) -> score the prediction against the clear scene with the paper's metrics,
 next to the ``identity`` (cloudy input) and ``mask-fill`` (classical inpainting) baselines and
 the SAR hybrid on the same pixels -> write the output GeoTIFF, a PNG panel (cloudy | SAR |
 mask | inpainted | prediction | truth) and ``summary.json``.

@@ -10,12 +10,14 @@ all give one scene the same mask, pixel for pixel:
   the windows a command reads, its tiles or its halo. For the maskers whose context is finite
   (``dsen2cr``: its filters; ``s2cloudless``: its discs) the halo covers it, and the result is
   the mask of the whole image computed at once; for the CNN it is the mask of a 1536-px block
-  seen with 192 px of context on each side.
+  seen with 192 px of context on each side (more inwards at the scene's edge, at least one
+  model tile).
 - Block masks are cached, a little more than one row of blocks (the windows of every command
   go row by row), so memory is that of a few blocks, whatever the scene size: about 40 MB of
   masks for a 10980 x 10980 tile, plus one block's bands while it is computed.
 - The mask is grown (:func:`~cloudfree.masks.dilate.dilate_classes`) after assembly, with as
-  much context as the growth reaches, so it too is independent of the windows.
+  much context as the growth reaches, so it too is independent of the windows; a block where
+  growth would leave under 1 % clear is not grown (:func:`~cloudfree.masks.dilate.grows`).
 """
 
 from __future__ import annotations
