@@ -19,7 +19,9 @@
 #                     only (never installed): the recipe measured without any snow in training.
 #   RUNS="..."        the runs to train (default: all of the fold), among dsen2cr_sar
 #                     dsen2cr_nosar hybrid_sar hybrid_nosar hybrid_nosar_skipcloudy
-#                     uncrtaints_sar uncrtaints_nosar.
+#                     uncrtaints_sar uncrtaints_nosar, and hybrid_nosar_pushpull /
+#                     hybrid_sar_pushpull (the hybrids on push-pull inpainting instead of
+#                     mask-fill; measured, not installed: issue 29).
 #   EPOCHS_SAR (20), EPOCHS_NOSAR (10), EPOCHS_UNC (60); CLOUDFREE, PYTHON (default the
 #   repo's .venv);
 #   INSTALL=1 writes the best checkpoints of fold A's RUNS (the four bundled DSen2-CR/hybrid
@@ -106,6 +108,9 @@ for root in test_synth test_real; do
 done
 "$CF" pack train.csv --out pack_nosar --workers 2 --inpaint mask-fill
 case " $RUNS " in *_sar*) "$CF" pack train.csv --out pack_sar --require s1,s2,s2_cloudy --workers 2 --inpaint mask-fill ;; esac
+# The push-pull runs read a second inpainting cached in the same packs (one file per method).
+case " $RUNS " in *nosar_pushpull*) "$CF" pack train.csv --out pack_nosar --workers 2 --inpaint push-pull ;; esac
+case " $RUNS " in *hybrid_sar_pushpull*) "$CF" pack train.csv --out pack_sar --require s1,s2,s2_cloudy --workers 2 --inpaint push-pull ;; esac
 
 # 4. Train: the paper's CARL recipe on a small network (F=48 features, B=4 residual blocks,
 #    ~180k parameters, 0.7 MB), 128 x 128 crops, batch 8, a higher constant learning rate than
@@ -135,6 +140,8 @@ for run in $RUNS; do
     hybrid_sar) train_run "$run" hybrid_sar_carl "${EPOCHS_SAR:-20}" pack_sar ;;
     hybrid_nosar) train_run "$run" hybrid_nosar_carl "${EPOCHS_NOSAR:-10}" pack_nosar ;;
     hybrid_nosar_skipcloudy) train_run "$run" hybrid_nosar_carl "${EPOCHS_NOSAR:-10}" pack_nosar model.skip=cloudy ;;
+    hybrid_nosar_pushpull) train_run "$run" hybrid_nosar_carl "${EPOCHS_NOSAR:-10}" pack_nosar model.inpaint=push-pull ;;
+    hybrid_sar_pushpull) train_run "$run" hybrid_sar_carl "${EPOCHS_SAR:-20}" pack_sar model.inpaint=push-pull ;;
     # UnCRtainTS (issue 14): the Gaussian-NLL recipe (Adam, reflectance scaling) on a narrow
     # network (W=32, 1 + 3 MBConv blocks, ~26k parameters) with the crops, augmentation and
     # batch of the runs above; more epochs than they get, with the LR decaying linearly to 0

@@ -142,8 +142,10 @@ def test_auto_is_ukis_where_installed_else_dsen2cr_with_a_note(
     monkeypatch.setattr(ukis, "ukis_available", lambda: True)
     assert resolve_backend("auto") == "ukis" and resolve_backend("dsen2cr") == "dsen2cr"
     monkeypatch.setattr(ukis, "ukis_available", lambda: False)
+    backends_module._note_fallback.cache_clear()
     with caplog.at_level(logging.WARNING):
         assert resolve_backend("auto") == "dsen2cr"
+        assert resolve_backend("auto") == "dsen2cr"  # a second scene: no second note
     notes = [r.message for r in caplog.records]
     assert len(notes) == 1 and "pip install" in notes[0] and "ukis-csmask" in notes[0]
     with pytest.raises(ValueError, match="unknown mask backend 'fmask'"):

@@ -114,7 +114,10 @@ def test_without_ukis_csmask_the_paper_mask_is_used_with_one_note(
     tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
+    from cloudfree.masks.backends import _note_fallback
+
     monkeypatch.setattr(ukis, "ukis_available", lambda: False)
+    _note_fallback.cache_clear()
     src = shared_data / "eolearn/reference_scene_2.tif"
     with caplog.at_level(logging.WARNING):
         stats = mask_scene(src, tmp_path / "m.tif")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Final, Protocol
 
 import numpy as np
@@ -202,12 +203,19 @@ def resolve_backend(name: str) -> str:
 
     if ukis_available():
         return PREFERRED
+    _note_fallback(UKIS_INSTALL)
+    return FALLBACK
+
+
+@lru_cache(maxsize=1)
+def _note_fallback(install: str) -> None:
+    """The one-line note of ``auto`` without ukis-csmask, once per process (a folder of
+    scenes gets it once, not once a scene)."""
     log.warning(
         "cloud mask: ukis-csmask is not installed, using the DSen2-CR heuristic, which flags "
         "clear ground as shadow on many scenes; for the better mask: %s",
-        UKIS_INSTALL,
+        install,
     )
-    return FALLBACK
 
 
 def make_backend(
