@@ -46,12 +46,14 @@ def test_descriptions_then_the_count() -> None:
         band_layout(6, ("a", "b", "c", "d", "e", "f"), where="six.tif")
 
 
-def test_require_names_the_missing_bands() -> None:
+def test_a_masker_names_the_bands_a_layout_lacks() -> None:
+    from cloudfree.masks.backends import make_backend
+
     layout = band_layout(3, ("B2", "B3", "B4"))
-    layout.require(("B2", "B3"), "the test", "f.tif")
-    with pytest.raises(DataError, match=r"f\.tif: the ukis mask needs .*holds B2, B3, B4 \(from "
-                       r"its band descriptions\): missing B8"):  # fmt: skip
-        layout.require(("B2", "B3", "B4", "B8"), "the ukis mask", "f.tif")
+    make_backend("dsen2cr", "l1c", 10.0, band_layout(13, ()).names, "f.tif")  # all there
+    with pytest.raises(DataError, match=r"f\.tif: the ukis mask needs .*holds B2, B3, B4: "
+                       r"missing B8"):  # fmt: skip
+        make_backend("ukis", "l1c", 10.0, layout.names, "f.tif")
 
 
 def test_product_level() -> None:

@@ -192,7 +192,12 @@ def test_mask_command_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     cases = [
         ([str(four)], "cannot be told apart"),
         ([str(four), "--bands", "B2,B3,B4"], "--bands names 3 bands"),
-        ([str(four), "--bands", "B2,B3,B4,B8", "--mask-backend", "dsen2cr"], "needs it"),
+        # A 4-band file is no L2A product: the missing bands are named, not an L2A story.
+        (
+            [str(four), "--bands", "B2,B3,B4,B8", "--mask-backend", "dsen2cr"],
+            "the dsen2cr mask needs the bands B1, B2, B3, B4, B8, B10, B11; the file holds B2, B3, "
+            "B4, B8: missing B1, B10, B11",
+        ),  # fmt: skip
         ([str(tif), "--dilate", "far"], "--dilate takes a distance"),
     ]
     for args, message in cases:

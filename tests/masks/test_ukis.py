@@ -116,8 +116,8 @@ def test_nan_input_is_read_as_zero_not_propagated() -> None:
 
 @needs_ukis
 def test_levels_and_bad_arguments() -> None:
-    assert ukis.model_version("l1c").endswith("4BL1C")
-    assert ukis.model_version("l2a").endswith("4BL2A")
+    assert ukis.load_model("l1c").version.endswith("4BL1C")
+    assert ukis.load_model("l2a").version.endswith("4BL2A")
     with pytest.raises(ValueError, match="'l1c' or 'l2a'"):
         ukis.load_model("l3")
     with pytest.raises(ValueError, match="factors"):

@@ -24,6 +24,7 @@ ComputedMask` walks a scene block by block with it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Final, Protocol
@@ -223,7 +224,9 @@ def make_backend(
     level: str,
     gsd_m: float,
     layout_bands: Sequence[str] | None = None,
-    where: str | None = None,
+    where: str | os.PathLike[str] | None = None,
+    params: CSMParams = DEFAULT_PARAMS,
+    window: int = 1024,
 ) -> MaskBackend:
     """The backend called ``name`` (already resolved, not ``auto``) for a scene.
 
@@ -234,19 +237,23 @@ def make_backend(
         layout_bands: the bands the scene holds; None skips the check (the caller supplies
             every band, e.g. an L2A scene with its B10 filled).
         where: the scene, for messages.
+        params, window: the ``dsen2cr`` mask's constants, and the side of the windows its
+            first pass reads.
 
     Raises:
-        DataError: a masker that cannot run on this scene (missing bands; L2A for an L1C-only
-            masker), with what to do.
+        DataError: a masker that cannot run on this scene (missing bands, explained for an
+            L2A file given to the DSen2-CR mask; L2A for s2cloudless), with what to do.
         ImportError: its optional package is not installed.
     """
+    from cloudfree.bands import S2_L2A_BANDS
     from cloudfree.errors import DataError
+    from cloudfree.masks.params import band_count_problem
 
     backend: MaskBackend
     if name == "ukis":
         backend = UkisBackend(level, gsd_m)
     elif name == "dsen2cr":
-        backend = DSen2CRBackend()
+        backend = DSen2CRBackend(params, window)
     elif name == "s2cloudless":
         if level == "l2a":
             raise DataError(
@@ -257,16 +264,22 @@ def make_backend(
         backend = S2CloudlessBackend()
     else:
         raise ValueError(f"unknown mask backend {name!r}; expected one of {MASK_BACKENDS[1:]}")
-    if layout_bands is not None:
-        missing = [b for b in backend.bands if b not in layout_bands]
-        if missing:
-            hint = " (B10 is only in L1C products)" if "B10" in missing and name != "ukis" else ""
-            raise DataError(
-                where,
-                f"the {name} mask needs the bands {', '.join(backend.bands)}; the file holds "
-                f"{', '.join(layout_bands)}: missing {', '.join(missing)}{hint}",
-                "a file with those bands (name the file's bands with --bands if its band "
-                "descriptions do not), or another --mask-backend (ukis needs only B2, B3, "
-                "B4, B8)",
-            )
-    return backend
+    missing = [] if layout_bands is None else [b for b in backend.bands if b not in layout_bands]
+    if not missing:
+        return backend
+    if name == "dsen2cr" and missing == ["B10"] and set(layout_bands or ()) >= set(S2_L2A_BANDS):
+        problem = band_count_problem(len(S2_L2A_BANDS))  # an L2A product: say why, and what to do
+        assert problem is not None
+        raise DataError(
+            where,
+            f"{problem[0]}; the dsen2cr mask needs it",
+            problem[1] + "; or --mask-backend ukis, which masks L2A too",
+        )
+    hint = " (B10 is only in L1C products)" if "B10" in missing else ""
+    raise DataError(
+        where,
+        f"the {name} mask needs the bands {', '.join(backend.bands)}; the file holds "
+        f"{', '.join(layout_bands or ())}: missing {', '.join(missing)}{hint}",
+        "a file with those bands (name the file's bands with --bands if its band "
+        "descriptions do not), or another --mask-backend (ukis needs only B2, B3, B4, B8)",
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -51,20 +51,31 @@ class SceneMask(Protocol):
         """Release files."""
 
 
-def _assemble(
-    win: Window, block: int, get: Callable[[int, int], np.ndarray], dtype: Any = np.uint8
-) -> np.ndarray:
+def _blocks(win: Window, block: int) -> Iterator[tuple[int, int, slice, slice]]:
+    """The blocks of the grid that ``win`` (inside the scene) overlaps: ``(br, bc, rows,
+    cols)``, with the rows and columns of the overlap in scene coordinates."""
+    r, c, h, w = win
+    for br in range(r // block, (r + h - 1) // block + 1):
+        for bc in range(c // block, (c + w - 1) // block + 1):
+            rows = slice(max(r, br * block), min(r + h, (br + 1) * block))
+            cols = slice(max(c, bc * block), min(c + w, (bc + 1) * block))
+            yield br, bc, rows, cols
+
+
+def _shift(s: slice, by: int) -> slice:
+    return slice(s.start - by, s.stop - by)
+
+
+def _assemble(win: Window, block: int, get: Callable[[int, int], np.ndarray]) -> np.ndarray:
     """The pixels of ``win`` (inside the scene) gathered from the blocks that hold them;
     ``get(br, bc)`` gives the block of grid row ``br``, column ``bc``."""
     r, c, h, w = win
-    out: np.ndarray = np.empty((h, w), dtype=dtype)
-    for br in range(r // block, (r + h - 1) // block + 1):
-        for bc in range(c // block, (c + w - 1) // block + 1):
-            b = get(br, bc)
-            r0, c0 = br * block, bc * block
-            rr0, rr1 = max(r, r0), min(r + h, r0 + b.shape[0])
-            cc0, cc1 = max(c, c0), min(c + w, c0 + b.shape[1])
-            out[rr0 - r : rr1 - r, cc0 - c : cc1 - c] = b[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0]
+    out: np.ndarray = np.empty((h, w), dtype=np.uint8)
+    for br, bc, rows, cols in _blocks(win, block):
+        b = get(br, bc)
+        out[_shift(rows, r), _shift(cols, c)] = b[
+            _shift(rows, br * block), _shift(cols, bc * block)
+        ]
     return out
 
 
@@ -122,11 +133,6 @@ class _GrownMask:
             self._cache.popitem(last=False)
         return entry
 
-    def _grown_flags(self, br: int, bc: int) -> np.ndarray:
-        """Block ``(br, bc)``'s pixels, True where the block is grown."""
-        mask, grown = self._block(br, bc)
-        return np.full(mask.shape, grown)
-
     def undilated(self, win: Window) -> np.ndarray:
         """The mask (not grown) of a window inside the scene, uint8 (h, w)."""
         return _assemble(win, self.block, lambda br, bc: self._block(br, bc)[0])
@@ -137,15 +143,17 @@ class _GrownMask:
         inner = clip_window(region, h, w)
         if inner[2] == 0 or inner[3] == 0:
             raise ValueError(f"region {region} does not intersect the {h}x{w} scene")
-        mask = self.undilated(inner)
         reach = int(math.ceil(self.dilate_px)) if self.dilate_px >= 1 else 0
+        outer = clip_window(grow(inner, reach), h, w)  # the context the growth needs
+        mask = self.undilated(outer)
         if reach:
-            outer = clip_window(grow(inner, reach), h, w)
-            grown = dilate_classes(self.undilated(outer), self.dilate_px)
-            dr, dc = inner[0] - outer[0], inner[1] - outer[1]
-            grown = grown[dr : dr + inner[2], dc : dc + inner[3]]
-            grown_here = _assemble(inner, self.block, self._grown_flags, dtype=bool)
-            mask = np.where(grown_here, grown, mask)
+            grown = dilate_classes(mask, self.dilate_px)
+            for br, bc, rows, cols in _blocks(inner, self.block):
+                if self._block(br, bc)[1]:  # the blocks that grow take the grown pixels
+                    at = (_shift(rows, outer[0]), _shift(cols, outer[1]))
+                    mask[at] = grown[at]
+        dr, dc = inner[0] - outer[0], inner[1] - outer[1]
+        mask = mask[dr : dr + inner[2], dc : dc + inner[3]]
         top, left = inner[0] - region[0], inner[1] - region[1]
         bottom = region[2] - top - inner[2]
         right = region[3] - left - inner[3]

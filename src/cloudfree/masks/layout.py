@@ -79,28 +79,6 @@ class BandLayout:
         """1-based indexes of several bands."""
         return [self.index(b) for b in bands]
 
-    def missing(self, bands: Sequence[str]) -> list[str]:
-        """The bands of ``bands`` the file does not hold."""
-        return [b for b in bands if b not in self.names]
-
-    def require(self, bands: Sequence[str], who: str, where: str | os.PathLike[str]) -> None:
-        """Raise :class:`DataError` naming the missing bands unless the file holds ``bands``.
-
-        Args:
-            bands: the bands needed; who: what needs them (``"the ukis mask"``); where: the
-                file named in the message.
-        """
-        missing = self.missing(bands)
-        if missing:
-            raise DataError(
-                where,
-                f"{who} needs the bands {', '.join(bands)}; the file holds "
-                f"{', '.join(self.names)} (from its {self.source}): missing "
-                f"{', '.join(missing)}",
-                "a file with those bands, or the right names (--bands B2,B3,... one per band "
-                "of the file, in file order), or another --mask-backend",
-            )
-
     @property
     def has_b10(self) -> bool:
         """Whether the file holds B10 (cirrus), which only L1C products have."""

@@ -7,7 +7,7 @@ validation, ``evaluate``, the baselines, the hybrid and the viewer all get it fr
 from a cache filled from here (:class:`~cloudfree.data.release.mask_cache.MaskCache`, the packed
 shards' mask slot), so that one patch is split into its cloudy and clear areas alike
 everywhere. A whole scene is masked window by window by
-:class:`cloudfree.masks.scene.SceneMasker`, which gives the mask of the whole image.
+:class:`cloudfree.masks.csm_scene.SceneMasker`, which gives the mask of the whole image.
 """
 
 from __future__ import annotations

@@ -24,28 +24,18 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.bands import GSD_M, S2_BANDS, S2_L2A_BANDS
+from cloudfree.bands import GSD_M, S2_BANDS
 from cloudfree.errors import DataError
 from cloudfree.io import RasterMeta, atomic_path, gdal_cache_env, gdal_path, read_meta
-from cloudfree.masks.backends import (
-    DEFAULT_DILATE_M,
-    DSen2CRBackend,
-    MaskBackend,
-    ReadBands,
-    make_backend,
-    resolve_backend,
-)
-from cloudfree.masks.computed import BLOCK, ComputedMask
-from cloudfree.masks.csm_scene import SceneMasker  # noqa: F401  (re-exported)
+from cloudfree.masks.backends import DEFAULT_DILATE_M, ReadBands, make_backend, resolve_backend
+from cloudfree.masks.computed import BLOCK, ComputedMask, DilatedMask, SceneMask
 from cloudfree.masks.dilate import Distance, dilation_pixels, parse_distance, pixel_size_m
 from cloudfree.masks.layout import LEVELS, band_layout, product_level
 from cloudfree.masks.params import (
     DEFAULT_PARAMS,
     CSMParams,
-    band_count_problem,
 )
-from cloudfree.masks.report import (  # noqa: F401  (re-exported: the mask's figures)
-    NODATA,
+from cloudfree.masks.report import (
     class_counts,
     describe_fractions,
     mask_fractions,
@@ -64,6 +54,18 @@ def _tile_size(window: int) -> int:
     """Largest GeoTIFF tile side (<= 512, multiple of 16) dividing the window, so that every
     window writes whole tiles and no compressed tile is written twice."""
     return next(t for t in (512, 256, 128, 64, 32, 16) if window % t == 0)
+
+
+def _growth(name: str | None, dilate: str | float | Distance | None, gsd: float) -> dict[str, Any]:
+    """``dilate_m`` (None when given in pixels) and ``dilate_px`` of a mask's growth: ``dilate``,
+    or the default of masker ``name`` (no growth for a mask file, ``name`` None)."""
+    if dilate is None:
+        dilate = 0.0 if name is None else DEFAULT_DILATE_M[name]
+    distance = parse_distance(dilate)
+    return {
+        "dilate_m": distance.value if distance.unit == "m" else None,
+        "dilate_px": dilation_pixels(distance, gsd),
+    }
 
 
 def scene_mask_for(
@@ -97,29 +99,25 @@ def scene_mask_for(
     """
     name = resolve_backend(backend)
     gsd = pixel_size_m(meta)
-    if name == "dsen2cr":
-        if layout_bands is not None and "B10" not in layout_bands:
-            problem = band_count_problem(len(S2_L2A_BANDS))
-            assert problem is not None
-            raise DataError(
-                where,
-                f"{problem[0]}; the dsen2cr mask needs it",
-                problem[1] + "; or --mask-backend ukis, which masks L2A too",
-            )
-        masker: MaskBackend = DSen2CRBackend(params, window=block)
-    else:
-        masker = make_backend(name, level, gsd, layout_bands, None if where is None else str(where))
-    distance = parse_distance(DEFAULT_DILATE_M[name] if dilate is None else dilate)
-    px = dilation_pixels(distance, gsd)
-    mask = ComputedMask(masker, read_bands, meta.height, meta.width, meta.nodata, px, block)
-    info = {
-        "mask_backend": name,
-        "masker": masker.describe(),
-        "level": level,
-        "dilate_m": distance.value if distance.unit == "m" else None,
-        "dilate_px": px,
-    }
-    return mask, info
+    masker = make_backend(name, level, gsd, layout_bands, where, params, window=block)
+    growth = _growth(name, dilate, gsd)
+    mask = ComputedMask(
+        masker, read_bands, meta.height, meta.width, meta.nodata, growth["dilate_px"], block
+    )
+    # Described once fitted: the CNN's scales depend on the scene's size.
+    return mask, {"mask_backend": name, "masker": masker.describe(), "level": level, **growth}
+
+
+def file_mask_for(
+    source: Any, meta: RasterMeta, dilate: str | float | Distance | None = None
+) -> tuple[SceneMask, dict[str, Any]]:
+    """A mask file (:class:`~cloudfree.data.sentinel.scene.MaskSource`) as a whole-scene
+    command takes it: as it is, or grown by ``dilate`` when given (:class:`~cloudfree.masks.
+    computed.DilatedMask`); and ``dilate_m``, ``dilate_px`` to report."""
+    info = _growth(None, dilate, pixel_size_m(meta))
+    if dilate is None:
+        return source, info
+    return DilatedMask(source, info["dilate_px"]), info
 
 
 def mask_array(

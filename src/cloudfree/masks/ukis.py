@@ -246,8 +246,3 @@ def ukis_mask(refl: np.ndarray, level: str, factors: tuple[int, ...]) -> np.ndar
     """uint8 (H, W) mask, 0 clear, 1 cloud, 2 shadow: the most probable class of
     :func:`ukis_probabilities`."""
     return ukis_probabilities(refl, level, factors).argmax(axis=0).astype(np.uint8)
-
-
-def model_version(level: str) -> str:
-    """The version string of the model of ``level`` (e.g. ``"1.0.0-4BL1C"``)."""
-    return load_model(level).version

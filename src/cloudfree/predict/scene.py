@@ -331,7 +331,7 @@ def _predict(
         if need_mask:
             mask_src, mask_info = _open_mask(files, src, opts)
         sp = WindowPredictor(
-            src, s1src, main, opts, plan, need_mask, mask_src,
+            src, s1src, main, opts, plan, mask_src,
             uncertainty=files.uncertainty_out is not None,
         )  # fmt: skip
         win_size = opts.window or choose_window(plan.tile, plan.overlap, sp.halo)
@@ -461,30 +461,16 @@ def _predict(
 def _open_mask(
     files: SceneFiles, src: S2Source, opts: PredictOptions
 ) -> tuple[SceneMask, dict[str, Any]]:
-    """The scene's mask: the mask file (grown when ``opts.dilate`` is given), or the mask
-    computed by ``opts.mask_backend`` (:func:`cloudfree.masks.scene.scene_mask_for`); and
-    what to report of it."""
-    from cloudfree.masks.computed import DilatedMask
-    from cloudfree.masks.dilate import dilation_pixels, parse_distance, pixel_size_m
-    from cloudfree.masks.scene import scene_mask_for
+    """The scene's mask and what to report of it: the mask file (grown when ``opts.dilate``
+    is given), or the mask computed by ``opts.mask_backend``, as ``cloudfree mask`` makes it."""
+    from cloudfree.masks.scene import file_mask_for, scene_mask_for
 
     if files.mask is not None:
-        source = MaskSource(files.mask, src.meta)
-        if opts.dilate is None:
-            return source, {"dilate_m": 0.0, "dilate_px": 0.0}
-        distance = parse_distance(opts.dilate)
-        px = dilation_pixels(distance, pixel_size_m(src.meta))
-        info = {"dilate_m": distance.value if distance.unit == "m" else None, "dilate_px": px}
-        return DilatedMask(source, px), info
+        return file_mask_for(MaskSource(files.mask, src.meta), src.meta, opts.dilate)
     # The reader supplies every band (B10 filled for L2A), so no band is missing here.
+    level = "l2a" if src.l2a else "l1c"
     return scene_mask_for(
-        opts.mask_backend,
-        src.read_bands,
-        src.meta,
-        "l2a" if src.l2a else "l1c",
-        None,
-        opts.dilate,
-        files.s2_cloudy,
+        opts.mask_backend, src.read_bands, src.meta, level, None, opts.dilate, files.s2_cloudy
     )
 
 

@@ -164,12 +164,12 @@ class WindowPredictor:
         main: Runner,
         opts: PredictOptions,
         plan: TilePlan,
-        need_mask: bool,
         mask_src: SceneMask | None = None,
         uncertainty: bool = False,
     ) -> None:
         self.cloudy, self.s1, self.main = cloudy, s1, main
-        self.opts, self.need_mask, self.mask_src = opts, need_mask, mask_src
+        #: Where each window's mask comes from (a file or the computed mask); None: no mask.
+        self.opts, self.mask_src = opts, mask_src
         #: also blend the variance, and return the standard deviation (``predict_scene``'s
         #: ``uncertainty_out``)
         self.uncertainty = uncertainty
@@ -182,9 +182,6 @@ class WindowPredictor:
         self.halo = blend_margin(self.overlap) + 1 if self.overlap else 0
         #: S1 coverage read beyond the halo: as far as the coverage edge's ramp reaches.
         self.edge_reach = coverage_reach(self.overlap)
-        if need_mask and mask_src is None:
-            raise ValueError("need_mask needs a mask source (a file or a computed mask)")
-        self.read_halo = self.halo
         self.counts = {"tiles": 0, "tile_pixels": 0, "sar_tiles": 0, "nosar_tiles": 0}
         self.covered = 0
         #: Mask pixels by class (clear, cloud, shadow) among the pixels with data, then nodata.
@@ -225,12 +222,6 @@ class WindowPredictor:
                     )
                 log.info("pixels without S1 are predicted with %s", self._nosar.method.name)
         return self._nosar
-
-    def _mask(self, region: Window) -> np.ndarray:
-        """Mask of a read region (reflect-padded outside the scene), from the mask file or the
-        computed mask: the same pixels whatever the windows (``cloudfree.masks.computed``)."""
-        assert self.mask_src is not None
-        return self.mask_src.read(region)
 
     def _s1_tiles(self, s1n: np.ndarray, cov: np.ndarray) -> np.ndarray:
         # Where a tile has no S1, the SAR model is given the mean of the tile's covered S1 (a
@@ -349,14 +340,11 @@ class WindowPredictor:
         sar: SarRegion | None,
         mask: np.ndarray | None,
         inner: Window,
-        off: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict_region` on the part of the region inside the scene (``inner``: the
-        real part of the read, ``off``: the region's offset in it); zeros outside."""
+        real part of the read); zeros outside."""
         top, left, ih, iw = inner
-        r0, c0 = max(0, top - off), max(0, left - off)
-        r1, c1 = min(xn.shape[1], top + ih - off), min(xn.shape[2], left + iw - off)
-        sub = (slice(r0, r1), slice(c0, c1))
+        sub = (slice(top, top + ih), slice(left, left + iw))
         acc_in, wsum_in = self.predict_region(
             xn[(slice(None), *sub)],
             None if sar is None else sar.crop(*sub),
@@ -393,23 +381,17 @@ class WindowPredictor:
         standard deviation or None)``; the standard deviation (with ``uncertainty``) is float32
         reflectance (C, h, w), NaN where the value is not the model's (nodata, pixels kept from
         the input) or the model predicts no variance."""
-        cloudy, rh, h = self.cloudy, self.read_halo, self.halo
+        cloudy, h = self.cloudy, self.halo
         r, c, wh, ww = win
-        region_read = grow(win, rh)
-        data, inner = cloudy.read(region_read)
+        region = grow(win, h)  # the window and its halo, read and predicted together
+        data, inner = cloudy.read(region)
         # Rows of the 13-band array that the file has (all but the inserted B10 for L2A).
         rows = (
             [i for i in range(data.shape[0]) if i != s2_index("B10")] if cloudy.l2a else slice(None)
         )
-        off = rh - h  # the model region (window + halo) inside the read
-        region = data[:, off : data.shape[1] - off, off : data.shape[2] - off]
-        mask_full = self._mask(region_read) if self.need_mask else None
-        mask = (
-            None
-            if mask_full is None
-            else mask_full[off : mask_full.shape[0] - off, off : mask_full.shape[1] - off]
-        )
-        xn = normalize_s2(region, self.scaling)
+        # The mask file or the computed mask: the same pixels whatever the windows.
+        mask = None if self.mask_src is None else self.mask_src.read(region)
+        xn = normalize_s2(data, self.scaling)
         if np.issubdtype(np.dtype(cloudy.meta.dtype), np.floating):
             xn = np.nan_to_num(xn, nan=0.0, copy=False)  # NaN DN would make the output NaN
         sar = None
@@ -419,7 +401,7 @@ class WindowPredictor:
         if self.local:
             acc, wsum = self.predict_region(xn, sar, mask)
         else:
-            acc, wsum = self._predict_inside(xn, sar, mask, inner, off)
+            acc, wsum = self._predict_inside(xn, sar, mask, inner)
         keep = (slice(None), slice(h, h + wh), slice(h, h + ww))
         acc, wsum = acc[keep], wsum[(slice(None), *keep[1:]) if self.uncertainty else keep[1:]]
         std = None
@@ -436,13 +418,13 @@ class WindowPredictor:
         # DN are reflectance x 10000, never negative; the network's output can dip below 0
         # (written as such into int16 and float files, most in B10).
         np.maximum(dn, 0.0, out=dn)
-        raw = data[:, rh : rh + wh, rh : rh + ww][rows]
+        raw = data[:, h : h + wh, h : h + ww][rows]
         nodata = cloudy.meta.nodata
         holes = nodata_pixels(raw, nodata)  # None declared: 0 in every band (cloudfree.units)
         replace = np.zeros((wh, ww), dtype=bool)
         win_mask = None
-        if mask_full is not None:
-            win_mask = np.ascontiguousarray(mask_full[rh : rh + wh, rh : rh + ww])
+        if mask is not None:
+            win_mask = np.ascontiguousarray(mask[h : h + wh, h : h + ww])
             self.mask_counts += class_counts(win_mask, holes)
             if self.opts.keep_clear:
                 replace |= win_mask == CLEAR

@@ -179,13 +179,18 @@ class S2Source:
         from rasterio.windows import Window as RioWindow
 
         r, c, h, w = win
-        if self.l2a and "B10" in bands:
-            data = self.ds.read(window=RioWindow(c, r, w, h), out_dtype="float32")
-            fill = np.full((h, w), self.b10_fill, dtype=np.float32)
-            by_name = dict(zip(self.bands, data, strict=True))
-            return np.stack([fill if b == "B10" else by_name[b] for b in bands])
-        idx = [self.bands.index(b) + 1 for b in bands]
-        return self.ds.read(indexes=idx, window=RioWindow(c, r, w, h))
+        if not (self.l2a and "B10" in bands):
+            idx = [self.bands.index(b) + 1 for b in bands]
+            return self.ds.read(indexes=idx, window=RioWindow(c, r, w, h))
+        held = [b for b in bands if b != "B10"]  # only these are read; B10 is the fill
+        data = self.ds.read(
+            indexes=[self.bands.index(b) + 1 for b in held],
+            window=RioWindow(c, r, w, h),
+            out_dtype="float32",
+        )
+        out = np.full((len(bands), h, w), self.b10_fill, dtype=np.float32)
+        out[[i for i, b in enumerate(bands) if b != "B10"]] = data
+        return out
 
     def close(self) -> None:
         """Close the file."""
