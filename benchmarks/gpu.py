@@ -242,6 +242,22 @@ def predict_rate(work: Path, model_cfg: dict, size: int, device: torch.device) -
     return out
 
 
+def _s1_for(scene: Path, path: Path) -> Path:
+    """An S1 scene (VV, VH in dB, -25..-5) on the grid of ``scene``, written once."""
+    import numpy as np
+    import rasterio
+
+    if path.exists():
+        return path
+    with rasterio.open(scene) as src:
+        profile = src.profile | {"count": 2, "dtype": "float32", "nodata": None}
+        h, w = src.height, src.width
+    rng = np.random.default_rng(0)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write((rng.random((2, h, w), dtype=np.float32) * 20 - 25).astype(np.float32))
+    return path
+
+
 def uncrtaints_rate(work: Path, dsen_cfg: dict, size: int, scene_px: int, dry: bool,
                     device: torch.device) -> dict[str, Any]:  # fmt: skip
     """UnCRtainTS next to DSen2-CR on the GPU (see the module docstring, case 6)."""
@@ -292,8 +308,9 @@ def uncrtaints_rate(work: Path, dsen_cfg: dict, size: int, scene_px: int, dry: b
         scene = make_scene(scene, scene_px)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    s1 = _s1_for(scene, work / "scene_s1.tif")  # the SAR model is measured with its S1
     t = time.perf_counter()
-    res = predict_scene(scene, work / "unc.tif", str(weights), device=str(device),
+    res = predict_scene(scene, work / "unc.tif", str(weights), s1=s1, device=str(device),
                         uncertainty_out=work / "unc_std.tif", progress=False)  # fmt: skip
     sec = time.perf_counter() - t
     out["predict"] = {

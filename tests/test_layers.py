@@ -16,7 +16,19 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: Bottom to top. A package may import packages of lower layers only.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cloudfree", "errors"),
-    ("bands", "windows", "tiles", "arrays", "home", "runs", "outputs", "units", "workers"),
+    (
+        "bands",
+        "windows",
+        "tiles",
+        "arrays",
+        "home",
+        "runs",
+        "outputs",
+        "locks",
+        "units",
+        "workers",
+        "argtypes",
+    ),
     ("io",),
     ("masks", "metrics", "losses", "render"),
     ("inpaint",),

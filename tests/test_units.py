@@ -63,10 +63,9 @@ def test_linear_power_is_not_db() -> None:
 
 
 def test_check_patch_names_the_patch_and_the_array() -> None:
-    raw = {
-        "s2_cloudy": np.full((13, 4, 4), 1500, np.uint16),
-        "s1": np.full((2, 4, 4), 0.05, np.float32),
-    }
+    s2 = np.full((13, 4, 4), 1500, np.uint16)
+    s2[10] = 20  # B10 (cirrus) of a clear sky: a real scene always has such dark values
+    raw = {"s2_cloudy": s2, "s1": np.full((2, 4, 4), 0.05, np.float32)}
     with pytest.raises(DataError, match=r"patch p1 \(s1\): S1 values"):
         check_patch(raw, "patch p1")
     raw["s1"] = np.full((2, 4, 4), -13.0, np.float32)

@@ -10,6 +10,7 @@ needed by the commands that use them.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     saved_format = warnings.formatwarning
+    handler = _log_handler(args.debug)
     if not args.debug:
         # One line per warning, without the source line Python's default format prints;
         # put back afterwards (main is also called from Python and tests).
@@ -98,6 +100,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         warnings.formatwarning = saved_format
+        logging.getLogger("cloudfree").removeHandler(handler)
+
+
+class _LogFormat(logging.Formatter):
+    """``cloudfree: MESSAGE`` for notes, ``cloudfree: warning: MESSAGE`` and so on above."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+        return f"cloudfree: {level}{record.getMessage()}"
+
+
+def _log_handler(debug: bool) -> logging.Handler:
+    """Print cloudfree's log records on stderr for the command's run: notes (INFO) and above,
+    DEBUG too with ``--debug``. Other libraries' records (rasterio relays every GDAL message
+    at INFO) stay at Python's default, warnings and above."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormat())
+    logger = logging.getLogger("cloudfree")
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    logger.addHandler(handler)
+    return handler
 
 
 def _format_warning(

@@ -291,6 +291,14 @@ class TrainConfig:
             f"unknown precision {self.precision!r}; expected one of {list(PRECISIONS)}",
         )
         _check(bool(self.out_dir), "train.out_dir", "must be a non-empty path")
+        name = self.run_name
+        _check(
+            name is None or (str(name) not in ("", ".", "..") and not any(
+                sep in str(name) for sep in ("/", "\\"))),
+            "train.run_name",
+            f"must be a folder name (no '/', not '..'), got {name!r}: the run folder is "
+            "train.out_dir/train.run_name; put the path in train.out_dir",
+        )  # fmt: skip
         _check(bool(self.device), "train.device", "must be a non-empty device string")
 
 
@@ -739,10 +747,9 @@ def save_config(cfg: Config, run_dir: str | Path) -> Path:
     text = dump_config(
         cfg, header=f"resolved config, cloudfree {info['cloudfree_version']} @ {info['git_commit']}"
     )
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, atomic_path(run_dir / "run_info.json") as info_tmp:
         tmp.write_text(text, encoding="utf-8")
-    with atomic_path(run_dir / "run_info.json") as tmp:
-        tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        info_tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return out
 
 

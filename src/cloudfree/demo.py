@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from cloudfree.argtypes import positive_int
 from cloudfree.bands import S2_DN_PER_REFLECTANCE
 
 #: Side of the default demo scene, pixels (10 m): larger than the 256-px tile, several tiles.
@@ -201,7 +202,9 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--size", type=int, default=640, help="scene side in pixels (default 640)")
+    p.add_argument(
+        "--size", type=positive_int, default=640, help="scene side in pixels (default 640)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--no-sar", action="store_true", help="do not also score the SAR hybrid (hybrid-sar)"

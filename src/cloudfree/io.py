@@ -8,6 +8,7 @@ GDAL's ``/vsitar/`` without unpacking anything to disk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cloudfree.errors import DataError
+from cloudfree.errors import CloudfreeError, DataError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 #: GDAL block cache while stacking a product or predicting a scene, MiB (unless the user set
@@ -255,16 +256,77 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
+#: Free bytes under which a failed write is put down to a full disk (GDAL reports a short
+#: write as "Write error at scanline 0", without the errno).
+_FULL_BYTES = 1 << 20
+#: errno values of a disk (or quota, or file size limit) that takes no more bytes.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: Outputs checked for completeness before they are renamed into place.
+RASTER_SUFFIXES = (".tif", ".tiff")
+
+
+class WriteError(CloudfreeError, OSError):
+    """An output could not be written completely (a full disk, a quota, a size limit): nothing
+    was written under its name."""
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def no_space(e: BaseException, folder: Path) -> bool:
+    """Whether ``e`` (or an exception it was raised from) comes from a disk that is full."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _NO_SPACE:
+            return True
+        if "No space left" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    free = _free_bytes(folder)
+    return free is not None and free < _FULL_BYTES
+
+
+def check_complete_raster(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`WriteError` unless the GeoTIFF ``path`` is complete: it opens and every
+    block of every band has its bytes inside the file. GDAL reports a write that fails when
+    it flushes its cache (at close) only in its log, so a full disk could otherwise leave a
+    truncated file that looks written."""
+    import rasterio
+
+    size = os.path.getsize(path)
+    try:
+        with rasterio.Env(CPL_DEBUG=False), rasterio.open(path) as ds:
+            for b in range(1, ds.count + 1):
+                for (row, col), _ in ds.block_windows(b):
+                    off = ds.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=b)
+                    n = ds.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=b)
+                    if off is None or n is None:
+                        return  # not a format with blocks GDAL can list: nothing to check
+                    if int(off) == 0 or int(off) + int(n) > size:
+                        raise WriteError(
+                            f"band {b}, block ({row}, {col}) is missing from the file written"
+                        )
+    except rasterio.errors.RasterioError as e:
+        raise WriteError(f"the file written cannot be read back ({e})") from e
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     A crash or an exception leaves no half-written file under the final name, and any earlier
-    file there stays intact until the new one is complete. The file gets the permissions a
-    plain ``open(path, "w")`` would give (``0o666 & ~umask``), not ``mkstemp``'s private 0600.
-    The temporary name carries the host and pid (:data:`_PART_RE`): a process killed before
-    the rename leaves a ``.part`` file that the next write of the same output deletes
-    (:func:`sweep_parts`).
+    file there stays intact until the new one is complete. A GeoTIFF is checked to be
+    complete before the rename (:func:`check_complete_raster`); a write that fails because
+    the disk is full is a :class:`WriteError` that names ``path``. The file gets the
+    permissions a plain ``open(path, "w")`` would give (``0o666 & ~umask``), not
+    ``mkstemp``'s private 0600. The temporary name carries the host and pid (:data:`_PART_RE`):
+    a process killed before the rename leaves a ``.part`` file that the next write of the same
+    output deletes (:func:`sweep_parts`).
     """
     from cloudfree.outputs import check_writable_file
 
@@ -276,7 +338,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+            if final.suffix.lower() in RASTER_SUFFIXES and tmp_path.is_file():
+                check_complete_raster(tmp_path)
+        except Exception as e:
+            # Asked while the partial file still fills the disk.
+            if no_space(e, final.parent):
+                raise WriteError(
+                    f"no space left on device while writing {final}; nothing was written "
+                    "under that name. Free some space, or write to another disk"
+                ) from e
+            if isinstance(e, WriteError):
+                raise WriteError(f"writing {final} failed: {e}; nothing was written") from e
+            raise
         if tmp_path.is_file():
             os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)

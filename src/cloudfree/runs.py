@@ -110,3 +110,16 @@ def short_name(weights: str | os.PathLike[str]) -> str:
     if folder.parent.name == CHECKPOINTS:
         return f"{folder.parent.parent.name} ({folder.name})"
     return folder.name
+
+
+def run_folder_of(path: str | os.PathLike[str]) -> Path | None:
+    """The training run folder that ``path`` (a run folder, a checkpoint folder or a weights
+    file inside one) belongs to, or None: the folder above ``checkpoints/``, or ``path``
+    itself when it holds ``checkpoints/``. Used to keep outputs out of a run the user gave."""
+    p = Path(path)
+    if (p / CHECKPOINTS).is_dir():
+        return p
+    for parent in p.parents:
+        if parent.name == CHECKPOINTS:
+            return parent.parent
+    return None

@@ -27,7 +27,6 @@ Numpy only (and rasterio for reading the sampled windows of a scene).
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Final
 
@@ -38,6 +37,14 @@ from cloudfree.errors import DataError
 #: Largest value of a window of S2 that reads as reflectance (0-1, with bright clouds and snow
 #: up to ~1.6) rather than DN (reflectance x 10000).
 S2_REFLECTANCE_MAX: Final[float] = 2.0
+#: 1 % of a real scene's S2 values are never above this, DN (the brightest real patch of the
+#: samples, heavy cumulus: 17 575).
+S2_DN_HIGH: Final[float] = 30000.0
+#: The darkest 0.1 % of a real scene's S2 values are always below this, DN (the samples: at
+#: most 414); above it, the +1000 DN offset of processing baseline 04.00 was left in.
+S2_OFFSET_DN: Final[float] = 1000.0
+#: Values the quantiles of :func:`check_s2_dn` are taken on, at most.
+_QUANTILE_SAMPLE: Final[int] = 1 << 16
 #: Windows read from a scene by :func:`check_scene` (per side) and their side, pixels.
 SCENE_SAMPLES: Final[int] = 3
 SAMPLE_SIDE: Final[int] = 128
@@ -65,26 +72,90 @@ def _finite(values: np.ndarray, nodata: float | None) -> np.ndarray:
 
 
 def check_s2_dn(
-    values: np.ndarray, where: str | os.PathLike[str] | None, nodata: float | None = None
+    values: np.ndarray,
+    where: str | os.PathLike[str] | None,
+    nodata: float | None = None,
+    offset: bool = False,
 ) -> None:
-    """Raise :class:`DataError` if ``values`` (S2, any shape) look like reflectance, not DN.
+    """Raise :class:`DataError` if ``values`` (S2, any shape) are not Sentinel-2 DN.
+
+    The rules look at the distribution, not only at the extremes, so that a few hot pixels
+    do not hide a wrong scale (thresholds: :data:`S2_REFLECTANCE_MAX` and those below,
+    measured on the real samples: the brightest real patch, heavy cumulus, has 1 % of its
+    values above 17 575 DN; the darkest values of every real patch are below 420 DN):
+
+    - reflectance: 99 % of the values <= 2 (while some is > 0);
+    - a scale of 10 or more (DN x 10): 1 % of the values above :data:`S2_DN_HIGH`, or any
+      above 65 535 (no 16-bit DN), or 1 % at 65 535 (values clipped at the top);
+    - negative values (more than 1 %): an offset, or not DN at all;
+    - with ``offset`` (whole scenes): the +1000 DN offset of processing baseline 04.00 left
+      in: even the darkest 0.1 % of the values are >= :data:`S2_OFFSET_DN`. Not for the
+      patches of a dataset: SEN12MS-CR (2018) predates the offset, and a small patch of
+      bright cloud may lack dark values.
 
     Args:
-        values: S2 values of one window (all bands), any dtype; NaN and ``nodata`` ignored.
+        values: S2 values (all bands), any dtype; NaN and ``nodata`` ignored.
         where: the file (or patch) named in the message.
         nodata: the file's nodata value, if any.
     """
     v = _finite(values, nodata)
     if v.size == 0:
         return
-    hi = float(v.max())
-    if 0 < hi <= S2_REFLECTANCE_MAX:
+    top = float(v.max())
+    # The quantiles of a regular subsample: a training patch is checked on every read.
+    sub = v[:: max(1, v.size // _QUANTILE_SAMPLE)]
+    lo_q, q99 = (float(x) for x in np.quantile(sub, [0.001, 0.99]))
+    if top > 0 and q99 <= S2_REFLECTANCE_MAX:
         raise DataError(
             where,
-            f"S2 values are all between {float(v.min()):g} and {hi:g}: reflectance (0-1), "
-            "not digital numbers; read as DN they are a black image (0 % cloud, a dark "
-            "prediction)",
+            (
+                f"S2 values are all between {float(v.min()):g} and {top:g}"
+                if top <= 2 * q99
+                else f"99 % of the S2 values are between {float(v.min()):g} and {q99:g} (a few "
+                f"hot pixels reach {top:g})"
+            )
+            + ": reflectance (0-1), not digital numbers; read as DN they are a black image "
+            "(0 % cloud, a dark prediction)",
             _S2_FIX,
+        )
+    at_top = float(np.mean(v >= 65535))
+    if q99 > S2_DN_HIGH or top > 65535 or at_top > 0.01:
+        raise DataError(
+            where,
+            f"S2 values reach {top:g} ({100 * at_top:.1f} % at 65535, 1 % above {q99:g}): far "
+            "brighter than any real scene (Sentinel-2 DN of the brightest clouds stay below "
+            f"{S2_DN_HIGH:g}): a scale of 10 or more (e.g. DN x 10), or clipped values",
+            "Sentinel-2 digital numbers (DN = reflectance x 10000); divide by the factor "
+            "your export applied",
+        )
+    negative = float(np.mean(v < 0))
+    if negative > 0.01:
+        raise DataError(
+            where,
+            f"{100 * negative:.1f} % of the S2 values are negative: an offset was applied, or "
+            "these are not digital numbers",
+            _S2_FIX,
+        )
+    if offset and lo_q >= S2_OFFSET_DN:
+        raise DataError(
+            where,
+            f"even the darkest S2 values are >= {lo_q:g} DN (real scenes always have values "
+            f"far below {S2_OFFSET_DN:g}: water, the cirrus band B10): the +1000 DN offset of "
+            "processing baseline 04.00 (products since 2022-01-25) seems to be left in",
+            "DN with the offset removed ('cloudfree stack' does it), or DN - 1000",
+        )
+
+
+def check_s2_dtype(dtype: np.dtype[Any], where: str | os.PathLike[str] | None) -> None:
+    """Raise :class:`DataError` for an S2 file of 8-bit values: they cannot hold Sentinel-2
+    DN (0 to 10 000 and more), so they are a display product (DN / 40, or clipped at 255)."""
+    if np.dtype(dtype).itemsize == 1:
+        raise DataError(
+            where,
+            f"S2 is stored as {np.dtype(dtype)} (8 bits): 8-bit values cannot hold Sentinel-2 "
+            "DN (0 to 10000 and more); this is a display product (e.g. DN / 40, or clipped at "
+            "255), whose lost precision no conversion brings back",
+            "the 16-bit (or float) Sentinel-2 bands: 'cloudfree stack' of the .SAFE product",
         )
 
 
@@ -127,6 +198,29 @@ def nodata_pixels(s2_raw: np.ndarray, nodata: float | None) -> np.ndarray:
     return (s2_raw == np.asarray(nodata, dtype=s2_raw.dtype)).all(axis=0)
 
 
+def zero_missing(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """``values`` (bands, H, W) of an S2 file with its missing pixels made 0 in every band.
+
+    The one convention every S2 reader hands on, whatever the file declares (65535, -9999,
+    NaN...): a pixel missing in every band (:func:`nodata_pixels` with the file's nodata)
+    becomes 0 in every band, the Sentinel-2 NO_DATA value, and any other non-finite value
+    becomes 0. The masks and the models therefore never see a nodata value as a
+    reflectance, and after it a pixel is missing where it is 0 in every band
+    (``nodata_pixels(values, None)``). A copy where anything changes; ``values`` otherwise.
+    """
+    out = values
+    if np.issubdtype(out.dtype, np.floating):
+        bad = ~np.isfinite(out)
+        if bad.any():
+            out = np.where(bad, out.dtype.type(0), out)
+    if nodata is not None and nodata != 0:
+        holes = nodata_pixels(values, nodata)
+        if holes.any():
+            out = out.copy() if out is values else out
+            out[:, holes] = 0
+    return out
+
+
 def check_patch(raw: dict[str, np.ndarray], where: str | os.PathLike[str] | None) -> None:
     """:func:`check_s2_dn` on the optical arrays of a patch and :func:`check_s1_db` on its S1.
 
@@ -162,22 +256,28 @@ def check_scene(ds: Any, kind: str, where: str | os.PathLike[str]) -> None:
     from rasterio.windows import Window as RioWindow
 
     nodata = ds.nodata
-    lo, hi, n, any_nonzero = math.inf, -math.inf, 0, False
+    if kind == "s2":
+        check_s2_dtype(np.dtype(ds.dtypes[0]), where)
+    any_nonzero = False
     wins = sample_windows(ds.height, ds.width)
+    # Every window's values (at most 9 x 128 x 128 per band), for the distribution rules.
+    # A regular subsample of every window, and each window's extremes: the distribution
+    # rules see the whole scene's values in a few hundred kB, whatever its size.
+    pooled = []
     for r, c, h, w in wins:
         values = ds.read(window=RioWindow(c, r, w, h))
         any_nonzero = any_nonzero or bool(np.any(values))
+        if kind == "s2":  # pixels missing in every band are not values (nodata_pixels)
+            values = values[:, ~nodata_pixels(values, nodata)]
         v = _finite(values, nodata)
         if v.size:
-            lo, hi, n = min(lo, float(v.min())), max(hi, float(v.max())), n + v.size
-    if n == 0:
-        return
-    # The extremes of every window stand for all their values in the rules above.
-    extremes = np.array([lo, hi])
+            step = max(1, v.size * len(wins) // _QUANTILE_SAMPLE)
+            pooled += [v[::step].copy(), v[[int(v.argmin()), int(v.argmax())]]]  # not views
+    v = np.concatenate(pooled) if pooled else np.zeros(0)
     if kind == "s1":
-        check_s1_db(extremes, where)
+        check_s1_db(v, where)
         return
-    check_s2_dn(extremes, where)
+    check_s2_dn(v, where, offset=True)
     if nodata is None and not any_nonzero:
         raise DataError(
             where,

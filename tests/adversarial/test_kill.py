@@ -64,19 +64,28 @@ def _start(script: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
 
 
+def _stderr(proc: subprocess.Popen) -> str:
+    """What a process that has ended wrote on stderr (the reason it ended early)."""
+    assert proc.stderr is not None
+    return proc.stderr.read().decode(errors="replace")[-2000:]
+
+
 def test_kill_9_of_pack_takes_its_workers_with_it(tmp_path: Path) -> None:
     synthesize(tmp_path / "root", n=8, seed=0, size=32)
     index = write_index(build_index(tmp_path / "root"), tmp_path / "index.csv")
-    # Readers that take their time, so that pack is killed while they work.
+    reading = tmp_path / "reading"
+    reading.mkdir()
+    # Readers that say when they started, then take their time: pack is killed while they work.
     proc = _start(f"""
-        import time
+        import os, pathlib, time
         import cloudfree.data.packed.pack as pack_mod
         from cloudfree.cli import main
 
         read = pack_mod.read_files
 
         def slow(*args, **kwargs):
-            time.sleep(60)
+            pathlib.Path({str(reading)!r}, str(os.getpid())).touch()
+            time.sleep(600)
             return read(*args, **kwargs)
 
         pack_mod.read_files = slow
@@ -84,12 +93,24 @@ def test_kill_9_of_pack_takes_its_workers_with_it(tmp_path: Path) -> None:
     """)
     workers: list[int] = []
     try:
-        assert _wait(lambda: len(_children(proc.pid)) >= 2, 30), proc.stderr
-        workers = _children(proc.pid)
-        assert all(_running(p) for p in workers)
+        # A condition, not a time: both workers are reading (however loaded the machine), or
+        # pack ended before they did, which is the failure to report.
+        # (The 600 s bound only keeps a hung pack from hanging the suite.)
+        started = lambda: len(list(reading.iterdir())) >= 2  # noqa: E731
+        assert _wait(lambda: started() or proc.poll() is not None, 600)
+        if not started():
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"pack ended (exit status {proc.returncode}) before two reader "
+                        f"processes started reading; its stderr: {_stderr(proc)}")  # fmt: skip
+        workers = [int(p.name) for p in reading.iterdir()]
+        assert all(p in _children(proc.pid) and _running(p) for p in workers), workers
         proc.kill()  # SIGKILL: no handler, no cleanup of its own
         proc.wait()
-        assert _wait(lambda: not any(_running(p) for p in workers), 10), workers
+        # The kernel's parent-death signal reaches them; a poll until they are gone.
+        assert _wait(lambda: not any(_running(p) for p in workers), 60), (
+            f"reader processes {[p for p in workers if _running(p)]} outlived pack's kill -9"
+        )
     finally:
         proc.kill()
         for p in workers:  # the test's own cleanup, should the workers have survived

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cloudfree.bands import S2_BANDS
-from cloudfree.errors import DataError
+from cloudfree.errors import CloudfreeError, DataError
 from cloudfree.masks.params import CLEAR
 from cloudfree.predict.scene import choose_window, predict_scene
 
@@ -320,7 +320,8 @@ def test_a_published_sar_entry_pairs_with_its_own_nosar_entry(
     tmp_path: Path, monkeypatch, caplog
 ) -> None:
     """`predict --checkpoint dsen2cr-sar-carl`: pixels without S1 go to dsen2cr-nosar-carl when
-    it is fetched, else to the bundled no-SAR model with a warning naming the fetch command."""
+    it is fetched; else an error naming the fetch command, unless the bundled no-SAR model is
+    asked for (--outside-sar nosar), which is then said (issue 30: no silent substitute)."""
     import dataclasses
     import logging
 
@@ -339,18 +340,23 @@ def test_a_published_sar_entry_pairs_with_its_own_nosar_entry(
     import_file(save_weights(tiny_model(True), tmp_path / "sar.safetensors"), "dsen2cr-sar-carl")
     src = write_tif(tmp_path / "s2.tif", synth_s2(64, 96))
     s1_path, _ = _partial_s1(tmp_path, 64, 96, split=48)
+    with pytest.raises(CloudfreeError, match="cloudfree weights fetch dsen2cr-nosar-carl"):
+        predict_scene(src, tmp_path / "a.tif", "dsen2cr-sar-carl", s1_path, tile=64,
+                      progress=False)  # fmt: skip
+    assert not (tmp_path / "a.tif").exists()
     with caplog.at_level(logging.WARNING):
         summary = predict_scene(src, tmp_path / "a.tif", "dsen2cr-sar-carl", s1_path, tile=64,
-                                progress=False)  # fmt: skip
+                                outside_sar="nosar", progress=False)  # fmt: skip
     assert (summary["method"], summary["method_nosar"]) == ("dsen2cr-sar-carl", "hybrid-nosar")
     assert "cloudfree weights fetch dsen2cr-nosar-carl" in caplog.text
+    assert summary["made_by"]["nosar"] == pytest.approx(0.5)
     nosar = save_weights(tiny_model(False, seed=1), tmp_path / "nosar.safetensors")
     import_file(nosar, "dsen2cr-nosar-carl")
     summary = predict_scene(src, tmp_path / "b.tif", "dsen2cr-sar-carl", s1_path, tile=64,
                             progress=False)  # fmt: skip
     assert summary["method_nosar"] == "dsen2cr-nosar-carl"
-    assert bundled.nosar_default("hybrid-sar") == "hybrid-nosar"
-    assert bundled.nosar_default("/some/file.safetensors") == "hybrid-nosar"
+    assert bundled.nosar_partner("hybrid-sar") == ("hybrid-nosar", True)
+    assert bundled.nosar_partner("/some/file.safetensors") == (None, False)
 
 
 def test_two_outputs_with_one_name_are_refused_before_any_work(

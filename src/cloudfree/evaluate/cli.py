@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cloudfree.argtypes import positive_int
 from cloudfree.bands import SPLITS
 
 
@@ -49,7 +50,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         "leaderboard (predictions clipped to [0, 1]); glf-cr: centre 128x128 crop (default paper)",
     )
     p.add_argument(
-        "--batch-size", type=int, default=None,
+        "--batch-size", type=positive_int, default=None,
         help="patches per forward pass (default: 4 on CPU, what fits the free memory on CUDA)",
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
@@ -59,7 +60,9 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="a model's inference backend: auto (OpenVINO for UnCRtainTS on the CPU where "
         "installed, pip install 'cloudfree[openvino]'; else PyTorch), torch, openvino",
     )
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
+    p.add_argument(
+        "--limit", type=positive_int, default=None, help="evaluate only the first N patches"
+    )
     p.add_argument(
         "--mask-backend",
         default="dsen2cr",
@@ -199,9 +202,11 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
         "--protocol", default="paper", choices=tuple(PROTOCOLS),
         help="protocol for --checkpoint (default paper)",
     )  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=None, help="patches per forward pass")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="patches per forward pass")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N patches")
+    p.add_argument(
+        "--limit", type=positive_int, default=None, help="evaluate only the first N patches"
+    )
     p.add_argument(
         "--eval-out",
         default=None,

@@ -58,14 +58,17 @@ def run_compare_cli(
     from cloudfree.outputs import check_output_dir, check_outputs
 
     # Before any evaluation: a bad output path is an error now, not after an hour's work.
-    check_outputs({"--out": out}, [*run_dirs, data], example="table.md")
+    from cloudfree.runs import run_folder_of
+
+    given = [*run_dirs, data, *checkpoints, *(run_folder_of(c) for c in checkpoints)]
+    check_outputs({"--out": out}, given, example="table.md")
     if eval_out is not None:
-        check_output_dir(eval_out, "--eval-out", [data])
+        check_output_dir(eval_out, "--eval-out", given)
     with tempfile.TemporaryDirectory(prefix="cloudfree-compare-") as tmp:
         dirs: list[str | Path] = list(run_dirs)
         if data is not None:
             dirs += _evaluate_all(checkpoints, Path(eval_out or tmp), data, split, protocol,
-                                  batch_size, device, limit)  # fmt: skip
+                                  batch_size, device, limit, keep=given)  # fmt: skip
         text = compare(dirs, include_published=include_published)
     print(text, end="")
     if out is not None:
@@ -83,11 +86,15 @@ def _evaluate_all(
     batch_size: int | None,
     device: str,
     limit: int | None,
+    keep: Sequence[str | Path | None] = (),
 ) -> list[Path]:
-    """Evaluate each method of ``specs`` into ``root/<slug of its short name>``."""
-    from cloudfree.methods.load import load_method
-
+    """Evaluate each method of ``specs`` into ``root/<slug of its short name>``, writing over
+    none of ``keep`` (the folders and files the command was given)."""
     # All loaded first: a misspelt name fails before any evaluation has run.
+    from cloudfree.evaluate.run import EVALUATION_FILES
+    from cloudfree.methods.load import load_method
+    from cloudfree.outputs import check_output_dir
+
     methods = [load_method(spec, device=device) for spec in specs]
     folders: list[Path] = []
     for i, method in enumerate(methods):
@@ -95,7 +102,11 @@ def _evaluate_all(
         folder = root / slug
         if folder in folders:
             folder = root / f"{slug}-{i}"
-        evaluate(method, data, folder, split=split, protocol=protocol, batch_size=batch_size,
-                 device=device, limit=limit, report=False)  # fmt: skip
         folders.append(folder)
+    kept = [k for k in keep if k is not None]
+    for folder in folders:  # every folder checked before the first evaluation
+        check_output_dir(folder, "--eval-out", [data, *kept], writes=EVALUATION_FILES)
+    for method, folder in zip(methods, folders, strict=True):
+        evaluate(method, data, folder, split=split, protocol=protocol, batch_size=batch_size,
+                 device=device, limit=limit, report=False, keep=kept)  # fmt: skip
     return folders

@@ -222,6 +222,8 @@ def replicate(
     if unknown:
         raise ValueError(f"unknown rows {unknown}; expected some of {list(known)}")
     selected = [r for r in ROWS if r.preset in chosen]
+    for r in selected:  # the overrides are checked before anything is packed or trained
+        row_config(r, data, out, size, overrides)
     hybrid_pack = None
     if any(r in HYBRID_ROWS for r in selected):
         hybrid_pack = hybrid_data(data, out)

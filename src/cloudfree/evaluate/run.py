@@ -32,12 +32,13 @@ shadow, both over the window the protocol evaluates.
 from __future__ import annotations
 
 import array
+import contextlib
 import csv
 import datetime as dt
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -48,6 +49,7 @@ from cloudfree.bands import SEASONS, Scaling, get_scaling
 from cloudfree.errors import DataError
 from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS
 from cloudfree.evaluate.protocols import EvalProtocol, centre_window, get_protocol
+from cloudfree.evaluate.report import REPORT_FILES
 from cloudfree.evaluate.table import (
     CLOUD_BINS,
     HEADERS,
@@ -60,7 +62,7 @@ from cloudfree.evaluate.table import (
 from cloudfree.masks.patch import batch_mask
 from cloudfree.metrics import METRIC_KEYS, compute
 from cloudfree.metrics.mean import NanMean
-from cloudfree.outputs import check_output_dir
+from cloudfree.outputs import check_output_dir, created_folder
 
 #: Columns of ``per_patch.csv``: identity of the patch, then the mask fractions, then every
 #: metric key of :mod:`cloudfree.metrics` (``cloud_fraction`` once).
@@ -74,6 +76,9 @@ PER_PATCH_COLUMNS: Final[tuple[str, ...]] = (
     "shadow_fraction",
     *(k for k in METRIC_KEYS if k != "cloud_fraction"),
 )
+#: Files an evaluation writes into its ``--out`` folder, the report's included.
+EVALUATION_FILES: Final[tuple[str, ...]] = ("per_patch.csv", "summary.json", "table.md",
+                                            *REPORT_FILES)  # fmt: skip
 #: Numeric columns averaged in ``summary.json``.
 SUMMARY_KEYS: Final[tuple[str, ...]] = (*METRIC_KEYS, "shadow_fraction")
 
@@ -234,6 +239,7 @@ def evaluate(
     sd_weights: str | None = None,
     backend: str = "auto",
     mask_backend: str = "dsen2cr",
+    keep: Sequence[str | os.PathLike[str]] = (),
 ) -> dict[str, Any]:
     """Evaluate a method on the full patches of a split; write per_patch.csv, summary.json, table.md.
 
@@ -265,6 +271,8 @@ def evaluate(
             (:class:`~cloudfree.methods.masked.OtherMask`) gives them what a whole-scene
             command would. The cloudy and clear areas of the metrics are the DSen2-CR mask's
             either way.
+        keep: other files and folders the caller was given, which ``out`` must not write
+            over (``compare``'s evaluation folders).
 
     Returns:
         The summary written to ``summary.json``: ``method``, ``protocol``, ``split``, ``count``
@@ -290,7 +298,15 @@ def evaluate(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
-    out = check_output_dir(out, "--out", [data])  # before any work
+    # Before any work: no file of the data, of the method's weights or of the training run
+    # they come from is written over (an evaluation into the run folder would replace its
+    # summary.json).
+    given: list[str | os.PathLike[str] | None] = [data, *keep]
+    if isinstance(method, str | os.PathLike):
+        from cloudfree.runs import run_folder_of
+
+        given += [method, run_folder_of(method)]
+    out = check_output_dir(out, "--out", given, writes=EVALUATION_FILES)
     if isinstance(method, str | os.PathLike):
         from cloudfree.methods.load import load_method
 
@@ -325,93 +341,102 @@ def evaluate(
         collate_fn=collate_skip_bad,
     )
 
-    out.mkdir(parents=True, exist_ok=True)
-    overall = NanMean(SUMMARY_KEYS)
-    by_season: dict[str, NanMean] = {}
-    by_bin: dict[str, NanMean] = {}
-    row_index = array.array("q")  # dataset index of each row of per_patch.csv (for the report)
-    uncertain = bool(getattr(m, "predicts_variance", False))
-    columns = PER_PATCH_COLUMNS + (UNCERTAINTY_COLUMNS if uncertain else ())
-    unc: dict[str, array.array] = {k: array.array("d") for k in UNCERTAINTY_COLUMNS}
-    with atomic_path(out / "per_patch.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for batch in loader:
-            if batch is None:  # every sample of the batch unreadable (counted below)
-                continue
-            indices = batch.pop("index").tolist()
-            mask = batch_mask(batch)
-            var = None
-            with torch.no_grad():
-                if uncertain:
-                    pred, var = m.predict_variance(batch)
-                else:
-                    pred = m.predict(batch)
-            rows = patch_rows(batch, pred, mask, proto, scaling, var)
-            for i, row in zip(indices, rows, strict=True):
-                row_index.append(i)
-                writer.writerow([_cell(row[c]) for c in columns])
-                if uncertain:
-                    for k in UNCERTAINTY_COLUMNS:
-                        unc[k].append(row[k])
-                overall.add(row)
-                by_season.setdefault(row["season"], NanMean(SUMMARY_KEYS)).add(row)
-                by_bin.setdefault(cloud_bin(row["cloud_fraction"]), NanMean(SUMMARY_KEYS)).add(row)
-            f.flush()
-        if overall.count == 0:  # raised before any file is renamed into place
-            why = getattr(dataset_all, "first_bad", None)
-            raise DataError(
-                data,
-                f"none of the {total} patches of split {split or 'all'} could be evaluated "
-                "(each one skipped is warned about above)" + (f"; the first: {why}" if why else ""),
-            )
+    # All or nothing: per_patch.csv, summary.json and table.md are staged and renamed together
+    # (a full disk leaves none of them), and a folder this call created is removed on failure.
+    with created_folder(out), contextlib.ExitStack() as staged:
+        overall = NanMean(SUMMARY_KEYS)
+        by_season: dict[str, NanMean] = {}
+        by_bin: dict[str, NanMean] = {}
+        row_index = array.array("q")  # dataset index of each row of per_patch.csv (for the report)
+        uncertain = bool(getattr(m, "predicts_variance", False))
+        columns = PER_PATCH_COLUMNS + (UNCERTAINTY_COLUMNS if uncertain else ())
+        unc: dict[str, array.array] = {k: array.array("d") for k in UNCERTAINTY_COLUMNS}
+        per_patch = staged.enter_context(atomic_path(out / "per_patch.csv"))
+        with open(per_patch, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            for batch in loader:
+                if batch is None:  # every sample of the batch unreadable (counted below)
+                    continue
+                indices = batch.pop("index").tolist()
+                mask = batch_mask(batch)
+                var = None
+                with torch.no_grad():
+                    if uncertain:
+                        pred, var = m.predict_variance(batch)
+                    else:
+                        pred = m.predict(batch)
+                rows = patch_rows(batch, pred, mask, proto, scaling, var)
+                for i, row in zip(indices, rows, strict=True):
+                    row_index.append(i)
+                    writer.writerow([_cell(row[c]) for c in columns])
+                    if uncertain:
+                        for k in UNCERTAINTY_COLUMNS:
+                            unc[k].append(row[k])
+                    overall.add(row)
+                    by_season.setdefault(row["season"], NanMean(SUMMARY_KEYS)).add(row)
+                    by_bin.setdefault(cloud_bin(row["cloud_fraction"]), NanMean(SUMMARY_KEYS)).add(
+                        row
+                    )
+                f.flush()
+            if overall.count == 0:  # raised before any file is renamed into place
+                why = getattr(dataset_all, "first_bad", None)
+                raise DataError(
+                    data,
+                    f"none of the {total} patches of split {split or 'all'} could be evaluated "
+                    "(each one skipped is warned about above)"
+                    + (f"; the first: {why}" if why else ""),
+                )
 
-    # Group order as cloudfree.evaluate.table.breakdown: seasons in calendar order, then every
-    # cloud bin (an empty one with count 0 and undefined means).
-    seasons = [s for s in SEASONS if s in by_season] + sorted(set(by_season) - set(SEASONS))
-    empty = NanMean(SUMMARY_KEYS)
-    summary: dict[str, Any] = {
-        "method": str(getattr(m, "name", method)),
-        "protocol": proto.name,
-        "split": split if split is not None else "all",
-        "count": overall.count,
-        "skipped": total - overall.count,
-        # Why: the first bad patch's message (each one was warned about).
-        "skipped_example": getattr(dataset_all, "first_bad", None),
-        # Patches of the split the method cannot use (a SAR model: those without S1).
-        "left_out": dict(getattr(dataset_all, "left_out", {})),
-        "metrics": with_psnr_mean_rmse(overall.means()),
-        "by_season": {s: with_psnr_mean_rmse(by_season[s].summary()) for s in seasons},
-        "by_cloud_bin": {
-            b: with_psnr_mean_rmse(by_bin.get(b, empty).summary())
-            for b in (cloud_bin(lo / 100.0) for lo, _ in CLOUD_BINS)
-        },
-        # How every column was computed (averaging, clipping, SSIM variant), and which PSNR
-        # the protocol's table shows.
-        "columns": proto.columns(),
-        "table_psnr": proto.psnr_key,
-        # The mask the method was given (the metrics' areas are the DSen2-CR mask's).
-        "method_mask": getattr(m, "mask_backend", "dsen2cr"),
-        "data": str(data),
-        **_model_info(m),
-        **({"uncertainty": _uncertainty_summary(unc)} if uncertain else {}),
-        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "cloudfree_version": __version__,
-    }
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
-    with atomic_path(out / "table.md") as tmp:
-        tmp.write_text(format_report(summary, proto))
+        # Group order as cloudfree.evaluate.table.breakdown: seasons in calendar order, then every
+        # cloud bin (an empty one with count 0 and undefined means).
+        seasons = [s for s in SEASONS if s in by_season] + sorted(set(by_season) - set(SEASONS))
+        empty = NanMean(SUMMARY_KEYS)
+        summary: dict[str, Any] = {
+            "method": str(getattr(m, "name", method)),
+            "protocol": proto.name,
+            "split": split if split is not None else "all",
+            "count": overall.count,
+            "skipped": total - overall.count,
+            # Why: the first bad patch's message (each one was warned about).
+            "skipped_example": getattr(dataset_all, "first_bad", None),
+            # Patches of the split the method cannot use (a SAR model: those without S1).
+            "left_out": dict(getattr(dataset_all, "left_out", {})),
+            "metrics": with_psnr_mean_rmse(overall.means()),
+            "by_season": {s: with_psnr_mean_rmse(by_season[s].summary()) for s in seasons},
+            "by_cloud_bin": {
+                b: with_psnr_mean_rmse(by_bin.get(b, empty).summary())
+                for b in (cloud_bin(lo / 100.0) for lo, _ in CLOUD_BINS)
+            },
+            # How every column was computed (averaging, clipping, SSIM variant), and which PSNR
+            # the protocol's table shows.
+            "columns": proto.columns(),
+            "table_psnr": proto.psnr_key,
+            # The mask the method was given (the metrics' areas are the DSen2-CR mask's).
+            "method_mask": getattr(m, "mask_backend", "dsen2cr"),
+            "data": str(data),
+            **_model_info(m),
+            **({"uncertainty": _uncertainty_summary(unc)} if uncertain else {}),
+            "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "cloudfree_version": __version__,
+        }
+        staged.enter_context(atomic_path(out / "summary.json")).write_text(
+            json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n"
+        )
+        staged.enter_context(atomic_path(out / "table.md")).write_text(
+            format_report(summary, proto)
+        )
+        staged.close()  # the three renames
 
-    from cloudfree.evaluate.examples import write_examples
-    from cloudfree.evaluate.report import REPORT_FILES, write_report
+        from cloudfree.evaluate.examples import write_examples
+        from cloudfree.evaluate.report import REPORT_FILES, write_report
 
-    for name in REPORT_FILES:  # never leave figures of an earlier evaluation beside new rows
-        (out / name).unlink(missing_ok=True)
-    if report:
-        write_examples(out, m, dataset, row_index, proto, scaling_name)
-        write_report(out, summary)
-    return summary
+        for name in REPORT_FILES:  # never leave figures of an earlier evaluation beside new rows
+            (out / name).unlink(missing_ok=True)
+        if report:
+            write_examples(out, m, dataset, row_index, proto, scaling_name)
+            write_report(out, summary)
+        return summary
 
 
 def _uncertainty_summary(unc: Mapping[str, array.array]) -> dict[str, Any]:

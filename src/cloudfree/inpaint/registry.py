@@ -26,6 +26,19 @@ SD_BASELINE: Final[str] = "stable-diffusion"
 BASELINES: Final[tuple[str, ...]] = ("identity", *(m for m in INPAINT_METHODS if m != SD_BASELINE))
 
 
+def check_method(method: str) -> None:
+    """Raise ValueError (suggesting the closest name) unless ``method`` is an inpainting
+    method of :data:`INPAINT_METHODS`; cheap, for checks before any work."""
+    import difflib
+
+    if method not in _CLASSES:
+        close = difflib.get_close_matches(method, INPAINT_METHODS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown inpainting method {method!r}{hint} (expected one of {INPAINT_METHODS})"
+        )
+
+
 def get_inpainter(method: str = DEFAULT_METHOD, **options: Any) -> Inpainter:
     """The inpainter called ``method``, built with ``options`` (e.g. ``dilate=4``,
     ``weights="sd-inpainting/"`` and ``steps=20`` for ``"stable-diffusion"``).
@@ -34,9 +47,8 @@ def get_inpainter(method: str = DEFAULT_METHOD, **options: Any) -> Inpainter:
         ValueError: unknown method, or an option the method does not take (the message lists
             the ones it does).
     """
-    cls = _CLASSES.get(method)
-    if cls is None:
-        raise ValueError(f"unknown inpainting method {method!r}; expected one of {INPAINT_METHODS}")
+    check_method(method)
+    cls = _CLASSES[method]
     accepted = [
         p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "pipeline")
     ]

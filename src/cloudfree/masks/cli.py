@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from cloudfree.argtypes import positive_int
+
 #: ``--mask-backend`` choices (:data:`cloudfree.masks.backends.MASK_BACKENDS`, kept light here).
 MASK_BACKEND_CHOICES = ("auto", "ukis", "dsen2cr", "s2cloudless")
 
@@ -65,7 +67,9 @@ def add_mask(sub: argparse._SubParsersAction) -> None:
         help="product level, for the masker's model (default: L1C if B10 is there, L2A for "
         "every band but B10 or 'L2A' in the file name or tags, else L1C)",
     )
-    p.add_argument("--window", type=int, default=1024, help="window side in pixels (default 1024)")
+    p.add_argument(
+        "--window", type=positive_int, default=1024, help="window side in pixels (default 1024)"
+    )
     p.set_defaults(func=run_mask)
 
 

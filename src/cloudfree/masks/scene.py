@@ -41,7 +41,7 @@ from cloudfree.masks.report import (
     mask_fractions,
     mask_warnings,
 )
-from cloudfree.units import check_scene, nodata_pixels
+from cloudfree.units import check_scene, nodata_pixels, zero_missing
 from cloudfree.windows import Window, windows
 
 #: Windows are multiples of this (the GeoTIFF tile size must be a multiple of 16).
@@ -101,8 +101,10 @@ def scene_mask_for(
     gsd = pixel_size_m(meta)
     masker = make_backend(name, level, gsd, layout_bands, where, params, window=block)
     growth = _growth(name, dilate, gsd)
+    # read_bands gives missing pixels as 0 in every band, whatever the file declares
+    # (cloudfree.units.zero_missing): nodata None says just that.
     mask = ComputedMask(
-        masker, read_bands, meta.height, meta.width, meta.nodata, growth["dilate_px"], block
+        masker, read_bands, meta.height, meta.width, None, growth["dilate_px"], block
     )
     # Described once fitted: the CNN's scales depend on the scene's size.
     return mask, {"mask_backend": name, "masker": masker.describe(), "level": level, **growth}
@@ -241,7 +243,8 @@ def mask_scene(
 
             def read(names: tuple[str, ...], win: Window) -> np.ndarray:
                 r, c, h, w = win
-                return src.read(indexes=layout.indexes(names), window=RioWindow(c, r, w, h))
+                values = src.read(indexes=layout.indexes(names), window=RioWindow(c, r, w, h))
+                return zero_missing(values, meta.nodata)
 
             mask_src, info = scene_mask_for(
                 backend, read, meta, lvl, layout.names, dilate, s2_path, block, params
@@ -252,7 +255,7 @@ def mask_scene(
                     r, c, h, w = win
                     dst.write(mask, 1, window=RioWindow(c, r, w, h))
                     # The masker's bands stand for all: a pixel with data has none at nodata.
-                    holes = nodata_pixels(read(mask_src.backend.bands, win), meta.nodata)
+                    holes = nodata_pixels(read(mask_src.backend.bands, win), None)
                     counts += class_counts(mask, holes)
                 name = info["mask_backend"]
                 dst.set_band_description(1, f"{name} mask: 0 clear, 1 cloud, 2 shadow")
@@ -297,7 +300,6 @@ def run_mask_cli(
 
     from cloudfree.outputs import check_outputs
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     check_outputs({"--out": out}, [s2], example="mask.tif")
     stats = mask_scene(
         s2, out, backend=backend, window=window, bands=bands, level=level, dilate=dilate

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from cloudfree.argtypes import dn_value, positive_int
 from cloudfree.data.sentinel.scene import OUTSIDE_SAR
 
 # Only light imports here: `cloudfree --help` must not import torch.
@@ -62,13 +63,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint-nosar",
         default=None,
-        help="no-SAR model for pixels without S1; default: the bundled no-SAR weights",
+        help="no-SAR model for the pixels a SAR model cannot predict (no S1 there, or no --s1); "
+        "default: the no-SAR model of the SAR model's recipe (e.g. hybrid-nosar for "
+        "hybrid-sar), else an error: choose one here or with --outside-sar",
     )
     p.add_argument(
         "--outside-sar",
         choices=OUTSIDE_SAR,
-        default="nosar",
-        help="where S1 is missing: predict without SAR (nosar) or keep the input (input)",
+        default=None,
+        help="where S1 is missing: predict with the no-SAR model (nosar: --checkpoint-nosar, "
+        "the recipe's no-SAR model, else the bundled demonstration model) or keep the input "
+        "(input); default: nosar when a no-SAR model is named or the recipe has one, else an "
+        "error",
     )
     p.add_argument(
         "--tile",
@@ -85,7 +91,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "effect, so tiled = whole-image output within 0.25 DN; measured once per weights)",
     )
     p.add_argument(
-        "--batch-size", type=int, default=None,
+        "--batch-size", type=positive_int, default=None,
         help="tiles per forward pass (default: 1 on CPU, what fits on CUDA)",
     )  # fmt: skip
     p.add_argument(
@@ -122,7 +128,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--b10",
-        type=float,
+        type=dn_value,
         default=None,
         help="B10 DN to insert into 12-band L2A input (default 10: a clear sky)",
     )
@@ -144,10 +150,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``cloudfree predict``; 0 on success, 1 if a scene of several failed."""
     from cloudfree.io import atomic_path
+    from cloudfree.outputs import check_outputs
     from cloudfree.predict.many import is_many, predict_many
     from cloudfree.predict.scene import predict_scene
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     kwargs = dict(
         checkpoint=args.checkpoint,
         checkpoint_nosar=args.checkpoint_nosar,
@@ -165,10 +171,18 @@ def run(args: argparse.Namespace) -> int:
         mask_backend=args.mask_backend,
         dilate=args.dilate,
     )
+    if args.shard is not None and not is_many(args.s2):
+        raise CloudfreeError(
+            f"--shard {args.shard} splits the scenes of a folder or list file among processes; "
+            f"--s2 {args.s2} is one scene: drop --shard"
+        )
     if args.mask is not None:
         if is_many(args.s2):
             raise CloudfreeError("--mask takes one mask file: give one --s2 scene with it")
         kwargs["mask"] = args.mask
+    # The files this command reads besides the scenes, for the output guard (a weights name
+    # that is not a path matches nothing).
+    weights = [args.checkpoint, args.checkpoint_nosar, args.sd_weights]
     status = 0
     if is_many(args.s2):
         results = predict_many(
@@ -179,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             mask_dir=args.mask_out,
             uncertainty_dir=args.uncertainty_out,
+            summary=args.summary,
+            # A list file is read too; a folder's scenes are listed by predict_many.
+            inputs=[*weights, args.s2 if Path(args.s2).is_file() else None],
             **kwargs,
         )
         for row in results:
@@ -189,6 +206,11 @@ def run(args: argparse.Namespace) -> int:
             print(line)
         summary: object = results
     else:
+        check_outputs(
+            {"--out": args.out, "--mask-out": args.mask_out,
+             "--uncertainty-out": args.uncertainty_out, "--summary": args.summary},
+            [args.s2, args.s1, args.mask, *weights], example="summary.json",
+        )  # fmt: skip
         summary = predict_scene(
             args.s2,
             args.out,
@@ -218,8 +240,13 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if summary.get("sar_coverage") is not None:
         cov = 100 * summary["sar_coverage"]
         lines.append(f"S1 covers {cov:.1f} % of the scene")
-    if summary.get("method_nosar"):
-        lines.append(f"pixels without S1 predicted with {summary['method_nosar']}")
+    made_by = summary.get("made_by") or {}
+    if summary.get("method_nosar") and made_by.get("nosar"):
+        lines.append(
+            f"{100 * made_by['nosar']:.1f} % of the pixels (no S1 there) predicted with "
+            f"{summary['method_nosar']}, {100 * made_by.get('model', 0):.1f} % with "
+            f"{summary['method']}"
+        )
     if summary.get("l2a"):
         lines.append(f"L2A input: B10 filled with {summary['b10_fill']:g} DN")
     if "cloud_fraction" in summary:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+
+from cloudfree.argtypes import dn_value, positive_int
 
 # Only light imports here: `cloudfree --help` must not import torch.
 from cloudfree.errors import CloudfreeError
@@ -46,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="stable-diffusion: folder of a diffusers inpainting pipeline (e.g. a local copy of "
         "stable-diffusion-inpainting)",
     )
-    p.add_argument("--steps", type=int, default=None, help="stable-diffusion: steps (default 20)")
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="stable-diffusion: steps (default 20)"
+    )
     p.add_argument("--seed", type=int, default=None, help="stable-diffusion: seed (default 0)")
     p.add_argument("--prompt", default=None, help="stable-diffusion: the text prompt")
     p.add_argument(
@@ -60,12 +63,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tile", type=int, default=None, help="tile side (default 1024; SD 256)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap (default 256; SD 64)")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per call (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="tiles per call (default 4)")
     p.add_argument("--device", default="auto", help="stable-diffusion: auto, cpu, cuda, ...")
     p.add_argument(
         "--mask-out", default=None, help="also write the mask used here, growth included"
     )
-    p.add_argument("--b10", type=float, default=None, help="B10 DN for 12-band L2A input")
+    p.add_argument("--b10", type=dn_value, default=None, help="B10 DN for 12-band L2A input")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--summary", default=None, help="write the summary as JSON here")
     p.set_defaults(func=run)
@@ -96,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     from cloudfree.predict.cli import format_summary
     from cloudfree.predict.inpaint import inpaint_scene
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # --out, --mask-out against the inputs are checked by predict; --summary here, before work.
     check_outputs(
         {"--out": args.out, "--mask-out": args.mask_out, "--summary": args.summary},

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cloudfree.errors import CloudfreeError, DataError
-from cloudfree.outputs import check_output_dir
+from cloudfree.outputs import check_output_dir, check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,8 @@ def predict_many(
     overwrite: bool = False,
     mask_dir: str | os.PathLike[str] | None = None,
     uncertainty_dir: str | os.PathLike[str] | None = None,
+    summary: str | os.PathLike[str] | None = None,
+    inputs: Sequence[str | os.PathLike[str] | None] = (),
     **kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Predict every scene of this process's shard into ``out_dir``.
@@ -174,6 +176,9 @@ def predict_many(
         mask_dir: also write each scene's mask there (``<stem>_mask.tif``).
         uncertainty_dir: also write each scene's predicted standard deviation there
             (``<stem>_std.tif``, see ``predict_scene``'s ``uncertainty_out``).
+        summary: the JSON file the caller writes afterwards (``--summary``): checked with the
+            outputs, before any scene is predicted.
+        inputs: other files the command reads (weights...), for the output guard.
         **kwargs: passed to :func:`cloudfree.predict.scene.predict_scene` (checkpoint, tile...).
 
     Returns:
@@ -189,11 +194,14 @@ def predict_many(
         raise DataError(s2, "names only cloudfree outputs", "S2 scenes to predict")
     index, count = parse_shard(shard)
     mine = shard_scenes(scenes, index, count)
-    log.info("shard %d/%d: %d of %d scenes", index, count, len(mine), len(scenes))
     out_root = check_output_dir(out_dir, "--out")
     for flag, d in (("--mask-out", mask_dir), ("--uncertainty-out", uncertainty_dir)):
         if d is not None:
             check_output_dir(d, flag)
+    read = [*inputs, *(s.s2 for s in scenes), *(s.s1 for s in scenes)]
+    check_outputs({"--summary": summary}, read, example="summary.json")
+    if count > 1:
+        log.info("shard %d/%d: %d of %d scenes", index, count, len(mine), len(scenes))
     out_root.mkdir(parents=True, exist_ok=True)
     kwargs = dict(kwargs)
     kwargs["device"] = device_for_rank(kwargs.get("device", "auto"))

@@ -84,7 +84,9 @@ class PredictOptions:
     """
 
     checkpoint_nosar: str | None = None
-    outside_sar: str = "nosar"
+    #: None: not chosen; where a SAR model needs it, the no-SAR partner of a registry model,
+    #: else an error (never a silent substitute).
+    outside_sar: str | None = None
     tile: int | None = None
     overlap: int | None = None
     batch_size: int | None = None
@@ -112,7 +114,7 @@ class PredictOptions:
             )
         if self.dilate is not None:
             parse_distance(self.dilate)  # raises for a bad distance
-        if self.outside_sar not in OUTSIDE_SAR:
+        if self.outside_sar is not None and self.outside_sar not in OUTSIDE_SAR:
             raise ValueError(f"outside_sar must be one of {OUTSIDE_SAR}, got {self.outside_sar!r}")
         resolve_precision(self.precision)  # raises for an unknown name
         if self.backend not in BACKENDS:

@@ -146,7 +146,7 @@ def predict_scene(
     mask: str | os.PathLike[str] | None = None,
     sd_weights: str | None = None,
     checkpoint_nosar: str | None = None,
-    outside_sar: str = "nosar",
+    outside_sar: str | None = None,
     tile: int | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
@@ -182,12 +182,15 @@ def predict_scene(
             hybrid methods).
         sd_weights: folder of a Stable Diffusion inpainting pipeline (the
             ``"stable-diffusion"`` baseline, hybrids trained on its inpainting).
-        checkpoint_nosar: the no-SAR model for pixels without S1 (``outside_sar="nosar"``, or
-            no ``s1`` given to a SAR model); None: the bundled no-SAR weights.
-        outside_sar: where S1 is missing: ``"nosar"`` predicts with ``checkpoint_nosar``,
-            blended with the SAR model across the edge of the S1 coverage as tiles are
+        checkpoint_nosar: the no-SAR model for pixels without S1 (or for the whole scene
+            when no ``s1`` is given to a SAR model); None: the no-SAR partner of the SAR
+            model's recipe (:func:`cloudfree.predict.bundled.choose_nosar`).
+        outside_sar: where S1 is missing: ``"nosar"`` predicts with the no-SAR model
+            (``checkpoint_nosar``, the partner, else the bundled demonstration model), blended
+            with the SAR model across the edge of the S1 coverage as tiles are
             (:func:`cloudfree.predict.tiling.coverage_weights`: no seam); ``"input"`` keeps the
-            input values. Never filled with zeros.
+            input values; None (not chosen): the no-SAR model named or the partner, else an
+            error. Never filled with zeros, never a model the user did not choose.
         tile: largest tile side fed to the model, pixels; overlap: pixels shared by
             neighbouring tiles (its quarter is the trusted-margin of each tile edge).
             None: chosen for the model and the device (:mod:`cloudfree.predict.plan`: the
@@ -262,7 +265,7 @@ def predict_scene(
     plan = plan_tiles(main.method, _device_of(main), resolve_precision(precision), tile,
                       overlap, batch_size)  # fmt: skip
     check_tiling(plan.tile, plan.overlap, plan.batch)
-    log.info("tiling: %s", plan.reason)
+    log.debug("tiling: %s", plan.reason)  # the summary has the tiling; --debug shows why
     _release_large_buffers()
     with rasterio.Env(**gdal_cache_env()):
         summary = _predict(files, main, opts, plan)
@@ -317,10 +320,15 @@ def _predict(
                     f"{method.name} takes S1 but no s1 was given; give --s1, a no-SAR "
                     "checkpoint, or outside_sar='nosar' (predicts everything without SAR)"
                 )
-            log.warning("no S1 given: the whole scene is predicted with the no-SAR model")
+            # Before any work: the model for the whole scene is one the user chose.
+            from cloudfree.predict.bundled import choose_nosar
+
+            spec = choose_nosar(method.name, opts.checkpoint_nosar, opts.outside_sar,
+                                "no --s1 was given")  # fmt: skip
+            log.warning("no S1 given: the whole scene is predicted with the no-SAR model %s", spec)
         # Every batch a method sees carries the scene mask (cloudfree.masks.patch.batch_mask):
         # computed when a method reads it, which the no-SAR fallback (e.g. hybrid-nosar) may.
-        may_use_nosar = method.include_sar and opts.outside_sar == "nosar"
+        may_use_nosar = method.include_sar and opts.outside_sar != "input"
         need_mask = (
             opts.keep_clear
             or files.mask_out is not None
@@ -416,6 +424,7 @@ def _predict(
     changed = sp.changed / sp.valid
 
     nosar = sp.nosar_runner
+    used_nosar = nosar is not None and sp.made_by["nosar"] > 0
     summary: dict[str, Any] = {
         "out": str(files.out),
         "height": h,
@@ -427,10 +436,12 @@ def _predict(
         "l2a": src.l2a,
         "b10_fill": src.b10_fill,
         "method": method.name,
-        "method_nosar": None if nosar is None else nosar.method.name,
+        "method_nosar": nosar.method.name if used_nosar and nosar is not None else None,
+        # Which share of the pixels with data each made: method, method_nosar, the input.
+        "made_by": {k: v / max(sp.valid, 1) for k, v in sp.made_by.items()},
         # The short names above are for tables; these are the files used (None: a baseline).
         "weights": _weights_path(main),
-        "weights_nosar": None if nosar is None else _weights_path(nosar),
+        "weights_nosar": _weights_path(nosar) if used_nosar and nosar is not None else None,
         "device": str(getattr(method, "device", "cpu")),
         "precision": resolve_precision(opts.precision),
         "backend": getattr(method, "backend", None),

@@ -189,6 +189,9 @@ class WindowPredictor:
         #: Pixels with data (not nodata) so far, and those whose values were changed.
         self.valid = 0
         self.changed = 0
+        #: Pixels with data by what made their values: the main model, the no-SAR model (no
+        #: S1 there), the input (kept: --keep-clear, --outside-sar input, an inpainting).
+        self.made_by = {"model": 0, "nosar": 0, "input": 0}
         # The SAR model is used only with S1; without S1 a SAR checkpoint falls back to no-SAR.
         self.sar = main.method.include_sar and s1 is not None
         # A model that is not local (UnCRtainTS: group norm and squeeze-excitation over the
@@ -207,12 +210,12 @@ class WindowPredictor:
             if not self.main.method.include_sar:
                 self._nosar = self.main
             else:
-                opts = self.opts
-                spec = opts.checkpoint_nosar
-                if spec is None:
-                    from cloudfree.predict.bundled import nosar_default
+                from cloudfree.predict.bundled import choose_nosar
 
-                    spec = nosar_default(self.main.method.name)
+                opts = self.opts
+                why = "no S1 was given" if self.s1 is None else "S1 misses part of the scene"
+                spec = choose_nosar(self.main.method.name, opts.checkpoint_nosar,
+                                    opts.outside_sar, why)  # fmt: skip
                 self._nosar = load_runner(
                     spec, opts.device, opts.precision, opts.sd_weights, opts.backend
                 )
@@ -220,7 +223,6 @@ class WindowPredictor:
                     raise DataError(
                         spec, "is a model that takes S1", "a no-SAR checkpoint for checkpoint_nosar"
                     )
-                log.info("pixels without S1 are predicted with %s", self._nosar.method.name)
         return self._nosar
 
     def _s1_tiles(self, s1n: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -420,7 +422,9 @@ class WindowPredictor:
         np.maximum(dn, 0.0, out=dn)
         raw = data[:, h : h + wh, h : h + ww][rows]
         nodata = cloudy.meta.nodata
-        holes = nodata_pixels(raw, nodata)  # None declared: 0 in every band (cloudfree.units)
+        # S2Source reads a missing pixel as 0 in every band, whatever the file declares
+        # (cloudfree.units.zero_missing); the output gets the file's nodata there.
+        holes = nodata_pixels(raw, None)
         replace = np.zeros((wh, ww), dtype=bool)
         win_mask = None
         if mask is not None:
@@ -434,6 +438,16 @@ class WindowPredictor:
         if sar is not None and self.opts.outside_sar == "input":
             replace |= ~sar.cov[h : h + wh, h : h + ww]
         dn[:, replace] = raw[:, replace]
+        predicted = ~holes & ~replace
+        if not self.main.method.include_sar:
+            no_s1 = np.zeros((wh, ww), dtype=bool)
+        elif sar is None:
+            no_s1 = np.ones((wh, ww), dtype=bool)
+        else:
+            no_s1 = ~sar.cov[h : h + wh, h : h + ww]
+        self.made_by["input"] += int((replace & ~holes).sum())
+        self.made_by["nosar"] += int((predicted & no_s1).sum())
+        self.made_by["model"] += int((predicted & ~no_s1).sum())
         out = to_dtype(dn, np.dtype(cloudy.meta.dtype))
         avoid_nodata(out, ~replace & ~holes, nodata)
         out[:, holes] = np.asarray(0 if nodata is None else nodata).astype(out.dtype)

@@ -226,6 +226,16 @@ def save_checkpoint(
             os.fsync(f.fileno())
         fsync_path(tmp)
         _replace_dir(tmp, final)
+    except Exception as e:
+        from cloudfree.io import WriteError, no_space
+
+        if no_space(e, ckpt_dir):  # torch says "file write failed", without the errno
+            raise WriteError(
+                f"no space left on device while writing the checkpoint {final}; the run keeps "
+                f"its earlier checkpoints: free some space and continue it with --resume "
+                f"{Path(run_dir)}"
+            ) from e
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

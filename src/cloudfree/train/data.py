@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -170,6 +171,12 @@ def build_datasets(
     train_sample, val_sample = sample_configs(cfg, include_sar)
     seed = cfg.train.seed
     train = build_dataset(cfg.data, cfg.data.train_split, train_sample, seed, cache_dir)
+    side = _patch_side(train)
+    if side is not None and cfg.data.crop_size > side:
+        raise ValueError(
+            f"config data.crop_size {cfg.data.crop_size} is larger than the training patches "
+            f"({side} x {side} px); set data.crop_size={side} or less"
+        )
     try:
         val: PatchDataset | None = build_dataset(
             cfg.data, cfg.data.val_split, val_sample, seed, cache_dir
@@ -193,6 +200,15 @@ def build_datasets(
             )
         warnings.warn(f"{name} uses {len(ds)} patches: {left}.{hint}", stacklevel=2)
     return train, val
+
+
+def _patch_side(ds: Any) -> int | None:
+    """The side of a dataset's square patches, px, where it is known without reading them."""
+    size = getattr(ds, "patch_size", None)
+    if size is None and isinstance(getattr(ds, "manifest", None), dict):
+        h, w = ds.manifest.get("patch_shape") or (None, None)
+        size = h if h == w else None
+    return None if size is None else int(size)
 
 
 def nosar_name(model: str) -> str:

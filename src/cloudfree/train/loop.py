@@ -17,6 +17,7 @@ resumed from its last complete checkpoint redoes the lost steps identically: on 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -198,10 +199,11 @@ def train(cfg: Config, resume: str | Path | None = None) -> dict[str, Any]:
     from cloudfree.models.runtime import tf32_mode
 
     dist = D.init_distributed(cfg.train.device)
+    held = contextlib.ExitStack()  # the run folder's lock, taken by _setup
     try:
         # Strict fp32 unless train.tf32 (the paper presets: off), for the whole run.
-        with tf32_mode(cfg.train.tf32):
-            return _train(cfg, resume, dist)
+        with held, tf32_mode(cfg.train.tf32):
+            return _train(cfg, resume, dist, held)
     except torch.cuda.OutOfMemoryError as e:
         raise TrainingError(_oom_message(cfg)) from e
     finally:
@@ -258,13 +260,16 @@ class _State:
     t_log: float = 0.0
 
 
-def _train(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> dict[str, Any]:
-    """The body of :func:`train`, on a process that has joined its group (if any)."""
+def _train(
+    cfg: Config, resume: str | Path | None, dist: D.DistInfo, held: contextlib.ExitStack
+) -> dict[str, Any]:
+    """The body of :func:`train`, on a process that has joined its group (if any); ``held``
+    keeps the run folder's lock until :func:`train` returns."""
     from tqdm import tqdm
 
     from cloudfree.train.run_log import RunLogger
 
-    run = _setup(cfg, resume, dist)
+    run = _setup(cfg, resume, dist, held)
     state = _resume(run) if resume is not None else _State()
     if resume is not None and state.epoch >= cfg.train.epochs:
         return _finished(run, state)
@@ -341,8 +346,11 @@ def _finished(run: _Run, state: _State) -> dict[str, Any]:
     }
 
 
-def _setup(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> _Run:
-    """Seeds, initial weights, the run folder, model, loss, optimiser and data."""
+def _setup(
+    cfg: Config, resume: str | Path | None, dist: D.DistInfo, held: contextlib.ExitStack
+) -> _Run:
+    """Seeds, initial weights, the run folder (locked by rank 0 into ``held``: one process
+    group per run), model, loss, optimiser and data."""
     from cloudfree.models import build_model
 
     world = dist.world_size
@@ -368,12 +376,15 @@ def _setup(cfg: Config, resume: str | Path | None, dist: D.DistInfo) -> _Run:
     # A folder this call creates is removed again if the set-up below fails (a model name or
     # data that does not work): no run folder holding only config.yaml and run_info.json.
     created = D.broadcast_object(_first_missing(run_dir) if D.is_main() else None)
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if resume is None or not (run_dir / "config.yaml").is_file():
-            save_config(cfg, run_dir)
-    D.barrier()
     try:
+        if dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            from cloudfree.locks import folder_lock
+
+            held.enter_context(folder_lock(run_dir, "train"))
+            if resume is None or not (run_dir / "config.yaml").is_file():
+                save_config(cfg, run_dir)
+        D.barrier()
         return _build(cfg, dist, run_dir, init)
     except BaseException:
         if created is not None and dist.is_main:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cloudfree import render
+from cloudfree.argtypes import positive_int
 from cloudfree.bands import NUM_S2_BANDS, SPLITS
 from cloudfree.errors import CloudfreeError, DataError
 from cloudfree.viewer.layers import COMPOSITES, Style, any_rgb, raster_size, read_display
@@ -64,13 +65,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-size",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MAX_SIZE,
         help=f"longest side in pixels of each drawn raster (default {DEFAULT_MAX_SIZE})",
     )
     p.add_argument("--predictions", default=None, help="index mode: predictions folder")
     p.add_argument("--split", choices=SPLITS, default=None, help="index mode")
-    p.add_argument("--limit", type=int, default=None, help="index mode: at most N patches")
+    p.add_argument("--limit", type=positive_int, default=None, help="index mode: at most N patches")
     p.set_defaults(func=run)
 
 

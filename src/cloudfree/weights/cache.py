@@ -84,7 +84,6 @@ def cached_records() -> dict[str, dict[str, Any]]:
     return out
 
 
-def remove(name: str) -> None:
-    """Drop ``name`` from the cache (record first, so it stops counting as cached at once)."""
-    for path in (record_path(name), weights_path(name)):
-        path.unlink(missing_ok=True)
+def remove_record(name: str) -> None:
+    """Drop the record of ``name`` (it stops counting as cached; its weights file stays)."""
+    record_path(name).unlink(missing_ok=True)

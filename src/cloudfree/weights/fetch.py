@@ -197,32 +197,32 @@ def _install(
 ) -> Installed:
     """Put a verified file under the entry's final name (converting Keras), then record it."""
     from cloudfree import __version__
+    from cloudfree.io import atomic_path
 
     final = cache.weights_path(name)
-    cache.remove(name)  # the old record goes first: a crash below leaves "not cached"
-    if checked["format"] == "keras-hdf5":
-        from cloudfree.models.keras_import import convert_keras
+    # The new weights are made under a temporary name beside the old ones and swapped in only
+    # once complete and loadable: a failed conversion (or a file that does not fit its model)
+    # leaves the entry it was to replace as it was.
+    with atomic_path(final) as staged:
+        if checked["format"] == "keras-hdf5":
+            from cloudfree.models.keras_import import convert_keras
 
-        convert_keras(src, final, include_sar=checked["config"]["include_sar"])
-        if move:
-            src.unlink()
-    elif checked["format"] == "uncrtaints-pth":
-        from cloudfree.models.uncrtaints_import import convert_uncrtaints
+            convert_keras(src, staged, include_sar=checked["config"]["include_sar"])
+        elif checked["format"] == "uncrtaints-pth":
+            from cloudfree.models.uncrtaints_import import convert_uncrtaints
 
-        convert_uncrtaints(src, checked["conf"], final)
-        if move:
-            src.unlink()
-    else:
-        from cloudfree.io import atomic_path
-        from cloudfree.models.weights import load_weights
-
-        load_weights(src)  # all tensors must fit the model the file names
-        if move:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, final)
+            convert_uncrtaints(src, checked["conf"], staged)
         else:
-            with atomic_path(final) as tmp:
-                shutil.copyfile(src, tmp)
+            from cloudfree.models.weights import load_weights
+
+            load_weights(src)  # all tensors must fit the model the file names
+            if move:
+                os.replace(src, staged)
+            else:
+                shutil.copyfile(src, staged)
+        cache.remove_record(name)  # the old record goes just before its weights are replaced
+    if move:
+        src.unlink(missing_ok=True)
     record = {
         "name": name,
         "model": checked["model"],

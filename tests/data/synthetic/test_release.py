@@ -326,5 +326,7 @@ def test_cli(tmp_path: Path) -> None:
     assert (
         len(triplets(tmp_path / "d")) == 4 and len(list((tmp_path / "d" / "truth").iterdir())) == 4
     )
-    assert main(["synth", str(tmp_path / "e"), "--n", "0"]) == 1
+    with pytest.raises(SystemExit) as usage:  # a count below 1: a usage error, exit 2
+        main(["synth", str(tmp_path / "e"), "--n", "0"])
+    assert usage.value.code == 2 and not (tmp_path / "e").exists()
     shutil.rmtree(tmp_path / "d")

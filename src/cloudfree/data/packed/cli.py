@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from cloudfree.argtypes import nonnegative_int, positive_int
+
 
 def add_pack(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,7 +26,10 @@ def add_pack(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--split", default=None, help="pack only this split (train, val or test)")
     p.add_argument(
-        "--shard-size", type=int, default=1024, help="patches per shard (default 1024, ~4 GB)"
+        "--shard-size",
+        type=positive_int,
+        default=1024,
+        help="patches per shard (default 1024, ~4 GB)",
     )
     p.add_argument(
         "--require",
@@ -32,7 +37,9 @@ def add_pack(sub: argparse._SubParsersAction) -> None:
         help="kinds a patch must have to be packed (default s2,s2_cloudy; s1,s2,s2_cloudy for "
         "SAR models only)",
     )
-    p.add_argument("--workers", type=int, default=2, help="reader processes (default 2)")
+    p.add_argument(
+        "--workers", type=nonnegative_int, default=2, help="reader processes (default 2)"
+    )
     p.add_argument("--strict", action="store_true", help="fail on the first bad patch")
     p.add_argument(
         "--overwrite",
@@ -65,7 +72,16 @@ def add_pack(sub: argparse._SubParsersAction) -> None:
 
 def run_pack(args: argparse.Namespace) -> int:
     from cloudfree.data.packed.pack import pack
+    from cloudfree.errors import CloudfreeError
+    from cloudfree.inpaint.registry import SD_BASELINE, check_method
 
+    for method in args.inpaint:  # before packing, not after
+        check_method(method)
+        if method == SD_BASELINE and not args.sd_weights:
+            raise CloudfreeError(
+                "--inpaint stable-diffusion needs --sd-weights FOLDER (a diffusers inpainting "
+                "pipeline saved locally)"
+            )
     manifest = pack(
         args.index,
         args.out,

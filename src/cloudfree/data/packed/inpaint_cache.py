@@ -37,6 +37,7 @@ import numpy as np
 from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.data.packed.shards import MANIFEST, MASK_NOT_COMPUTED, read_manifest, read_patches
 from cloudfree.errors import DataError
+from cloudfree.locks import holds_folder
 from cloudfree.masks.patch import MASK_ALGORITHM
 from cloudfree.workers import process_pool
 
@@ -87,6 +88,7 @@ def _work(
     return len(offsets)
 
 
+@holds_folder("pack --inpaint")
 def fill_inpainting(
     packed_dir: str | os.PathLike[str],
     method: str = "mask-fill",

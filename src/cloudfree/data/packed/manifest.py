@@ -38,6 +38,7 @@ from cloudfree.data.packed.shards import (
 from cloudfree.data.release.index import IndexRow
 from cloudfree.errors import DataError
 from cloudfree.io import RasterMeta, atomic_path, fsync_path
+from cloudfree.locks import holds_folder
 from cloudfree.masks.patch import mask_record, patch_mask
 
 
@@ -237,6 +238,7 @@ def mask_state(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+@holds_folder("pack")
 def fill_masks(packed_dir: str | os.PathLike[str], batch: int = 32) -> dict[str, Any]:
     """Compute the cloud masks of a complete pack's shards that have none (``"mask"`` not true).
 

@@ -78,7 +78,8 @@ from cloudfree.data.packed.sources import (
 from cloudfree.data.release.index import IndexRow, read_index
 from cloudfree.errors import DataError, DatasetNotFoundError
 from cloudfree.io import RasterMeta, atomic_path, fsync_path, split_archive_path
-from cloudfree.outputs import check_output_dir
+from cloudfree.locks import folder_lock
+from cloudfree.outputs import check_output_dir, created_folder
 from cloudfree.workers import process_pool
 
 _ROWS_PER_TASK = 8  # files of 8 patches per worker task: load balance vs. IPC overhead
@@ -354,91 +355,106 @@ def pack(
         )
     root_path = Path(result.root).resolve()
     out = check_output_dir(out, "--out", [index, root_path])
-    out.mkdir(parents=True, exist_ok=True)
-    hw = probe_size(rows, root_path)
-    shards = plan_shards(rows, shard_size)
-    manifest: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "cloudfree_version": __version__,
-        "created": now(),
-        "updated": now(),
-        "complete": False,
-        "source": {
-            "index": str(Path(index).resolve()),
-            "root": str(root_path),
-            "split": split,
-            "require": list(require),
-            "num_selected": len(rows),
-            "rows_sha256": rows_hash(rows),
-        },
-        "shard_size": shard_size,
-        "patch_shape": list(hw),
-        "arrays": arrays_info(hw),
-        "mask": None,
-        "num_shards": len(shards),
-        "num_patches": 0,
-        "num_skipped": 0,
-        "shards": [],
-        "skipped": [],
-    }
-    csv_rows = resume(out, manifest, shards, overwrite)
-    if not csv_rows:
-        with atomic_path(out / PATCHES) as tmp, open(tmp, "w", newline="") as f:
-            csv.writer(f).writerow(PATCH_COLUMNS)
-    elif len(csv_rows) != len(read_patch_rows(out / PATCHES)):
-        with atomic_path(out / PATCHES) as tmp, open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows([PATCH_COLUMNS, *csv_rows])
+    done: list[Any] = []  # [the manifest] once it exists: what the finished shards hold
+    # A pack that fails before finishing a shard leaves no --out folder it created; one with
+    # finished shards is kept, for the next run to resume.
+    with (
+        created_folder(out, keep=lambda: bool(done and done[0]["num_patches"])),
+        folder_lock(out, "pack"),
+    ):
+        hw = probe_size(rows, root_path)
+        shards = plan_shards(rows, shard_size)
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "cloudfree_version": __version__,
+            "created": now(),
+            "updated": now(),
+            "complete": False,
+            "source": {
+                "index": str(Path(index).resolve()),
+                "root": str(root_path),
+                "split": split,
+                "require": list(require),
+                "num_selected": len(rows),
+                "rows_sha256": rows_hash(rows),
+            },
+            "shard_size": shard_size,
+            "patch_shape": list(hw),
+            "arrays": arrays_info(hw),
+            "mask": None,
+            "num_shards": len(shards),
+            "num_patches": 0,
+            "num_skipped": 0,
+            "shards": [],
+            "skipped": [],
+        }
+        done.append(manifest)
+        csv_rows = resume(out, manifest, shards, overwrite)
+        if not csv_rows:
+            with atomic_path(out / PATCHES) as tmp, open(tmp, "w", newline="") as f:
+                csv.writer(f).writerow(PATCH_COLUMNS)
+        elif len(csv_rows) != len(read_patch_rows(out / PATCHES)):
+            with atomic_path(out / PATCHES) as tmp, open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows([PATCH_COLUMNS, *csv_rows])
 
-    todo = shards[len(manifest["shards"]) :]
-    # The platform's default start method, as torch's DataLoader uses (fork on Linux before
-    # Python 3.14; with spawn/forkserver, call pack() under `if __name__ == "__main__":`).
-    ctx = mp.get_context()
-    counter = ctx.Value("q", 0)
-    executor: Any
-    if workers > 0:
-        # Readers that end with this process: a killed pack leaves none behind.
-        executor = process_pool(workers, init_worker, (counter,), mp_context=ctx)
-        executor.submit(int).result()  # start the workers now, before tqdm starts its thread
-    else:
-        init_worker(counter)
-        executor = _InlineExecutor()
-    packer = _Packer(out, rows, root_path, manifest, csv_rows, strict, executor, counter, mask)
-    packer.write_manifest(complete=not todo)
-    if not todo:
-        executor.shutdown()
-        if workers <= 0:
-            init_worker(None)
-        return fill_masks(out) if mask else manifest
-    n_rows = todo[-1].stop - todo[0].start
-    n_files = sum(len(r.kinds) for r in rows[todo[0].start :])
-    from tqdm import tqdm
+        todo = shards[len(manifest["shards"]) :]
+        # The platform's default start method, as torch's DataLoader uses (fork on Linux before
+        # Python 3.14; with spawn/forkserver, call pack() under `if __name__ == "__main__":`).
+        ctx = mp.get_context()
+        counter = ctx.Value("q", 0)
+        executor: Any
+        if workers > 0:
+            # Readers that end with this process: a killed pack leaves none behind.
+            executor = process_pool(workers, init_worker, (counter,), mp_context=ctx)
+            executor.submit(int).result()  # start the workers now, before tqdm starts its thread
+        else:
+            init_worker(counter)
+            executor = _InlineExecutor()
+        packer = _Packer(out, rows, root_path, manifest, csv_rows, strict, executor, counter, mask)
+        packer.write_manifest(complete=not todo)
+        if not todo:
+            executor.shutdown()
+            if workers <= 0:
+                init_worker(None)
+            return fill_masks(out) if mask else manifest
+        n_rows = todo[-1].stop - todo[0].start
+        n_files = sum(len(r.kinds) for r in rows[todo[0].start :])
+        from tqdm import tqdm
 
-    ok = False
-    try:
-        with tqdm(total=n_rows, unit="patch", desc=f"pack {out.name}", smoothing=0.1) as bar:
+        ok = False
+        try:
+            with tqdm(total=n_rows, unit="patch", desc=f"pack {out.name}", smoothing=0.1) as bar:
 
-            def progress(files_done: int) -> None:
-                bar.update(files_done * n_rows // n_files - bar.n)
+                def progress(files_done: int) -> None:
+                    bar.update(files_done * n_rows // n_files - bar.n)
 
-            with contextlib.ExitStack() as outer:
-                run: _Run | None = None
-                for group in _group_shards(todo, rows, root_path):
-                    # Start reading the next group before finishing the last one, so that the
-                    # workers keep reading while this process fsyncs and renames.
-                    nxt = packer.start(group, outer)
+                with contextlib.ExitStack() as outer:
+                    run: _Run | None = None
+                    for group in _group_shards(todo, rows, root_path):
+                        # Start reading the next group before finishing the last one, so that the
+                        # workers keep reading while this process fsyncs and renames.
+                        nxt = packer.start(group, outer)
+                        if run is not None:
+                            packer.finish(run, progress)
+                        run = nxt
                     if run is not None:
                         packer.finish(run, progress)
-                    run = nxt
-                if run is not None:
-                    packer.finish(run, progress)
-            progress(counter.value)
-        ok = True
-    finally:
-        executor.shutdown(wait=ok, cancel_futures=True)
-        if workers <= 0:
-            init_worker(None)
-    packer.write_manifest(complete=True)
-    if mask and manifest["mask"] is None:  # shards kept from a run without masks
-        return fill_masks(out)
-    return manifest
+                progress(counter.value)
+            ok = True
+        finally:
+            executor.shutdown(wait=ok, cancel_futures=True)
+            if workers <= 0:
+                init_worker(None)
+        if manifest["num_patches"] == 0:  # a pack of nothing is no success
+            first = manifest["skipped"][0] if manifest["skipped"] else None
+            raise DatasetNotFoundError(
+                index,
+                f"none of the {len(rows)} patches could be read"
+                + (f" (the first: {first['path']}: {first['reason']})" if first else ""),
+                "an index whose files exist under its root (give --root if the dataset moved)",
+            )
+        packer.write_manifest(complete=True)
+        if mask and manifest["mask"] is None:  # shards kept from a run without masks
+            return fill_masks(out)
+        return manifest

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -170,14 +171,10 @@ def summary_path(index_path: str | os.PathLike[str]) -> Path:
 
 
 def write_index(result: IndexResult, out: str | os.PathLike[str]) -> Path:
-    """Write the CSV (sorted by roi_season, scene, patch) and its summary sidecar, atomically."""
+    """Write the CSV (sorted by roi_season, scene, patch) and its summary sidecar, atomically:
+    both are staged, and renamed into place only once both are complete."""
     out = Path(out)
     rows = sorted(result.rows)
-    with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(INDEX_COLUMNS)
-        for r in rows:
-            w.writerow([r.roi_season, r.scene, r.patch, r.split, r.s1, r.s2, r.s2_cloudy])
     side = {
         "root": str(Path(result.root).resolve()),
         "layout": result.layout,
@@ -186,8 +183,13 @@ def write_index(result: IndexResult, out: str | os.PathLike[str]) -> Path:
         "problems": [asdict(p) for p in result.problems],
         "notes": list(result.notes),
     }
-    with atomic_path(summary_path(out)) as tmp:
-        tmp.write_text(json.dumps(side, indent=2) + "\n")
+    with atomic_path(out) as tmp, atomic_path(summary_path(out)) as side_tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(INDEX_COLUMNS)
+            for r in rows:
+                w.writerow([r.roi_season, r.scene, r.patch, r.split, r.s1, r.s2, r.s2_cloudy])
+        side_tmp.write_text(json.dumps(side, indent=2) + "\n")
     return out
 
 
@@ -215,7 +217,10 @@ def read_index(
     if root is None:
         root = side.get("root") or path.parent
     rows: list[IndexRow] = []
-    with open(path, newline="") as f:
+    seen: dict[tuple[str, int, int], int] = {}
+    duplicates: list[int] = []
+    # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark.
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -239,7 +244,19 @@ def read_index(
                 ) from e
             if row.split not in SPLITS:
                 raise DataError(path, f"line {n} has split {row.split!r}", f"one of {SPLITS}")
+            key = (row.roi_season, row.scene, row.patch)
+            if key in seen:  # scored or packed twice, a patch would weigh double
+                duplicates.append(n)
+                continue
+            seen[key] = n
             rows.append(row)
+    if duplicates:
+        warnings.warn(
+            f"{path}: {len(duplicates)} duplicate row(s) of a patch already listed (lines "
+            f"{', '.join(map(str, duplicates[:5]))}{', ...' if len(duplicates) > 5 else ''}); "
+            "each patch is used once",
+            stacklevel=2,
+        )
     return IndexResult(
         rows=rows,
         root=Path(root),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cloudfree.argtypes import positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add the ``stack`` subcommand to a subparsers action."""
@@ -29,7 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="resampling of the 20 m and 60 m bands (default bilinear)",
     )
     p.add_argument(
-        "--window", type=int, default=1024, help="block side in pixels read at once (default 1024)"
+        "--window",
+        type=positive_int,
+        default=1024,
+        help="block side in pixels read at once (default 1024)",
     )
     p.add_argument(
         "--granule", default=None, help="granule folder name, for old multi-granule products"

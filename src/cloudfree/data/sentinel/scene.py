@@ -33,7 +33,7 @@ from cloudfree.bands import (
 )
 from cloudfree.errors import DataError
 from cloudfree.io import RasterMeta, gdal_path, meta_of
-from cloudfree.units import check_scene
+from cloudfree.units import check_scene, nodata_pixels, zero_missing
 from cloudfree.windows import Window, clip_window, pad_reflect
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,6 @@ class S2Source:
                 "it). The model was trained on L1C top-of-atmosphere data: expect a bias on L2A."
             )
             warnings.warn(msg, UserWarning, stacklevel=2)
-            log.warning(msg)
         elif b10 is not None:
             log.info("%s has 13 bands (L1C): its own B10 is used, b10=%g is ignored", path, b10)
 
@@ -161,14 +160,18 @@ class S2Source:
         return self.meta.width
 
     def read(self, region: Window) -> tuple[np.ndarray, Window]:
-        """13-band DN of ``region`` (reflect-padded outside the scene), float32.
+        """13-band DN of ``region`` (reflect-padded outside the scene), float32; pixels that
+        hold no data (the file's nodata, NaN) are 0 in every band
+        (:func:`cloudfree.units.zero_missing`), as in :meth:`read_bands`.
 
         Returns:
             ``((13, h, w) float32 DN in S2_BANDS order, inner)`` as :func:`read_padded`.
         """
         data, inner = read_padded(self.ds, region, self.height, self.width)
+        data = zero_missing(data, self.meta.nodata)
         if self.l2a:
             fill = np.full((1, *data.shape[1:]), self.b10_fill, dtype=np.float32)
+            fill[0, nodata_pixels(data, None)] = 0  # a missing pixel stays 0 in every band
             i = s2_index("B10")
             data = np.concatenate([data[:i], fill, data[i:]])
         return data, inner
@@ -181,14 +184,17 @@ class S2Source:
         r, c, h, w = win
         if not (self.l2a and "B10" in bands):
             idx = [self.bands.index(b) + 1 for b in bands]
-            return self.ds.read(indexes=idx, window=RioWindow(c, r, w, h))
+            return zero_missing(self.ds.read(indexes=idx, window=RioWindow(c, r, w, h)),
+                                self.meta.nodata)  # fmt: skip
         held = [b for b in bands if b != "B10"]  # only these are read; B10 is the fill
         data = self.ds.read(
             indexes=[self.bands.index(b) + 1 for b in held],
             window=RioWindow(c, r, w, h),
             out_dtype="float32",
         )
+        data = zero_missing(data, self.meta.nodata)
         out = np.full((len(bands), h, w), self.b10_fill, dtype=np.float32)
+        out[:, nodata_pixels(data, None)] = 0  # a missing pixel stays 0 in every band
         out[[i for i, b in enumerate(bands) if b != "B10"]] = data
         return out
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from cloudfree.argtypes import positive_int
+
 
 def add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,9 +20,11 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("out", help="output folder (created)")
-    p.add_argument("--n", type=int, default=16, help="number of triplets (default 16)")
+    p.add_argument("--n", type=positive_int, default=16, help="number of triplets (default 16)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--size", type=int, default=256, help="patch side in pixels (default 256)")
+    p.add_argument(
+        "--size", type=positive_int, default=256, help="patch side in pixels (default 256)"
+    )
     p.add_argument(
         "--clear-from",
         default=None,

@@ -410,6 +410,39 @@ def _synthesize_from(out: Path, n: int, seed: int, size: int, clear_from: Path) 
     return len(order)
 
 
+#: The file that marks a folder as written by :func:`synthesize` (its arguments, as JSON):
+#: synthetic patches never go into a folder of real ones, and never pass for real ones.
+MARKER = "SYNTHETIC.json"
+
+
+def _claim(out: Path, **args: object) -> None:
+    """Refuse a folder that holds GeoTIFFs :func:`synthesize` did not write (a real release:
+    its patches have the release names the synthetic ones take); else mark it as synthetic.
+
+    Raises:
+        DataError: ``out`` holds GeoTIFFs but no :data:`MARKER`.
+    """
+    import json
+
+    from cloudfree.io import atomic_path
+
+    if out.is_dir() and not (out / MARKER).is_file():
+        found = next((p for p in out.rglob("*") if p.suffix.lower() in (".tif", ".tiff")), None)
+        if found is not None:
+            raise DataError(
+                out,
+                f"holds GeoTIFFs that synth did not write (e.g. {found}); synthetic patches "
+                "would replace them or mix with them",
+                "a new or empty folder (or one an earlier synth wrote) for the synthetic dataset",
+            )
+    with atomic_path(out / MARKER) as tmp:
+        record = {
+            "written_by": "cloudfree synth",
+            **{k: str(v) if isinstance(v, Path) else v for k, v in args.items()},
+        }
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
 def synthesize(
     out: str | Path, n: int, seed: int = 0, size: int = 256, clear_from: str | Path | None = None
 ) -> int:
@@ -435,7 +468,11 @@ def synthesize(
     """
     if n < 1 or size < 8:
         raise DataError(None, f"n={n}, size={size}", "n >= 1 triplets and a size >= 8 pixels")
-    out = Path(out)
-    if clear_from is not None:
-        return _synthesize_from(out, n, seed, size, Path(clear_from))
-    return _synthesize_scenes(out, n, seed, size)
+    from cloudfree.outputs import created_folder
+
+    # A failure (a full disk) removes the folder if this call created it.
+    with created_folder(out) as folder:
+        _claim(folder, n=n, seed=seed, size=size, clear_from=clear_from)
+        if clear_from is not None:
+            return _synthesize_from(folder, n, seed, size, Path(clear_from))
+        return _synthesize_scenes(folder, n, seed, size)
