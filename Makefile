@@ -7,6 +7,8 @@ PY     := $(VENV)/bin/python
 # multi-GB CUDA build; on GPU machines keep whatever torch the user installed.
 TORCH_PIN := $(shell command -v nvidia-smi >/dev/null 2>&1 || echo "torch==2.13.0")
 STAMP  := $(VENV)/.installed
+# make demo installs only what the demo needs (the demo extra); make test installs everything.
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint install clean
 
@@ -26,7 +28,13 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): $(PY) pyproject.toml
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; else \
+		$(PY) -m pip install -q $(TORCH_PIN) && \
+		$(PY) -m pip install -q -e ".[demo]" $(TORCH_PIN); fi
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/cloudfree demo --out demo_out
 
 test: $(STAMP)

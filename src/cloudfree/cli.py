@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from cloudfree import __version__
-from cloudfree.errors import CloudfreeError
+from cloudfree.errors import CloudfreeError, root_reason
 
 
 def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
@@ -115,7 +115,7 @@ def _log_handler(debug: bool) -> logging.Handler:
     """Print cloudfree's log records on stderr for the command's run: notes (INFO) and above,
     DEBUG too with ``--debug``. Other libraries' records (rasterio relays every GDAL message
     at INFO) stay at Python's default, warnings and above."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _LogHandler()
     handler.setFormatter(_LogFormat())
     logger = logging.getLogger("cloudfree")
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
@@ -126,18 +126,51 @@ def _log_handler(debug: bool) -> logging.Handler:
 def _format_warning(
     message: Warning | str, category: type[Warning], *args: object, **kwargs: object
 ) -> str:
-    return f"cloudfree: warning: {message}\n"
+    text = f"cloudfree: warning: {message}"
+    if _bars_on_screen():
+        # Printed above the bars by tqdm, not glued to the end of one; nothing left to print.
+        _write_above_bars(text)
+        return ""
+    return text + "\n"
+
+
+def _bars_on_screen() -> bool:
+    """Whether a tqdm progress bar is showing (tqdm imported and an instance alive)."""
+    tqdm_mod = sys.modules.get("tqdm")
+    return tqdm_mod is not None and bool(getattr(tqdm_mod.tqdm, "_instances", None))
+
+
+def _write_above_bars(text: str) -> None:
+    """``text`` on stderr on a line of its own, above any progress bar (tqdm.write)."""
+    if _bars_on_screen():
+        sys.modules["tqdm"].tqdm.write(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr)
+
+
+class _LogHandler(logging.Handler):
+    """cloudfree's log records on stderr, above any progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _write_above_bars(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
 
 
 def error_text(e: BaseException) -> str:
     """One paragraph for a failed command: the message of the errors cloudfree raises on
     purpose (and of bad values and missing extras), the file and reason of an OS error, and
     for anything else the exception's type too, with where to look further."""
+    if "See previous exception" in str(e):  # rasterio wrapping GDAL's error: GDAL's words
+        return root_reason(e)
     if isinstance(e, KeyError):
         # A registry's "unknown name" is a sentence; a bare key is a bug, reported as such.
         text = str(e.args[0]) if e.args else ""
         if " " in text:
             return text
+    elif isinstance(e, UnicodeDecodeError):  # a reader that does not say which file
+        return f"a file given is not text ({e.reason} at byte {e.start}); give the CSV/YAML file"
     elif isinstance(e, CloudfreeError | ImportError | ValueError):
         # ImportError: an optional extra is missing; the message says what to install.
         return str(e)

@@ -26,7 +26,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Union
 
@@ -569,8 +569,11 @@ def _parse_override(text: str) -> tuple[str, str, Any]:
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
+    from cloudfree.errors import read_text_file
+
+    text = read_text_file(path, "a YAML config (sections data, model, loss, optim, train)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
     if data is None:
@@ -727,7 +730,7 @@ def run_info() -> dict[str, Any]:
         "git_dirty": dirty,
         "python": platform.python_version(),
         "torch": torch_version,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "argv": list(sys.argv),
     }
 

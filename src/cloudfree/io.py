@@ -351,6 +351,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                 ) from e
             if isinstance(e, WriteError):
                 raise WriteError(f"writing {final} failed: {e}; nothing was written") from e
+            if tmp_path.name in str(e):  # the user gave --out, not our hidden temporary name
+                text = str(e).replace(str(tmp_path), str(final)).replace(tmp_path.name, final.name)
+                raise WriteError(f"writing {final} failed: {text}; nothing was written") from e
             raise
         if tmp_path.is_file():
             os.chmod(tmp_path, 0o666 & ~_umask())

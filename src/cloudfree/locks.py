@@ -18,7 +18,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -86,7 +86,7 @@ def folder_lock(folder: str | os.PathLike[str], command: str) -> Iterator[Path]:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "command": f"cloudfree {command}",
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(info).encode())

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from cloudfree.errors import DataError
+from cloudfree.errors import DataError, root_reason
 
 #: Largest value of a window of S2 that reads as reflectance (0-1, with bright clouds and snow
 #: up to ~1.6) rather than DN (reflectance x 10000).
@@ -265,7 +265,13 @@ def check_scene(ds: Any, kind: str, where: str | os.PathLike[str]) -> None:
     # rules see the whole scene's values in a few hundred kB, whatever its size.
     pooled = []
     for r, c, h, w in wins:
-        values = ds.read(window=RioWindow(c, r, w, h))
+        try:
+            values = ds.read(window=RioWindow(c, r, w, h))
+        except Exception as e:  # rasterio's error: "Read failed. See previous exception"
+            raise DataError(
+                where, f"cannot be read ({root_reason(e)})",
+                "a complete GeoTIFF (a truncated download or copy? copy it again)",
+            ) from e  # fmt: skip
         any_nonzero = any_nonzero or bool(np.any(values))
         if kind == "s2":  # pixels missing in every band are not values (nodata_pixels)
             values = values[:, ~nodata_pixels(values, nodata)]

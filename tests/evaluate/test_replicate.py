@@ -43,7 +43,7 @@ def test_configs_keep_the_presets_unless_tiny(packed: Path, tmp_path: Path) -> N
     tiny = row_config(ROWS[0], packed, tmp_path, "tiny", ["train.epochs=1"])
     assert (tiny.model.num_layers, tiny.model.feature_size, tiny.train.epochs) == (2, 16, 1)
     assert data_overrides(packed.parent / "index.csv") == [f"data.index={packed.parent}/index.csv"]
-    with pytest.raises(Exception, match="not found or not a dataset"):
+    with pytest.raises(Exception, match="missing: does not exist"):
         data_overrides(tmp_path / "missing")
 
 

@@ -46,8 +46,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--protocol",
         default="paper",
         choices=tuple(PROTOCOLS),
-        help="paper: DSen2-CR Table 1 (full patches, no clipping); leaderboard: SEN12MS-CR "
-        "leaderboard (predictions clipped to [0, 1]); glf-cr: centre 128x128 crop (default paper)",
+        help=_protocols_help(),
     )
     p.add_argument(
         "--batch-size", type=positive_int, default=None,
@@ -83,6 +82,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="folder of a Stable Diffusion inpainting pipeline (--checkpoint stable-diffusion, "
         "hybrids trained on its inpainting)",
     )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
 
@@ -103,6 +103,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         sd_weights=args.sd_weights,
         backend=args.backend,
         mask_backend=args.mask_backend,
+        progress=not args.no_progress,
     )
 
 
@@ -234,3 +235,16 @@ def run_compare(args: argparse.Namespace) -> int:
         limit=args.limit,
         eval_out=args.eval_out,
     )
+
+
+def _protocols_help() -> str:
+    """What each protocol does, read from the protocols themselves (never out of step)."""
+    from cloudfree.evaluate.protocols import PROTOCOLS
+
+    parts = []
+    for name, proto in PROTOCOLS.items():
+        window = "full patches" if proto.crop is None else f"centre {proto.crop}x{proto.crop} crop"
+        clip = "predictions clipped to [0, 1]" if proto.clip_prediction else "no clipping"
+        psnr = "PSNR per patch" if proto.psnr == "per_image" else "PSNR of the mean RMSE"
+        parts.append(f"{name}: {window}, {clip}, {psnr}, SSIM {proto.ssim_padding} padding")
+    return "; ".join(parts) + " (default paper: DSen2-CR's Table 1)"

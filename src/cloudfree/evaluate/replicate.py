@@ -79,17 +79,10 @@ def data_overrides(data: str | os.PathLike[str]) -> list[str]:
     A folder with ``manifest.json`` is packed shards (``data.packed``), a ``.csv`` file an index
     (``data.index``), any other folder a SEN12MS-CR root indexed on the fly (``data.root``).
     """
+    from cloudfree.data.source import data_kind
+
     path = Path(data)
-    if path.is_dir() and (path / "manifest.json").is_file():
-        return [f"data.packed={path}"]
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return [f"data.index={path}"]
-    if path.is_dir():
-        return [f"data.root={path}"]
-    raise CloudfreeError(
-        f"{path}: not found or not a dataset; expected a SEN12MS-CR root, an index CSV "
-        "('cloudfree index') or a packed folder ('cloudfree pack')"
-    )
+    return [f"data.{data_kind(path)}={path}"]
 
 
 def hybrid_data(data: str | os.PathLike[str], out: Path, method: str = "mask-fill") -> Path:
@@ -103,12 +96,15 @@ def hybrid_data(data: str | os.PathLike[str], out: Path, method: str = "mask-fil
     """
     from cloudfree.data.packed.inpaint_cache import fill_inpainting, inpaint_complete
     from cloudfree.data.packed.shards import read_manifest
+    from cloudfree.data.source import data_kind
 
     path = Path(data)
-    if not (path.is_dir() and (path / "manifest.json").is_file()):
+    if data_kind(path) != "packed":
         target = out / "packed"
-        if (target / "manifest.json").is_file() and inpaint_complete(
-            read_manifest(target, complete=False), method
+        if (
+            target.is_dir()
+            and data_kind(target) == "packed"
+            and inpaint_complete(read_manifest(target, complete=False), method)
         ):
             return target
         _single_process(f"cloudfree pack INDEX --out {target} --inpaint {method}")
@@ -284,7 +280,11 @@ def replicate(
         + "\n\nOur rows: cloudfree presets "
         + ", ".join(r.preset for r in selected)
         + f", trained on {data}. Published rows: Meraner et al. 2020, Table 1."
-        + (" The hybrid rows (issue 11) have no published counterpart." if hybrid_pack else "")
+        + (
+            " The hybrid rows (cloud mask, inpainting, then DSen2-CR) have no published counterpart."
+            if hybrid_pack
+            else ""
+        )
         + ("" if size == "paper" else " Tiny networks: a smoke test of the pipeline, not results.")
         + "\n"
     )

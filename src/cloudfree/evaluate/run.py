@@ -118,27 +118,23 @@ def open_dataset(
     cfg = SampleConfig(
         mode="eval", crop_size=None, include_sar=include_sar, scaling=scaling, mask="crop"
     )
+    from cloudfree.data.source import data_kind
+
     path = Path(data)
-    if path.is_dir() and (path / "manifest.json").is_file():
+    kind = data_kind(path)
+    if kind == "packed":
         from cloudfree.data.packed.dataset import PackedDataset
 
         return PackedDataset(path, split=split, config=cfg, require_target=True)
     from cloudfree.data.release.dataset import SEN12MSCR
 
-    if path.is_file() and path.suffix.lower() == ".csv":
+    if kind == "index":
         # patch_size=None: read each patch's size from its header (any square size).
         return SEN12MSCR(path, split=split, config=cfg, require_target=True, patch_size=None)
-    if path.is_dir():
-        from cloudfree.data.release.discover import build_index
+    from cloudfree.data.release.discover import build_index
 
-        index = build_index(path)
-        return SEN12MSCR(index, split=split, config=cfg, require_target=True, patch_size=None)
-    raise DataError(
-        path,
-        "is neither a dataset folder, an index CSV nor a packed folder",
-        "a SEN12MS-CR root, an index written by 'cloudfree index', or a folder written by "
-        "'cloudfree pack'",
-    )
+    index = build_index(path)
+    return SEN12MSCR(index, split=split, config=cfg, require_target=True, patch_size=None)
 
 
 def _model_info(method: Any) -> dict[str, Any]:
@@ -207,6 +203,39 @@ def patch_rows(
         }
 
 
+def score_patch(
+    pred_dn: np.ndarray,
+    cloudy_dn: np.ndarray,
+    target_dn: np.ndarray,
+    mask: np.ndarray,
+    protocol: str = "paper",
+) -> dict[str, float]:
+    """The metrics ``cloudfree evaluate`` reports for one patch (its :data:`METRIC_KEYS`
+    columns of ``per_patch.csv``), from (13, H, W) digital numbers: the input and the target
+    scaled and clipped as the dataset gives them to ``evaluate``, the protocol's window and
+    clipping (:func:`patch_rows`). The viewer scores its live predictions with it, so that
+    both give one answer.
+
+    Args:
+        pred_dn: the prediction, DN (any real dtype); cloudy_dn, target_dn: the cloudy input
+            and the cloud-free target as read from their files, DN.
+        mask: (H, W) uint8 DSen2-CR mask of the cloudy input (0 clear, 1 cloud, 2 shadow).
+        protocol: ``"paper"``, ``"leaderboard"`` or ``"glf-cr"``.
+    """
+    from cloudfree.data.preprocess import normalize_s2
+
+    scaling = get_scaling("dsen2cr")
+    batch = {
+        "s2": normalize_s2(np.asarray(target_dn), scaling)[None],
+        "s2_cloudy": normalize_s2(np.asarray(cloudy_dn), scaling)[None],
+        "id": [""], "roi_season": ["_"], "scene": [0], "patch": [0],
+    }  # fmt: skip
+    # The network's float32 values, as a model's output reaches patch_rows (not clipped).
+    pred = (np.asarray(pred_dn, dtype=np.float32) / np.float32(scaling.s2_scale))[None]
+    row = next(patch_rows(batch, pred, np.asarray(mask)[None], get_protocol(protocol), scaling))
+    return {k: row[k] for k in METRIC_KEYS}
+
+
 class _Indexed:
     """A map-style dataset whose samples also carry their index (``"index"``), to find them again."""
 
@@ -240,6 +269,7 @@ def evaluate(
     backend: str = "auto",
     mask_backend: str = "dsen2cr",
     keep: Sequence[str | os.PathLike[str]] = (),
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a method on the full patches of a split; write per_patch.csv, summary.json, table.md.
 
@@ -273,6 +303,7 @@ def evaluate(
             either way.
         keep: other files and folders the caller was given, which ``out`` must not write
             over (``compare``'s evaluation folders).
+        progress: show a progress bar over the patches (the command line does).
 
     Returns:
         The summary written to ``summary.json``: ``method``, ``protocol``, ``split``, ``count``
@@ -355,9 +386,22 @@ def evaluate(
         with open(per_patch, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(columns)
+            from tqdm.auto import tqdm
+
+            bar = staged.enter_context(
+                tqdm(
+                    total=total,
+                    unit="patch",
+                    desc=f"evaluate {getattr(m, 'name', method)}",
+                    disable=not progress,
+                    smoothing=0.1,
+                )  # fmt: skip
+            )
             for batch in loader:
                 if batch is None:  # every sample of the batch unreadable (counted below)
+                    bar.update(batch_size)
                     continue
+                bar.update(len(batch["id"]))
                 indices = batch.pop("index").tolist()
                 mask = batch_mask(batch)
                 var = None
@@ -506,6 +550,7 @@ def run_evaluate_cli(
     sd_weights: str | None = None,
     backend: str = "auto",
     mask_backend: str = "dsen2cr",
+    progress: bool = True,
 ) -> int:
     """Handler of ``cloudfree evaluate``: run :func:`evaluate` and print ``table.md``.
 
@@ -527,6 +572,7 @@ def run_evaluate_cli(
         sd_weights=sd_weights,
         backend=backend,
         mask_backend=mask_backend,
+        progress=progress,
     )
     print((Path(out) / "table.md").read_text(), end="")
     also = " and report.html" if report else ""

@@ -46,7 +46,7 @@ from typing import Any, Final
 import numpy as np
 
 from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source
-from cloudfree.errors import DataError
+from cloudfree.errors import DataError, root_reason
 from cloudfree.io import atomic_path, gdal_cache_env
 from cloudfree.masks.computed import SceneMask
 from cloudfree.methods.base import Method
@@ -262,6 +262,9 @@ def predict_scene(
             "presets, or a checkpoint imported with 'cloudfree weights import model.pth.tar "
             "--conf conf.json --name NAME')"
         )
+    _check_inputs(
+        files, main.method.include_sar
+    )  # before the plan: measuring a model's edge takes a while
     plan = plan_tiles(main.method, _device_of(main), resolve_precision(precision), tile,
                       overlap, batch_size)  # fmt: skip
     check_tiling(plan.tile, plan.overlap, plan.batch)
@@ -272,6 +275,23 @@ def predict_scene(
     seconds = time.perf_counter() - start
     summary.update(seconds=seconds, mpx_per_s=summary["height"] * summary["width"] / 1e6 / seconds)
     return summary
+
+
+def _check_inputs(files: SceneFiles, sar: bool) -> None:
+    """The inputs' values (units, an empty scene; :func:`cloudfree.units.check_scene`), checked
+    on a few windows before any work: the readers check them again when they open. S1 only
+    for a model that reads it (``sar``)."""
+    from cloudfree.data.sentinel.scene import open_raster
+    from cloudfree.units import check_scene
+
+    for path, kind in ((files.s2_cloudy, "s2"), (files.s1 if sar else None, "s1")):
+        if path is None:
+            continue
+        ds = open_raster(path, kind.upper())
+        try:
+            check_scene(ds, kind, path)
+        finally:
+            ds.close()
 
 
 def _weights_path(runner: Runner) -> str | None:
@@ -311,7 +331,7 @@ def _predict(
     try:
         if files.s1 is not None:
             if method.include_sar:
-                s1src = S1Source(files.s1, src.meta)
+                s1src = S1Source(files.s1, src.meta, files.s2_cloudy)
             else:
                 log.info("%s takes no S1: %s is not used", method.name, files.s1)
         elif method.include_sar:
@@ -413,7 +433,7 @@ def _predict(
                 dst.build_overviews(factors, Resampling.average)
     except rasterio.errors.RasterioError as e:
         raise DataError(
-            files.s2_cloudy, f"reading the inputs or writing {files.out} failed: {e}"
+            files.s2_cloudy, f"reading the inputs or writing {files.out} failed: {root_reason(e)}"
         ) from e
     finally:
         src.close()

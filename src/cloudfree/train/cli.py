@@ -64,6 +64,18 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.resume is not None and not (Path(args.resume) / "config.yaml").is_file():
+        from cloudfree.runs import find_latest
+
+        if not Path(args.resume).is_dir() or find_latest(Path(args.resume)) is None:
+            what = "does not exist" if not Path(args.resume).exists() else "is not a run folder"
+            print(
+                f"cloudfree train: error: --resume {args.resume} {what} (no config.yaml, no "
+                "checkpoints/); give the run folder a previous 'cloudfree train' printed "
+                "('run folder: ...')",
+                file=sys.stderr,
+            )
+            return 2
     if config is None and args.resume is not None:
         config = Path(args.resume) / "config.yaml"
     overrides = [*args.overrides, *([f"train.init={args.init}"] if args.init else [])]

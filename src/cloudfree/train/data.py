@@ -182,9 +182,11 @@ def build_datasets(
             cfg.data, cfg.data.val_split, val_sample, seed, cache_dir
         )
     except DatasetNotFoundError as e:
-        warnings.warn(
-            f"no validation data ({e}); training continues without validation. Set "
-            "data.val_split to a split that has patches to validate at each epoch end",
+        where = f"{e.path}: " if e.path else ""
+        warnings.warn(  # what was wrong, not the whole list of layouts the error explains
+            f"no validation data (split {cfg.data.val_split!r}: {where}{e.problem}); training "
+            "continues without validation. Set data.val_split to a split that has patches to "
+            "validate at each epoch end",
             stacklevel=2,
         )
         val = None

@@ -20,7 +20,7 @@ import re
 import shutil
 import struct
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -236,7 +236,7 @@ def _install(
         if checked["format"] != "safetensors"
         else checked["download_sha256"],
         "size_bytes": final.stat().st_size,
-        "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cloudfree_version": __version__,
         **extra,
     }
@@ -364,6 +364,11 @@ def import_file(
 
     src = Path(path).expanduser()
     if not src.is_file():
+        if src.is_dir():
+            raise DataError(
+                src, "is a folder", "the weights file itself (e.g. FOLDER/model.safetensors, or "
+                "the downloaded .hdf5 / model.pth.tar)",
+            )  # fmt: skip
         raise DataError(src, "file does not exist", "a downloaded weights file")
     registered = {w.name: w for w in list_weights()}
     entry = registered.get(name)

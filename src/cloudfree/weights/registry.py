@@ -39,7 +39,7 @@ _CITATION_DSEN2CR = (
     "neural network and SAR-optical data fusion', ISPRS J. Photogramm. Remote Sens. 166 (2020)"
 )
 _CITATION_HYBRID = (
-    _CITATION_DSEN2CR + "; the hybrid (inpainting, then DSen2-CR SAR fusion): cloudfree, issue 11"
+    _CITATION_DSEN2CR + "; the hybrid (inpainting, then DSen2-CR SAR fusion): cloudfree"
 )
 _CITATION_PUBLISHED = (
     _CITATION_DSEN2CR + "; data: Ebel, Meraner, Schmitt, Zhu, 'Multisensor data fusion for cloud "
@@ -207,7 +207,7 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         citation=_CITATION_HYBRID,
         scaling="dsen2cr",
         description="demonstration hybrid (mask-fill inpainting, then DSen2-CR B4 F48 with SAR, "
-        "CARL) trained on ../shared/data: the default SAR model of predict; not for real use",
+        "CARL) trained on a few hundred real sample patches (model card): the default SAR model of predict; not for real use",
         nosar="hybrid-nosar",
     ),
     WeightsEntry(
@@ -222,7 +222,7 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         citation=_CITATION_HYBRID,
         scaling="dsen2cr",
         description="demonstration hybrid (mask-fill inpainting, then DSen2-CR B4 F48 without "
-        "SAR, CARL) trained on ../shared/data: the default no-SAR model; not for real use",
+        "SAR, CARL) trained on a few hundred real sample patches (model card): the default no-SAR model; not for real use",
     ),
     WeightsEntry(
         name="dsen2cr-demo-sar",
@@ -236,7 +236,7 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         citation=_CITATION_DSEN2CR,
         scaling="dsen2cr",
         description="demonstration DSen2-CR (B4 F48, SAR + CARL), the hybrid's recipe without "
-        "the inpainting, trained on ../shared/data: not for real use",
+        "the inpainting, trained on a few hundred real sample patches (model card): not for real use",
         nosar="dsen2cr-demo-nosar",
     ),
     WeightsEntry(
@@ -251,7 +251,7 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         citation=_CITATION_DSEN2CR,
         scaling="dsen2cr",
         description="demonstration DSen2-CR (B4 F48, no SAR, CARL), the hybrid's recipe without "
-        "the inpainting, trained on ../shared/data: not for real use",
+        "the inpainting, trained on a few hundred real sample patches (model card): not for real use",
     ),
     WeightsEntry(
         name="uncrtaints-demo-sar",
@@ -265,7 +265,7 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         citation=_CITATION_UNCRTAINTS,
         scaling="reflectance",
         description="demonstration UnCRtainTS (W 32, 1 + 3 MBConv blocks, SAR, Gaussian NLL: "
-        "mean and per-band variance) trained on ../shared/data: predict --uncertainty-out out "
+        "mean and per-band variance) trained on a few hundred real sample patches (model card): predict --uncertainty-out out "
         "of the box; not for real use",
         nosar="uncrtaints-demo-nosar",
     ),
@@ -281,7 +281,7 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         citation=_CITATION_UNCRTAINTS,
         scaling="reflectance",
         description="demonstration UnCRtainTS (W 32, 1 + 3 MBConv blocks, no SAR, Gaussian NLL: "
-        "mean and per-band variance) trained on ../shared/data: not for real use",
+        "mean and per-band variance) trained on a few hundred real sample patches (model card): not for real use",
     ),
     *(
         WeightsEntry(

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def arrays_info(hw: tuple[int, int]) -> dict[str, Any]:
 
 def now() -> str:
     """The current UTC time, ISO 8601 to the second (the manifest's ``created``, ``updated``)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:

@@ -51,12 +51,13 @@ from typing import Any
 
 from cloudfree import __version__
 from cloudfree.bands import FILE_LAYOUT
+from cloudfree.data.source import PACK_MARKER
 from cloudfree.errors import DataError
 from cloudfree.masks.patch import MASK_NOT_COMPUTED  # noqa: F401 (part of the format)
 
 FORMAT = "cloudfree-packed"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+MANIFEST = PACK_MARKER  # how cloudfree.data.source recognises a pack
 PATCHES = "patches.csv"
 PATCH_COLUMNS: tuple[str, ...] = (
     "shard", "offset", "roi_season", "scene", "patch", "split",

@@ -108,13 +108,18 @@ class SEN12MSCR(PatchDataset):
     def _nothing_usable(self) -> str:
         s = self.index.summary()
         scope = f"split {self.split!r}" if self.split else "the index"
-        held = (
-            f"{s.total} rows: {s.complete} complete triplets, {s.pairs_without_s1} cloudy/clear "
-            f"pairs without S1, {s.pairs_without_target} S1+cloudy pairs without target, "
-            f"{s.pairs_without_cloudy} S1+clear pairs without cloudy input, {s.lone_total} lone "
-            f"files; by split {s.by_split}"
+        # Only the kinds of rows it holds, in words (not every count, nor a Python dict).
+        kinds = [
+            (s.complete, "complete triplets"), (s.pairs_without_s1, "cloudy/clear pairs without "
+            "S1"), (s.pairs_without_target, "S1+cloudy pairs without target"),
+            (s.pairs_without_cloudy, "S1+clear pairs without cloudy input"),
+        ]  # fmt: skip
+        held = ", ".join(f"{n} {what}" for n, what in kinds if n) or "no usable row"
+        splits = ", ".join(f"{name} {n}" for name, n in s.by_split.items() if n)
+        return (
+            f"no patch in {scope} has all of {', '.join(self.kinds)} (the index holds {held}; "
+            f"by split: {splits or 'none'})"
         )
-        return f"no patch in {scope} has all of {list(self.kinds)} (the index holds {held})"
 
     def _fix_hint(self) -> str:
         first = "an index with such patches (check the root and 'cloudfree index' output)"

@@ -9,6 +9,7 @@ later commands (``pack``, training) find the files without being told the root a
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import warnings
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cloudfree.bands import KINDS, SPLITS
-from cloudfree.errors import DataError
+from cloudfree.errors import DataError, read_json_file, read_text_file
 from cloudfree.io import atomic_path
 
 INDEX_COLUMNS: tuple[str, ...] = ("roi_season", "scene", "patch", "split", "s1", "s2", "s2_cloudy")
@@ -213,43 +214,45 @@ def read_index(
         )
     side: dict = {}
     if summary_path(path).is_file():
-        side = json.loads(summary_path(path).read_text())
+        loaded = read_json_file(
+            summary_path(path), "the summary 'cloudfree index' writes beside its CSV (delete it "
+            "to read the CSV alone, or index the dataset again)",
+        )  # fmt: skip
+        side = loaded if isinstance(loaded, dict) else {}
     if root is None:
         root = side.get("root") or path.parent
     rows: list[IndexRow] = []
     seen: dict[tuple[str, int, int], int] = {}
     duplicates: list[int] = []
-    # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark.
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(
-                path, f"missing column(s) {missing}", f"the header {','.join(INDEX_COLUMNS)}"
+    # A CSV saved by a spreadsheet starts with a byte-order mark (read_text_file skips it).
+    text = read_text_file(path, "a CSV written by 'cloudfree index ROOT --out FILE'")
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(
+            path, f"missing column(s) {missing}", f"the header {','.join(INDEX_COLUMNS)}"
+        )
+    for n, rec in enumerate(reader, start=2):
+        try:
+            row = IndexRow(
+                roi_season=rec["roi_season"],
+                scene=int(rec["scene"]),
+                patch=int(rec["patch"]),
+                split=rec["split"],
+                s1=rec["s1"] or "",
+                s2=rec["s2"] or "",
+                s2_cloudy=rec["s2_cloudy"] or "",
             )
-        for n, rec in enumerate(reader, start=2):
-            try:
-                row = IndexRow(
-                    roi_season=rec["roi_season"],
-                    scene=int(rec["scene"]),
-                    patch=int(rec["patch"]),
-                    split=rec["split"],
-                    s1=rec["s1"] or "",
-                    s2=rec["s2"] or "",
-                    s2_cloudy=rec["s2_cloudy"] or "",
-                )
-            except (TypeError, ValueError) as e:
-                raise DataError(
-                    path, f"line {n} is malformed ({e})", "integer scene and patch"
-                ) from e
-            if row.split not in SPLITS:
-                raise DataError(path, f"line {n} has split {row.split!r}", f"one of {SPLITS}")
-            key = (row.roi_season, row.scene, row.patch)
-            if key in seen:  # scored or packed twice, a patch would weigh double
-                duplicates.append(n)
-                continue
-            seen[key] = n
-            rows.append(row)
+        except (TypeError, ValueError) as e:
+            raise DataError(path, f"line {n} is malformed ({e})", "integer scene and patch") from e
+        if row.split not in SPLITS:
+            raise DataError(path, f"line {n} has split {row.split!r}", f"one of {SPLITS}")
+        key = (row.roi_season, row.scene, row.patch)
+        if key in seen:  # scored or packed twice, a patch would weigh double
+            duplicates.append(n)
+            continue
+        seen[key] = n
+        rows.append(row)
     if duplicates:
         warnings.warn(
             f"{path}: {len(duplicates)} duplicate row(s) of a patch already listed (lines "

@@ -76,6 +76,15 @@ def _open(path: str | os.PathLike[str], what: str, expected: str) -> Any:
         raise DataError(path, f"cannot open the {what} raster: {e}", expected) from e
 
 
+def open_raster(path: str | os.PathLike[str], what: str) -> Any:
+    """An S2 or S1 GeoTIFF opened with rasterio (``what``: "S2" or "S1", for the messages).
+
+    Raises:
+        DataError: missing or unreadable, naming the file and what was expected.
+    """
+    return _open(path, what, _S2_EXPECTED if what == "S2" else _S1_EXPECTED)
+
+
 def read_padded(
     ds: Any, region: Window, height: int, width: int, indexes: list[int] | None = None
 ) -> tuple[np.ndarray, Window]:
@@ -219,8 +228,11 @@ class S1Source:
             differs from S2's, or no overlap with the S2 scene at all.
     """
 
-    def __init__(self, path: str | os.PathLike[str], s2: RasterMeta) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], s2: RasterMeta, s2_path: str | os.PathLike[str] = "S2"
+    ) -> None:
         self.path = Path(path)
+        self.s2_path = s2_path  # named in the message when S2 is the one without georeferencing
         self.src = _open(path, "S1", _S1_EXPECTED)
         self.ds: Any = self.src
         try:
@@ -244,6 +256,15 @@ class S1Source:
         georef = meta.crs is not None and not src.transform.is_identity
         s2_georef = s2.crs is not None and s2.transform is not None
         if not georef or not s2_georef:
+            if (meta.height, meta.width) != (s2.height, s2.width) and georef:
+                raise DataError(
+                    self.s2_path,
+                    f"has no georeferencing (no CRS or geotransform), so the S1 scene {path} "
+                    f"({meta.height}x{meta.width}) cannot be placed on its {s2.height}x"
+                    f"{s2.width} grid",
+                    "an S2 GeoTIFF with its CRS and geotransform (as 'cloudfree stack' writes), "
+                    "or S1 already on the S2 grid (same size)",
+                )
             if (meta.height, meta.width) != (s2.height, s2.width):
                 raise DataError(
                     path,
