@@ -43,8 +43,11 @@ S2_DN_HIGH: Final[float] = 30000.0
 #: The darkest 0.1 % of a real scene's S2 values are always below this, DN (the samples: at
 #: most 414); above it, the +1000 DN offset of processing baseline 04.00 was left in.
 S2_OFFSET_DN: Final[float] = 1000.0
-#: Values the quantiles of :func:`check_s2_dn` are taken on, at most.
+#: Values a scene's sampled windows keep for :func:`check_s2_dn` (:func:`check_scene`).
 _QUANTILE_SAMPLE: Final[int] = 1 << 16
+#: Values the shares and quantiles of :func:`check_s2_dn` are taken on (a regular subsample):
+#: a training patch is checked on every read, in ~0.3 ms; 1 % is known to +-0.3 %.
+_SHARE_SAMPLE: Final[int] = 1 << 12
 #: Windows read from a scene by :func:`check_scene` (per side) and their side, pixels.
 SCENE_SAMPLES: Final[int] = 3
 SAMPLE_SIDE: Final[int] = 128
@@ -103,7 +106,7 @@ def check_s2_dn(
         return
     top = float(v.max())
     # The quantiles of a regular subsample: a training patch is checked on every read.
-    sub = v[:: max(1, v.size // _QUANTILE_SAMPLE)]
+    sub = v[:: max(1, v.size // _SHARE_SAMPLE)]
     lo_q, q99 = (float(x) for x in np.quantile(sub, [0.001, 0.99]))
     if top > 0 and q99 <= S2_REFLECTANCE_MAX:
         raise DataError(
@@ -118,7 +121,7 @@ def check_s2_dn(
             "(0 % cloud, a dark prediction)",
             _S2_FIX,
         )
-    at_top = float(np.mean(v >= 65535))
+    at_top = float(np.mean(sub >= 65535))
     if q99 > S2_DN_HIGH or top > 65535 or at_top > 0.01:
         raise DataError(
             where,
@@ -128,7 +131,7 @@ def check_s2_dn(
             "Sentinel-2 digital numbers (DN = reflectance x 10000); divide by the factor "
             "your export applied",
         )
-    negative = float(np.mean(v < 0))
+    negative = float(np.mean(sub < 0)) if v.dtype.kind != "u" else 0.0
     if negative > 0.01:
         raise DataError(
             where,

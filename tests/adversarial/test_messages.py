@@ -23,6 +23,10 @@ from .conftest import fails
 BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe" * 8
 
 
+class Pickled:
+    """An object a checkpoint may carry besides its tensors."""
+
+
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("messages")
@@ -68,6 +72,18 @@ def test_library_errors_become_one_paragraph_naming_the_file(
     assert "does not exist" in err and "preset" not in err, err
     fails(["weights", "import", str(tmp_path), "--name", "adv-folder"], capsys,
           f"{tmp_path}: is a folder")  # fmt: skip
+    # A checkpoint with pickled objects: one sentence, not torch's page on weights_only.
+    import json
+
+    import torch
+
+    ckpt, conf = tmp_path / "model.pth.tar", tmp_path / "conf.json"
+    torch.save({"state_dict": {}, "extra": Pickled()}, ckpt)
+    conf.write_text(json.dumps({"pretrain": True, "input_t": 1, "use_sar": True}))
+    err = fails(["convert-uncrtaints", str(ckpt), "--conf", str(conf), "--out",
+                 str(tmp_path / "x.safetensors")], capsys, "holds Python objects besides tensors",
+                "Pickled")  # fmt: skip
+    assert "weights_only" not in err and len(err) < 400, err
     # An index saved by a spreadsheet (a UTF-8 byte-order mark) is read.
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbf" + index.read_bytes())

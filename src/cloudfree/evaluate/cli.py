@@ -82,6 +82,12 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="folder of a Stable Diffusion inpainting pipeline (--checkpoint stable-diffusion, "
         "hybrids trained on its inpainting)",
     )
+    p.add_argument(
+        "--save-predictions",
+        action="store_true",
+        help="also write each patch's prediction as OUT/<id>.tif (uint16 DN, georeferenced), "
+        "for 'cloudfree view ROOT --predictions PARENT_OF_OUT' (with the metrics)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
@@ -104,6 +110,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         backend=args.backend,
         mask_backend=args.mask_backend,
         progress=not args.no_progress,
+        save_predictions=args.save_predictions,
     )
 
 

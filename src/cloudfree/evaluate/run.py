@@ -203,6 +203,35 @@ def patch_rows(
         }
 
 
+def _keep_predictions(
+    out: Path, batch: Mapping[str, Any], pred: Any, scaling: Scaling, save: bool
+) -> None:
+    """Write (``save``) or remove each patch's ``out/<id>.tif`` (see :func:`evaluate`)."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from cloudfree.bands import S2_BANDS, S2_DN_PER_REFLECTANCE
+    from cloudfree.io import RasterMeta, write_raster
+
+    dn_per_unit = scaling.reflectance_per_unit * S2_DN_PER_REFLECTANCE
+    values = as_numpy(pred).astype(np.float64) * dn_per_unit
+    for b, pid in enumerate(batch["id"]):
+        path = out / f"{pid}.tif"
+        if not save:
+            path.unlink(missing_ok=True)
+            continue
+        dn = np.clip(np.rint(values[b]), 0, 65535).astype(np.uint16)
+        t = as_numpy(batch["transform"][b]) if "transform" in batch else np.full(6, np.nan)
+        crs = str(batch["crs"][b]) if "crs" in batch else ""
+        georef = bool(crs) and bool(np.isfinite(t).all())
+        meta = RasterMeta(
+            width=dn.shape[2], height=dn.shape[1], count=dn.shape[0], dtype="uint16",
+            crs=CRS.from_user_input(crs) if georef else None,
+            transform=Affine(*t) if georef else None,
+        )  # fmt: skip
+        write_raster(path, dn, meta, descriptions=S2_BANDS, compress="deflate")
+
+
 def score_patch(
     pred_dn: np.ndarray,
     cloudy_dn: np.ndarray,
@@ -270,6 +299,7 @@ def evaluate(
     mask_backend: str = "dsen2cr",
     keep: Sequence[str | os.PathLike[str]] = (),
     progress: bool = False,
+    save_predictions: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a method on the full patches of a split; write per_patch.csv, summary.json, table.md.
 
@@ -304,6 +334,10 @@ def evaluate(
         keep: other files and folders the caller was given, which ``out`` must not write
             over (``compare``'s evaluation folders).
         progress: show a progress bar over the patches (the command line does).
+        save_predictions: also write each patch's prediction as ``out/<id>.tif`` (uint16 DN,
+            the patch's georeferencing), beside ``per_patch.csv``: ``cloudfree view ROOT
+            --predictions PARENT`` then shows them with their metrics. Without it, such files
+            of an earlier evaluation in ``out`` are removed (they would not match the rows).
 
     Returns:
         The summary written to ``summary.json``: ``method``, ``protocol``, ``split``, ``count``
@@ -410,6 +444,7 @@ def evaluate(
                         pred, var = m.predict_variance(batch)
                     else:
                         pred = m.predict(batch)
+                _keep_predictions(out, batch, pred, scaling, save_predictions)
                 rows = patch_rows(batch, pred, mask, proto, scaling, var)
                 for i, row in zip(indices, rows, strict=True):
                     row_index.append(i)
@@ -551,6 +586,7 @@ def run_evaluate_cli(
     backend: str = "auto",
     mask_backend: str = "dsen2cr",
     progress: bool = True,
+    save_predictions: bool = False,
 ) -> int:
     """Handler of ``cloudfree evaluate``: run :func:`evaluate` and print ``table.md``.
 
@@ -573,6 +609,7 @@ def run_evaluate_cli(
         backend=backend,
         mask_backend=mask_backend,
         progress=progress,
+        save_predictions=save_predictions,
     )
     print((Path(out) / "table.md").read_text(), end="")
     also = " and report.html" if report else ""

@@ -157,6 +157,17 @@ def read_upstream_state(checkpoint: str | os.PathLike[str]) -> dict[str, torch.T
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises pickle, zip and runtime errors alike
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found or "Weights only load failed" in str(e):
+            # torch's notice is a page of advice on how to run the file's code: not here.
+            what = f" (e.g. {found[1]})" if found else ""
+            raise DataError(
+                path,
+                f"holds Python objects besides tensors{what}; cloudfree loads checkpoints "
+                "without running code in them",
+                "the weights alone: in Python, torch.save({'state_dict': "
+                "ckpt['state_dict']}, 'weights.pth.tar') where you trust the file",
+            ) from None
         raise DataError(path, f"not a readable PyTorch checkpoint: {e}", _CKPT) from e
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict_G"), Mapping):
         raw = dict(obj["state_dict_G"])

@@ -81,6 +81,24 @@ def _mask_of(arr: np.ndarray) -> np.ndarray:
     return patch_mask(arr)
 
 
+def _role(path: str | Path) -> str:
+    """What a GeoTIFF is, from the tags cloudfree writes: a prediction (and by which method),
+    a mask, a predicted standard deviation; any other file is an input."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            tags = ds.tags()
+    except rasterio.errors.RasterioError:
+        return "input"
+    if "classes" in tags:  # the masks of mask, predict --mask-out, inpaint --mask-out
+        return f"mask ({tags.get('backend', '?')})"
+    if tags.get("software") == "cloudfree predict":
+        what = "standard deviation" if "quantity" in tags else "prediction"
+        return f"{what} ({tags.get('method', '?')})"
+    return "input"
+
+
 def render_file(
     source: str | Path,
     out: str | Path,
@@ -106,7 +124,7 @@ def render_file(
     rgb = any_rgb(arr, style)
     if mask:
         rgb = render.mask_overlay(rgb, _mask_of(arr))
-    images, titles = [rgb], ["input" + (" + mask" if mask else "")]
+    images, titles = [rgb], [_role(source) + (" + mask" if mask else "")]
     others: dict[str, np.ndarray] = {}
     for name, path in (("prediction", prediction), ("target", target)):
         if path is None:

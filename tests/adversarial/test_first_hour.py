@@ -1,0 +1,97 @@
+"""Issue 30, class 9: the first hour of a new user. Every ``cloudfree`` command of the README's
+code blocks is one the parser accepts (flags and arguments as they are today), nothing a user
+reads names the project's issues or its test data folder, and a rendered prediction or mask
+is titled as what it is."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from cloudfree.cli import build_parser, main
+from tests.conftest import REPO
+from tests.predict.conftest import synth_s2, write_tif
+
+
+def _readme_commands() -> list[str]:
+    """Each ``cloudfree ...`` (or ``-m cloudfree.cli ...``) command of the README's bash
+    blocks, continuation lines joined, comments cut."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if "-m cloudfree.cli " in line:  # torchrun ... -m cloudfree.cli COMMAND ...
+                commands.append(line.split("-m cloudfree.cli ", 1)[1])
+            elif line.startswith("cloudfree "):
+                commands.append(line[len("cloudfree ") :])
+    return commands
+
+
+def test_every_readme_command_parses() -> None:
+    commands = _readme_commands()
+    assert len(commands) >= 40, commands  # the extraction still finds them
+    parser = build_parser()
+    for command in commands:
+        try:
+            args = parser.parse_args(shlex.split(command))
+        except SystemExit as e:  # argparse: a flag or argument the command does not take
+            pytest.fail(f"README: 'cloudfree {command}' is refused by the parser ({e.code})")
+        assert getattr(args, "func", None) is not None, command
+
+
+def test_nothing_a_user_reads_names_an_issue_or_the_test_data() -> None:
+    from cloudfree.weights import list_weights
+
+    texts = {"MODEL_CARD.md": (REPO / "src/cloudfree/weights/bundled/MODEL_CARD.md").read_text()}
+    for w in list_weights():
+        texts[f"weights {w.name}"] = f"{w.description} {w.citation}"
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():  # type: ignore[union-attr]
+        texts[f"{name} --help"] = p.format_help()
+    for where, text in texts.items():
+        assert not re.search(r"\bissue \d+|shared/data", text), (where, text)
+
+
+def test_a_rendered_prediction_or_mask_is_titled_as_what_it_is(tmp_path: Path) -> None:
+    from cloudfree.viewer.render_cli import _role
+
+    s2 = write_tif(tmp_path / "s2.tif", synth_s2(48, 48))
+    assert main(["predict", "--s2", str(s2), "--out", str(tmp_path / "p.tif"), "--checkpoint",
+                 "identity", "--mask-out", str(tmp_path / "m.tif"), "--mask-backend", "dsen2cr",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert _role(s2) == "input"
+    assert _role(tmp_path / "p.tif") == "prediction (identity)"
+    assert _role(tmp_path / "m.tif") == "mask (dsen2cr)"
+    assert main(["render", str(tmp_path / "p.tif"), "--out", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_saves_its_predictions_for_the_viewer(tmp_path: Path) -> None:
+    import csv
+
+    import rasterio
+
+    from cloudfree.data.synthetic.release import synthesize
+    from cloudfree.viewer.catalog import Catalog
+
+    synthesize(tmp_path / "root", n=3, seed=2, size=32)
+    ev = tmp_path / "evals" / "mask-fill"
+    argv = ["evaluate", "--checkpoint", "mask-fill", "--data", str(tmp_path / "root"), "--split",
+            "all", "--out", str(ev), "--no-report", "--no-progress"]  # fmt: skip
+    assert main([*argv, "--save-predictions"]) == 0
+    with open(ev / "per_patch.csv", newline="") as f:
+        ids = [r["id"] for r in csv.DictReader(f)]
+    cat = Catalog(tmp_path / "root", predictions=tmp_path / "evals")
+    method = cat.methods["mask-fill"]
+    assert sorted(method.files) == sorted(ids) and sorted(method.metrics) == sorted(ids)
+    row = cat.rows[cat.by_id[ids[0]]]
+    with rasterio.open(ev / f"{ids[0]}.tif") as p, rasterio.open(cat.file(row, "s2_cloudy")) as c:
+        assert (p.crs, p.transform, p.count, p.dtypes[0]) == (c.crs, c.transform, 13, "uint16")
+    assert main(argv) == 0  # again without the flag: no prediction left from the first run
+    assert not list(ev.glob("*.tif"))
