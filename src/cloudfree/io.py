@@ -281,14 +281,16 @@ def _free_bytes(folder: Path) -> int | None:
 def no_space(e: BaseException, folder: Path) -> bool:
     """Whether ``e`` (or an exception it was raised from) comes from a disk that is full."""
     seen: BaseException | None = e
+    from_io = False  # an error of a library or the OS (a write), not one of our checks
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in _NO_SPACE:
             return True
         if "No space left" in str(seen):
             return True
+        from_io = from_io or not isinstance(seen, CloudfreeError) or isinstance(seen, WriteError)
         seen = seen.__cause__ or seen.__context__
     free = _free_bytes(folder)
-    return free is not None and free < _FULL_BYTES
+    return from_io and free is not None and free < _FULL_BYTES
 
 
 def check_complete_raster(path: str | os.PathLike[str]) -> None:
