@@ -297,17 +297,39 @@ def stack_rows(rows: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     return canvas
 
 
+def mask_rgba(mask: np.ndarray, alpha: int = 150) -> np.ndarray:
+    """Mask classes (H, W) -> (H, W, 4) for drawing over an image: cloud white and shadow blue
+    at ``alpha`` (0-255), clear (and any other value) transparent."""
+    mask = _check_mask(mask)
+    out = np.zeros((*mask.shape, 4), np.uint8)
+    for cls in (1, 2):
+        out[mask == cls, :3] = MASK_COLOURS[cls]
+        out[mask == cls, 3] = alpha
+    return out
+
+
+def grey_rgb(band: np.ndarray, p: tuple[float, float] = (2.0, 98.0)) -> np.ndarray:
+    """One band (H, W) of any quantity as grey (H, W, 3), stretched between its ``p``
+    percentiles (NaN black)."""
+    x = np.asarray(band, dtype=np.float64)
+    finite = x[np.isfinite(x)]
+    lo, hi = np.percentile(finite, p) if finite.size else (0.0, 1.0)
+    span = hi - lo if hi > lo else 1.0
+    g = np.clip((np.nan_to_num(x, nan=lo) - lo) / span, 0.0, 1.0)
+    return np.repeat(np.floor(g * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
+
+
 def to_png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an (H, W, 3) uint8 image as PNG bytes (Pillow)."""
+    """Encode an (H, W, 3) RGB or (H, W, 4) RGBA uint8 image as PNG bytes (Pillow)."""
     import io
 
     from PIL import Image
 
     rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
+        raise ValueError(f"expected (H, W, 3) or (H, W, 4) uint8, got {rgb.shape} {rgb.dtype}")
     buf = io.BytesIO()
-    Image.fromarray(rgb, mode="RGB").save(buf, format="PNG")
+    Image.fromarray(rgb, mode="RGB" if rgb.shape[2] == 3 else "RGBA").save(buf, format="PNG")
     return buf.getvalue()
 
 

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.errors import DataError, root_reason
 
 #: Largest value of a window of S2 that reads as reflectance (0-1, with bright clouds and snow
@@ -91,7 +92,7 @@ def check_s2_dn(
     - a scale of 10 or more (DN x 10): 1 % of the values above :data:`S2_DN_HIGH`, or any
       above 65 535 (no 16-bit DN), or 1 % at 65 535 (values clipped at the top);
     - negative values (more than 1 %): an offset, or not DN at all;
-    - with ``offset`` (whole scenes): the +1000 DN offset of processing baseline 04.00 left
+    - with ``offset`` (whole 13-band scenes): the +1000 DN offset of processing baseline 04.00 left
       in: even the darkest 0.1 % of the values are >= :data:`S2_OFFSET_DN`. Not for the
       patches of a dataset: SEN12MS-CR (2018) predates the offset, and a small patch of
       bright cloud may lack dark values.
@@ -286,7 +287,10 @@ def check_scene(ds: Any, kind: str, where: str | os.PathLike[str]) -> None:
     if kind == "s1":
         check_s1_db(v, where)
         return
-    check_s2_dn(v, where, offset=True)
+    # The offset rule needs B10 (cirrus: a few tens of DN under any but high cloud, so the
+    # darkest values of a real 13-band scene are far below 1000); a band subset of a cloudy
+    # scene (B2, B3, B4, B8) has none so dark.
+    check_s2_dn(v, where, offset=ds.count == NUM_S2_BANDS)
     if nodata is None and not any_nonzero:
         raise DataError(
             where,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,8 @@ def test_a_rendered_prediction_or_mask_is_titled_as_what_it_is(tmp_path: Path) -
     assert _role(tmp_path / "m.tif") == "mask (dsen2cr)"
     assert main(["render", str(tmp_path / "p.tif"), "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A mask file renders (a 1-band raster was refused; its colours: tests/viewer/test_scenes).
+    assert main(["render", str(tmp_path / "m.tif"), "--out", str(tmp_path / "m.png")]) == 0
 
 
 def test_evaluate_saves_its_predictions_for_the_viewer(tmp_path: Path) -> None:
@@ -95,3 +98,76 @@ def test_evaluate_saves_its_predictions_for_the_viewer(tmp_path: Path) -> None:
         assert (p.crs, p.transform, p.count, p.dtypes[0]) == (c.crs, c.transform, 13, "uint16")
     assert main(argv) == 0  # again without the flag: no prediction left from the first run
     assert not list(ev.glob("*.tif"))
+
+
+#: README commands that cannot run offline on the samples, and why (the first that matches).
+NOT_OFFLINE: tuple[tuple[str, str], ...] = (
+    (r"^weights (fetch|import)|^convert-", "downloads, or converts a file downloaded by hand"),
+    (r"^(?!weights show).*(dsen2cr-sar-carl|dsen2cr\.safetensors|--checkpoint MODEL|runs/"
+     r"|_packed|eval/carl)",
+     "a published checkpoint or a training run of the user's"),
+    (r"^train |^replicate ", "trains full-size models for hours"),
+    (r"^view ", "serves the web viewer (tests/viewer run it)"),
+    (r"^stack ", "needs a .SAFE product (tests/data/sentinel build one)"),
+    (r"stable-diffusion", "needs a diffusers pipeline folder"),
+    (r"train\.csv|test\.csv", "the user's own split files"),
+    (r"^evaluate .*index\.csv|^evaluate .*/data/sen12mscr|--split test",
+     "the samples hold no patch of the official test split"),
+)  # fmt: skip
+
+
+def _placeholders(shared: Path, work: Path) -> dict[str, str]:
+    """The README's example paths -> sample files prepared in ``work``."""
+    import rasterio
+
+    floods, eol = shared / "sen1floods11", shared / "eolearn"
+    (work / "scenes").mkdir()
+    (work / "s1").mkdir()
+    shutil.copy(floods / "Spain_7370579_S2Hand.tif", work / "scenes" / "spain.tif")
+    shutil.copy(floods / "Spain_7370579_S1Hand.tif", work / "s1" / "spain.tif")
+    (work / "scenes.txt").write_text(f"{work / 'scenes' / 'spain.tif'}\n")
+    with rasterio.open(eol / "reference_scene_0.tif") as src:  # B2, B3, B4, B8
+        profile = src.profile | {"count": 4}
+        with rasterio.open(work / "bgrn.tif", "w", **profile) as dst:
+            dst.write(src.read([2, 3, 4, 8]))
+    l2a = sorted((shared / "bigearthnet" / "s2_l2a").glob("*.tif"))[0]
+    patch = next((shared / "sen12mscr").rglob("ROIs1970_fall_s2_cloudy_136_p100.tif"))
+    return {
+        "/data/SEN12MS-CR": str(shared / "sen12mscr"),
+        "/data/sen12mscr": str(shared / "sen12mscr"),
+        "/path/to/clear/s2": str(floods),
+        "S2.tif": str(eol / "reference_scene_0.tif"),
+        "S2_L2A.tif": str(l2a),
+        "scene_s2.tif": str(floods / "Spain_7370579_S2Hand.tif"),
+        "scene_s1.tif": str(floods / "Spain_7370579_S1Hand.tif"),
+        "ROIs1970_fall_s2_cloudy_136_p100.tif": str(patch),
+    }
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run_on_the_samples(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Every README command that can run offline runs, as written, on the real samples (its
+    example paths replaced by sample files), in README order, in one folder."""
+    work = tmp_path / "work"
+    work.mkdir()
+    names = _placeholders(shared_data, work)
+    monkeypatch.chdir(work)
+    ran, skipped, failed = [], {}, []
+    for command in _readme_commands():
+        why = next((r for pattern, r in NOT_OFFLINE if re.search(pattern, command)), None)
+        if why is not None:
+            skipped[command] = why
+            continue
+        argv = [names.get(arg, arg) for arg in shlex.split(command)]
+        if command.startswith("inpaint") and "--mask clouds.tif" in command:
+            assert main(["mask", names["scene_s2.tif"], "--out", "clouds.tif"]) == 0
+        rc = main(argv)
+        out = capsys.readouterr()
+        (ran if rc == 0 else failed).append(command)
+        if rc != 0:
+            failed[-1] += f": exit {rc}: {out.err[-500:]}"
+    assert not failed, "\n".join(failed)
+    assert len(ran) >= 20, (ran, skipped)

@@ -223,6 +223,33 @@ def test_scene_opens_as_a_tiled_zoomable_view(page: Page, site: str) -> None:
     assert np.abs(after - before).mean() > 1
 
 
+def test_a_scene_prediction_beside_its_input_and_under_its_mask(
+    page: Page, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from .test_scenes import make_scenes
+
+    made = make_scenes(tmp_path_factory.mktemp("browser_scenes"))
+    with serve(made["inputs"], made["preds"]) as url:
+        _open(page, url)
+        page.locator("#scene-list li", has_text="a_cloudfree.tif").click()
+        page.wait_for_selector("#scene-split-box:not([hidden])")
+        page.wait_for_selector("#scene-mask-box:not([hidden])")
+        page.wait_for_load_state("networkidle")
+        canvas = page.locator("#scene-canvas")
+        split = _pixels(canvas.screenshot())
+        page.fill("#scene-split", "100")  # the input everywhere
+        page.dispatch_event("#scene-split", "input")
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(200)
+        only_input = _pixels(canvas.screenshot())
+        assert np.abs(only_input - split).mean() > 0.5
+        page.check("#scene-mask")
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(200)
+        masked = _pixels(canvas.screenshot())
+        assert np.abs(masked - only_input).mean() > 0.5
+
+
 def test_real_sen12mscr_patches(page: Page, sen12mscr_root: Path) -> None:
     with serve(sen12mscr_root) as url:
         _open(page, url)

@@ -264,6 +264,7 @@ def mask_scene(
                     masker=info["masker"],
                     dilate=f"{info['dilate_px']:g} px",
                     classes="0=clear,1=cloud,2=shadow",
+                    source=str(Path(s2_path).resolve()),
                 )
     except rasterio.errors.RasterioError as e:
         raise DataError(

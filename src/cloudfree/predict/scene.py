@@ -407,6 +407,7 @@ def _predict(
                         masker=mask_info.get("masker") or f"file {files.mask}",
                         dilate=f"{mask_info.get('dilate_px', 0.0):g} px",
                         classes="0=clear,1=cloud,2=shadow",
+                        source=str(files.s2_cloudy.resolve()),
                     )
                 if udst is not None:
                     for i, name in enumerate(src.bands, start=1):
@@ -414,7 +415,7 @@ def _predict(
                     udst.update_tags(
                         software="cloudfree predict",
                         method=method.name,
-                        source=str(files.s2_cloudy),
+                        source=str(files.s2_cloudy.resolve()),
                         quantity="predicted standard deviation (sqrt of the variance)",
                         units="reflectance (DN / 10000)",
                     )
@@ -425,8 +426,11 @@ def _predict(
                     udst.close()
             for i, name in enumerate(src.bands, start=1):
                 dst.set_band_description(i, name)
+            # The input, absolute: the viewer shows a prediction beside it (and its mask).
             dst.update_tags(
-                software="cloudfree predict", method=method.name, source=str(files.s2_cloudy)
+                software="cloudfree predict",
+                method=method.name,
+                source=str(files.s2_cloudy.resolve()),
             )
             factors = _overview_factors(h, w)
             if factors:

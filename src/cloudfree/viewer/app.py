@@ -13,8 +13,10 @@ Endpoints (all GET; patches are named by row number or id, never by path):
   mean over bands, black 0 to pale yellow 0.1 reflectance).
   Query: ``composite=true|false``, ``stretch=gain|percentile``, ``gain=2.5``, ``plo=2``,
   ``phi=98``, ``overlay=1`` (mask over the cloudy input).
-- ``/api/scene/{sid}``: size and tile pyramid of a whole-scene GeoTIFF;
-  ``/api/scene/{sid}/tile/{z}/{x}/{y}.png``: one 256-pixel tile, a windowed decimated read.
+- ``/api/scene/{sid}``: size, kind, tile pyramid and ``layers`` (its ``input`` and ``mask``,
+  when known and readable) of a whole-scene GeoTIFF;
+  ``/api/scene/{sid}/tile/{z}/{x}/{y}.png?layer=scene|input|mask``: one 256-pixel tile, a
+  windowed decimated read (a mask: classes over transparency, to lay over the others).
 
 Errors are JSON ``{"detail": ...}``: 404 unknown id or missing file, 403 a file outside the
 allowed folders, 400 bad parameters, 422 a file that cannot be read (corrupt, truncated, wrong
@@ -25,6 +27,7 @@ bands). The page shows the message in the panel concerned; the rest keeps workin
 # run time, and they name types imported inside create_app (fastapi itself is an optional extra).
 import os
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -132,7 +135,8 @@ def create_app(
             "completeness": list(COMPLETENESS),
             "methods": sorted(cat.methods),
             "scene_files": [
-                {"id": s.id, "name": s.name, "method": s.method} for s in cat.scenes.values()
+                {"id": s.id, "name": s.name, "method": s.method, "kind": s.kind}
+                for s in cat.scenes.values()
             ],
         }
 
@@ -240,40 +244,64 @@ def create_app(
                 rgb = render.mask_overlay(rgb, mask)
         return png(rgb)
 
+    def scene_layer(sid: str, layer: str) -> Path:
+        """The file of a scene's layer: the scene itself, its input or its mask."""
+        s = cat.scene(sid)
+        if layer == "scene":
+            return cat.checked(s.path)
+        path = {"input": s.input, "mask": s.mask}.get(layer)
+        if layer not in ("input", "mask"):
+            raise HTTPException(400, f"layer must be scene, input or mask, got {layer!r}")
+        if path is None:
+            raise NotFound(f"scene {sid!r} has no {layer} (see /api/scene/{sid})")
+        return cat.checked(path)  # inside ROOT or the predictions folder, else 403
+
     @app.get("/api/scene/{sid}")
     def scene(sid: str) -> dict[str, Any]:
         s = cat.scene(sid)
         h, w, count = raster_size(cat.checked(s.path))
         grid = TileGrid(h, w)
+        layers = {}
+        for name, path in (("input", s.input), ("mask", s.mask)):
+            # Shown only when the viewer may read it and it is on the scene's grid.
+            if path is not None and cat.allowed(path) and raster_size(path)[:2] == (h, w):
+                layers[name] = path.name
         return {
             "id": s.id,
             "name": s.name,
             "method": s.method,
+            "kind": s.kind,
             "height": h,
             "width": w,
             "count": count,
             "tile": 256,
             "max_zoom": grid.max_zoom,
+            "layers": layers,
         }
 
     @app.get("/api/scene/{sid}/tile/{z}/{x}/{y}.png")
-    def tile(sid: str, z: int, x: int, y: int, style: StyleQ) -> Response:
-        s = cat.scene(sid)
-        path = cat.checked(s.path)
-        h, w, _ = raster_size(path)
+    def tile(sid: str, z: int, x: int, y: int, style: StyleQ, layer: str = "scene") -> Response:
+        """One tile of the scene (``layer=scene``), of its input (``input``, drawn as the
+        scene is) or of its mask (``mask``: cloud and shadow over transparency, to lay over
+        the other two)."""
+        path = scene_layer(sid, layer)
+        h, w, count = raster_size(path)
         try:
             window, out_size = TileGrid(h, w).window(z, x, y)
         except ValueError as e:
             raise NotFound(str(e)) from e
-        arr, _ = read_display(path, window=window, out_size=out_size)
+        masky = layer == "mask" or cat.scene(sid).kind == "mask"
+        arr, _ = read_display(path, window=window, out_size=out_size, categorical=masky)
+        if layer == "mask":
+            return png(render.mask_rgba(arr[0].astype(np.uint8)))
         fixed = None
-        if style.stretch == "percentile" and arr.shape[0] != 2:
+        if style.stretch == "percentile" and count not in (1, 2):
 
             def overview() -> SceneStretch:
                 ov, _ = read_display(path, max_size=1024)
                 return SceneStretch.from_overview(ov, style)
 
-            fixed = cat.overviews.get((sid, style.composite, style.p), overview)
+            fixed = cat.overviews.get((sid, layer, style.composite, style.p), overview)
         return png(tile_rgb(arr, style, fixed))
 
     return app

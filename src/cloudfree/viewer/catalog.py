@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from cloudfree.data.release.index import IndexResult, IndexRow, read_index
-from cloudfree.errors import CloudfreeError, DataError
+from cloudfree.errors import CloudfreeError, DataError, DatasetNotFoundError
 from cloudfree.io import split_archive_path
 
 #: What the completeness filter accepts.
@@ -107,12 +107,60 @@ class Method:
 
 @dataclass(frozen=True)
 class Scene:
-    """A whole-scene GeoTIFF of the predictions folder."""
+    """A whole-scene GeoTIFF of the predictions folder.
+
+    ``kind``: ``"prediction"`` (written by ``cloudfree predict`` or ``inpaint``), ``"mask"``
+    (1 band of classes: ``mask``, ``--mask-out``), or ``"image"`` (anything else). A prediction
+    knows its ``input`` (the S2 its ``source`` tag names) and its ``mask`` (a mask of the
+    folder made from the same input), when they exist.
+    """
 
     id: str
     name: str
     method: str
     path: Path
+    kind: str = "image"
+    input: Path | None = None
+    mask: Path | None = None
+
+
+def _scene_tags(path: Path) -> dict[str, str]:
+    """The tags cloudfree writes into its outputs (empty when unreadable)."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            return dict(ds.tags())
+    except rasterio.errors.RasterioError:
+        return {}
+
+
+def _pair_scenes(scenes: list[Scene]) -> list[Scene]:
+    """Each prediction with its input and its mask (the masks made from the same input),
+    read from the ``source`` tags cloudfree writes."""
+    from dataclasses import replace
+
+    tags = {s.id: _scene_tags(s.path) for s in scenes}
+    out = []
+    for s in scenes:
+        t = tags[s.id]
+        if "classes" in t:
+            out.append(replace(s, kind="mask"))
+        elif t.get("software") == "cloudfree predict" and "quantity" not in t:
+            out.append(replace(s, kind="prediction"))
+        else:
+            out.append(s)
+    masks = {tags[s.id].get("source"): s.path for s in out if s.kind == "mask"}
+    paired = []
+    for s in out:
+        source = tags[s.id].get("source")
+        if s.kind == "prediction" and source:
+            src = Path(source)
+            paired.append(replace(s, input=src if src.is_file() else None,
+                                  mask=masks.get(source)))  # fmt: skip
+        else:
+            paired.append(s)
+    return paired
 
 
 def load_index(root: str | os.PathLike[str]) -> IndexResult:
@@ -177,7 +225,7 @@ def scan_predictions(
             m.metrics = _read_metrics(d / "per_patch.csv")
         if m.files or m.metrics:
             methods[name] = m
-    return methods, scenes
+    return methods, _pair_scenes(scenes)
 
 
 class Catalog:
@@ -200,7 +248,14 @@ class Catalog:
         checkpoints: Sequence[str] = (),
         device: str = "auto",
     ) -> None:
-        self.index = load_index(root)
+        try:
+            self.index = load_index(root)
+        except DatasetNotFoundError:
+            if predictions is None or not Path(root).is_dir():
+                raise
+            # A folder of whole scenes (the inputs of predict), not a dataset: no patches;
+            # its files may be shown beside their predictions.
+            self.index = IndexResult(rows=[], root=Path(root))
         self.rows: list[IndexRow] = list(self.index.rows)
         self.by_id = {r.id: n for n, r in enumerate(self.rows)}
         self.data_root = Path(self.index.root).resolve()
@@ -245,6 +300,14 @@ class Catalog:
         return self.scenes[sid]
 
     # ------------------------------------------------------------------ the file check
+    def allowed(self, path: str | os.PathLike[str]) -> bool:
+        """Whether :meth:`checked` accepts ``path`` (it exists inside an allowed root)."""
+        try:
+            self.checked(path)
+        except (NotFound, Forbidden):
+            return False
+        return True
+
     def checked(self, path: str | os.PathLike[str]) -> Path:
         """The path, after checking that it exists inside an allowed root (symlinks resolved).
 

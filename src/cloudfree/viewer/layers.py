@@ -137,10 +137,27 @@ def any_rgb(arr: np.ndarray, style: Style = Style()) -> np.ndarray:
         return s2_rgb(arr, style)
     if arr.shape[0] == 2:
         return render.sar_composite(arr)
+    if arr.shape[0] == 1:  # a cloud/shadow mask (--mask-out), or any single quantity
+        return one_band_rgb(arr[0])
     raise ValueError(
-        f"cannot display a {arr.shape[0]}-band raster: expected Sentinel-2 (13 or 12 bands) "
-        "or Sentinel-1 (2 bands, VV and VH in dB)"
+        f"cannot display a {arr.shape[0]}-band raster: expected Sentinel-2 (13 or 12 bands), "
+        "Sentinel-1 (2 bands, VV and VH in dB) or one band (a mask, a quantity)"
     )
+
+
+def is_mask(band: np.ndarray) -> bool:
+    """Whether one band holds mask classes only (0 clear, 1 cloud, 2 shadow)."""
+    v = np.asarray(band)
+    finite = v[np.isfinite(v)] if np.issubdtype(v.dtype, np.floating) else v
+    return bool(finite.size) and bool(np.isin(finite, (0, 1, 2)).all())
+
+
+def one_band_rgb(band: np.ndarray) -> np.ndarray:
+    """A mask in its classes' colours (:func:`cloudfree.render.mask_rgb`), any other band in
+    grey between its 2nd and 98th percentiles."""
+    if is_mask(band):
+        return render.mask_rgb(np.asarray(band).astype(np.uint8))
+    return render.grey_rgb(band)
 
 
 def _limits(x: np.ndarray, p: tuple[float, float]) -> tuple[float, float]:
@@ -181,8 +198,8 @@ def tile_rgb(arr: np.ndarray, style: Style, fixed: SceneStretch | None = None) -
     ``hi`` -> 1 reflectance and drawing them with gain 1, so the colours are those of
     :func:`cloudfree.render.stretch` over the whole scene.
     """
-    if arr.shape[0] == 2:
-        return render.sar_composite(arr)
+    if arr.shape[0] in (1, 2):
+        return any_rgb(arr, style)
     if style.stretch != "percentile" or fixed is None:
         return any_rgb(arr, style)
     scaled = np.zeros_like(arr)

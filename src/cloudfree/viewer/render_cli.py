@@ -117,14 +117,16 @@ def render_file(
     """
     style = style or Style()
     h, w, count = raster_size(source)
-    arr, _ = read_display(source, max_size=max_size)
+    role = _role(source)
+    # A mask is decimated by picking classes, not by averaging them.
+    arr, _ = read_display(source, max_size=max_size, categorical=role.startswith("mask"))
     size = arr.shape[1:]
     if mask and count != NUM_S2_BANDS:
         raise DataError(source, f"has {count} bands", "13 Sentinel-2 L1C bands for --mask")
     rgb = any_rgb(arr, style)
     if mask:
         rgb = render.mask_overlay(rgb, _mask_of(arr))
-    images, titles = [rgb], [_role(source) + (" + mask" if mask else "")]
+    images, titles = [rgb], [role + (" + mask" if mask else "")]
     others: dict[str, np.ndarray] = {}
     for name, path in (("prediction", prediction), ("target", target)):
         if path is None:

@@ -317,6 +317,11 @@ async function showScene(sid, push = true) {
     return;
   }
   $("scene-title").textContent = `${scene.info.name} (${scene.info.method}, ${scene.info.width} × ${scene.info.height})`;
+  // A prediction beside its input (a before/after divider) and under its mask, when known.
+  const layers = scene.info.layers || {};
+  $("scene-split-box").hidden = !layers.input;
+  $("scene-mask-box").hidden = !layers.mask;
+  if (!layers.mask) $("scene-mask").checked = false;
   fitScene();
 }
 
@@ -332,12 +337,27 @@ function drawScene() {
   const c = $("scene-canvas"), ctx = c.getContext("2d");
   ctx.fillStyle = "#20252a"; ctx.fillRect(0, 0, c.width, c.height);
   const s = scene.info; if (!s) return;
+  const layers = s.layers || {};
+  drawTiles(ctx, "scene");
+  if (layers.input) {
+    // Before/after: the input left of the divider, the prediction right of it.
+    const at = c.width * Number($("scene-split").value) / 100;
+    ctx.save(); ctx.beginPath(); ctx.rect(0, 0, at, c.height); ctx.clip();
+    drawTiles(ctx, "input");
+    ctx.restore();
+    ctx.fillStyle = "#ffd24a"; ctx.fillRect(at - 1, 0, 2, c.height);
+  }
+  if (layers.mask && $("scene-mask").checked) drawTiles(ctx, "mask");
+}
+
+function drawTiles(ctx, layer) {
+  const c = $("scene-canvas"), s = scene.info;
   const z = Math.max(0, Math.min(s.max_zoom, s.max_zoom + Math.ceil(Math.log2(scene.scale) - 1e-9)));
   const f = 2 ** (s.max_zoom - z), span = s.tile * f;       // source pixels per tile
   const x0 = Math.max(0, Math.floor(scene.ox / span)), y0 = Math.max(0, Math.floor(scene.oy / span));
   const x1 = Math.min(Math.ceil(s.width / span) - 1, Math.floor((scene.ox + c.width / scene.scale) / span));
   const y1 = Math.min(Math.ceil(s.height / span) - 1, Math.floor((scene.oy + c.height / scene.scale) / span));
-  const q = styleQuery();
+  const q = styleQuery() + (layer === "scene" ? "" : `&layer=${layer}`);
   for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) {
     const key = `${z}/${x}/${y}.png?${q}`;
     let t = scene.tiles.get(key);
@@ -349,7 +369,7 @@ function drawScene() {
       scene.tiles.set(key, t);
     }
     if (t.complete && t.naturalWidth) {
-      ctx.imageSmoothingEnabled = scene.scale * f < 2;
+      ctx.imageSmoothingEnabled = layer !== "mask" && scene.scale * f < 2;
       ctx.drawImage(t, (x * span - scene.ox) * scene.scale, (y * span - scene.oy) * scene.scale,
                     t.naturalWidth * f * scene.scale, t.naturalHeight * f * scene.scale);
     }
@@ -381,6 +401,8 @@ function initSceneView() {
   $("zoom-in").onclick = () => zoomAt(2, c.width / 2, c.height / 2);
   $("zoom-out").onclick = () => zoomAt(0.5, c.width / 2, c.height / 2);
   $("zoom-fit").onclick = fitScene;
+  $("scene-split").oninput = drawScene;
+  $("scene-mask").onchange = drawScene;
   $("scene-back").onclick = () => { if (state.current) showPatch(state.current); else showView("patch"); };
 }
 
