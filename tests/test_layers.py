@@ -25,11 +25,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "runs",
         "outputs",
         "locks",
-        "units",
         "workers",
         "argtypes",
     ),
-    ("io",),
+    # units reads band counts (bands) to choose its rules.
+    ("io", "units"),
     ("masks", "metrics", "losses", "render"),
     ("inpaint",),
     ("data",),

@@ -31,7 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "drawn from tiles. Only files of ROOT and of --predictions are ever served."
         ),
     )
-    p.add_argument("root", help="dataset folder (any layout 'cloudfree index' reads) or index CSV")
+    p.add_argument(
+        "root",
+        help="dataset folder (any layout 'cloudfree index' reads) or index CSV; with "
+        "--predictions also a folder of whole scenes (the inputs of 'cloudfree predict')",
+    )
     p.add_argument(
         "--predictions",
         default=None,
