@@ -21,6 +21,15 @@ def test_the_viewer_scores_a_patch_as_evaluate_does(tmp_path: Path) -> None:
     from cloudfree.viewer.catalog import Catalog
 
     synthesize(tmp_path / "root", n=3, seed=1, size=64)
+    # Targets brighter than 10000 DN in places (snow, bright cloud in a "clear" target, as
+    # SEN12MS-CR has): evaluate clips them to [0, 10000] DN (spec section 2); so must the viewer.
+    import rasterio
+
+    for target in (tmp_path / "root").rglob("*_s2_[0-9]*.tif"):
+        with rasterio.open(target, "r+") as ds:
+            values = ds.read()
+            values[:, :16, :16] = 14000
+            ds.write(values)
     ev = tmp_path / "ev"
     assert main(["evaluate", "--checkpoint", "mask-fill", "--data", str(tmp_path / "root"),
                  "--split", "all", "--out", str(ev), "--no-report"]) == 0  # fmt: skip
