@@ -171,3 +171,28 @@ def test_the_readme_commands_run_on_the_samples(
             failed[-1] += f": exit {rc}: {out.err[-500:]}"
     assert not failed, "\n".join(failed)
     assert len(ran) >= 20, (ran, skipped)
+
+
+def test_outputs_are_cloud_optimised_geotiffs(tmp_path: Path) -> None:
+    import rasterio
+
+    from cloudfree.bands import S2_BANDS
+    from tests.data.sentinel.test_safe import make_l1c
+
+    s2 = write_tif(tmp_path / "s2.tif", synth_s2(600, 560))
+    assert main(["predict", "--s2", str(s2), "--out", str(tmp_path / "p.tif"), "--checkpoint",
+                 "identity", "--mask-out", str(tmp_path / "pm.tif"), "--mask-backend",
+                 "dsen2cr", "--no-progress"]) == 0  # fmt: skip
+    assert main(["mask", str(s2), "--out", str(tmp_path / "m.tif"), "--mask-backend",
+                 "dsen2cr"]) == 0  # fmt: skip
+    assert main(["stack", str(make_l1c(tmp_path / "safe")), "--out", str(tmp_path / "st.tif"),
+                 "--quiet"]) == 0  # fmt: skip
+    for name in ("p.tif", "pm.tif", "m.tif", "st.tif"):
+        with rasterio.open(tmp_path / name) as ds:
+            assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", name
+            if min(ds.height, ds.width) >= 512:
+                assert ds.block_shapes[0] == (512, 512), name
+    with rasterio.open(tmp_path / "p.tif") as p, rasterio.open(s2) as src:
+        assert p.overviews(1) == [2]  # built while writing, copied into the COG
+        assert (p.read() == src.read()).all()  # identity: the values survive the copy
+        assert p.tags()["software"] == "cloudfree predict" and p.descriptions == S2_BANDS

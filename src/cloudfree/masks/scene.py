@@ -26,7 +26,7 @@ import numpy as np
 
 from cloudfree.bands import GSD_M, S2_BANDS
 from cloudfree.errors import DataError
-from cloudfree.io import RasterMeta, atomic_path, gdal_cache_env, gdal_path, read_meta
+from cloudfree.io import RasterMeta, atomic_path, gdal_cache_env, gdal_path, read_meta, to_cog
 from cloudfree.masks.backends import DEFAULT_DILATE_M, ReadBands, make_backend, resolve_backend
 from cloudfree.masks.computed import BLOCK, ComputedMask, DilatedMask, SceneMask
 from cloudfree.masks.dilate import Distance, dilation_pixels, parse_distance, pixel_size_m
@@ -249,7 +249,10 @@ def mask_scene(
             mask_src, info = scene_mask_for(
                 backend, read, meta, lvl, layout.names, dilate, s2_path, block, params
             )
-            with atomic_path(out_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            with (
+                atomic_path(out_path, finish=to_cog) as tmp,
+                rasterio.open(tmp, "w", **profile) as dst,
+            ):
                 for win in windows(height, width, window):
                     mask = mask_src.read(win)
                     r, c, h, w = win

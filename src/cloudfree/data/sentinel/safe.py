@@ -43,7 +43,7 @@ import numpy as np
 
 from cloudfree.bands import S2_BANDS, S2_DN_PER_REFLECTANCE, S2_L2A_BANDS, S2_NATIVE_GSD_M
 from cloudfree.errors import DataError
-from cloudfree.io import atomic_path, gdal_cache_env
+from cloudfree.io import atomic_path, gdal_cache_env, to_cog
 from cloudfree.windows import windows
 
 #: Resampling methods accepted for the 20 m / 60 m bands (rasterio ``Resampling`` names).
@@ -360,7 +360,7 @@ def stack_safe(
             from tqdm import tqdm
 
             blocks = tqdm(blocks, desc=f"stack {Path(out).name}", unit="window")
-        with atomic_path(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        with atomic_path(out, finish=to_cog) as tmp, rasterio.open(tmp, "w", **profile) as dst:
             for i, band in enumerate(names, start=1):
                 dst.set_band_description(i, band)
             dst.update_tags(
