@@ -182,11 +182,22 @@ def created_folder(path: PathLike, keep: Callable[[], bool] = lambda: False) -> 
     resumable pack with finished shards). A folder that existed before is never removed.
     """
     out = Path(path)
-    missing = [p for p in (out, *out.parents) if not p.exists()]
+    created = first_missing(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         yield out
     except BaseException:
-        if missing and not keep():
-            shutil.rmtree(missing[-1], ignore_errors=True)
+        if created is not None and not keep():
+            shutil.rmtree(created, ignore_errors=True)
         raise
+
+
+def first_missing(path: PathLike) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what ``mkdir(parents=True)``
+    creates first, and what to remove to undo it), or None if ``path`` exists."""
+    missing = None
+    for p in [Path(path), *Path(path).parents]:
+        if p.exists():
+            return missing
+        missing = p
+    return missing

@@ -203,10 +203,8 @@ def patch_rows(
         }
 
 
-def _keep_predictions(
-    out: Path, batch: Mapping[str, Any], pred: Any, scaling: Scaling, save: bool
-) -> None:
-    """Write (``save``) or remove each patch's ``out/<id>.tif`` (see :func:`evaluate`)."""
+def _save_predictions(out: Path, batch: Mapping[str, Any], pred: Any, scaling: Scaling) -> None:
+    """Write each patch's prediction as ``out/<id>.tif`` (see :func:`evaluate`)."""
     from affine import Affine
     from rasterio.crs import CRS
 
@@ -216,10 +214,6 @@ def _keep_predictions(
     dn_per_unit = scaling.reflectance_per_unit * S2_DN_PER_REFLECTANCE
     values = as_numpy(pred).astype(np.float64) * dn_per_unit
     for b, pid in enumerate(batch["id"]):
-        path = out / f"{pid}.tif"
-        if not save:
-            path.unlink(missing_ok=True)
-            continue
         dn = np.clip(np.rint(values[b]), 0, 65535).astype(np.uint16)
         t = as_numpy(batch["transform"][b]) if "transform" in batch else np.full(6, np.nan)
         crs = str(batch["crs"][b]) if "crs" in batch else ""
@@ -229,7 +223,7 @@ def _keep_predictions(
             crs=CRS.from_user_input(crs) if georef else None,
             transform=Affine(*t) if georef else None,
         )  # fmt: skip
-        write_raster(path, dn, meta, descriptions=S2_BANDS, compress="deflate")
+        write_raster(out / f"{pid}.tif", dn, meta, descriptions=S2_BANDS, compress="deflate")
 
 
 def score_patch(
@@ -416,6 +410,8 @@ def evaluate(
         uncertain = bool(getattr(m, "predicts_variance", False))
         columns = PER_PATCH_COLUMNS + (UNCERTAINTY_COLUMNS if uncertain else ())
         unc: dict[str, array.array] = {k: array.array("d") for k in UNCERTAINTY_COLUMNS}
+        # Predictions an earlier `evaluate --save-predictions` left here (looked for once).
+        stale = not save_predictions and any(out.glob("*.tif"))
         per_patch = staged.enter_context(atomic_path(out / "per_patch.csv"))
         with open(per_patch, "w", newline="") as f:
             writer = csv.writer(f)
@@ -444,7 +440,11 @@ def evaluate(
                         pred, var = m.predict_variance(batch)
                     else:
                         pred = m.predict(batch)
-                _keep_predictions(out, batch, pred, scaling, save_predictions)
+                if save_predictions:
+                    _save_predictions(out, batch, pred, scaling)
+                elif stale:  # an earlier evaluation's predictions would not match these rows
+                    for pid in batch["id"]:
+                        (out / f"{pid}.tif").unlink(missing_ok=True)
                 rows = patch_rows(batch, pred, mask, proto, scaling, var)
                 for i, row in zip(indices, rows, strict=True):
                     row_index.append(i)

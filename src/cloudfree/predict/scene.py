@@ -260,36 +260,54 @@ def predict_scene(
             "presets, or a checkpoint imported with 'cloudfree weights import model.pth.tar "
             "--conf conf.json --name NAME')"
         )
-    _check_inputs(
-        files, main.method.include_sar
-    )  # before the plan: measuring a model's edge takes a while
-    plan = plan_tiles(main.method, _device_of(main), resolve_precision(precision), tile,
-                      overlap, batch_size)  # fmt: skip
-    check_tiling(plan.tile, plan.overlap, plan.batch)
-    log.debug("tiling: %s", plan.reason)  # the summary has the tiling; --debug shows why
-    _release_large_buffers()
-    with rasterio.Env(**gdal_cache_env()):
-        summary = _predict(files, main, opts, plan)
+    # The inputs are opened (and their values checked) before the plan: measuring a model's
+    # edge takes a while.
+    src, s1src = _open_sources(files, main, opts)
+    try:
+        plan = plan_tiles(main.method, _device_of(main), resolve_precision(precision), tile,
+                          overlap, batch_size)  # fmt: skip
+        check_tiling(plan.tile, plan.overlap, plan.batch)
+        log.debug("tiling: %s", plan.reason)  # the summary has the tiling; --debug shows why
+        _release_large_buffers()
+        with rasterio.Env(**gdal_cache_env()):
+            summary = _predict(files, main, opts, plan, src, s1src)
+    finally:
+        src.close()
+        if s1src is not None:
+            s1src.close()
     seconds = time.perf_counter() - start
     summary.update(seconds=seconds, mpx_per_s=summary["height"] * summary["width"] / 1e6 / seconds)
     return summary
 
 
-def _check_inputs(files: SceneFiles, sar: bool) -> None:
-    """The inputs' values (units, an empty scene; :func:`cloudfree.units.check_scene`), checked
-    on a few windows before any work: the readers check them again when they open. S1 only
-    for a model that reads it (``sar``)."""
-    from cloudfree.data.sentinel.scene import open_raster
-    from cloudfree.units import check_scene
+def _open_sources(
+    files: SceneFiles, main: Runner, opts: PredictOptions
+) -> tuple[S2Source, S1Source | None]:
+    """The S2 scene and, for a model that reads it, the S1 scene, opened (their values checked
+    on opening: :func:`cloudfree.units.check_scene`). Without S1, a SAR model's no-SAR model
+    for the whole scene is chosen here, before any work (:func:`choose_nosar`)."""
+    method = main.method
+    src = S2Source(files.s2_cloudy, b10=opts.b10)
+    try:
+        if files.s1 is not None:
+            if method.include_sar:
+                return src, S1Source(files.s1, src.meta, files.s2_cloudy)
+            log.info("%s takes no S1: %s is not used", method.name, files.s1)
+        elif method.include_sar:
+            if opts.outside_sar == "input":
+                raise ValueError(
+                    f"{method.name} takes S1 but no s1 was given; give --s1, a no-SAR "
+                    "checkpoint, or outside_sar='nosar' (predicts everything without SAR)"
+                )
+            from cloudfree.predict.bundled import choose_nosar
 
-    for path, kind in ((files.s2_cloudy, "s2"), (files.s1 if sar else None, "s1")):
-        if path is None:
-            continue
-        ds = open_raster(path, kind.upper())
-        try:
-            check_scene(ds, kind, path)
-        finally:
-            ds.close()
+            spec = choose_nosar(method.name, opts.checkpoint_nosar, opts.outside_sar,
+                                "no --s1 was given")  # fmt: skip
+            log.warning("no S1 given: the whole scene is predicted with the no-SAR model %s", spec)
+    except Exception:
+        src.close()
+        raise
+    return src, None
 
 
 def _weights_path(runner: Runner) -> str | None:
@@ -309,11 +327,16 @@ def _profiles(meta: Any, block: int) -> tuple[dict[str, Any], dict[str, Any], di
 
 
 def _predict(
-    files: SceneFiles, main: Runner, opts: PredictOptions, plan: TilePlan
+    files: SceneFiles,
+    main: Runner,
+    opts: PredictOptions,
+    plan: TilePlan,
+    src: S2Source,
+    s1src: S1Source | None,
 ) -> dict[str, Any]:
-    """The body of :func:`predict_scene` once the model is loaded and the tiling planned:
-    open the sources, predict window by window, write the outputs; returns the summary
-    without the timing."""
+    """The body of :func:`predict_scene` once the model is loaded, the sources open and the
+    tiling planned: predict window by window, write the outputs; returns the summary without
+    the timing. The caller closes the sources."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.windows import Window as RioWindow
@@ -321,29 +344,10 @@ def _predict(
 
     from cloudfree.models.runtime import resolve_precision
 
-    src = S2Source(files.s2_cloudy, b10=opts.b10)
-    s1src: S1Source | None = None
     mask_src: SceneMask | None = None
     mask_info: dict[str, Any] = {}
     method = main.method
     try:
-        if files.s1 is not None:
-            if method.include_sar:
-                s1src = S1Source(files.s1, src.meta, files.s2_cloudy)
-            else:
-                log.info("%s takes no S1: %s is not used", method.name, files.s1)
-        elif method.include_sar:
-            if opts.outside_sar == "input":
-                raise ValueError(
-                    f"{method.name} takes S1 but no s1 was given; give --s1, a no-SAR "
-                    "checkpoint, or outside_sar='nosar' (predicts everything without SAR)"
-                )
-            # Before any work: the model for the whole scene is one the user chose.
-            from cloudfree.predict.bundled import choose_nosar
-
-            spec = choose_nosar(method.name, opts.checkpoint_nosar, opts.outside_sar,
-                                "no --s1 was given")  # fmt: skip
-            log.warning("no S1 given: the whole scene is predicted with the no-SAR model %s", spec)
         # Every batch a method sees carries the scene mask (cloudfree.masks.patch.batch_mask):
         # computed when a method reads it, which the no-SAR fallback (e.g. hybrid-nosar) may.
         may_use_nosar = method.include_sar and opts.outside_sar != "input"
@@ -440,9 +444,6 @@ def _predict(
             files.s2_cloudy, f"reading the inputs or writing {files.out} failed: {root_reason(e)}"
         ) from e
     finally:
-        src.close()
-        if s1src is not None:
-            s1src.close()
         if mask_src is not None:
             mask_src.close()
     changed = sp.changed / sp.valid

@@ -393,9 +393,7 @@ class WindowPredictor:
         )
         # The mask file or the computed mask: the same pixels whatever the windows.
         mask = None if self.mask_src is None else self.mask_src.read(region)
-        xn = normalize_s2(data, self.scaling)
-        if np.issubdtype(np.dtype(cloudy.meta.dtype), np.floating):
-            xn = np.nan_to_num(xn, nan=0.0, copy=False)  # NaN DN would make the output NaN
+        xn = normalize_s2(data, self.scaling)  # finite: S2Source reads NaN as missing (0)
         sar = None
         if self.sar:
             sar = self._sar_region(win)

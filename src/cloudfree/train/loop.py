@@ -39,7 +39,7 @@ from cloudfree.config import Config, save_config
 from cloudfree.errors import CloudfreeError
 from cloudfree.models.inputs import extra_tensors, reads_sar
 from cloudfree.models.runtime import bf16_autocast, training_bf16
-from cloudfree.outputs import check_output_dir
+from cloudfree.outputs import check_output_dir, first_missing
 from cloudfree.runs import find_latest
 from cloudfree.train import distributed as D
 from cloudfree.train.checkpoint import (
@@ -375,7 +375,7 @@ def _setup(
     run_dir = _make_run_dir(cfg, resume)
     # A folder this call creates is removed again if the set-up below fails (a model name or
     # data that does not work): no run folder holding only config.yaml and run_info.json.
-    created = D.broadcast_object(_first_missing(run_dir) if D.is_main() else None)
+    created = D.broadcast_object(first_missing(run_dir) if D.is_main() else None)
     try:
         if dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -390,17 +390,6 @@ def _setup(
         if created is not None and dist.is_main:
             shutil.rmtree(created, ignore_errors=True)
         raise
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (what ``mkdir(parents=True)``
-    creates first), or None if ``path`` exists."""
-    missing = None
-    for p in [path, *path.parents]:
-        if p.exists():
-            return missing
-        missing = p
-    return missing
 
 
 def _build(cfg: Config, dist: D.DistInfo, run_dir: Path, init: Any) -> _Run:

@@ -124,32 +124,17 @@ class Scene:
     mask: Path | None = None
 
 
-def _scene_tags(path: Path) -> dict[str, str]:
-    """The tags cloudfree writes into its outputs (empty when unreadable)."""
-    import rasterio
-
-    try:
-        with rasterio.open(path) as ds:
-            return dict(ds.tags())
-    except rasterio.errors.RasterioError:
-        return {}
-
-
 def _pair_scenes(scenes: list[Scene]) -> list[Scene]:
     """Each prediction with its input and its mask (the masks made from the same input),
     read from the ``source`` tags cloudfree writes."""
     from dataclasses import replace
 
-    tags = {s.id: _scene_tags(s.path) for s in scenes}
-    out = []
-    for s in scenes:
-        t = tags[s.id]
-        if "classes" in t:
-            out.append(replace(s, kind="mask"))
-        elif t.get("software") == "cloudfree predict" and "quantity" not in t:
-            out.append(replace(s, kind="prediction"))
-        else:
-            out.append(s)
+    from cloudfree.viewer.layers import output_kind, output_tags
+
+    tags = {s.id: output_tags(s.path) for s in scenes}
+    # A standard deviation is shown as any image is.
+    kinds = {s.id: output_kind(tags[s.id]) for s in scenes}
+    out = [replace(s, kind="image" if kinds[s.id] == "std" else kinds[s.id]) for s in scenes]
     masks = {tags[s.id].get("source"): s.path for s in out if s.kind == "mask"}
     paired = []
     for s in out:

@@ -246,3 +246,25 @@ class TileGrid:
         h, w = min(s, self.height - r), min(s, self.width - c)
         f = TILE / s
         return (r, c, h, w), (max(1, round(h * f)), max(1, round(w * f)))
+
+
+def output_tags(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The tags of a GeoTIFF (empty when it cannot be read)."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            return dict(ds.tags())
+    except rasterio.errors.RasterioError:
+        return {}
+
+
+def output_kind(tags: dict[str, str]) -> str:
+    """What a GeoTIFF is, from the tags cloudfree writes into its outputs: ``"mask"`` (``mask``,
+    ``--mask-out``), ``"prediction"`` (``predict``, ``inpaint``), ``"std"`` (a predicted
+    standard deviation, ``--uncertainty-out``), else ``"image"`` (an input, any other file)."""
+    if "classes" in tags:
+        return "mask"
+    if tags.get("software") == "cloudfree predict":
+        return "std" if "quantity" in tags else "prediction"
+    return "image"

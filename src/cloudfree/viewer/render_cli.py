@@ -24,7 +24,15 @@ from cloudfree import render
 from cloudfree.argtypes import positive_int
 from cloudfree.bands import NUM_S2_BANDS, SPLITS
 from cloudfree.errors import CloudfreeError, DataError
-from cloudfree.viewer.layers import COMPOSITES, Style, any_rgb, raster_size, read_display
+from cloudfree.viewer.layers import (
+    COMPOSITES,
+    Style,
+    any_rgb,
+    output_kind,
+    output_tags,
+    raster_size,
+    read_display,
+)
 
 #: Default longest side of a drawn raster (larger ones are decimated while reading).
 DEFAULT_MAX_SIZE = 1024
@@ -82,19 +90,13 @@ def _mask_of(arr: np.ndarray) -> np.ndarray:
 
 
 def _role(path: str | Path) -> str:
-    """What a GeoTIFF is, from the tags cloudfree writes: a prediction (and by which method),
-    a mask, a predicted standard deviation; any other file is an input."""
-    import rasterio
-
-    try:
-        with rasterio.open(path) as ds:
-            tags = ds.tags()
-    except rasterio.errors.RasterioError:
-        return "input"
-    if "classes" in tags:  # the masks of mask, predict --mask-out, inpaint --mask-out
+    """A panel title for a GeoTIFF, from the tags cloudfree writes (:func:`output_kind`)."""
+    tags = output_tags(path)
+    kind = output_kind(tags)
+    if kind == "mask":
         return f"mask ({tags.get('backend', '?')})"
-    if tags.get("software") == "cloudfree predict":
-        what = "standard deviation" if "quantity" in tags else "prediction"
+    if kind in ("prediction", "std"):
+        what = "prediction" if kind == "prediction" else "standard deviation"
         return f"{what} ({tags.get('method', '?')})"
     return "input"
 

@@ -76,15 +76,6 @@ def _open(path: str | os.PathLike[str], what: str, expected: str) -> Any:
         raise DataError(path, f"cannot open the {what} raster: {e}", expected) from e
 
 
-def open_raster(path: str | os.PathLike[str], what: str) -> Any:
-    """An S2 or S1 GeoTIFF opened with rasterio (``what``: "S2" or "S1", for the messages).
-
-    Raises:
-        DataError: missing or unreadable, naming the file and what was expected.
-    """
-    return _open(path, what, _S2_EXPECTED if what == "S2" else _S1_EXPECTED)
-
-
 def read_padded(
     ds: Any, region: Window, height: int, width: int, indexes: list[int] | None = None
 ) -> tuple[np.ndarray, Window]:
@@ -144,6 +135,10 @@ class S2Source:
             self.ds.close()
             raise
         self.l2a = count == len(S2_L2A_BANDS)
+        # Whether a read can hold non-finite values or a nodata other than 0 to make 0
+        # (zero_missing); read() gets float32 whatever the file's dtype, so this is decided
+        # from the file, sparing the tile loop a pass over every window.
+        self._cleans = np.issubdtype(dtype, np.floating) or self.meta.nodata not in (None, 0)
         self.bands = S2_L2A_BANDS if self.l2a else S2_BANDS
         self.b10_fill: float | None = None
         if self.l2a:
@@ -177,7 +172,8 @@ class S2Source:
             ``((13, h, w) float32 DN in S2_BANDS order, inner)`` as :func:`read_padded`.
         """
         data, inner = read_padded(self.ds, region, self.height, self.width)
-        data = zero_missing(data, self.meta.nodata)
+        if self._cleans:  # integer DN without a declared nodata (other than 0) are as read
+            data = zero_missing(data, self.meta.nodata)
         if self.l2a:
             fill = np.full((1, *data.shape[1:]), self.b10_fill, dtype=np.float32)
             fill[0, nodata_pixels(data, None)] = 0  # a missing pixel stays 0 in every band
