@@ -295,7 +295,7 @@ def main() -> None:
 
     import torch
 
-    from cloudfree.methods.base import resolve_device
+    from cloudfree.models.runtime import resolve_device
 
     device = str(resolve_device(args.device))
     if args.real:
