@@ -30,6 +30,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     # units reads band counts (bands) to choose its rules.
     ("io", "units"),
+    # overviews stages its level files with io.
+    ("overviews",),
     ("masks", "metrics", "losses", "render"),
     ("inpaint",),
     ("data",),

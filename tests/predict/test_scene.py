@@ -285,15 +285,6 @@ def test_choose_window_prefers_less_overlap_work() -> None:
     assert choose_window(128, 16, 8) in (512, 1024)
 
 
-def test_overviews_only_where_cheap() -> None:
-    from cloudfree.predict.scene import _overview_factors
-
-    assert _overview_factors(1000, 1000) == [2]
-    assert _overview_factors(4000, 4000) == [2, 4, 8]
-    assert _overview_factors(300, 5000) == []
-    assert _overview_factors(10980, 10980) == []  # too slow for GDAL: gdaladdo afterwards
-
-
 def test_default_checkpoints_are_the_bundled_ones(tmp_path: Path, monkeypatch) -> None:
     from cloudfree.models import save_weights
     from cloudfree.predict import bundled

@@ -26,7 +26,7 @@ import numpy as np
 
 from cloudfree.bands import GSD_M, S2_BANDS
 from cloudfree.errors import DataError
-from cloudfree.io import RasterMeta, atomic_path, gdal_cache_env, gdal_path, read_meta, to_cog
+from cloudfree.io import RasterMeta, atomic_path, gdal_cache_env, gdal_path, mask_to_cog, read_meta
 from cloudfree.masks.backends import DEFAULT_DILATE_M, ReadBands, make_backend, resolve_backend
 from cloudfree.masks.computed import BLOCK, ComputedMask, DilatedMask, SceneMask
 from cloudfree.masks.dilate import Distance, dilation_pixels, parse_distance, pixel_size_m
@@ -184,7 +184,8 @@ def mask_scene(
             may point into a .tar.gz (see ``cloudfree.io``).
         out_path: output GeoTIFF: 1 band uint8, 0 clear, 1 cloud, 2 shadow (s2cloudless: 0/1),
             the mask that a command would use (grown by ``dilate``), same CRS and transform,
-            no nodata, deflate-compressed, tiled; written atomically.
+            no nodata, a COG (512-px blocks, deflate, overviews of the most frequent class);
+            written atomically.
         backend: ``"auto"`` (ukis where installed, else dsen2cr), ``"ukis"``, ``"dsen2cr"``
             (the paper's mask) or ``"s2cloudless"`` (:mod:`cloudfree.masks.backends`).
         window: side of the windows written, pixels (rounded down to a multiple of 16, at
@@ -250,7 +251,7 @@ def mask_scene(
                 backend, read, meta, lvl, layout.names, dilate, s2_path, block, params
             )
             with (
-                atomic_path(out_path, finish=to_cog) as tmp,
+                atomic_path(out_path, finish=mask_to_cog) as tmp,
                 rasterio.open(tmp, "w", **profile) as dst,
             ):
                 for win in windows(height, width, window):

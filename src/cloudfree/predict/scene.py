@@ -17,10 +17,10 @@ How a scene is processed (memory is that of one window, whatever the scene size)
    pixels (all bands == nodata) restored, then the window is written.
 
 The output is a tiled (512 px), deflate-compressed GeoTIFF with the input's CRS, transform,
-size, dtype and nodata, band descriptions and, up to 4096 x 4096 px, internal overviews
-(average; see :data:`OVERVIEW_MAX_PIXELS`), written under a
-temporary name and renamed at the end (:func:`cloudfree.io.atomic_path`): an error at any
-point leaves no output file.
+size, dtype and nodata, band descriptions and overviews (averaged while each window is in
+memory: :mod:`cloudfree.overviews`), in GDAL's COG layout, written under a temporary name
+and renamed at the end (:func:`cloudfree.io.atomic_path`): an error at any point leaves no
+output file.
 
 The cloud/shadow mask (``keep_clear``, ``mask_out``, the inpainting baselines and the hybrid
 models) is computed by the masker ``mask_backend`` (:mod:`cloudfree.masks.backends`: by
@@ -37,6 +37,7 @@ file, bit for bit. A scene that is almost all clear or almost all cloud gets a w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -47,9 +48,10 @@ import numpy as np
 
 from cloudfree.data.sentinel.scene import MaskSource, S1Source, S2Source
 from cloudfree.errors import DataError, root_reason
-from cloudfree.io import DEFLATE_LEVEL, atomic_path, gdal_cache_env, to_cog
+from cloudfree.io import DEFLATE_LEVEL, atomic_path, gdal_cache_env, mask_to_cog
 from cloudfree.masks.computed import SceneMask
 from cloudfree.methods.base import Method
+from cloudfree.overviews import OverviewLevels
 from cloudfree.predict.options import PredictOptions, SceneFiles, check_tiling
 from cloudfree.predict.plan import TilePlan
 from cloudfree.predict.tiling import axis_positions, fit_tile
@@ -62,14 +64,6 @@ log = logging.getLogger(__name__)
 WINDOW_CHOICES: Final[tuple[int, ...]] = (512, 1024)
 #: Side of the output GeoTIFF blocks when the window allows it.
 BLOCK: Final[int] = 512
-#: Overviews are built down to about this size (smallest level >= it).
-OVERVIEW_MIN: Final[int] = 256
-#: Overviews are built only for scenes up to this many pixels. GDAL builds them by re-reading
-#: the compressed, pixel-interleaved output many times (a 10980 x 10980 output: over 46 GB
-#: read and still not done after 5 min, for a prediction of 18 min on 2 loaded cores);
-#: for larger scenes make them afterwards if needed (the output is a COG: ``gdal_translate
-#: -of COG -co OVERVIEWS=AUTO OUT.tif OUT2.tif``; ``gdaladdo`` would break its layout).
-OVERVIEW_MAX_PIXELS: Final[int] = 4096 * 4096
 
 
 def choose_window(tile: int, overlap: int, halo: int) -> int:
@@ -123,16 +117,6 @@ def _release_large_buffers() -> None:
 
 #: glibc's ``mallopt`` parameter number for the mmap threshold (malloc.h).
 _M_MMAP_THRESHOLD: Final[int] = -3
-
-
-def _overview_factors(height: int, width: int) -> list[int]:
-    if height * width > OVERVIEW_MAX_PIXELS:
-        return []
-    factors, f = [], 2
-    while min(height, width) // f >= OVERVIEW_MIN:
-        factors.append(f)
-        f *= 2
-    return factors
 
 
 def predict_scene(
@@ -338,8 +322,6 @@ def _predict(
     tiling planned: predict window by window, write the outputs; returns the summary without
     the timing. The caller closes the sources."""
     import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.windows import Window as RioWindow
     from tqdm.auto import tqdm
 
     from cloudfree.models.runtime import resolve_precision
@@ -368,77 +350,67 @@ def _predict(
         meta = src.meta
         profile, mask_profile, std_profile = _profiles(meta, _block_size(win_size))
         h, w = meta.height, meta.width
-        # Each output is rewritten in the COG layout once complete (io.to_cog), before it is
-        # renamed into place.
-        with (
-            atomic_path(files.out, finish=to_cog) as tmp,
-            _maybe_atomic(files.mask_out) as mask_tmp,
-            _maybe_atomic(files.uncertainty_out) as std_tmp,
-            rasterio.open(tmp, "w", **profile) as dst,
-        ):
-            mdst = rasterio.open(mask_tmp, "w", **mask_profile) if mask_tmp else None
-            udst = rasterio.open(std_tmp, "w", **std_profile) if std_tmp else None
-            try:
-                bar = tqdm(
-                    total=h * w,
-                    unit="px",
-                    unit_scale=True,
-                    disable=not opts.progress,
-                    desc=f"predict {files.s2_cloudy.name}",
+        # Each output is rewritten in the COG layout once complete, before it is renamed into
+        # place, with overviews: those of the values and the std averaged while each window is
+        # in memory (cloudfree.overviews), the mask's made by GDAL (cheap for 1 band).
+        with contextlib.ExitStack() as stack:
+            dst = _open_output(stack, files.out, profile, win_size)
+            mdst = udst = None
+            if files.mask_out is not None:
+                mdst = _open_output(stack, files.mask_out, mask_profile, None)
+            if files.uncertainty_out is not None:
+                udst = _open_output(stack, files.uncertainty_out, std_profile, win_size)
+            bar = tqdm(
+                total=h * w,
+                unit="px",
+                unit_scale=True,
+                disable=not opts.progress,
+                desc=f"predict {files.s2_cloudy.name}",
+            )
+            with bar:
+                for win in windows(h, w, win_size):
+                    values, wmask, std = sp.window(win)
+                    dst.write(values, win)
+                    if mdst is not None and wmask is not None:
+                        mdst.write(wmask[None], win)
+                    if udst is not None and std is not None:
+                        udst.write(std, win)
+                    bar.update(win[2] * win[3])
+            if sp.valid == 0:  # raised before the outputs are renamed into place
+                raise DataError(
+                    files.s2_cloudy,
+                    "every pixel is nodata (or 0 in every band, the Sentinel-2 NO_DATA "
+                    "value, where the file declares no nodata): there is nothing to predict",
+                    "a scene with data",
                 )
-                with bar:
-                    for win in windows(h, w, win_size):
-                        values, wmask, std = sp.window(win)
-                        r, c, wh, ww = win
-                        dst.write(values, window=RioWindow(c, r, ww, wh))
-                        if mdst is not None and wmask is not None:
-                            mdst.write(wmask, 1, window=RioWindow(c, r, ww, wh))
-                        if udst is not None and std is not None:
-                            udst.write(std, window=RioWindow(c, r, ww, wh))
-                        bar.update(wh * ww)
-                if sp.valid == 0:  # raised before the outputs are renamed into place
-                    raise DataError(
-                        files.s2_cloudy,
-                        "every pixel is nodata (or 0 in every band, the Sentinel-2 NO_DATA "
-                        "value, where the file declares no nodata): there is nothing to predict",
-                        "a scene with data",
-                    )
-                if mdst is not None:
-                    source = mask_info.get("mask_backend") or f"file {files.mask}"
-                    mdst.set_band_description(1, f"{source} mask: 0 clear, 1 cloud, 2 shadow")
-                    mdst.update_tags(
-                        backend=source,
-                        masker=mask_info.get("masker") or f"file {files.mask}",
-                        dilate=f"{mask_info.get('dilate_px', 0.0):g} px",
-                        classes="0=clear,1=cloud,2=shadow",
-                        source=str(files.s2_cloudy.resolve()),
-                    )
-                if udst is not None:
-                    for i, name in enumerate(src.bands, start=1):
-                        udst.set_band_description(i, f"{name} std")
-                    udst.update_tags(
-                        software="cloudfree predict",
-                        method=method.name,
-                        source=str(files.s2_cloudy.resolve()),
-                        quantity="predicted standard deviation (sqrt of the variance)",
-                        units="reflectance (DN / 10000)",
-                    )
-            finally:
-                if mdst is not None:
-                    mdst.close()
-                if udst is not None:
-                    udst.close()
+            if mdst is not None:
+                source = mask_info.get("mask_backend") or f"file {files.mask}"
+                mdst.ds.set_band_description(1, f"{source} mask: 0 clear, 1 cloud, 2 shadow")
+                mdst.ds.update_tags(
+                    backend=source,
+                    masker=mask_info.get("masker") or f"file {files.mask}",
+                    dilate=f"{mask_info.get('dilate_px', 0.0):g} px",
+                    classes="0=clear,1=cloud,2=shadow",
+                    source=str(files.s2_cloudy.resolve()),
+                )
+            if udst is not None:
+                for i, name in enumerate(src.bands, start=1):
+                    udst.ds.set_band_description(i, f"{name} std")
+                udst.ds.update_tags(
+                    software="cloudfree predict",
+                    method=method.name,
+                    source=str(files.s2_cloudy.resolve()),
+                    quantity="predicted standard deviation (sqrt of the variance)",
+                    units="reflectance (DN / 10000)",
+                )
             for i, name in enumerate(src.bands, start=1):
-                dst.set_band_description(i, name)
+                dst.ds.set_band_description(i, name)
             # The input, absolute: the viewer shows a prediction beside it (and its mask).
-            dst.update_tags(
+            dst.ds.update_tags(
                 software="cloudfree predict",
                 method=method.name,
                 source=str(files.s2_cloudy.resolve()),
             )
-            factors = _overview_factors(h, w)
-            if factors:
-                dst.build_overviews(factors, Resampling.average)
     except rasterio.errors.RasterioError as e:
         raise DataError(
             files.s2_cloudy, f"reading the inputs or writing {files.out} failed: {root_reason(e)}"
@@ -510,15 +482,39 @@ def _open_mask(
     )
 
 
-class _maybe_atomic:
-    """``atomic_path(path, finish=to_cog)`` when a path is given, else a context yielding
-    None."""
+class _Output:
+    """An output GeoTIFF being written window by window (``ds``), and its overview levels
+    (None: the COG driver makes them, as for the mask)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None) -> None:
-        self._cm = None if path is None else atomic_path(path, finish=to_cog)
+    def __init__(self, ds: Any, levels: OverviewLevels | None) -> None:
+        self.ds, self.levels = ds, levels
 
-    def __enter__(self) -> Path | None:
-        return None if self._cm is None else self._cm.__enter__()
+    def write(self, values: np.ndarray, win: tuple[int, int, int, int]) -> None:
+        """Write ``values`` (bands, h, w) at ``win = (row, col, h, w)``."""
+        from rasterio.windows import Window
 
-    def __exit__(self, *exc: Any) -> Any:
-        return None if self._cm is None else self._cm.__exit__(*exc)
+        r, c, h, w = win
+        self.ds.write(values, window=Window(c, r, w, h))
+        if self.levels is not None:
+            self.levels.add(values, win)
+
+
+def _open_output(
+    stack: contextlib.ExitStack[Any],
+    path: Path,
+    profile: dict[str, Any],
+    window: int | None,
+) -> _Output:
+    """Open output ``path`` on ``stack``: staged by
+    :func:`~cloudfree.io.atomic_path`, rewritten as a COG at the end, with overviews averaged
+    in the pass of ``window``-px windows (a class mask: ``window=None``, GDAL's mode)."""
+    import rasterio
+
+    levels = None
+    if window is None:
+        finish = mask_to_cog
+    else:
+        levels = stack.enter_context(OverviewLevels(path, profile, window))
+        finish = levels.to_cog
+    tmp = stack.enter_context(atomic_path(path, finish=finish))
+    return _Output(stack.enter_context(rasterio.open(tmp, "w", **profile)), levels)

@@ -172,6 +172,29 @@ def test_window_size_does_not_change_the_result(l1c: Path, tmp_path: Path) -> No
         np.testing.assert_array_equal(a.read(), b.read())
 
 
+def test_overviews_are_the_block_means_of_the_stack(
+    l1c: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The levels ``stack`` averages while writing (a 60 px scene gets none from
+    ``cog_factors``: two are asked for here) hold the mean of each footprint, per band."""
+    import cloudfree.overviews
+
+    monkeypatch.setattr(cloudfree.overviews, "cog_factors", lambda h, w: [2, 4])
+    out = tmp_path / "s.tif"
+    stack_safe(l1c, out, window=32)  # 60 px: edge windows of 28 px
+    with rasterio.open(out) as ds:
+        full = ds.read().astype(float)
+        assert ds.overviews(1) == [2, 4] and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    for level, f in enumerate((2, 4)):
+        with rasterio.open(out, overview_level=level) as ov:
+            got = ov.read().astype(float)
+        n = -(-60 // f)
+        pad = np.full((13, n * f, n * f), np.nan)
+        pad[:, :60, :60] = np.where(full == 0, np.nan, full)
+        want = np.nanmean(pad.reshape(13, n, f, n, f), axis=(2, 4))
+        assert got.shape == want.shape and (got == np.floor(want + 0.5)).all()
+
+
 def test_radiometric_offset_is_removed_and_nodata_kept(tmp_path: Path) -> None:
     safe = make_l1c(tmp_path / "p", offsets={i: -1000 for i in range(13)})
     # A no-data corner in B02 (DN 0) and a valid B03 pixel below the offset.

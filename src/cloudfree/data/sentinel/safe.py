@@ -43,7 +43,8 @@ import numpy as np
 
 from cloudfree.bands import S2_BANDS, S2_DN_PER_REFLECTANCE, S2_L2A_BANDS, S2_NATIVE_GSD_M
 from cloudfree.errors import DataError
-from cloudfree.io import atomic_path, gdal_cache_env, to_cog
+from cloudfree.io import atomic_path, gdal_cache_env
+from cloudfree.overviews import OverviewLevels
 from cloudfree.windows import windows
 
 #: Resampling methods accepted for the 20 m / 60 m bands (rasterio ``Resampling`` names).
@@ -264,7 +265,8 @@ def stack_safe(
         empty when none), ``granule`` and ``seconds``.
 
     Output: uint16 (13 bands for L1C, 12 for L2A) in ``S2_BANDS`` / ``S2_L2A_BANDS`` order, band
-    descriptions set, CRS / transform / size of B02, nodata 0, tiled 512 x 512, deflate.
+    descriptions set, CRS / transform / size of B02, nodata 0; a COG (512-px blocks, deflate,
+    overviews averaged while writing: :mod:`cloudfree.overviews`).
 
     Raises:
         DataError: not a SAFE folder, a band missing (named), inconsistent grids, unreadable
@@ -360,7 +362,11 @@ def stack_safe(
             from tqdm import tqdm
 
             blocks = tqdm(blocks, desc=f"stack {Path(out).name}", unit="window")
-        with atomic_path(out, finish=to_cog) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        with (
+            OverviewLevels(out, profile, window) as levels,
+            atomic_path(out, finish=levels.to_cog) as tmp,
+            rasterio.open(tmp, "w", **profile) as dst,
+        ):
             for i, band in enumerate(names, start=1):
                 dst.set_band_description(i, band)
             dst.update_tags(
@@ -390,6 +396,7 @@ def stack_safe(
                     cube[i] = arr
                 cube[:, cube[names.index("B2")] == 0] = 0  # one footprint for every band
                 dst.write(cube, window=win)
+                levels.add(cube, (r, c, h, w))
     return {
         "out": str(out),
         "level": product.level,
