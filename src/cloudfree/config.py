@@ -94,6 +94,13 @@ class DataConfig:
         )
 
 
+def model_family(name: str) -> str:
+    """The family of a registered model name: the name without its ``-nosar`` suffix
+    (``"uncrtaints-nosar"`` -> ``"uncrtaints"``). Exact, never a prefix: a name such as
+    ``"uncrtaints-mt"`` is a family of its own."""
+    return name.removesuffix("-nosar")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Network variant and size (spec section 4); ``name`` is a ``cloudfree.models`` registry key.
@@ -119,19 +126,24 @@ class ModelConfig:
     variance: bool = False
 
     @property
+    def family(self) -> str:
+        """The model family (:func:`model_family`): ``"dsen2cr"``, ``"hybrid"``, ..."""
+        return model_family(self.name)
+
+    @property
     def is_pix2pix(self) -> bool:
         """The pix2pix U-Net generator (trained adversarially, with ``loss.name = "pix2pix"``)."""
-        return self.name.startswith("pix2pix")
+        return self.family == "pix2pix"
 
     @property
     def is_uncrtaints(self) -> bool:
         """UnCRtainTS (mono-temporal, ``cloudfree.models.uncrtaints``)."""
-        return self.name.startswith("uncrtaints")
+        return self.family == "uncrtaints"
 
     @property
     def is_hybrid(self) -> bool:
         """A hybrid model: DSen2-CR on the inpainted image (reads the pack's inpainting)."""
-        return self.name.startswith("hybrid")
+        return self.family == "hybrid"
 
     def build_kwargs(self) -> dict[str, Any]:
         """Constructor arguments of the registered builder for these sizes."""

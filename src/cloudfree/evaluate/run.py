@@ -384,7 +384,7 @@ def evaluate(
         # amortises the per-call overhead of small models: 4, as measured before.
         on_cuda = dev is not None and dev.type == "cuda"
         batch_size = plan_batch(m, 256 * 256, dev) if dev is not None and on_cuda else 4
-    scaling_name = str(getattr(m, "scaling", "dsen2cr"))
+    scaling_name = str(getattr(m, "scaling", "dsen2cr"))  # duck-typed methods too
     scaling = get_scaling(scaling_name)
     sar = bool(m.include_sar) if include_sar is None else bool(include_sar)
     dataset = dataset_all = open_dataset(data, split, sar, scaling_name)

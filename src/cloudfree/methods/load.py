@@ -113,10 +113,11 @@ def _model_method(
     sd_weights: str | None,
     backend: str = "auto",
 ) -> Method:
+    from cloudfree.models.contract import contract_of
     from cloudfree.models.weights import load_weights
 
     model = load_weights(weights)
-    if getattr(model, "extra_inputs", ()):
+    if contract_of(model).needs_inpainting:
         from cloudfree.methods.hybrid import HybridMethod
 
         return HybridMethod(model, name, device, weights, precision, sd_weights=sd_weights)

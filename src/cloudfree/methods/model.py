@@ -12,7 +12,7 @@ from torch import nn
 
 from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.methods.base import Method, check_batch
-from cloudfree.models.inputs import reads_sar
+from cloudfree.models.contract import contract_of, forward, model_inputs
 from cloudfree.models.runtime import resolve_device
 
 
@@ -25,9 +25,9 @@ class ModelMethod(Method):
     OpenVINO (:mod:`cloudfree.models.openvino`) where ``backend`` resolves to it.
 
     Args:
-        model: a model taking ``(s2_cloudy, s1)`` or ``(s2_cloudy,)`` and returning
-            (B, 13, H, W) in the scale of ``s2_cloudy``; its ``config.include_sar`` (dataclass
-            attribute or dict key; default False) says whether it reads S1.
+        model: a one-date network; its :class:`~cloudfree.models.contract.ModelContract`
+            (what it reads, its scaling, its variance, its extra inputs) decides the call
+            (:func:`cloudfree.models.contract.forward`).
         name: label of the method.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         path: the weights file it was loaded from, if any (kept for reports).
@@ -52,7 +52,17 @@ class ModelMethod(Method):
         self.precision = precision
         self.name = name
         self.path = path
-        self.include_sar = reads_sar(model)
+        self.contract = contract_of(model)
+        if self.contract.temporal:
+            raise ValueError(
+                f"{name} is a temporal model (it reads a series of dates): run it on a series "
+                "(cloudfree composite), not on one image"
+            )
+        self.include_sar = self.contract.include_sar
+        self.scaling = self.contract.scaling
+        self.predicts_variance = self.contract.predicts_variance
+        #: batch keys the model takes besides s2_cloudy and s1 (the hybrid's inpainted image)
+        self.extra_inputs = self.contract.extra_inputs
         self.backend = resolve_backend(backend, model, self.device, precision)
         if self.backend == "openvino":
             from cloudfree.models.openvino import compile_openvino
@@ -60,24 +70,14 @@ class ModelMethod(Method):
             self.model: nn.Module = compile_openvino(model, self.include_sar)
         else:
             self.model = prepare_for_inference(model, self.device, precision)
-        # The model's own input scaling (UnCRtainTS: "reflectance"), DSen2-CR's otherwise.
-        self.scaling = str(getattr(model, "scaling", "dsen2cr"))
-        self.predicts_variance = bool(getattr(model, "predicts_variance", False))
-        #: batch keys the model takes besides s2_cloudy and s1 (the hybrid's inpainted image)
-        self.extra_inputs: tuple[str, ...] = tuple(getattr(model, "extra_inputs", ()))
 
-    def _run(self, batch: Mapping[str, Any], **kwargs: Any) -> torch.Tensor:
+    def _run(self, batch: Mapping[str, Any], variance: bool = False) -> torch.Tensor:
         from cloudfree.models.runtime import inference_context
 
-        x = check_batch(batch, self.include_sar)
-        s2 = x.to(self.device, torch.float32)
-        extras = {k: torch.as_tensor(batch[k]).to(self.device) for k in self.extra_inputs}
+        check_batch(batch, self.include_sar)
+        inputs = model_inputs(self.contract, batch, self.device)
         with inference_context(self.device, self.precision):
-            if self.include_sar:
-                s1 = batch["s1"].to(self.device, torch.float32)
-                out = self.model(s2, s1, **extras, **kwargs)
-            else:
-                out = self.model(s2, **extras, **kwargs)
+            out = forward(self.model, inputs, variance=variance, contract=self.contract)
         # Copied outside inference mode: a plain tensor that callers may modify in place
         # (inference tensors refuse in-place updates outside inference mode).
         return out.to("cpu", torch.float32).clone()
@@ -90,7 +90,7 @@ class ModelMethod(Method):
         """Mean and variance from one forward pass; see :meth:`Method.predict_variance`."""
         if not self.predicts_variance:
             return super().predict_variance(batch)
-        out = self._run(batch, return_variance=True)
+        out = self._run(batch, variance=True)
         return out[:, :NUM_S2_BANDS], out[:, NUM_S2_BANDS:]
 
 

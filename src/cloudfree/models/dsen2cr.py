@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.models.contract import ModelContract
 from cloudfree.models.inputs import check_optical_sar_inputs
 from cloudfree.models.registry import register_model
 
@@ -161,6 +162,11 @@ class DSen2CR(nn.Module):
     def registry_name(self) -> str:
         """Name under which ``build_model`` rebuilds this model (saved with its weights)."""
         return self.config.name
+
+    @property
+    def contract(self) -> ModelContract:
+        """One date of S2 (and S1), DSen2-CR's scaling (DN / 2000), no variance."""
+        return ModelContract(include_sar=self.include_sar)
 
     def reset_parameters(self) -> None:
         """Keras ``he_uniform`` weights, U(+-sqrt(6 / fan_in)), and zero biases."""

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.models.contract import ModelContract
 from cloudfree.models.dsen2cr import ResidualBlock, _conv
 from cloudfree.models.inputs import check_optical_sar_inputs
 from cloudfree.models.registry import register_model
@@ -157,6 +158,12 @@ class HybridDSen2CR(nn.Module):
     def extra_inputs(self) -> tuple[str, ...]:
         """Batch keys passed to ``forward`` as keyword arguments."""
         return ("s2_inpainted", "mask") if self.config.mask_channel else ("s2_inpainted",)
+
+    @property
+    def contract(self) -> ModelContract:
+        """One date of S2 (and S1) in DSen2-CR's scaling, with the inpainted image (and the
+        mask) as extra inputs."""
+        return ModelContract(include_sar=self.include_sar, extra_inputs=self.extra_inputs)
 
     def reset_parameters(self) -> None:
         """Keras ``he_uniform`` weights and zero biases; the tail all zero (starts as its skip)."""

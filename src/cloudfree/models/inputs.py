@@ -1,5 +1,5 @@
-"""Input checks shared by the models that take cloudy S2 and, optionally, S1, and the extra
-inputs of the hybrid model (its inpainted image and mask) taken from a batch."""
+"""Input checks shared by the models that take cloudy S2 and, optionally, S1 (what a model
+reads from a batch is its contract: :mod:`cloudfree.models.contract`)."""
 
 from __future__ import annotations
 
@@ -61,28 +61,3 @@ def check_optical_sar_inputs(
             f"this {label} model was built with include_sar=False and takes no s1; "
             f"call it with s2_cloudy only, or use a SAR model ('{family}', include_sar=True)"
         )
-
-
-def extra_inputs(model: torch.nn.Module) -> tuple[str, ...]:
-    """Batch keys a model takes as keyword arguments besides ``s2_cloudy`` and ``s1``
-    (``("s2_inpainted", "mask")`` for the hybrid, ``()`` for DSen2-CR); unwrap DDP first."""
-    return tuple(getattr(model, "extra_inputs", ()))
-
-
-def extra_tensors(
-    model: torch.nn.Module, batch: Mapping[str, Any], device: torch.device | str
-) -> dict[str, torch.Tensor]:
-    """The :func:`extra_inputs` of ``model`` taken from ``batch`` and moved to ``device``.
-
-    Raises:
-        ValueError: the batch lacks one of them (the message says how to provide it).
-    """
-    names = extra_inputs(model)
-    missing = [k for k in names if k not in batch]
-    if missing:
-        raise ValueError(
-            f"the model takes {list(names)} but the batch has no {missing}; hybrid models read "
-            "the inpainted image and the mask from packed shards (SampleConfig(inpaint=..., "
-            "mask='cached')), or through cloudfree.methods.hybrid.HybridMethod"
-        )
-    return {k: torch.as_tensor(batch[k]).to(device, non_blocking=True) for k in names}

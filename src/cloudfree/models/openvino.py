@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.models.contract import contract_of, forward
 
 #: Sub-folder of the cloudfree cache holding converted models.
 CACHE_SUBDIR: Final[str] = "openvino"
@@ -52,10 +53,11 @@ class _Traced(nn.Module):
     def __init__(self, model: nn.Module, include_sar: bool, variance: bool) -> None:
         super().__init__()
         self.model, self.include_sar, self.variance = model, include_sar, variance
+        self.contract = contract_of(model)
 
     def forward(self, s2: torch.Tensor, s1: torch.Tensor | None = None) -> torch.Tensor:
-        kwargs = {"return_variance": True} if self.variance else {}
-        return self.model(s2, s1, **kwargs) if self.include_sar else self.model(s2, **kwargs)
+        inputs = {"s2_cloudy": s2} if s1 is None else {"s2_cloudy": s2, "s1": s1}
+        return forward(self.model, inputs, variance=self.variance, contract=self.contract)
 
 
 def _cache_key(model: nn.Module, include_sar: bool, variance: bool, version: str) -> str:
@@ -139,7 +141,7 @@ def compile_openvino(
 
         cache = cache_dir() / CACHE_SUBDIR
     model = model.eval().to("cpu")
-    variance = bool(getattr(model, "predicts_variance", False))
+    variance = contract_of(model).predicts_variance
     xml = cache / f"{_cache_key(model, include_sar, variance, ov.__version__)}.xml"
     core = ov.Core()
     if not (xml.is_file() and xml.with_suffix(".bin").is_file()):

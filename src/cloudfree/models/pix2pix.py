@@ -48,6 +48,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
+from cloudfree.models.contract import ModelContract
 from cloudfree.models.inputs import check_optical_sar_inputs
 from cloudfree.models.registry import register_model
 
@@ -250,6 +251,11 @@ class Pix2PixGenerator(nn.Module):
     def registry_name(self) -> str:
         """Name under which ``build_model`` rebuilds this model (saved with its weights)."""
         return self.config.name
+
+    @property
+    def contract(self) -> ModelContract:
+        """One date of S2 (and S1), DSen2-CR's scaling, no variance."""
+        return ModelContract(include_sar=self.include_sar)
 
     def reset_parameters(self) -> None:
         """pix2pix init: N(0, 0.02) conv weights, N(1, 0.02) BatchNorm weights, zero biases."""

@@ -241,9 +241,11 @@ def resolve_backend(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
         return "torch"
+    from cloudfree.models.contract import contract_of
     from cloudfree.models.openvino import openvino_available
 
-    runnable = not getattr(model, "extra_inputs", ())
+    contract = contract_of(model)
+    runnable = not contract.extra_inputs and not contract.temporal
     cpu_fp32 = torch.device(device).type == "cpu" and resolve_precision(precision) == "fp32"
     if backend == "openvino":
         if not (runnable and cpu_fp32):

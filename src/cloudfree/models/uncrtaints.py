@@ -45,6 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS, PATCH_SIZE
+from cloudfree.models.contract import ModelContract
 from cloudfree.models.inputs import check_optical_sar_inputs
 from cloudfree.models.registry import register_model
 
@@ -272,9 +273,6 @@ class UnCRtainTS(nn.Module):
     losses of :mod:`cloudfree.losses.nll`).
     """
 
-    #: Every input and the output are in this scaling (``cloudfree.bands``).
-    scaling = "reflectance"
-
     def __init__(
         self,
         include_sar: bool = True,
@@ -328,6 +326,20 @@ class UnCRtainTS(nn.Module):
     def predicts_variance(self) -> bool:
         """Whether ``forward(..., return_variance=True)`` is available."""
         return self.config.covmode is not None
+
+    @property
+    def scaling(self) -> str:
+        """Every input and the output are in reflectance (``cloudfree.bands``)."""
+        return "reflectance"
+
+    @property
+    def contract(self) -> ModelContract:
+        """One date of S2 (and S1) in reflectance; variances with a ``covmode``."""
+        return ModelContract(
+            include_sar=self.include_sar,
+            scaling=self.scaling,
+            predicts_variance=self.predicts_variance,
+        )
 
     @property
     def native_tile(self) -> int:

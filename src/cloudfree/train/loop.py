@@ -37,7 +37,7 @@ from torch import nn
 from cloudfree.bands import NUM_S1_BANDS, NUM_S2_BANDS
 from cloudfree.config import Config, save_config
 from cloudfree.errors import CloudfreeError
-from cloudfree.models.inputs import extra_tensors, reads_sar
+from cloudfree.models.contract import ModelContract, contract_of, forward, model_inputs
 from cloudfree.models.runtime import bf16_autocast, training_bf16
 from cloudfree.outputs import check_output_dir, first_missing
 from cloudfree.runs import find_latest
@@ -219,8 +219,10 @@ class _Run:
     cfg: Config
     dist: D.DistInfo
     run_dir: Path
-    #: The plain module, for its attributes (``extra_inputs``, pix2pix's ``condition``).
+    #: The plain module, for its attributes (pix2pix's ``condition``).
     net: nn.Module
+    #: What the network reads and gives (cloudfree.models.contract).
+    contract: ModelContract
     #: What is trained: ``net`` on its device, compiled and wrapped in DDP as configured.
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -235,8 +237,8 @@ class _Run:
     include_sar: bool
     bf16: bool
     channels_last: bool
-    #: Extra forward arguments (the Gaussian NLL needs the variances).
-    fwd: dict[str, Any]
+    #: The forward pass also returns the variances (the Gaussian NLL needs them).
+    variance: bool
 
 
 @dataclass
@@ -409,7 +411,8 @@ def _build(cfg: Config, dist: D.DistInfo, run_dir: Path, init: Any) -> _Run:
                 tmp.write_text(json.dumps(init.record(), indent=2) + "\n", encoding="utf-8")
             print(f"initialised from {cfg.train.init} ({init.path}, sha256 {init.sha256})")
         del init  # the state dict's memory is not held for the whole run
-    include_sar = reads_sar(net)
+    contract = contract_of(net)
+    include_sar = contract.include_sar
     channels_last = cfg.train.channels_last and device.type == "cuda"
     model = net.to(device)
     if channels_last:
@@ -427,7 +430,7 @@ def _build(cfg: Config, dist: D.DistInfo, run_dir: Path, init: Any) -> _Run:
         loss_kwargs = {"lambda_": cfg.loss.lambda_} if cfg.loss.name == "carl" else {}
         loss_fn = build_loss(cfg.loss.name, **loss_kwargs).to(device)
     # The Gaussian NLL takes the model's variances too (UnCRtainTS, cloudfree.losses.nll).
-    fwd = {"return_variance": True} if getattr(loss_fn, "needs_variance", False) else {}
+    variance = bool(getattr(loss_fn, "needs_variance", False))
 
     # ---- data (rank 0 first: it may index a root or create the mask cache) -----------------
     if not dist.is_main:
@@ -445,11 +448,12 @@ def _build(cfg: Config, dist: D.DistInfo, run_dir: Path, init: Any) -> _Run:
         val_sampler = ShardSampler(len(val_ds), world, dist.rank)
         val_loader = build_loader(val_ds, val_sampler, 1, cfg.data.num_workers, device)
     return _Run(
-        cfg=cfg, dist=dist, run_dir=run_dir, net=net, model=model, optimizer=optimizer,
+        cfg=cfg, dist=dist, run_dir=run_dir, net=net, contract=contract, model=model,
+        optimizer=optimizer,
         loss_fn=loss_fn, adversary=adversary, train_ds=train_ds, sampler=sampler,
         val_loader=val_loader, batch_per_rank=cfg.train.batch_size // world,
         include_sar=include_sar, bf16=training_bf16(device, cfg.train.precision),
-        channels_last=channels_last, fwd=fwd,
+        channels_last=channels_last, variance=variance,
     )  # fmt: skip
 
 
@@ -572,11 +576,11 @@ def _step_loss(run: _Run, batch: dict[str, Any] | None) -> torch.Tensor:
     join the gradient all-reduce, so it runs the same forward on a zero input and returns a
     zero loss (zero gradient; ``_sync_step`` then averages over the ranks that had data).
     """
-    s2, s1, target, mask, extras = _step_inputs(run, batch)
+    inputs, target, mask = _step_inputs(run, batch)
+    s2, s1 = inputs["s2_cloudy"], inputs.get("s1")
     loss = None
     with bf16_autocast(run.dist.device, run.bf16):
-        args = (s2,) if s1 is None else (s2, s1)
-        pred = run.model(*args, **extras, **run.fwd)
+        pred = forward(run.model, inputs, variance=run.variance, contract=run.contract)
         if run.adversary is not None:
             # junyanz's order: update D on this prediction, then G against the updated D
             # (cloudfree.train.gan).
@@ -594,25 +598,21 @@ def _step_loss(run: _Run, batch: dict[str, Any] | None) -> torch.Tensor:
 
 def _step_inputs(
     run: _Run, batch: dict[str, Any] | None
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, dict]:
-    """``(cloudy, s1, target, mask, extras)`` on the device; for ``batch=None`` one zero
-    patch of the crop size with no target and no mask."""
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, torch.Tensor | None]:
+    """``(inputs, target, mask)`` on the device, ``inputs`` the model's batch keys
+    (:func:`~cloudfree.models.contract.model_inputs`); for ``batch=None`` one zero patch of the
+    crop size with no target and no mask."""
     device = run.dist.device
+    mf = torch.channels_last if run.channels_last else torch.contiguous_format
     if batch is None:
         c = run.cfg.data.crop_size
-        cloudy = torch.zeros(1, NUM_S2_BANDS, c, c, device=device)
-        s1 = torch.zeros(1, NUM_S1_BANDS, c, c, device=device) if run.include_sar else None
-        dummy = {"s2_inpainted": cloudy, "mask": torch.zeros(1, c, c, device=device)}
-        return cloudy, s1, None, None, extra_tensors(run.net, dummy, device)
-    mf = torch.channels_last if run.channels_last else torch.contiguous_format
-    cloudy = batch["s2_cloudy"].to(device, non_blocking=True, memory_format=mf)
+        zeros = torch.zeros(1, NUM_S2_BANDS, c, c)
+        dummy = {"s2_cloudy": zeros, "s1": torch.zeros(1, NUM_S1_BANDS, c, c),
+                 "s2_inpainted": zeros, "mask": torch.zeros(1, c, c)}  # fmt: skip
+        return model_inputs(run.contract, dummy, device, mf), None, None
     target = batch["s2"].to(device, non_blocking=True)
     mask = batch["mask"].to(device, non_blocking=True) if "mask" in batch else None
-    s1 = None
-    if run.include_sar:
-        s1 = batch["s1"].to(device, non_blocking=True, memory_format=mf)
-    extras = extra_tensors(run.net, batch, device)  # the hybrid's inpainted image
-    return cloudy, s1, target, mask, extras
+    return model_inputs(run.contract, batch, device, mf), target, mask
 
 
 def _fold_counts(run: _Run, state: _State) -> None:
@@ -723,9 +723,7 @@ def _log_panels(run: _Run, logger: Any, step: int) -> None:
         return
     net, device = run.net, run.dist.device  # no DDP forward: only rank 0 runs this
     net.eval()
-    s2 = batch["s2_cloudy"].to(device)
-    extras = extra_tensors(net, batch, device)
+    inputs = model_inputs(run.contract, batch, device)
     with bf16_autocast(device, run.bf16):
-        args = (s2, batch["s1"].to(device)) if run.include_sar else (s2,)
-        pred = net(*args, **extras)
+        pred = forward(net, inputs, contract=run.contract)
     logger.image(step, "val/panels", rgb_panels(batch, pred.float().cpu(), run.cfg.data.scaling))

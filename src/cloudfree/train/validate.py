@@ -27,7 +27,7 @@ from cloudfree.bands import get_scaling
 from cloudfree.metrics.batched import batched_metrics
 from cloudfree.metrics.mean import NanMean
 from cloudfree.metrics.patch import METRIC_KEYS
-from cloudfree.models.inputs import extra_tensors
+from cloudfree.models.contract import contract_of, forward, model_inputs
 from cloudfree.models.runtime import bf16_autocast, training_bf16
 from cloudfree.train.checkpoint import unwrap_model
 from cloudfree.train.distributed import DistInfo
@@ -60,8 +60,8 @@ def validate(
     """Evaluate ``model`` on ``loader``: mean loss and metrics over every patch of every rank.
 
     Args:
-        model: the network (plain or DDP-wrapped), called as ``model(s2_cloudy, s1)`` when the
-            batch has ``"s1"``, else ``model(s2_cloudy)``; put in eval mode for the pass and
+        model: the network (plain or DDP-wrapped), called as its contract says
+            (:func:`cloudfree.models.contract.forward`); put in eval mode for the pass and
             returned to its previous mode afterwards.
         loader: batches from a DataLoader with ``collate_skip_bad``: dicts with ``"s2_cloudy"``
             and ``"s2"`` (B, 13, H, W) in the network scale, optionally ``"s1"`` (B, 2, H, W)
@@ -92,21 +92,20 @@ def validate(
     # buffers are already identical.
     net = unwrap_model(model)
     # The Gaussian NLL needs the variances (UnCRtainTS, cloudfree.losses.nll).
-    fwd = {"return_variance": True} if getattr(loss_fn, "needs_variance", False) else {}
+    variance = bool(getattr(loss_fn, "needs_variance", False))
+    contract = contract_of(net)
     model.eval()
     try:
         with torch.no_grad():
             for batch in loader:
                 if batch is None:
                     continue
-                cloudy = _to(batch["s2_cloudy"], device)
+                inputs = model_inputs(contract, batch, device)
+                cloudy = inputs["s2_cloudy"]
                 target = _to(batch["s2"], device)
                 mask = _mask(batch, cloudy, device)
-                extras = extra_tensors(net, batch, device)  # the hybrid's inpainted image
                 with bf16_autocast(device, bf16):
-                    s1 = _to(batch["s1"], device) if "s1" in batch else None
-                    args = (cloudy,) if s1 is None else (cloudy, s1)
-                    pred = net(*args, **extras, **fwd)
+                    pred = forward(net, inputs, variance=variance, contract=contract)
                 pred = pred.float()
                 b = pred.shape[0]
                 loss = loss_fn(pred, target, cloudy, mask).detach().to(torch.float64)

@@ -355,7 +355,7 @@ class Catalog:
             if m.runner.include_sar:
                 s1 = read_raster(self.file(row, "s1"))[0].astype(np.float32)
             std = None
-            if getattr(m.runner, "predicts_variance", False):
+            if m.runner.predicts_variance:
                 pred, var = predict_dn(m.runner, cloudy, s1, mask, variance=True)
                 std = np.sqrt(var) / S2_DN_PER_REFLECTANCE  # DN^2 -> reflectance
             else:
@@ -376,7 +376,7 @@ class Catalog:
             NotFound: the method predicts no variance, or cannot predict this patch.
         """
         m = self.method(name)
-        if m.runner is None or not getattr(m.runner, "predicts_variance", False):
+        if m.runner is None or not m.runner.predicts_variance:
             raise NotFound(f"method {name!r} predicts no uncertainty (no variance output)")
         std = self._live(n, name)[2]
         assert std is not None  # computed for every method that predicts a variance
@@ -385,7 +385,7 @@ class Catalog:
     def uncertain_methods(self) -> list[str]:
         """Live methods that predict a variance (their uncertainty is a layer)."""
         return sorted(k for k, m in self.methods.items()
-                      if m.runner is not None and getattr(m.runner, "predicts_variance", False))  # fmt: skip
+                      if m.runner is not None and m.runner.predicts_variance)  # fmt: skip
 
     # ------------------------------------------------------------------ masks and filters
     def mask(self, n: int, max_size: int = 1024) -> np.ndarray:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from cloudfree.config import model_family
 from cloudfree.errors import CloudfreeError, DataError
 from cloudfree.weights import cache
 from cloudfree.weights.registry import WeightsEntry, get_weights, list_weights
@@ -398,7 +399,8 @@ def import_file(
     conf_path = None if conf is None else Path(conf).expanduser()
     checked = verify(src, None if entry is None or entry.local else entry, conf_path)
     # The scaling a local entry shows is its model's (UnCRtainTS: reflectance).
-    scaling = "reflectance" if str(checked.get("model", "")).startswith("uncrtaints") else "dsen2cr"
+    family = model_family(str(checked.get("model", "")))
+    scaling = "reflectance" if family == "uncrtaints" else "dsen2cr"
     extra = {"local": True, "scaling": scaling} if entry is None or entry.local else {}
     return _install(name, src, checked, source=str(src.resolve()), move=False, **extra)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from cloudfree.config import model_family
 from cloudfree.errors import DataError
 
 #: Folder of the weights shipped inside the package.
@@ -129,8 +130,8 @@ class WeightsEntry:
         """``size_bytes``, else the float32 size of ``config``'s parameters (a lower bound)."""
         if self.size_bytes is not None or not self.config:
             return self.size_bytes
-        if self.model.startswith("uncrtaints"):
-            return None  # its size is in its conf.json
+        if model_family(self.model) != "dsen2cr":
+            return None  # UnCRtainTS: its size is in its conf.json; the others: not recorded
         from cloudfree.models.dsen2cr import DSen2CRConfig
 
         return 4 * DSen2CRConfig(**self.config).num_parameters
@@ -371,7 +372,7 @@ LOCAL: Final[str] = "local"
 def _input_of(model: str, config: Mapping[str, Any]) -> str:
     sar = bool(config.get("include_sar", "nosar" not in model))
     text = "cloudy S2 L1C (13 bands)" + (" + S1 (VV, VH dB)" if sar else "")
-    return text + ("; inpainting inside" if model.startswith("hybrid") else "")
+    return text + ("; inpainting inside" if model_family(model) == "hybrid" else "")
 
 
 def _local_entry(name: str, record: Mapping[str, Any]) -> WeightsEntry:
