@@ -132,7 +132,18 @@ def _placeholders(shared: Path, work: Path) -> dict[str, str]:
             dst.write(src.read([2, 3, 4, 8]))
     l2a = sorted((shared / "bigearthnet" / "s2_l2a").glob("*.tif"))[0]
     patch = next((shared / "sen12mscr").rglob("ROIs1970_fall_s2_cloudy_136_p100.tif"))
+    # SEN12MS-CR-TS is not among the samples: three real S2 patches under its release names
+    from datetime import date
+
+    from cloudfree.data.timeseries.names import TSFile, relative_path
+
+    s2s = sorted((shared / "sen12mscr").rglob("ROIs1970_fall_s2_136_p*.tif"))[:3]
+    for t, src in enumerate(s2s):
+        rel = relative_path(TSFile("s2", "ROIs1970/21", t, date(2018, 1, 3 + 5 * t), 0))
+        (work / "ts" / rel).parent.mkdir(parents=True)
+        shutil.copy(src, work / "ts" / rel)
     return {
+        "/data/SEN12MSCRTS": str(work / "ts"),
         "/data/SEN12MS-CR": str(shared / "sen12mscr"),
         "/data/sen12mscr": str(shared / "sen12mscr"),
         "/path/to/clear/s2": str(floods),

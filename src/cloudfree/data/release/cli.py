@@ -11,12 +11,15 @@ from pathlib import Path
 def add_index(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "index",
-        help="find every SEN12MS-CR patch under ROOT and write an index CSV",
+        help="find every SEN12MS-CR (or SEN12MS-CR-TS) patch under ROOT and write an index CSV",
         description=(
             "Find every patch under ROOT (the release layout unpacked, the release .tar.gz "
             "archives, or the flat DSen2-CR layout with its CSV file list) and write one row per "
             "patch: roi_season,scene,patch,split,s1,s2,s2_cloudy (paths relative to ROOT, empty "
-            "where missing). Prints what is complete and what is not."
+            "where missing). Prints what is complete and what is not. A SEN12MS-CR-TS copy "
+            "(ROIs<id>/<roi>/S1|S2/<t>/ folders, or its s1_/s2_<region>[_test].tar.gz archives) "
+            "is recognised: one row per patch and date, "
+            "roi,patch,t,split,region,s2_date,s1_date,s2,s1, with the official ROI split."
         ),
     )
     p.add_argument("root", help="dataset folder")
@@ -57,6 +60,8 @@ def run_index(args: argparse.Namespace) -> int:
             f"--out {out} exists and is not a CSV index (a file of the dataset?); refusing to "
             "overwrite it. Give a .csv file name, e.g. --out index.csv"
         )
+    if _timeseries(args):
+        return 0
     result = build_index(
         args.root,
         split_file=args.splits,
@@ -68,3 +73,30 @@ def run_index(args: argparse.Namespace) -> int:
     print(format_summary(result))
     print(f"wrote {len(result.rows)} rows to {args.out}")
     return 0
+
+
+def _timeseries(args: argparse.Namespace) -> bool:
+    """Index ROOT as SEN12MS-CR-TS if it is one; False if it is not."""
+    from cloudfree.data.timeseries.index import (
+        build_ts_index,
+        check_ts_files,
+        looks_like_timeseries,
+        summarize,
+        write_ts_index,
+    )
+    from cloudfree.errors import CloudfreeError
+
+    if not looks_like_timeseries(args.root):
+        return False
+    if args.splits or args.file_list:
+        raise CloudfreeError(
+            f"{args.root} holds SEN12MS-CR-TS, which is split by its official ROI split; "
+            "--splits and --file-list are for SEN12MS-CR: leave them out"
+        )
+    index = build_ts_index(args.root)
+    if args.check:
+        check_ts_files(index, strict=args.strict)
+    write_ts_index(index, args.out)
+    print(summarize(index))
+    print(f"wrote {len(index.files)} rows (one per patch and date) to {args.out}")
+    return True

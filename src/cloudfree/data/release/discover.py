@@ -269,11 +269,11 @@ class _Found:
     def add_tree(self, skip_dirs: set[str]) -> list[str]:
         """Add the patch files under the root; returns the archives to list."""
         archives: list[str] = []
-        for reldir, parent, entry in _walk(self.top, skip_dirs):
+        for reldir, parent, entry in walk_files(self.top, skip_dirs):
             rel = f"{reldir}/{entry.name}" if reldir else entry.name
             if entry.name.endswith(ARCHIVE_SUFFIXES):
                 # An archive beside its unpacked folder is not listed (module docstring).
-                if not os.path.isdir(os.path.join(self.top, reldir, _archive_stem(entry.name))):
+                if not os.path.isdir(os.path.join(self.top, reldir, archive_stem(entry.name))):
                     archives.append(rel)
                 continue
             parsed = parse_patch_path(parent, entry.name)
@@ -287,7 +287,7 @@ class _Found:
     def add_archive(self, rel_archive: str) -> None:
         """Add the patch files inside one archive, listed without unpacking."""
         try:
-            for member, size in _list_archive(os.path.join(self.top, rel_archive)):
+            for member, size in list_archive(os.path.join(self.top, rel_archive)):
                 parent, _, name = member.rpartition("/")
                 parsed = parse_patch_path(posixpath.basename(parent), name)
                 rel = f"{rel_archive}/{member}"
@@ -370,7 +370,7 @@ def _exists(top: str, rel: str, listing: dict[str, set[str] | None]) -> bool:
     return names is not None and name in names
 
 
-def _walk(top: str, skip: set[str]) -> Iterator[tuple[str, str, os.DirEntry[str]]]:
+def walk_files(top: str, skip: set[str]) -> Iterator[tuple[str, str, os.DirEntry[str]]]:
     """Yield ``(relative folder, folder name, entry)`` for every file under ``top``.
 
     Hidden names (``.git``, temporary ``.part`` files) and the folders in ``skip`` (relative,
@@ -402,14 +402,14 @@ def _walk(top: str, skip: set[str]) -> Iterator[tuple[str, str, os.DirEntry[str]
                     yield reldir, dirname, entry
 
 
-def _archive_stem(name: str) -> str:
+def archive_stem(name: str) -> str:
     for suffix in ARCHIVE_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
 
 
-def _list_archive(path: str) -> Iterator[tuple[str, int]]:
+def list_archive(path: str) -> Iterator[tuple[str, int]]:
     """Member names (``./`` stripped, as GDAL's /vsitar/ names them) and sizes of the files."""
     # "r:*" seeks over member data: free for .tar, a sequential decompression for .tar.gz.
     with tarfile.open(path, "r:*") as tf:
