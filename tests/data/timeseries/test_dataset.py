@@ -80,6 +80,14 @@ def test_fixed_sample_values_dates_and_one_date_view(tmp_path: Path) -> None:
         [0.3, 0.5, 0.2])  # fmt: skip
 
 
+def test_dates_given_for_a_patch_win(tmp_path: Path) -> None:
+    from cloudfree.data.timeseries.sampling import DateSample
+
+    ds = _dataset(_copy(tmp_path), COV, samples={("ROIs1868/119", 1): DateSample((0, 1), 2, True)})
+    assert ds.dates_of(1) == DateSample((0, 1), 2, True) and ds.dates_of(0).target == 20
+    assert ds[1]["dates"].tolist() == [-20, -10]
+
+
 def test_patches_missing_a_date_are_left_out(tmp_path: Path) -> None:
     root = _copy(tmp_path, s1_missing_at=5)
     assert len(_dataset(root, COV)) == 1 and _dataset(root, COV).left_out == 1

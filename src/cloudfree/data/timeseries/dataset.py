@@ -50,8 +50,9 @@ class SeriesDataset(Dataset[dict[str, Any]]):
     Args:
         root: the copy's folder (paths of the index are relative to it).
         rows: the index rows (:func:`~cloudfree.data.timeseries.index.read_ts_index`).
-        coverage: ``{s2 path: cloud coverage}`` of every S2 file of the split
-            (:func:`~cloudfree.data.timeseries.coverage.compute_coverage`).
+        coverage: ``{s2 path: cloud coverage}`` of every S2 file of the split, computed
+            (:func:`~cloudfree.data.timeseries.coverage.compute_coverage`) or the authors'
+            (:func:`~cloudfree.data.timeseries.samples.read_sample_file`, ``coverage_of``).
         split: ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
         n_input: input dates per sample (upstream's ``input_t``; 3 for the published rows).
         sampler: ``"fixed"`` or ``"random"``.
@@ -60,7 +61,7 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         min_cov, max_cov: coverage window of the ``fixed`` sampler's inputs.
         upstream_quirk: the ``fixed`` sampler as upstream, target possibly among the inputs.
         seed: base seed of the ``random`` sampler (with :meth:`set_epoch` and the item).
-        samples: ``{item: DateSample}`` fixing the dates of items (a published sample file).
+        samples: ``{(roi, patch): DateSample}`` fixing the dates of those patches.
     """
 
     def __init__(
@@ -77,7 +78,7 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         max_cov: float = 1.0,
         upstream_quirk: bool = False,
         seed: int = 0,
-        samples: Mapping[int, DateSample] | None = None,
+        samples: Mapping[tuple[str, int], DateSample] | None = None,
     ) -> None:
         from cloudfree.bands import get_scaling
 
@@ -124,8 +125,9 @@ class SeriesDataset(Dataset[dict[str, Any]]):
 
     def dates_of(self, i: int) -> DateSample:
         """The input and target time points of item ``i`` (no file is read)."""
-        if i in self.samples:
-            return self.samples[i]
+        key = self.patches[i][0]
+        if key in self.samples:
+            return self.samples[key]
         cov = [self.coverage[r["s2"]] for r in self.patches[i][1]]
         if self.sampler == "random":
             rng = np.random.default_rng((self.seed, self.epoch, i))
