@@ -116,3 +116,33 @@ def test_not_a_timeseries_and_wrong_options(tmp_path: Path, copy: Path, capsys) 
                  "--splits", str(tmp_path / "s.csv")]) == 1  # fmt: skip
     assert "official ROI split" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_coverage_computed_or_taken_from_the_authors_file(copy: Path, tmp_path: Path) -> None:
+    import torch
+
+    from cloudfree.data.timeseries.coverage import read_coverage_cache
+
+    out = tmp_path / "ts.csv"
+    assert main(["index", str(copy), "--out", str(out), "--coverage", "dsen2cr"]) == 0
+    cache = read_coverage_cache(tmp_path / "ts.coverage-dsen2cr.csv")
+    assert len(cache) == 119 and all(0 <= c <= 1 for _, c in cache.values())
+    # the authors' file covers patch 0 of ROIs1970/21 only
+    paths = [relative_path(TSFile("s2", "ROIs1970/21", t, date(2018, 1, 3) + timedelta(12 * t),
+                                  0)) for t in range(30)]  # fmt: skip
+    np.save(tmp_path / "generic_3_train_all_s2cloudless_mask.npy", {0: {
+        "coverage": [torch.tensor([t / 100]) for t in range(30)],
+        "paths": {"S1": paths, "S2": paths}}})  # fmt: skip
+    assert main(["index", str(copy), "--out", str(out),
+                 "--samples", str(tmp_path / "generic_3_train_all_s2cloudless_mask.npy")]) == 0  # fmt: skip
+    cache = read_coverage_cache(tmp_path / "ts.coverage-s2cloudless.csv")
+    assert len(cache) == 30 and cache[paths[7]][1] == pytest.approx(0.07)
+
+
+def test_coverage_options_need_a_timeseries(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    shared = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sen12mscr"
+    if not shared.is_dir():
+        pytest.skip("needs ../shared/data/sen12mscr")
+    assert main(["index", str(shared), "--out", str(tmp_path / "i.csv"),
+                 "--coverage", "dsen2cr"]) == 1  # fmt: skip
+    assert "are for SEN12MS-CR-TS" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def add_index(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +45,22 @@ def add_index(sub: argparse._SubParsersAction) -> None:
         help="open every file's header and report bad ones (band count, dtype, size, grid)",
     )
     p.add_argument("--strict", action="store_true", help="fail on the first bad file")
+    ts = p.add_argument_group("SEN12MS-CR-TS")
+    ts.add_argument(
+        "--coverage",
+        choices=("s2cloudless", "dsen2cr"),
+        default=None,
+        help="also compute the cloud coverage of every S2 date with this masker, as the "
+        "UnCRtainTS loader does (s2cloudless: its default; extra 'masks'), cached beside the "
+        "index (INDEX.coverage-MASKER.csv) and resumed if interrupted",
+    )
+    ts.add_argument(
+        "--samples",
+        default=None,
+        metavar="FILE",
+        help="take the cloud coverage from the authors' pre-computed sample file "
+        "(generic_3_test_all_s2cloudless_mask.npy) instead of computing it",
+    )
     p.set_defaults(func=run_index)
 
 
@@ -62,6 +79,13 @@ def run_index(args: argparse.Namespace) -> int:
         )
     if _timeseries(args):
         return 0
+    if args.coverage or args.samples:
+        from cloudfree.errors import CloudfreeError
+
+        raise CloudfreeError(
+            "--coverage and --samples are for SEN12MS-CR-TS (ROIs<id>/<roi>/S1|S2/<t>/ "
+            f"folders or its s1_/s2_<region> archives), and {args.root} holds none"
+        )
     result = build_index(
         args.root,
         split_file=args.splits,
@@ -99,4 +123,30 @@ def _timeseries(args: argparse.Namespace) -> bool:
     write_ts_index(index, args.out)
     print(summarize(index))
     print(f"wrote {len(index.files)} rows (one per patch and date) to {args.out}")
+    if args.samples or args.coverage:
+        _ts_coverage(index, args)
     return True
+
+
+def _ts_coverage(index: Any, args: argparse.Namespace) -> None:
+    """Write the coverage cache of the index: from the authors' sample file, or computed."""
+    from cloudfree.data.timeseries.coverage import (
+        compute_coverage,
+        coverage_cache_path,
+        seed_coverage_cache,
+    )
+
+    rows = index.rows()
+    s2 = [r["s2"] for r in rows if r["s2"]]
+    if args.samples:
+        from cloudfree.data.timeseries.samples import read_sample_file
+
+        masker = "dsen2cr" if "cloud_cloudshadow" in Path(args.samples).name else "s2cloudless"
+        known = read_sample_file(args.samples).coverage_of(rows)
+        cache = coverage_cache_path(args.out, masker)
+        seed_coverage_cache(index.root, known, cache)
+        print(f"coverage of {len(known)} of {len(s2)} S2 dates from {args.samples} -> {cache}")
+        return
+    cache = coverage_cache_path(args.out, args.coverage)
+    compute_coverage(index.root, s2, cache, args.coverage, progress=True)
+    print(f"cloud coverage ({args.coverage}) of {len(s2)} S2 dates -> {cache}")

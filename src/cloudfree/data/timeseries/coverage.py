@@ -129,6 +129,17 @@ def compute_coverage(
     return {p: table[p][1] for p in paths}
 
 
+def seed_coverage_cache(
+    root: str | os.PathLike[str], known: dict[str, float], cache: str | os.PathLike[str]
+) -> None:
+    """Put coverages known from elsewhere (the authors' sample file) into ``cache``, at the
+    files' current sizes, so that :func:`compute_coverage` uses them."""
+    top, cache = Path(root), Path(cache)
+    table = read_coverage_cache(cache)
+    table.update({rel: (_size(top, rel), float(c)) for rel, c in known.items()})
+    _write_cache(cache, table)
+
+
 def _size(top: Path, rel: str) -> int:
     """The file's size; for a member of an archive, the archive's (a new download changes it)."""
     from cloudfree.io import split_archive_path
