@@ -77,6 +77,9 @@ class Method(abc.ABC):
     needs_mask: bool = False
     #: whether :meth:`predict_variance` gives a per-pixel variance (UnCRtainTS's NLL models).
     predicts_variance: bool = False
+    #: whether :meth:`predict` reads a series (``s2_series``, ``masks_series``, ``dates``:
+    #: :mod:`cloudfree.methods.temporal`) instead of one ``s2_cloudy``.
+    temporal: bool = False
 
     def unchanged(self, mask: np.ndarray) -> np.ndarray | None:
         """(H, W) bool: the pixels this method returns as the input, for a window's ``mask``
