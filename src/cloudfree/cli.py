@@ -32,7 +32,7 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
     from cloudfree.masks import cli as mask_cli
     from cloudfree.models import cli as models_cli
     from cloudfree.predict import cli as predict_cli
-    from cloudfree.predict import inpaint_cli
+    from cloudfree.predict import composite_cli, inpaint_cli
     from cloudfree.train import cli as train_cli
     from cloudfree.viewer import cli as view_cli
     from cloudfree.viewer import render_cli
@@ -50,6 +50,7 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
         safe_cli.add_parser,
         inpaint_cli.add_parser,
         predict_cli.add_parser,
+        composite_cli.add_parser,
         render_cli.add_parser,
         view_cli.add_parser,
         models_cli.add_convert_keras,

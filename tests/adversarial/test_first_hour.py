@@ -132,6 +132,13 @@ def _placeholders(shared: Path, work: Path) -> dict[str, str]:
             dst.write(src.read([2, 3, 4, 8]))
     l2a = sorted((shared / "bigearthnet" / "s2_l2a").glob("*.tif"))[0]
     patch = next((shared / "sen12mscr").rglob("ROIs1970_fall_s2_cloudy_136_p100.tif"))
+    # Several dates of one place: the 5 real eo-learn dates, named by dates 5 days apart
+    (work / "dates").mkdir()
+    for i in range(5):
+        day = f"2020-06-{1 + 5 * i:02d}"
+        shutil.copy(eol / f"reference_scene_{i}.tif", work / "dates" / f"S2_{day}.tif")
+    for name, i in (("a_2020-06-01.tif", 0), ("b_2020-06-11.tif", 2), ("c_2020-06-21.tif", 4)):
+        shutil.copy(eol / f"reference_scene_{i}.tif", work / name)
     # SEN12MS-CR-TS is not among the samples: three real S2 patches under its release names
     from datetime import date
 

@@ -33,7 +33,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from cloudfree.bands import NUM_S2_BANDS, get_scaling
+from cloudfree.bands import NUM_S2_BANDS, S2_DN_PER_REFLECTANCE, get_scaling
 from cloudfree.methods.base import Method
 
 #: ``made`` codes besides the count of clear observations.
@@ -132,35 +132,39 @@ class TemporalMethod(Method):
     def explain(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(prediction (B, 13, H, W), made (B, H, W) int16)`` (module docstring)."""
         s2, masks, days = _series(batch)
-        scale = np.float32(get_scaling(self.scaling).s2_scale)
+        scaling = get_scaling(self.scaling)
+        scale = np.float32(scaling.s2_scale)
         preds, made = [], []
         for i in range(s2.shape[0]):
-            if self.name == "mosaic":
-                img, m = series_statistic(s2[i], masks[i], days[i], "mean")
-                neutral = (
-                    MOSAIC_NEUTRAL_REFLECTANCE / get_scaling(self.scaling).reflectance_per_unit
-                )
-                img[:, m == FROM_LEAST_CLOUDY] = neutral
-            else:
-                how = self.statistic if self.name == "composite" else self.name
-                img, m = series_statistic(s2[i], masks[i], days[i], how)
-                if self.name == "composite" and (m == FROM_LEAST_CLOUDY).any():
-                    img, m = self._fill(img * scale, m, batch, i)
-                    img = img / scale
-            preds.append(img)
+            s1 = None
+            if self.include_sar:
+                from cloudfree.data.preprocess import denormalize_s1
+
+                s1 = denormalize_s1(np.asarray(batch["s1"][i], dtype=np.float32), scaling)
+            img, m = self.combine(s2[i] * scale, masks[i], days[i], s1)
+            preds.append(img / scale)
             made.append(m)
         return torch.from_numpy(np.stack(preds)), torch.from_numpy(np.stack(made))
 
-    def _fill(self, dn: np.ndarray, made: np.ndarray, batch: Mapping[str, Any],
-              i: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        holes = made == FROM_LEAST_CLOUDY
-        s1 = None
-        if self.include_sar:
-            from cloudfree.data.preprocess import denormalize_s1
+    def combine(self, dn: np.ndarray, masks: np.ndarray, days: np.ndarray,
+                s1: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """One series in DN: ``dn`` (T, 13, H, W), ``masks`` (T, H, W) 0 clear, ``days`` (T,),
+        ``s1`` (2, H, W) dB for a fill that reads SAR. Returns ``(image (13, H, W) DN float32,
+        made (H, W) int16)``."""
+        if self.name == "mosaic":
+            img, m = series_statistic(dn, masks, days, "mean")
+            img[:, m == FROM_LEAST_CLOUDY] = MOSAIC_NEUTRAL_REFLECTANCE * S2_DN_PER_REFLECTANCE
+            return img, m
+        how = self.statistic if self.name == "composite" else self.name
+        img, m = series_statistic(dn, masks, days, how)
+        if self.name == "composite" and (m == FROM_LEAST_CLOUDY).any():
+            img, m = self._fill(img, m, s1)
+        return img, m
 
-            s1 = denormalize_s1(np.asarray(batch["s1"][i], dtype=np.float32),
-                                get_scaling(self.scaling))[None]  # fmt: skip
-        filled = self._inpainter(dn[None], holes[None], s1)[0]
+    def _fill(self, dn: np.ndarray, made: np.ndarray,
+              s1: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        holes = made == FROM_LEAST_CLOUDY
+        filled = self._inpainter(dn[None], holes[None], None if s1 is None else s1[None])[0]
         changed = self._inpainter.masks(dn[None], holes[None])[0]
         out = np.where(changed[None], filled, dn).astype(np.float32)
         return out, np.where(changed, FILLED, made).astype(np.int16)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -123,6 +124,7 @@ class S2Source:
     def __init__(self, path: str | os.PathLike[str], b10: float | None = None) -> None:
         self.path = Path(path)
         self.ds = _open(path, "S2", _S2_EXPECTED)
+        self._file: Any = None  # the file itself, once warp_to put a WarpedVRT over it
         try:
             self.meta: RasterMeta = meta_of(self.ds)
             count, dtype = self.meta.count, np.dtype(self.meta.dtype)
@@ -203,9 +205,30 @@ class S2Source:
         out[[i for i, b in enumerate(bands) if b != "B10"]] = data
         return out
 
+    def warp_to(self, grid: RasterMeta) -> bool:
+        """Read this scene on ``grid`` from now on: reprojected (bilinear) where its grid
+        differs, no data (0) outside its extent. Returns whether it was needed."""
+        from rasterio.enums import Resampling
+        from rasterio.vrt import WarpedVRT
+
+        if self.meta.same_grid(grid):
+            return False
+        nodata = self.meta.nodata if self.meta.nodata is not None else 0
+        self._file = self.ds
+        self.ds = WarpedVRT(
+            self.ds, crs=grid.crs, transform=grid.transform, width=grid.width,
+            height=grid.height, resampling=Resampling.bilinear, src_nodata=nodata,
+            nodata=nodata,
+        )  # fmt: skip
+        self.meta = replace(grid, count=self.meta.count, dtype=self.meta.dtype, nodata=nodata)
+        self._cleans = True  # pixels outside the extent are the nodata value: made 0
+        return True
+
     def close(self) -> None:
         """Close the file."""
         self.ds.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class S1Source:

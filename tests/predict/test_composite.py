@@ -1,0 +1,126 @@
+"""``cloudfree composite``: several real dates of one place into one image (issue 31, step 5)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from cloudfree.bands import S2_BANDS
+from cloudfree.cli import main
+from cloudfree.predict.composite import MADE_NODATA
+from cloudfree.predict.series import date_in_text, resolve_series
+from tests.predict.conftest import TRANSFORM, synth_s2, write_tif
+
+
+def _eolearn(shared: Path, tmp: Path) -> list[Path]:
+    """The 5 real dates (0-1 cloudy, 2-4 clear), named by (made-up) dates 5 days apart."""
+    out = []
+    for i in range(5):
+        p = tmp / f"S2_2020-06-{1 + 5 * i:02d}.tif"
+        shutil.copy(shared / "eolearn" / f"reference_scene_{i}.tif", p)
+        out.append(p)
+    return out
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read().astype(np.float64)
+
+
+def test_real_dates_give_the_median_of_the_clear_ones(shared_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ukis_csmask", reason="the trusted masker (extra 'masks') is needed")
+    d = _eolearn(shared_data, tmp_path)
+    inputs = [d[0], d[1], d[3], d[4]]  # date 2 held out
+    out = tmp_path / "out" / "c.tif"
+    argv = ["composite", *map(str, inputs), "--out", str(out), "--mask-backend", "ukis",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    c, made = _read(out), _read(tmp_path / "out" / "c_made.tif")[0]
+    # ukis sees the two cloudy dates as cloud and the two clear ones as clear, everywhere
+    assert (made == 2).all()
+    assert (c == np.rint((_read(d[3]) + _read(d[4])) / 2)).all()  # median of two = their mean
+    held_out = _read(d[2])
+    assert np.abs(c - held_out).mean() < 0.7 * np.abs(_read(d[4]) - held_out).mean()
+    with rasterio.open(out) as ds, rasterio.open(d[4]) as grid:
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert ds.transform == grid.transform and ds.crs == grid.crs
+        assert ds.descriptions == S2_BANDS and ds.tags()["target_date"] == "2020-06-21"
+
+
+def _dates_on(tmp: Path, n: int = 3, size: int = 64, **kw) -> list[Path]:  # noqa: ANN003
+    return [write_tif(tmp / f"s2_2021-0{k + 1}-10.tif", synth_s2(size, size, seed=k), **kw)
+            for k in range(n)]  # fmt: skip
+
+
+def test_nodata_and_reprojection(tmp_path: Path) -> None:
+    files = []
+    for k in range(3):
+        a = synth_s2(64, 64, seed=k)
+        a[:, :, :8] = 0  # no data on any date in the first 8 columns
+        files.append(write_tif(tmp_path / f"d{k}_2021-05-0{k + 1}.tif", a, nodata=0))
+    # the oldest date on a grid 20 m east: reprojected onto the target's
+    shifted = TRANSFORM * Affine.translation(2, 0)
+    a = synth_s2(64, 64, seed=9)
+    files.append(write_tif(tmp_path / "d9_2021-04-01.tif", a, transform=shifted, nodata=0))
+    out = tmp_path / "c.tif"
+    argv = ["composite", *map(str, files), "--out", str(out), "--mask-backend", "dsen2cr",
+            "--target-date", "2021-05-03", "--summary", str(tmp_path / "s.json"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    import json
+
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["reprojected"] == [str(files[3])] and s["grid"] == str(files[2])
+    assert s["dates"] == ["2021-04-01", "2021-05-01", "2021-05-02", "2021-05-03"]
+    c = _read(out)
+    with rasterio.open(tmp_path / "c_made.tif") as ds:
+        made = ds.read(1)
+        assert ds.nodata == MADE_NODATA
+    # columns 0-1: no date has data (the shifted one starts at column 2); 2-7: only it
+    assert (made[:, :2] == MADE_NODATA).all() and (c[:, :, :2] == 0).all()
+    assert (made[:, 2:] != MADE_NODATA).all() and (c[:, :, 2:] > 0).all()
+
+
+def test_bad_inputs_are_refused_before_any_output(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    files = _dates_on(tmp_path)
+    out = tmp_path / "o" / "c.tif"
+
+    def fails(*argv: str, msg: str) -> None:
+        assert main(["composite", *argv, "--out", str(out), "--no-progress"]) == 1, argv
+        assert msg in capsys.readouterr().err
+        assert not out.parent.exists() or not any(out.parent.iterdir())
+
+    fails(str(files[0]), msg="a composite needs two or more")
+    l2a = write_tif(tmp_path / "l2a_2021-09-01.tif", synth_s2(64, 64)[:12])
+    fails(str(files[0]), str(l2a), msg="is L2A (12 bands) among L1C dates")
+    nodate = write_tif(tmp_path / "scene.tif", synth_s2(64, 64))
+    fails(str(files[0]), str(nodate), msg="has no date in its name")
+    fails(*map(str, files), "--dates", "2021-01-01", msg="--dates gives 1 dates for 3 files")
+    fails(*map(str, files), "--target-date", "2022-01-01", msg="is none of the input dates")
+    assert main(["composite", *map(str, files), "--out", str(files[0])]) == 1
+    assert "--out" in capsys.readouterr().err
+
+
+def test_dates_from_names_tags_and_the_option(tmp_path: Path) -> None:
+    assert str(date_in_text("S2B_MSIL1C_20200704T101559_N0209")) == "2020-07-04"
+    assert date_in_text("s2_2021-02-30_2021-03-01.tif").isoformat() == "2021-03-01"
+    tagged = write_tif(tmp_path / "a.tif", synth_s2(16, 16))
+    with rasterio.open(tagged, "r+") as ds:
+        ds.update_tags(ACQUISITION_DATE="2019-08-17T10:20:31Z")
+    named = write_tif(tmp_path / "b_20190801.tif", synth_s2(16, 16))
+    series = resolve_series([str(tagged), str(named)])
+    assert [str(d.day) for d in series] == ["2019-08-01", "2019-08-17"]  # oldest first
+    given = resolve_series([str(tagged), str(named)], ["2020-01-02", "2020-01-01"])
+    assert [d.s2.name for d in given] == ["b_20190801.tif", "a.tif"]
+    # a series folder: s2/<date>.tif with s1/<date>.tif beside
+    (tmp_path / "series" / "s2").mkdir(parents=True)
+    (tmp_path / "series" / "s1").mkdir()
+    for k in (1, 2):
+        write_tif(tmp_path / "series" / "s2" / f"2022-03-0{k}.tif", synth_s2(16, 16))
+    write_tif(tmp_path / "series" / "s1" / "2022-03-02.tif", np.zeros((2, 16, 16), np.float32))
+    s = resolve_series([str(tmp_path / "series")])
+    assert [d.s1 is not None for d in s] == [False, True]
