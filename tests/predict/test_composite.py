@@ -103,6 +103,10 @@ def test_bad_inputs_are_refused_before_any_output(tmp_path: Path, capsys) -> Non
     fails(*map(str, files), "--target-date", "2022-01-01", msg="is none of the input dates")
     assert main(["composite", *map(str, files), "--out", str(files[0])]) == 1
     assert "--out" in capsys.readouterr().err
+    far = write_tif(tmp_path / "far_2021-08-01.tif", synth_s2(64, 64),
+                    transform=TRANSFORM * Affine.translation(100000, 0))  # fmt: skip
+    fails(*map(str, files), str(far), "--target-date", "2021-01-10",
+          msg="far_2021-08-01.tif: does not overlap the scene")  # fmt: skip
 
 
 def test_dates_from_names_tags_and_the_option(tmp_path: Path) -> None:

@@ -103,6 +103,28 @@ def read_padded(
     return out, (top, left, ch, cw)
 
 
+def check_overlap(ds: Any, path: Path, grid: RasterMeta, what: str) -> None:
+    """Raise a DataError unless the raster ``ds`` (file ``path``) overlaps ``grid``."""
+    from rasterio.coords import disjoint_bounds
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+
+    b = array_bounds(grid.height, grid.width, grid.transform)
+    grid_bounds = (b[0], b[1], b[2], b[3])
+    try:
+        bounds = transform_bounds(ds.crs, grid.crs, *ds.bounds, densify_pts=21)
+    except Exception as e:  # PROJ errors have several types across rasterio versions
+        raise DataError(path, f"cannot transform its extent into the CRS {grid.crs}: {e}") from e
+    if disjoint_bounds(bounds, grid_bounds):
+        raise DataError(
+            path,
+            f"does not overlap the scene it is read onto ({what} extent "
+            f"{tuple(round(v, 6) for v in bounds)} vs {tuple(round(v, 6) for v in grid_bounds)} "
+            f"in {grid.crs})",
+            f"an {what} scene covering (part of) that scene",
+        )
+
+
 class S2Source:
     """An S2 scene opened for windowed reading as 13 bands.
 
@@ -213,6 +235,7 @@ class S2Source:
 
         if self.meta.same_grid(grid):
             return False
+        check_overlap(self.ds, self.path, grid, "S2")
         nodata = self.meta.nodata if self.meta.nodata is not None else 0
         self._file = self.ds
         self.ds = WarpedVRT(
@@ -297,7 +320,7 @@ class S1Source:
         if meta.same_grid(s2):
             self.reprojected = False
             return
-        self._check_overlap(s2)
+        check_overlap(self.src, self.path, s2, "S1")
         # NaN marks "no S1 here" (outside its extent or its nodata) so that coverage is exact.
         self.ds = WarpedVRT(
             src,
@@ -324,27 +347,6 @@ class S1Source:
             s2.height,
             s2.width,
         )
-
-    def _check_overlap(self, s2: RasterMeta) -> None:
-        from rasterio.coords import disjoint_bounds
-        from rasterio.transform import array_bounds
-        from rasterio.warp import transform_bounds
-
-        s2_bounds = array_bounds(s2.height, s2.width, s2.transform)
-        s2_bounds = (s2_bounds[0], s2_bounds[1], s2_bounds[2], s2_bounds[3])
-        try:
-            s1_bounds = transform_bounds(self.src.crs, s2.crs, *self.src.bounds, densify_pts=21)
-        except Exception as e:  # PROJ errors have several types across rasterio versions
-            raise DataError(
-                self.path, f"cannot transform its extent into the S2 CRS {s2.crs}: {e}"
-            ) from e
-        if disjoint_bounds(s1_bounds, s2_bounds):
-            raise DataError(
-                self.path,
-                f"does not overlap the S2 scene (S1 extent {tuple(round(v, 6) for v in s1_bounds)}"
-                f" vs S2 {tuple(round(v, 6) for v in s2_bounds)} in {s2.crs})",
-                "an S1 scene covering (part of) the S2 scene",
-            )
 
     def read(self, region: Window, height: int, width: int) -> np.ndarray:
         """(2, h, w) float32 dB of ``region`` on the S2 grid; NaN where S1 has no data."""
