@@ -149,7 +149,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cloudfree predict``; 0 on success, 1 if a scene of several failed."""
-    from cloudfree.io import atomic_path
     from cloudfree.outputs import check_outputs
     from cloudfree.predict.many import is_many, predict_many
     from cloudfree.predict.scene import predict_scene
@@ -221,9 +220,16 @@ def run(args: argparse.Namespace) -> int:
         )
         print(format_summary(summary))
     if args.summary:
-        with atomic_path(args.summary) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2, default=str))
+        write_summary(args.summary, summary)
     return status
+
+
+def write_summary(path: str, summary: object) -> None:
+    """``--summary PATH``: the summary as JSON, written atomically (Paths and dates as text)."""
+    from cloudfree.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=str))
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:

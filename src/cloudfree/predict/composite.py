@@ -4,7 +4,7 @@ composite``).
 1. The dates (:mod:`cloudfree.predict.series`) are opened; every one must be L1C (13 bands) or
    every one L2A (12 bands). The grid is the target date's input (``target_date``), else the
    oldest input's; inputs on another grid are reprojected onto it (bilinear), no data outside
-   their extent.
+   their extent; a date that does not overlap the grid at all is refused, naming it.
 2. Each date's cloud/shadow mask is the scene masker's (``mask_backend``, grown by ``dilate``:
    the mask ``cloudfree mask`` writes), on its own block grid; pixels without data count as
    masked.

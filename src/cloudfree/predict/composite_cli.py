@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from cloudfree.argtypes import positive_int
@@ -77,8 +76,8 @@ def made_path(out: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cloudfree composite``."""
-    from cloudfree.io import atomic_path
     from cloudfree.outputs import check_outputs
+    from cloudfree.predict.cli import write_summary
     from cloudfree.predict.composite import CompositeOptions, composite_scene
     from cloudfree.predict.series import date_in_text, resolve_series
 
@@ -106,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
         raise CloudfreeError(str(e)) from e
     print(format_summary(summary))
     if args.summary:
-        with atomic_path(args.summary) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2, default=str))
+        write_summary(args.summary, summary)
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from cloudfree.argtypes import dn_value, positive_int
 
@@ -94,9 +93,8 @@ def options_of(args: argparse.Namespace) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cloudfree inpaint``."""
-    from cloudfree.io import atomic_path
     from cloudfree.outputs import check_outputs
-    from cloudfree.predict.cli import format_summary
+    from cloudfree.predict.cli import format_summary, write_summary
     from cloudfree.predict.inpaint import inpaint_scene
 
     # --out, --mask-out against the inputs are checked by predict; --summary here, before work.
@@ -128,6 +126,5 @@ def run(args: argparse.Namespace) -> int:
         raise CloudfreeError(str(e)) from e
     print(format_summary(summary))
     if args.summary:
-        with atomic_path(args.summary) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2, default=str))
+        write_summary(args.summary, summary)
     return 0
