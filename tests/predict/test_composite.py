@@ -128,3 +128,29 @@ def test_dates_from_names_tags_and_the_option(tmp_path: Path) -> None:
     write_tif(tmp_path / "series" / "s1" / "2022-03-02.tif", np.zeros((2, 16, 16), np.float32))
     s = resolve_series([str(tmp_path / "series")])
     assert [d.s1 is not None for d in s] == [False, True]
+
+
+def test_a_model_fills_what_no_date_sees_clear(tmp_path: Path, nosar_weights) -> None:  # noqa: ANN001
+    """Three dates with the same bright blob (cloud on every date): the median elsewhere, kept
+    bit for bit; the blob filled by the model, and marked -1."""
+    weights, _ = nosar_weights
+    files = _dates_on(tmp_path, n=3, size=96)
+    common = ["--mask-backend", "dsen2cr", "--no-progress"]
+    assert main(["composite", *map(str, files), "--out", str(tmp_path / "m.tif"),
+                 "--method", "median", *common]) == 0  # fmt: skip
+    assert main(["composite", *map(str, files), "--out", str(tmp_path / "f.tif"),
+                 "--checkpoint", str(weights), *common]) == 0  # fmt: skip
+    median, filled = _read(tmp_path / "m.tif"), _read(tmp_path / "f.tif")
+    made_m = _read(tmp_path / "m_made.tif")[0]
+    made_f = _read(tmp_path / "f_made.tif")[0]
+    holes = made_m == 0
+    assert holes.any() and (~holes).any()
+    assert (made_f[holes] == -1).all() and (made_f[~holes] == made_m[~holes]).all()
+    assert (filled[:, ~holes] == median[:, ~holes]).all()  # kept bit for bit
+    assert (filled[:, holes] != median[:, holes]).mean() > 0.9  # the model's values there
+    with rasterio.open(tmp_path / "f.tif") as ds:
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert ds.tags()["software"] == "cloudfree composite" and "fill_model" in ds.tags()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert main(["composite", *map(str, files), "--out", str(tmp_path / "x.tif"),
+                 "--checkpoint", str(weights), "--method", "median", *common]) == 1  # fmt: skip

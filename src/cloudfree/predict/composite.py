@@ -11,6 +11,10 @@ composite``).
 3. Window by window (with ``halo`` pixels of context for the fill), the temporal method
    (:mod:`cloudfree.methods.temporal`) makes the image from the clear observations of each
    pixel, in DN; days are counted from the target date (default: the newest input's).
+   With ``checkpoint`` the fill is a model's instead: the statistic is written to a staging
+   folder beside the output, then ``predict`` runs the model on it with the pixels no date
+   sees clear as its mask and ``keep_clear`` (every other pixel kept bit for bit), with the
+   target date's S1 for a SAR model.
 4. The output has the grid's CRS, transform and size, the grid input's dtype and band names,
    nodata where no date has data; a second file (``made_out``, int16) says per pixel how it was
    made: the number of clear observations used, 0 the least cloudy date's value (no clear
@@ -58,6 +62,11 @@ class CompositeOptions:
     window: int = 512
     halo: int = 64
     progress: bool = True
+    #: A model (any ``--checkpoint`` of predict) fills what no date sees clear instead of
+    #: ``fill``, from the composite and the target date's S1 (``s1``) for a SAR model.
+    checkpoint: str | None = None
+    s1: str | None = None
+    device: str = "auto"
 
 
 def composite_scene(
@@ -86,7 +95,12 @@ def composite_scene(
             inputs[0].s2 if inputs else None, "is the only date given: a composite needs two "
             "or more", "several dates of one place (for one image: cloudfree predict or inpaint)",
         )  # fmt: skip
-    method = TemporalMethod(opts.method, scaling="reflectance", fill=opts.fill)
+    if opts.checkpoint is not None and opts.method != "composite":
+        raise ValueError(f"--checkpoint fills what no date sees clear: it goes with --method "
+                         f"composite, not {opts.method}")  # fmt: skip
+    # With a model, the first pass is the statistic alone; the model fills afterwards.
+    name = "median" if opts.checkpoint is not None else opts.method
+    method = TemporalMethod(name, scaling="reflectance", fill=opts.fill)
     target = opts.target_date or inputs[-1].day
     if opts.target_date is not None and all(d.day != target for d in inputs):
         raise DataError(None, f"--target-date {target} is none of the input dates "
@@ -112,13 +126,77 @@ def composite_scene(
         reprojected = [str(d.s2) for d, s in zip(inputs, sources, strict=True)
                        if s.warp_to(grid)]  # fmt: skip
         masks, info = _masks(sources, opts)
-        summary = _run(inputs, sources, masks, grid, method, target, out, made_out, opts)
+        if opts.checkpoint is None:
+            summary = _run(inputs, sources, masks, grid, method, target, out, made_out, opts)
+        else:
+            s1 = opts.s1 or (str(grid_input.s1) if grid_input.s1 else None)
+            summary = _with_model(inputs, sources, masks, grid, method, target, out, made_out,
+                                  opts, s1)  # fmt: skip
     summary.update({
         "dates": [str(d.day) for d in inputs], "target_date": str(target),
         "grid": str(grid_input.s2), "reprojected": reprojected, "method": opts.method,
-        "fill": opts.fill if opts.method == "composite" else None, **info,
+        "fill": (opts.checkpoint or opts.fill) if opts.method == "composite" else None, **info,
         "seconds": round(time.perf_counter() - t0, 2),
     })  # fmt: skip
+    return summary
+
+
+def _with_model(
+    inputs: list[Dated], sources: list[Any], masks: list[Any], grid: Any, method: Any,
+    target: date, out: str | os.PathLike[str], made_out: str | os.PathLike[str],
+    opts: CompositeOptions, s1: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The statistic into a staging folder beside ``out``, then the model (``predict``) fills
+    the pixels no date sees clear, keeping every other pixel bit for bit (``keep_clear`` with
+    those pixels as the mask); ``made`` marks them filled."""
+    import shutil
+    import tempfile
+
+    import rasterio
+
+    from cloudfree.io import atomic_path, to_cog
+    from cloudfree.methods.temporal import FILLED, FROM_LEAST_CLOUDY
+    from cloudfree.predict.scene import predict_scene
+    from cloudfree.windows import windows
+
+    folder = Path(out).resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".cloudfree-composite-", dir=folder) as tmp:
+        stat, made_tmp, holes = Path(tmp) / "statistic.tif", Path(tmp) / "made.tif", \
+            Path(tmp) / "holes.tif"  # fmt: skip
+        summary = _run(inputs, sources, masks, grid, method, target, stat, made_tmp, opts)
+        with rasterio.open(made_tmp) as src:
+            prof = dict(src.profile, dtype="uint8", nodata=None)
+            with rasterio.open(holes, "w", **prof) as dst:
+                for r, c, h, w in windows(src.height, src.width, opts.window):
+                    win = rasterio.windows.Window(c, r, w, h)
+                    dst.write((src.read(1, window=win) == FROM_LEAST_CLOUDY)[None]
+                              .astype("uint8"), window=win)  # fmt: skip
+        filled = Path(tmp) / "filled.tif"
+        model = predict_scene(stat, filled, opts.checkpoint, s1, mask=holes, keep_clear=True,
+                              device=opts.device, progress=opts.progress)  # fmt: skip
+        # (its COG layout is rebuilt by the copy below)
+        with (
+            rasterio.open(stat) as src,
+            rasterio.open(filled, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst,
+        ):
+            dst.update_tags(**src.tags(), fill_model=str(model.get("method")))
+        with atomic_path(out, finish=to_cog) as part:
+            shutil.copyfile(filled, part)
+        with (
+            rasterio.open(made_tmp) as src,
+            atomic_path(made_out, finish=_made_to_cog) as mtmp,
+            rasterio.open(mtmp, "w", **src.profile) as dst,
+        ):
+            for r, c, h, w in windows(src.height, src.width, opts.window):
+                win = rasterio.windows.Window(c, r, w, h)
+                m = src.read(1, window=win)
+                dst.write(np.where(m == FROM_LEAST_CLOUDY, FILLED, m)[None], window=win)
+            dst.update_tags(**src.tags())
+            dst.set_band_description(1, src.descriptions[0])
+    n = summary["least_cloudy_kept"]
+    summary.update(out=str(out), made_out=str(made_out), filled=n, least_cloudy_kept=0.0,
+                   model=model.get("method"), s1=s1)  # fmt: skip
     return summary
 
 

@@ -61,6 +61,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fill", default="push-pull",
                    help="composite: the inpainting method that fills what no date sees clear "
                    "(default push-pull; mask-fill, biharmonic)")  # fmt: skip
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="composite: a model (any predict --checkpoint: a registry name, weights file or run "
+        "folder) fills what no date sees clear, from the composite and, for a SAR model, the "
+        "target date's S1 (--s1, or s1/<date>.tif of a series folder), instead of --fill",
+    )
+    p.add_argument("--s1", default=None, help="S1 (VV, VH dB) of the target date, for --checkpoint")
+    p.add_argument("--device", default="auto", help="where --checkpoint runs (auto, cpu, cuda)")
     add_mask_flags(p)
     p.add_argument("--window", type=positive_int, default=512, help="window side, px (512)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -86,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = resolve_series(args.inputs, dates)
     check_outputs(
         {"--out": args.out, "--made-out": made_out, "--summary": args.summary},
-        [str(d.s2) for d in inputs] + args.inputs,
+        [str(d.s2) for d in inputs] + args.inputs + [args.s1, args.checkpoint],
     )
     target = None
     if args.target_date is not None:
@@ -96,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     opts = CompositeOptions(
         method=args.method, target_date=target, mask_backend=args.mask_backend,
         dilate=args.dilate, fill=args.fill, window=args.window, progress=not args.no_progress,
+        checkpoint=args.checkpoint, s1=args.s1, device=args.device,
     )  # fmt: skip
     try:
         summary = composite_scene(inputs, args.out, made_out, opts)
