@@ -154,3 +154,26 @@ def test_a_model_fills_what_no_date_sees_clear(tmp_path: Path, nosar_weights) ->
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     assert main(["composite", *map(str, files), "--out", str(tmp_path / "x.tif"),
                  "--checkpoint", str(weights), "--method", "median", *common]) == 1  # fmt: skip
+
+
+def test_mask_files_replace_the_masker(tmp_path: Path) -> None:
+    """Masks given per date decide what is clear: date 0 masked on the left half, date 1 on
+    the right half, date 2 everywhere: each half comes from the one date clear there."""
+    files = _dates_on(tmp_path, n=3, size=32)
+    (tmp_path / "m").mkdir()
+    halves = [np.zeros((1, 32, 32), np.uint8) for _ in range(3)]
+    halves[0][:, :, :16] = 1
+    halves[1][:, :, 16:] = 2
+    halves[2][:] = 1
+    for f, m in zip(files, halves, strict=True):
+        write_tif(tmp_path / "m" / f.name, m)
+    out = tmp_path / "c.tif"
+    assert main(["composite", *map(str, files), "--out", str(out), "--masks",
+                 str(tmp_path / "m"), "--method", "median", "--no-progress"]) == 0  # fmt: skip
+    c = _read(out)
+    assert (c[:, :, 16:] == _read(files[0])[:, :, 16:]).all()
+    assert (c[:, :, :16] == _read(files[1])[:, :, :16]).all()
+    assert (_read(tmp_path / "c_made.tif") == 1).all()
+    (tmp_path / "m" / files[2].name).unlink()
+    assert main(["composite", *map(str, files), "--out", str(tmp_path / "d.tif"), "--masks",
+                 str(tmp_path / "m")]) == 1  # fmt: skip

@@ -125,7 +125,7 @@ def composite_scene(
         grid = sources[inputs.index(grid_input)].meta
         reprojected = [str(d.s2) for d, s in zip(inputs, sources, strict=True)
                        if s.warp_to(grid)]  # fmt: skip
-        masks, info = _masks(sources, opts)
+        masks, info = _masks(inputs, sources, opts, stack)
         if opts.checkpoint is None:
             summary = _run(inputs, sources, masks, grid, method, target, out, made_out, opts)
         else:
@@ -200,17 +200,32 @@ def _with_model(
     return summary
 
 
-def _masks(sources: list[Any], opts: CompositeOptions) -> tuple[list[Any], dict[str, Any]]:
-    from cloudfree.masks.scene import scene_mask_for
+def _masks(
+    inputs: list[Dated], sources: list[Any], opts: CompositeOptions, stack: contextlib.ExitStack
+) -> tuple[list[Any], dict[str, Any]]:
+    """Each date's mask: its mask file (on the composite's grid), else computed."""
+    from cloudfree.data.sentinel.scene import MaskSource
+    from cloudfree.masks.scene import file_mask_for, scene_mask_for
 
     masks: list[Any] = []
     info: dict[str, Any] = {}
-    for src in sources:
+    files = 0
+    for d, src in zip(inputs, sources, strict=True):
+        if d.mask is not None:
+            source = MaskSource(d.mask, src.meta)
+            stack.callback(source.close)
+            masks.append(file_mask_for(source, src.meta, opts.dilate)[0])
+            files += 1
+            continue
         level = "l2a" if src.l2a else "l1c"
         m, info = scene_mask_for(opts.mask_backend, src.read_bands, src.meta, level, None,
                                  opts.dilate, src.path)  # fmt: skip
         masks.append(m)
-    return masks, {"mask_backend": info.get("mask_backend"), "masker": info.get("masker")}
+    masker = info.get("masker")
+    if files:
+        given = f"mask files for {files} of {len(inputs)} dates"
+        masker = given if masker is None else f"{given}, else {masker}"
+    return masks, {"mask_backend": info.get("mask_backend"), "masker": masker}
 
 
 def _run(

@@ -70,6 +70,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--s1", default=None, help="S1 (VV, VH dB) of the target date, for --checkpoint")
     p.add_argument("--device", default="auto", help="where --checkpoint runs (auto, cpu, cuda)")
+    p.add_argument(
+        "--masks",
+        default=None,
+        metavar="DIR",
+        help="a folder of cloud/shadow masks, one per input with the input's file name (0 "
+        "clear, 1 cloud, 2 shadow; any nonzero masked), on the composite's grid: your own "
+        "masks (e.g. from the L2A scene classification) instead of computed ones; a series "
+        "folder's masks/ is used by itself",
+    )
     add_mask_flags(p)
     p.add_argument("--window", type=positive_int, default=512, help="window side, px (512)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -92,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     made_out = args.made_out or str(made_path(args.out))
     dates = None if args.dates is None else args.dates.split(",")
-    inputs = resolve_series(args.inputs, dates)
+    inputs = resolve_series(args.inputs, dates, args.masks)
     check_outputs(
         {"--out": args.out, "--made-out": made_out, "--summary": args.summary},
         [str(d.s2) for d in inputs] + args.inputs + [args.s1, args.checkpoint],

@@ -5,7 +5,9 @@ Inputs are GeoTIFFs, folders of them, list files (one path per line), or a serie
 from catalogues writes). The date of each file comes from ``--dates`` (one per file, in
 order), else the first ``YYYY-MM-DD`` or ``YYYYMMDD`` in its name, else its acquisition-date
 tag (``ACQUISITION_DATE``, ``DATETIME``, ``datetime``, ``PRODUCT_START_TIME``); a file
-without any is refused, naming it. Two files of the same date (two orbits of one day, or one
+without any is refused, naming it. A cloud/shadow mask of a date (0 clear, 1 cloud, 2 shadow,
+or any nonzero value masked) is taken from a mask folder (``--masks DIR``, or ``masks/`` of a
+series folder) holding a file of the same name. Two files of the same date (two orbits of one day, or one
 scene twice) are both used, as two observations of that day.
 """
 
@@ -35,6 +37,7 @@ class Dated:
     s2: Path
     day: date
     s1: Path | None = None
+    mask: Path | None = None
 
 
 def date_in_text(text: str) -> date | None:
@@ -94,7 +97,9 @@ def _files(inputs: list[str]) -> list[tuple[Path, Path | None]]:
     return out
 
 
-def resolve_series(inputs: list[str], dates: list[str] | None = None) -> list[Dated]:
+def resolve_series(
+    inputs: list[str], dates: list[str] | None = None, masks: str | None = None
+) -> list[Dated]:
     """The dated inputs, oldest first (module docstring).
 
     Raises:
@@ -125,5 +130,17 @@ def resolve_series(inputs: list[str], dates: list[str] | None = None) -> list[Da
                     "a date in the file name, or --dates (one per input, in order)",
                 )  # fmt: skip
             days.append(d)
-    out = [Dated(f, d, s1) for (f, s1), d in zip(files, days, strict=True)]
+    out = [Dated(f, d, s1, _mask_of(f, masks)) for (f, s1), d in zip(files, days, strict=True)]
     return sorted(out, key=lambda x: (x.day, str(x.s2)))
+
+
+def _mask_of(s2: Path, masks: str | None) -> Path | None:
+    """The mask file of a date: ``masks/<name>`` given, or ``masks/`` beside a series folder's
+    ``s2/``; None when there is none (the mask is computed)."""
+    if masks is not None:
+        m = Path(masks) / s2.name
+        if not m.is_file():
+            raise DataError(m, "does not exist", f"a mask file for each input in {masks}")
+        return m
+    beside = s2.parent.parent / "masks" / s2.name
+    return beside if s2.parent.name == "s2" and beside.is_file() else None
