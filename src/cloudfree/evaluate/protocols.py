@@ -191,7 +191,30 @@ GLF_CR: Final[EvalProtocol] = EvalProtocol(
     ),
 )
 
-#: Protocols by name (command line ``--protocol``).
+#: SEN12MS-CR-TS with UnCRtainTS's test script: the same img_metrics per sample (issue 31);
+#: for :func:`cloudfree.evaluate.series.evaluate_series`.
+SEN12MSCR_TS: Final[EvalProtocol] = EvalProtocol(
+    name="sen12mscr-ts",
+    crop=None,
+    clip_prediction=False,
+    mean="per_image",
+    psnr="per_image",
+    ssim_padding="zero",
+    description=(
+        "SEN12MS-CR-TS (UnCRtainTS test script, img_metrics): the target date's 13 bands, "
+        "reflectance in [0, 1], predictions not clipped, full 256x256 patches, RMSE, MAE, "
+        "PSNR, SAM, SSIM (pytorch-ssim) per sample averaged over samples; reprod/recon "
+        "against the least cloudy input and its mask"
+    ),
+    comparable_with=(
+        "the SEN12MS-CR-TS benchmark table (patricktum.github.io/cloud_removal): RMSE, SAM, "
+        "PSNR, SSIM with 3 input dates, the official test split and the fixed sampler"
+    ),
+)
+
+#: Protocols by name (command line ``--protocol``). ``sen12mscr-ts`` is not among them yet:
+#: ``cloudfree evaluate`` reads one-date datasets; series are evaluated in Python
+#: (:func:`cloudfree.evaluate.series.evaluate_series`).
 PROTOCOLS: Final[dict[str, EvalProtocol]] = {p.name: p for p in (PAPER, LEADERBOARD, GLF_CR)}
 
 

@@ -286,7 +286,8 @@ def _run(
             dst.set_band_description(i, name)
         dst.update_tags(software="cloudfree composite", method=opts.method,
                         dates=",".join(str(d.day) for d in inputs), target_date=str(target))  # fmt: skip
-        mdst.set_band_description(1, "clear observations used; 0 least cloudy date, "
+        mdst.set_band_description(1, "clear observations used; 0 no clear date (the least "
+                                     "cloudy date's value; mosaic: its neutral value), "
                                      "-1 filled, -2 no data")  # fmt: skip
         mdst.update_tags(software="cloudfree composite", source=str(Path(out).resolve()))
     share = {k: v / max(n_data, 1) for k, v in counts.items() if k != NO_DATA}

@@ -16,7 +16,11 @@ from ``seed``, the epoch and the item, for training). A sample holds, in the net
   earliest of equals) and its S1, so that every one-date method runs on the same samples (the
   benchmark's "least cloudy" baseline is the identity on them);
 - ``id`` (``ROIs1970/21/12``: ROI and patch), ``input_t`` and ``target_t`` (time points),
-  ``match`` (the requested coverages were met).
+  ``match`` (the requested coverages were met);
+- with ``masker``: ``masks_series`` (T, H, W) uint8, each input's cloud mask as the coverage
+  computes it (:func:`~cloudfree.data.timeseries.coverage.upstream_cloud_mask`; what the
+  temporal methods read), and ``mask`` (H, W) that of the least cloudy input (what one-date
+  methods and the reconstruction / reproduction split of the metrics read).
 
 Patches missing a date of S2 (or of S1, with SAR) are left out and counted in ``left_out``.
 """
@@ -62,6 +66,8 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         upstream_quirk: the ``fixed`` sampler as upstream, target possibly among the inputs.
         seed: base seed of the ``random`` sampler (with :meth:`set_epoch` and the item).
         samples: ``{(roi, patch): DateSample}`` fixing the dates of those patches.
+        masker: ``"s2cloudless"`` or ``"dsen2cr"``: also give each input's cloud mask (the
+            coverage's masker, for consistency); None: no masks.
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         upstream_quirk: bool = False,
         seed: int = 0,
         samples: Mapping[tuple[str, int], DateSample] | None = None,
+        masker: str | None = None,
     ) -> None:
         from cloudfree.bands import get_scaling
 
@@ -92,6 +99,7 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         self.min_cov, self.max_cov, self.upstream_quirk = min_cov, max_cov, upstream_quirk
         self.seed, self.epoch = seed, 0
         self.samples = dict(samples or {})
+        self.masker = masker
         series: dict[tuple[str, int], dict[int, Mapping[str, str]]] = defaultdict(dict)
         for row in rows:
             if split in ("all", row["split"]):
@@ -161,6 +169,12 @@ class SeriesDataset(Dataset[dict[str, Any]]):
             "target_t": pick.target,
             "match": pick.match,
         }
+        if self.masker is not None:
+            from cloudfree.data.timeseries.coverage import upstream_cloud_mask
+
+            masks = np.stack([upstream_cloud_mask(x, self.masker) for x in s2]).astype(np.uint8)
+            out["masks_series"] = torch.from_numpy(masks)
+            out["mask"] = torch.from_numpy(masks[least].copy())
         if self.include_sar:
             s1 = np.stack([normalize_s1(self._read(rows[t]["s1"]), self.scaling) for t in ins])
             s1 = np.nan_to_num(s1)
