@@ -86,6 +86,9 @@ def test_index_finds_folders_and_archives(copy: Path, tmp_path: Path, capsys) ->
     assert "1 with S1 too" in text and "test: 1 patches of 1 ROIs; 1 with all 30" in text
     assert "1 files found twice" in text
     assert "not in its release folder ROIs1970/21/S2/4/" in text
+    from cloudfree.data.timeseries.index import ts_index_root
+
+    assert ts_index_root(out) == copy.resolve()  # from the sidecar written beside it
 
 
 def test_an_archived_file_reads_through_gdal(copy: Path, tmp_path: Path) -> None:

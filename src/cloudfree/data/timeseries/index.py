@@ -223,15 +223,41 @@ def check_ts_files(index: TSIndex, strict: bool = False) -> None:
 
 
 def write_ts_index(index: TSIndex, out: str | os.PathLike[str]) -> Path:
-    """Write the rows as CSV (atomically)."""
+    """Write the rows as CSV and its sidecar (``<stem>.summary.json``: the root the paths are
+    relative to, the dataset, what was skipped), staged and renamed together."""
+    import json
+
+    from cloudfree.data.release.index import summary_path
     from cloudfree.io import atomic_path
 
     out = Path(out)
-    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=TS_INDEX_COLUMNS)
-        w.writeheader()
-        w.writerows(index.rows())
+    side = {
+        "root": str(index.root.resolve()),
+        "dataset": "SEN12MS-CR-TS",
+        "duplicates": index.duplicates,
+        "problems": [{"path": p, "reason": r} for p, r in index.problems],
+    }
+    with atomic_path(out) as tmp, atomic_path(summary_path(out)) as side_tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=TS_INDEX_COLUMNS)
+            w.writeheader()
+            w.writerows(index.rows())
+        side_tmp.write_text(json.dumps(side, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def ts_index_root(path: str | os.PathLike[str]) -> Path:
+    """The root the paths of an index are relative to: its sidecar's, else the index's
+    folder."""
+    from cloudfree.data.release.index import summary_path
+    from cloudfree.errors import read_json_file
+
+    side = summary_path(path)
+    if side.is_file():
+        data = read_json_file(side, "the sidecar of a SEN12MS-CR-TS index")
+        if isinstance(data, dict) and data.get("root"):
+            return Path(str(data["root"]))
+    return Path(path).resolve().parent
 
 
 def read_ts_index(path: str | os.PathLike[str]) -> list[dict[str, str]]:
