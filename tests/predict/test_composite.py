@@ -101,6 +101,8 @@ def test_bad_inputs_are_refused_before_any_output(tmp_path: Path, capsys) -> Non
     fails(str(files[0]), str(nodate), msg="has no date in its name")
     fails(*map(str, files), "--dates", "2021-01-01", msg="--dates gives 1 dates for 3 files")
     fails(*map(str, files), "--target-date", "2022-01-01", msg="is none of the input dates")
+    fails(*map(str, files), "--fill", "sar-match", msg="--fill sar-match reads S1")
+    fails(*map(str, files), "--fill", "telea", msg="telea")
     assert main(["composite", *map(str, files), "--out", str(files[0])]) == 1
     assert "--out" in capsys.readouterr().err
     far = write_tif(tmp_path / "far_2021-08-01.tif", synth_s2(64, 64),

@@ -101,6 +101,10 @@ def composite_scene(
     # With a model, the first pass is the statistic alone; the model fills afterwards.
     name = "median" if opts.checkpoint is not None else opts.method
     method = TemporalMethod(name, scaling="reflectance", fill=opts.fill)
+    if method.include_sar:
+        raise ValueError(f"--fill {opts.fill} reads S1, which composite does not pass to an "
+                         "inpainting method: use a model with the target date's S1 instead "
+                         "(--checkpoint MODEL --s1 S1.tif), or --fill push-pull")  # fmt: skip
     target = opts.target_date or inputs[-1].day
     if opts.target_date is not None and all(d.day != target for d in inputs):
         raise DataError(None, f"--target-date {target} is none of the input dates "
