@@ -15,9 +15,11 @@ that date (the strongest one-date classical methods), ``mosaic``, ``median``,
 ``nearest-clear``, ``composite`` (median + push-pull, the default) and ``composite`` with the
 nearest clear date. Quality: MAE, PSNR, SAM on the whole target, and MAE on the pixels the
 least cloudy input has masked ("recon"), reflectance, mean over targets x seeds; time per
-series (4 dates of 101 x 100 px; the masker's time not counted).
+series (4 dates of 101 x 100 px; the masker's time not counted). Then the time of each method
+on 3 dates of a 256 x 256 patch and of a 1000 x 1000 scene window (the real dates tiled, the
+simulated masks of seed 0 tiled with them; median of 3 runs), as ``composite`` runs them.
 
-    .venv/bin/python benchmarks/temporal.py [--seeds 10] [--perfect-masks]
+    .venv/bin/python benchmarks/temporal.py [--seeds 10] [--perfect-masks] [--no-timing]
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--perfect-masks", action="store_true")
+    p.add_argument("--no-timing", action="store_true", help="skip the 256 / 1000 px timings")
     args = p.parse_args()
     if not EOLEARN.is_dir():
         sys.exit(f"needs {EOLEARN}")
@@ -129,6 +132,34 @@ def main() -> None:
         mean = {k: statistics.mean(x[k] for x in r if x[k] == x[k]) for k in r[0]}
         print(f"{name:<34} {mean['mae']:>7.4f} {mean['psnr']:>6.2f} {mean['sam']:>6.2f} "
               f"{mean['mae_recon']:>9.4f} {1000 * statistics.mean(times[name]):>9.1f}")  # fmt: skip
+    if not args.no_timing:
+        _timings(dates, temporal, one_date)
+
+
+def _timings(dates: list[np.ndarray], temporal: dict, one_date: dict) -> None:  # noqa: ANN001
+    """Seconds per 3-date series of 256 and 1000 px (DN, as composite calls combine)."""
+    from cloudfree.methods.temporal import least_cloudy_index
+
+    s2, masks, days = _series(dates, 4, 0, perfect=True)
+    s2, masks, days = s2[1:], masks[1:], days[1:]  # 3 dates: one real cloudy, two simulated
+    print(f"\n{'method':<34} {'s / 256 px':>10} {'s / 1000 px':>11}")
+    for name in ["push-pull (least cloudy date)", "mask-fill (least cloudy date)", *temporal]:
+        cells = []
+        for side in (256, 1000):
+            reps = -(-side // 100)
+            big = np.tile(s2, (1, 1, reps, reps))[:, :, :side, :side].astype(np.float32)
+            bigm = np.tile(masks, (1, reps, reps))[:, :side, :side]
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                if name in temporal:
+                    temporal[name].combine(big, bigm, days)
+                else:
+                    least = least_cloudy_index(bigm)
+                    one_date[name.split(" ")[0]](big[least][None], (bigm[least] != 0)[None])
+                runs.append(time.perf_counter() - t0)
+            cells.append(statistics.median(runs))
+        print(f"{name:<34} {cells[0]:>10.3f} {cells[1]:>11.2f}")
 
 
 if __name__ == "__main__":

@@ -97,3 +97,14 @@ def test_bad_series_are_refused() -> None:
         TemporalMethod("median").predict({"s2_series": s2[None], "masks_series": masks[None]})
     with pytest.raises(ValueError, match="must be"):
         TemporalMethod("median").predict(_batch(s2, masks[:2], days))
+
+
+def test_fast_median_equals_numpy_nanmedian() -> None:
+    from cloudfree.methods.temporal import _median_of_clear
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(1000, 300, (5, 13, 400)).astype(np.float32)
+    clear = rng.random((5, 400)) < 0.6
+    clear[0, ~clear.any(axis=0)] = True  # every pixel has a clear date
+    v = np.where(clear[:, None], values, np.nan)
+    assert np.allclose(_median_of_clear(v, clear.sum(axis=0)), np.nanmedian(v, axis=0))
