@@ -233,8 +233,8 @@ def _alive(pid: int) -> bool:
 
 def sweep_parts(folder: str | os.PathLike[str], name: str) -> list[Path]:
     """Delete what :func:`atomic_path` left of output ``name`` in ``folder`` when its process
-    was killed (``kill -9``, out of memory, power cut): the ``.part`` files of processes of
-    this host that no longer run. Those of running processes (another ``predict`` writing the
+    was killed (``kill -9``, out of memory, power cut): the ``.part`` files (and staging
+    folders, :func:`new_part_dir`) of processes of this host that no longer run. Those of running processes (another ``predict`` writing the
     same output now) and of other hosts (a shared disk) are kept.
 
     Returns:
@@ -246,7 +246,12 @@ def sweep_parts(folder: str | os.PathLike[str], name: str) -> list[Path]:
         if m is None or m["name"] != name or m["host"] != _host() or _alive(int(m["pid"])):
             continue
         with contextlib.suppress(FileNotFoundError):  # a concurrent sweep took it
-            p.unlink()
+            if p.is_dir():
+                import shutil
+
+                shutil.rmtree(p)
+            else:
+                p.unlink()
             gone.append(p)
     return gone
 
@@ -315,6 +320,15 @@ def check_complete_raster(path: str | os.PathLike[str]) -> None:
                         )
     except rasterio.errors.RasterioError as e:
         raise WriteError(f"the file written cannot be read back ({e})") from e
+
+
+def new_part_dir(final: str | os.PathLike[str]) -> Path:
+    """A new staging folder beside output ``final``, named like its ``.part`` files, so that
+    :func:`sweep_parts` removes it if the process is killed; the caller removes it when done."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{final.name}.{_host()}.{os.getpid()}."
+    return Path(tempfile.mkdtemp(prefix=prefix, suffix=".part", dir=final.parent))
 
 
 def _new_part(final: Path) -> Path:

@@ -135,8 +135,14 @@ def test_dates_from_names_tags_and_the_option(tmp_path: Path) -> None:
 def test_a_model_fills_what_no_date_sees_clear(tmp_path: Path, nosar_weights) -> None:  # noqa: ANN001
     """Three dates with the same bright blob (cloud on every date): the median elsewhere, kept
     bit for bit; the blob filled by the model, and marked -1."""
+    from cloudfree.io import _host
+
     weights, _ = nosar_weights
     files = _dates_on(tmp_path, n=3, size=96)
+    # what a killed run of the same output left: swept (pid 999999 runs on no test machine)
+    dead = tmp_path / f".f.tif.{_host()}.999999.abc123.part"
+    dead.mkdir()
+    (dead / "statistic.tif").write_bytes(b"half")
     common = ["--mask-backend", "dsen2cr", "--no-progress"]
     assert main(["composite", *map(str, files), "--out", str(tmp_path / "m.tif"),
                  "--method", "median", *common]) == 0  # fmt: skip

@@ -154,18 +154,20 @@ def _with_model(
     the pixels no date sees clear, keeping every other pixel bit for bit (``keep_clear`` with
     those pixels as the mask); ``made`` marks them filled."""
     import shutil
-    import tempfile
 
     import rasterio
 
-    from cloudfree.io import atomic_path, to_cog
+    from cloudfree.io import atomic_path, new_part_dir, sweep_parts, to_cog
     from cloudfree.methods.temporal import FILLED, FROM_LEAST_CLOUDY
     from cloudfree.predict.scene import predict_scene
     from cloudfree.windows import windows
 
-    folder = Path(out).resolve().parent
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".cloudfree-composite-", dir=folder) as tmp:
+    final = Path(out).resolve()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_parts(final.parent, final.name)  # a staging folder of a killed run
+    staging = new_part_dir(final)
+    try:
+        tmp = str(staging)
         stat, made_tmp, holes = Path(tmp) / "statistic.tif", Path(tmp) / "made.tif", \
             Path(tmp) / "holes.tif"  # fmt: skip
         summary = _run(inputs, sources, masks, grid, method, target, stat, made_tmp, opts)
@@ -198,6 +200,8 @@ def _with_model(
                 dst.write(np.where(m == FROM_LEAST_CLOUDY, FILLED, m)[None], window=win)
             dst.update_tags(**src.tags())
             dst.set_band_description(1, src.descriptions[0])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     n = summary["least_cloudy_kept"]
     summary.update(out=str(out), made_out=str(made_out), filled=n, least_cloudy_kept=0.0,
                    model=model.get("method"), s1=s1)  # fmt: skip
