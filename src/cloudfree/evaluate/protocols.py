@@ -24,7 +24,7 @@ what UnCRtainTS's ``avg_img_metrics`` averages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from cloudfree.metrics.names import SSIM_PADDINGS
@@ -193,13 +193,9 @@ GLF_CR: Final[EvalProtocol] = EvalProtocol(
 
 #: SEN12MS-CR-TS with UnCRtainTS's test script: the same img_metrics per sample (issue 31);
 #: for :func:`cloudfree.evaluate.series.evaluate_series`.
-SEN12MSCR_TS: Final[EvalProtocol] = EvalProtocol(
+SEN12MSCR_TS: Final[EvalProtocol] = replace(
+    LEADERBOARD,
     name="sen12mscr-ts",
-    crop=None,
-    clip_prediction=False,
-    mean="per_image",
-    psnr="per_image",
-    ssim_padding="zero",
     description=(
         "SEN12MS-CR-TS (UnCRtainTS test script, img_metrics): the target date's 13 bands, "
         "reflectance in [0, 1], predictions not clipped, full 256x256 patches, RMSE, MAE, "

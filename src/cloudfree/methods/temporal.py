@@ -70,7 +70,7 @@ def series_statistic(
     """
     s2 = np.asarray(s2, dtype=np.float32)
     clear = np.asarray(masks) == 0  # (T, H, W)
-    t, c, h, w = s2.shape
+    c = s2.shape[1]
     least = least_cloudy_index(masks)
     out = s2[least].copy()
     count = clear.sum(axis=0)

@@ -328,13 +328,14 @@ def _window(
     """(13, h, w) DN and (h, w) made codes of ``region``, from every date."""
     from cloudfree.units import nodata_pixels
 
-    dn, masked = [], []
+    dn, masked, holes = [], [], []
     for src, m in zip(sources, masks, strict=True):
         x, _ = src.read(region)
         hole = nodata_pixels(x, None)  # S2Source reads missing pixels as 0 in every band
         dn.append(x)
+        holes.append(hole)
         masked.append((m.read(region) != 0) | hole)
-    no_data = np.stack([nodata_pixels(x, None) for x in dn]).all(axis=0)
+    no_data = np.logical_and.reduce(holes)
     img, made = method.combine(np.stack(dn), np.stack(masked).astype(np.uint8), days)
     made = made.astype(np.int16)
     made[no_data] = NO_DATA

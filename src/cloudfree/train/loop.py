@@ -234,7 +234,6 @@ class _Run:
     sampler: ResumableDistributedSampler
     val_loader: Any
     batch_per_rank: int
-    include_sar: bool
     bf16: bool
     channels_last: bool
     #: The forward pass also returns the variances (the Gaussian NLL needs them).
@@ -412,7 +411,6 @@ def _build(cfg: Config, dist: D.DistInfo, run_dir: Path, init: Any) -> _Run:
             print(f"initialised from {cfg.train.init} ({init.path}, sha256 {init.sha256})")
         del init  # the state dict's memory is not held for the whole run
     contract = contract_of(net)
-    include_sar = contract.include_sar
     channels_last = cfg.train.channels_last and device.type == "cuda"
     model = net.to(device)
     if channels_last:
@@ -435,7 +433,7 @@ def _build(cfg: Config, dist: D.DistInfo, run_dir: Path, init: Any) -> _Run:
     # ---- data (rank 0 first: it may index a root or create the mask cache) -----------------
     if not dist.is_main:
         D.barrier()
-    train_ds, val_ds = build_datasets(cfg, include_sar, run_dir)
+    train_ds, val_ds = build_datasets(cfg, contract.include_sar, run_dir)
     if dist.is_main:
         D.barrier()
     sampler = ResumableDistributedSampler(
@@ -452,7 +450,7 @@ def _build(cfg: Config, dist: D.DistInfo, run_dir: Path, init: Any) -> _Run:
         optimizer=optimizer,
         loss_fn=loss_fn, adversary=adversary, train_ds=train_ds, sampler=sampler,
         val_loader=val_loader, batch_per_rank=cfg.train.batch_size // world,
-        include_sar=include_sar, bf16=training_bf16(device, cfg.train.precision),
+        bf16=training_bf16(device, cfg.train.precision),
         channels_last=channels_last, variance=variance,
     )  # fmt: skip
 

@@ -117,11 +117,12 @@ def compute_coverage(
     table = read_coverage_cache(cache)
     paths = list(dict.fromkeys(s2_paths))
     reader = read or _read_dn
-    todo = [p for p in paths if table.get(p, (-1, 0.0))[0] != _size(top, p)]
+    sizes = {p: _size(top, p) for p in paths}
+    todo = [p for p in paths if table.get(p, (-1, 0.0))[0] != sizes[p]]
     bar = tqdm(todo, desc="cloud coverage", unit="date", disable=not progress)
     for done, rel in enumerate(bar, start=1):
         mask = upstream_cloud_mask(reader(top / rel), masker)
-        table[rel] = (_size(top, rel), float(mask.mean()))
+        table[rel] = (sizes[rel], float(mask.mean()))
         if done % SAVE_EVERY == 0:
             _write_cache(cache, table)
     if todo:

@@ -28,6 +28,7 @@ from typing import Final
 
 from cloudfree.data.release.discover import list_archive, walk_files
 from cloudfree.data.timeseries.names import (
+    REGION_SPLITS,
     TIME_POINTS,
     TSFile,
     parse_name,
@@ -88,8 +89,6 @@ def looks_like_timeseries(root: str | os.PathLike[str]) -> bool:
 
 
 def _is_ts_archive(name: str) -> bool:
-    from cloudfree.data.timeseries.names import REGION_SPLITS
-
     stem = next((name[: -len(s)] for s in ARCHIVE_SUFFIXES if name.endswith(s)), None)
     if stem is None:
         return False
