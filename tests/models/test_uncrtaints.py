@@ -17,7 +17,7 @@ from cloudfree.cli import main
 from cloudfree.errors import DataError
 from cloudfree.models import build_model, load_weights
 from cloudfree.models.uncrtaints import UnCRtainTS, UnCRtainTSConfig
-from cloudfree.models.uncrtaints_import import config_from_conf, convert_uncrtaints
+from cloudfree.models.uncrtaints_import import convert_uncrtaints
 
 #: Written by scripts/uncrtaints_fixture.py from PatrickTUM/UnCRtainTS at commit
 #: 5e1f1b58e993645e765b64e10b6e9c7ff828b36f (the commit is also in io.safetensors' metadata).
@@ -160,15 +160,18 @@ def test_conf_of_another_configuration_is_refused_by_tensor_name(tmp_path):
     assert not (tmp_path / "x.st").exists()
 
 
-def test_multi_temporal_checkpoint_and_conf_are_refused(tmp_path):
-    with pytest.raises(DataError, match="multi-temporal"):
-        config_from_conf(_conf(tmp_path, pretrain=False, input_t=3))
+def test_mono_and_multi_temporal_mixed_up_are_refused_by_tensor_name(tmp_path):
+    # A multi-temporal conf.json beside a mono-temporal checkpoint: the L-TAE is missing.
+    with pytest.raises(DataError, match=r"missing tensors: temporal_encoder\..*multi-temporal"):
+        convert_uncrtaints(FIXTURE / "model.pth.tar", _conf(tmp_path, pretrain=False, n_head=4,
+                           d_model=32), tmp_path / "m.st")  # fmt: skip
     ck = torch.load(FIXTURE / "model.pth.tar", weights_only=True)
     state = dict(ck["state_dict_G"])
     state["temporal_encoder.in_norm.weight"] = torch.ones(16)
     torch.save({"state_dict_G": state}, tmp_path / "multi.pth.tar")
-    with pytest.raises(DataError, match=r"multi-temporal checkpoint \(tensors temporal_encoder"):
+    with pytest.raises(DataError, match=r"unexpected tensors: temporal_encoder.*mono-temporal"):
         convert_uncrtaints(tmp_path / "multi.pth.tar", FIXTURE / "conf.json", tmp_path / "m.st")
+    assert not (tmp_path / "m.st").exists()
 
 
 def test_missing_conf_is_a_clear_cli_error(tmp_path, capsys):

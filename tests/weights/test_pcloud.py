@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cloudfree.cli import main
-from cloudfree.errors import DataError
+from cloudfree.errors import CloudfreeError, DataError
 from cloudfree.methods.load import load_method
 from cloudfree.models.uncrtaints import UnCRtainTS
 from cloudfree.weights import cache, registry
@@ -41,6 +41,7 @@ def _checkpoint(tmp: Path, variance: bool) -> tuple[bytes, bytes]:
 
 class _Server(ThreadingHTTPServer):
     files: dict[int, tuple[str, bytes]]
+    folder: str = "monotemporalL2"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -67,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             contents = [{"name": n, "isfolder": False, "fileid": i} for i, (n, _) in files.items()]
             self._json({"result": 0, "metadata": {"name": "UnCRtainTS", "isfolder": True,
-                        "contents": [{"name": "monotemporalL2", "isfolder": True,
+                        "contents": [{"name": self.server.folder, "isfolder": True,
                                       "contents": contents}]}})  # fmt: skip
         elif url.path == "/getpublinkdownload":
             host = f"127.0.0.1:{self.server.server_address[1]}"
@@ -137,3 +138,20 @@ def test_import_needs_the_conf(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert rc == 0
     method = load_method("my-unc-nll", device="cpu")
     assert method.predicts_variance and method.scaling == "reflectance"
+
+
+def test_the_multi_temporal_checkpoint_is_fetched_and_converted(server: _Server) -> None:
+    from cloudfree.models import load_weights
+    from cloudfree.models.uncrtaints_mt import UnCRtainTSMT
+
+    fixture = Path(__file__).parents[1] / "models" / "data" / "uncrtaints_mt"
+    server.files = {21: ("model.pth.tar", (fixture / "model.pth.tar").read_bytes()),
+                    22: ("conf.json", (fixture / "conf.json").read_bytes())}  # fmt: skip
+    server.folder = "elsewhere"
+    with pytest.raises(CloudfreeError, match=r"no 'diagonal_1' folder \(it has: elsewhere\)"):
+        fetch("uncrtaints-mt-nll", url=_api(server), quiet=True)
+    server.folder = "diagonal_1"
+    done = fetch("uncrtaints-mt-nll", url=_api(server), quiet=True)
+    assert done.record["model"] == "uncrtaints-mt" and done.record["config"]["n_head"] == 4
+    model = load_weights(done.path)
+    assert isinstance(model, UnCRtainTSMT) and model.contract.temporal

@@ -3,7 +3,8 @@
 Importing this package registers the built-in models (``"dsen2cr"``, ``"dsen2cr-nosar"``, the
 hybrid ``"hybrid"``, ``"hybrid-nosar"`` (DSen2-CR on the inpainted image, issue 11), and the
 pix2pix baseline's generators ``"pix2pix"``, ``"pix2pix-nosar"``, and UnCRtainTS
-``"uncrtaints"``, ``"uncrtaints-nosar"`` (issue 14) and nothing else: h5py (Keras
+``"uncrtaints"``, ``"uncrtaints-nosar"`` (issue 14), multi-temporal UnCRtainTS
+``"uncrtaints-mt"``, ``"uncrtaints-mt-nosar"`` (issue 31) and nothing else: h5py (Keras
 import) and safetensors are imported only when used.
 """
 
@@ -12,6 +13,7 @@ from cloudfree.models.hybrid import HybridConfig, HybridDSen2CR
 from cloudfree.models.pix2pix import PatchGANDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from cloudfree.models.registry import build_model, list_models, register_model
 from cloudfree.models.uncrtaints import UnCRtainTS, UnCRtainTSConfig
+from cloudfree.models.uncrtaints_mt import UnCRtainTSMT, UnCRtainTSMTConfig
 from cloudfree.models.weights import load_state, load_weights, save_weights
 
 __all__ = [
@@ -30,4 +32,6 @@ __all__ = [
     "save_weights",
     "UnCRtainTS",
     "UnCRtainTSConfig",
+    "UnCRtainTSMT",
+    "UnCRtainTSMTConfig",
 ]

@@ -13,7 +13,9 @@ Batch keys (tensors, normalised in the model's ``scaling``; ``cloudfree.bands``)
   (B, T, 2, H, W) and ``dates`` (B, T), days of each input relative to the target date (the
   target's own day is 0; UnCRtainTS's ``batch_positions``);
 - extra inputs a model names in ``extra_inputs`` (the hybrid's ``s2_inpainted`` (B, 13, H, W)
-  and ``mask`` (B, H, W)), passed as keyword arguments of the same names.
+  and ``mask`` (B, H, W); a temporal model's absolute time, ``s2_days`` and ``s1_days`` (B, T),
+  days since Sentinel-1A's launch as UnCRtainTS counts them), passed as keyword arguments of
+  the same names.
 
 The output is (B, 13, H, W) in the scale of the S2 input; with ``variance`` (a model that
 ``predicts_variance``) (B, 26, H, W): the 13 means, then the 13 variances.
@@ -34,6 +36,9 @@ SCALINGS: Final[tuple[str, ...]] = ("dsen2cr", "reflectance")
 EXTRA_INPUTS: Final[dict[str, str]] = {
     "s2_inpainted": "the cloudy S2 inpainted (cloudfree.inpaint; packed shards or HybridMethod)",
     "mask": "the cloud/shadow mask (B, H, W), nonzero = masked",
+    "s2_days": "the days of each S2 input since Sentinel-1A's launch, 2014-04-03 (B, T) "
+    "(SEN12MS-CR-TS samples, composite; UnCRtainTS encodes them)",
+    "s1_days": "the days of each S1 input since Sentinel-1A's launch, 2014-04-03 (B, T)",
 }
 #: Batch keys of a series (``temporal`` models).
 SERIES_KEYS: Final[tuple[str, ...]] = ("s2_series", "s1_series", "dates")

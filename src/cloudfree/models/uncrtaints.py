@@ -390,9 +390,18 @@ class UnCRtainTS(nn.Module):
             )
         # SAR first: upstream's prepare_data_mono concatenates (S1, S2).
         x = torch.cat([s1, s2_cloudy], dim=1) if s1 is not None else s2_cloudy
-        x = self.in_conv(x * cfg.scale_by)
+        return self._decode(self._encode(x * cfg.scale_by), return_variance)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, H, W) scaled input -> (N, W, H, W) features (the encoder)."""
+        x = self.in_conv(x)
         for block in self.in_block:
             x = block(x)
+        return x
+
+    def _decode(self, x: torch.Tensor, return_variance: bool) -> torch.Tensor:
+        """(B, W, H, W) features -> the outputs of :meth:`forward` (decoder, head, scaling)."""
+        cfg = self.config
         for block in self.out_block:
             x = block(x)
         y = self._head(x)

@@ -15,13 +15,16 @@ What upstream (``PatrickTUM/UnCRtainTS`` @5e1f1b5) writes:
 Mapping: our module tree has upstream's names, so after the prefix and the block renaming every
 upstream tensor maps to the tensor of the same name; the converter checks that the sets are
 equal and every shape matches, and refuses otherwise, naming the tensors. Multi-temporal
-checkpoints (``pretrain`` false, L-TAE tensors ``temporal_encoder.*``) are refused: only
-``input_t = 1`` is implemented.
+checkpoints (``pretrain`` false: the L-TAE's tensors ``temporal_encoder.*``) become
+:class:`~cloudfree.models.uncrtaints_mt.UnCRtainTSMT`.
 
 The flags read from ``conf.json`` (and checked): ``model`` ("uncrtaints"), ``pretrain`` (true:
-mono-temporal), ``block_type`` ("mbconv"), ``use_sar``, ``encoder_widths``,
-``decoder_widths``, ``out_conv``, ``covmode``, ``encoder_norm``, ``decoder_norm``,
-``mean_nonLinearity``, ``var_nonLinearity``, ``scale_by``, ``separate_out``.
+mono-temporal, false: multi-temporal), ``block_type`` ("mbconv"), ``use_sar``,
+``encoder_widths``, ``decoder_widths``, ``out_conv``, ``covmode``, ``encoder_norm``,
+``decoder_norm``, ``mean_nonLinearity``, ``var_nonLinearity``, ``scale_by``, ``separate_out``;
+multi-temporal also ``input_t``, ``n_head``, ``d_model``, ``d_k``, ``agg_mode``,
+``positional_encoding``, ``pad_value`` and ``use_v`` (false: the values variant of the L-TAE
+is not implemented).
 """
 
 from __future__ import annotations
@@ -38,11 +41,10 @@ import torch
 from cloudfree.bands import NUM_S2_BANDS
 from cloudfree.errors import DataError
 from cloudfree.models.uncrtaints import UnCRtainTS, UnCRtainTSConfig
+from cloudfree.models.uncrtaints_mt import UnCRtainTSMT, UnCRtainTSMTConfig
 
 _CONF = "the conf.json saved beside the checkpoint by UnCRtainTS's train_reconstruct.py"
 _CKPT = "an UnCRtainTS checkpoint (model.pth.tar with 'state_dict' or 'state_dict_G')"
-#: Keys of a multi-temporal checkpoint (L-TAE attention and value projection).
-_MULTI_TEMPORAL = ("temporal_encoder.", "include_v.", "temporal_aggregator.")
 _LEGACY_BLOCK = re.compile(r"^(in_block|out_block)(\d+)\.")
 
 
@@ -89,20 +91,21 @@ def config_from_conf(
     """The :class:`UnCRtainTSConfig` of a run's flags (see the module docstring).
 
     Raises:
-        DataError: a flag this implementation does not cover (multi-temporal, residual blocks,
-            another model, several output layers), or values that do not fit together.
+        DataError: a flag this implementation does not cover (residual blocks, the L-TAE with
+            values, another model, several output layers), or values that do not fit together.
     """
     path = None if isinstance(conf, Mapping) else conf
     c = read_conf(conf)
     model = c.get("model", "uncrtaints")
     if model != "uncrtaints":
         raise DataError(path, f"conf.json is for model {model!r}", "model 'uncrtaints'")
-    if not c.get("pretrain", False) or int(c.get("input_t", 1)) != 1:
+    temporal = not c.get("pretrain", False)
+    if temporal and c.get("use_v", False):
         raise DataError(
             path,
-            f"is a multi-temporal configuration (pretrain={c.get('pretrain')!r}, "
-            f"input_t={c.get('input_t')!r}): its L-TAE attention over dates is not implemented",
-            "a mono-temporal (input_t = 1, pretrain true) SEN12MS-CR checkpoint",
+            "is a multi-temporal configuration with use_v (the L-TAE with values and an MLP), "
+            "which cloudfree does not implement",
+            "a multi-temporal checkpoint trained without --use_v (the README's command)",
         )
     if c.get("block_type", "mbconv") != "mbconv":
         raise DataError(
@@ -125,7 +128,7 @@ def config_from_conf(
             f"{NUM_S2_BANDS} outputs (mean only) or {NUM_S2_BANDS} + 13 (diag, uni) / + 1 (iso)",
         )
     try:
-        return UnCRtainTSConfig(
+        base = UnCRtainTSConfig(
             include_sar=bool(c.get("use_sar", False)),
             encoder_widths=tuple(enc),
             decoder_widths=tuple(dec),
@@ -136,6 +139,18 @@ def config_from_conf(
             var_nonlinearity=str(c.get("var_nonLinearity", "softplus")),
             scale_by=float(c.get("scale_by", 1.0)),
             separate_out=bool(c.get("separate_out", False)),
+        )
+        if not temporal:
+            return base
+        return UnCRtainTSMTConfig(
+            **base.to_dict(),  # type: ignore[arg-type]
+            input_t=int(c.get("input_t", 3)),
+            n_head=int(c.get("n_head", 16)),
+            d_model=int(c.get("d_model", 256)),
+            d_k=int(c.get("d_k", 4)),
+            agg_mode=str(c.get("agg_mode", "att_group")),
+            positional_encoding=bool(c.get("positional_encoding", True)),
+            pad_value=float(c.get("pad_value", 0)),
         )
     except (TypeError, ValueError) as e:
         raise DataError(path, f"conf.json flags are not a valid UnCRtainTS: {e}") from e
@@ -149,7 +164,7 @@ def read_upstream_state(checkpoint: str | os.PathLike[str]) -> dict[str, torch.T
     ``weights_only=True``: no code in the file runs.
 
     Raises:
-        DataError: missing or unreadable file, no state dict in it, or a multi-temporal model.
+        DataError: missing or unreadable file, or no state dict in it.
     """
     path = Path(checkpoint)
     if not path.is_file():
@@ -178,14 +193,6 @@ def read_upstream_state(checkpoint: str | os.PathLike[str]) -> dict[str, torch.T
     else:
         keys = sorted(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
         raise DataError(path, f"holds no state dict (found {keys})", _CKPT)
-    multi = sorted({k.split(".")[0] for k in raw if k.startswith(_MULTI_TEMPORAL)})
-    if multi:
-        raise DataError(
-            path,
-            f"is a multi-temporal checkpoint (tensors {', '.join(m + '.*' for m in multi)}): "
-            "its L-TAE attention over dates is not implemented",
-            "a mono-temporal (input_t = 1) SEN12MS-CR checkpoint",
-        )
     state: dict[str, torch.Tensor] = {}
     for key, value in raw.items():
         if not torch.is_tensor(value):
@@ -199,7 +206,7 @@ def read_upstream_state(checkpoint: str | os.PathLike[str]) -> dict[str, torch.T
 
 def load_upstream(
     checkpoint: str | os.PathLike[str], conf: str | os.PathLike[str] | Mapping[str, Any]
-) -> UnCRtainTS:
+) -> UnCRtainTS | UnCRtainTSMT:
     """The published model of ``checkpoint`` built from ``conf``, weights loaded, eval mode.
 
     Raises:
@@ -210,8 +217,9 @@ def load_upstream(
 
     config = config_from_conf(conf)
     state = read_upstream_state(checkpoint)
+    kind = UnCRtainTSMT if isinstance(config, UnCRtainTSMTConfig) else UnCRtainTS
     with torch.device("meta"):
-        model = UnCRtainTS(**config.to_dict())  # type: ignore[arg-type]
+        model = kind(**config.to_dict())  # type: ignore[arg-type]
     try:
         check_state(model, state, checkpoint)
     except DataError as e:
@@ -219,11 +227,17 @@ def load_upstream(
             checkpoint,
             f"{e.problem}; the conf.json describes {config.name} with widths "
             f"{list(config.encoder_widths)} / {list(config.decoder_widths)}, covmode "
-            f"{config.covmode!r}",
+            f"{config.covmode!r}" + _temporal_text(config),
             "the conf.json of this very checkpoint (the one saved in its folder)",
         ) from None
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
+
+
+def _temporal_text(config: UnCRtainTSConfig) -> str:
+    if not isinstance(config, UnCRtainTSMTConfig):
+        return " (mono-temporal: pretrain true)"
+    return f" (multi-temporal: {config.n_head} heads, d_model {config.d_model}, d_k {config.d_k})"
 
 
 def convert_uncrtaints(

@@ -400,7 +400,7 @@ def import_file(
     checked = verify(src, None if entry is None or entry.local else entry, conf_path)
     # The scaling a local entry shows is its model's (UnCRtainTS: reflectance).
     family = model_family(str(checked.get("model", "")))
-    scaling = "reflectance" if family == "uncrtaints" else "dsen2cr"
+    scaling = "reflectance" if family in ("uncrtaints", "uncrtaints-mt") else "dsen2cr"
     extra = {"local": True, "scaling": scaling} if entry is None or entry.local else {}
     return _install(name, src, checked, source=str(src.resolve()), move=False, **extra)
 
@@ -432,6 +432,19 @@ def _find_folder(node: dict[str, Any], name: str) -> dict[str, Any] | None:
         if found is not None:
             return found
     return None
+
+
+def _folder_names(node: dict[str, Any]) -> set[str]:
+    """Names of the folders below ``node`` that hold a checkpoint (what a user may import)."""
+    names = (
+        {str(node.get("name"))}
+        if any(c.get("name") == _PCLOUD_FILES[0] for c in node.get("contents", ()))
+        else set()
+    )
+    for child in node.get("contents", ()):
+        if child.get("isfolder"):
+            names |= _folder_names(child)
+    return names
 
 
 def _download(url: str, target: Path, retries: int, timeout: float) -> None:
@@ -475,7 +488,11 @@ def _fetch_pcloud(
         tree = _get_json(f"{base}/showpublink?{urlencode({'code': code})}", timeout)
         folder = _find_folder(tree.get("metadata", {}), entry.filename)
         if folder is None:
-            raise CloudfreeError(f"the pCloud folder has no {entry.filename!r} folder")
+            have = sorted(_folder_names(tree.get("metadata", {})))
+            raise CloudfreeError(
+                f"the pCloud folder has no {entry.filename!r} folder (it has: "
+                f"{', '.join(have) or 'no folders'})"
+            )
         files = {c.get("name"): c.get("fileid") for c in folder.get("contents", ())}
         paths = {}
         for fname in _PCLOUD_FILES:

@@ -362,6 +362,46 @@ WEIGHTS: Final[tuple[WeightsEntry, ...]] = (
         config={"covmode": None},
         homepage="https://github.com/PatrickTUM/UnCRtainTS",
     ),
+    *(
+        WeightsEntry(
+            name=name,
+            model="uncrtaints-mt",
+            input="3 dates of cloudy S2 L1C (13 bands) + S1 (VV, VH dB) and their days, as its "
+            "conf.json says",
+            source=UNCRTAINTS_PCLOUD,
+            filename=folder,
+            size_bytes=None,
+            sha256=None,
+            licence=LICENCE_UNCRTAINTS.replace("SEN12MS-CR (", "SEN12MS-CR-TS and SEN12MS-CR ("),
+            citation=_CITATION_UNCRTAINTS,
+            scaling="reflectance",
+            description=description,
+            format="uncrtaints-pth",
+            config=config,
+            homepage="https://github.com/PatrickTUM/UnCRtainTS",
+        )
+        for name, folder, config, description in (
+            (
+                "uncrtaints-mt-nll",
+                # The first of the five ensemble members upstream's ensemble_reconstruct.py reads
+                # (diagonal_1 ... diagonal_5); the folder name is not verified from here.
+                "diagonal_1",
+                {"covmode": "diag"},
+                "UnCRtainTS multi-temporal (t = 3), diagonal Gaussian NLL, on SEN12MS-CR-TS: the "
+                "benchmark's 'UnCRtainTS sigma' (RMSE .051, SAM 10.16, PSNR 27.84, SSIM .866); "
+                "mean and per-band variance; 0.57 M parameters. If the fetch says the folder is "
+                "not there, it lists the folders that are: import one with 'weights import'",
+            ),
+            (
+                "uncrtaints-mt-l2",
+                "multitemporalL2",
+                {"covmode": None},
+                "UnCRtainTS multi-temporal (t = 3), L2 loss, on SEN12MS-CR-TS: the benchmark's "
+                "'UnCRtainTS L2' (RMSE .049, SAM 10.17, PSNR 27.23, SSIM .859); mean only; "
+                "folder name by analogy with the mono-temporal one (not verified from here)",
+            ),
+        )
+    ),
 )
 
 
