@@ -3,6 +3,8 @@
 import csv
 import json
 
+import pytest
+
 from cloudfree.cli import main
 from cloudfree.data.synthetic.release import synthesize
 
@@ -90,3 +92,74 @@ def test_compare_evaluates_checkpoints_by_name_with_short_names(tmp_path, capsys
     assert "--checkpoint needs --data" in capsys.readouterr().err
     assert main(["compare", "--checkpoint", "dsen2cr-demo-nosr", "--data", str(data)]) == 1
     assert "did you mean 'dsen2cr-demo-nosar'" in capsys.readouterr().err
+
+
+def test_evaluate_a_series_index_then_compare_with_the_benchmark(tmp_path, capsys):
+    """`cloudfree evaluate --data ts.csv`: SEN12MS-CR-TS samples, temporal and one-date methods;
+    each sample's MAE against the DN of the dates it names (S2 DN = 1000 + 10 t, uniform)."""
+    from tests.data.timeseries.test_dataset import _copy
+
+    root = _copy(tmp_path / "ts", size=32)
+    index = tmp_path / "ts.csv"
+    assert main(["index", str(root), "--out", str(index)]) == 0
+    outs = {}
+    for method in ("median", "identity"):
+        out = outs[method] = tmp_path / method
+        assert main(["evaluate", "--checkpoint", method, "--data", str(index), "--out", str(out),
+                     "--coverage", "dsen2cr", "--no-progress"]) == 0  # fmt: skip
+        summary = json.loads((out / "summary.json").read_text())
+        assert (summary["protocol"], summary["split"], summary["count"]) == ("sen12mscr-ts",
+                                                                             "test", 2)  # fmt: skip
+        assert summary["temporal"] == (method == "median") and summary["input_t"] == 3
+        with open(out / "per_patch.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["id"] for r in rows] == ["ROIs1868/119/0", "ROIs1868/119/1"]
+        for r in rows:
+            ts = [int(t) for t in r["input_t"].split()]
+            assert len(ts) == 3
+            # median of the inputs' DN, or the least cloudy input (all clear: the first)
+            dn = sorted(ts)[1] if method == "median" else ts[0]
+            assert float(r["mae"]) == pytest.approx(abs(10 * (dn - int(r["target_t"]))) / 1e4)
+    capsys.readouterr()
+    assert main(["compare", str(outs["median"]), str(outs["identity"])]) == 0
+    printed = capsys.readouterr().out
+    assert "median (sen12mscr-ts, test, n=2)" in printed
+    assert "(published) UnCRtainTS sigma, t=3 [SEN12MS-CR-TS benchmark]" in printed
+    assert "DSen2-CR, L_CARL" not in printed  # another protocol's rows stay out
+    # protocols that do not fit the data are refused with what to do
+    args = ["evaluate", "--checkpoint", "median", "--data", str(index)]
+    assert main([*args, "--out", str(tmp_path / "x"), "--protocol", "paper"]) == 1
+    assert "evaluated with --protocol sen12mscr-ts" in capsys.readouterr().err
+    synthesize(tmp_path / "cr", n=2, seed=0, size=64)
+    assert main(["evaluate", "--checkpoint", "identity", "--data", str(tmp_path / "cr"),
+                 "--out", str(tmp_path / "y"), "--protocol", "sen12mscr-ts"]) == 1  # fmt: skip
+    assert "must be the index CSV of a SEN12MS-CR-TS copy" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_evaluate_a_temporal_network_on_a_series_index(tmp_path, capsys):
+    """A multi-temporal UnCRtainTS saved by cloudfree: loaded for series, fed S1 and days."""
+    import torch
+
+    from cloudfree.models import save_weights
+    from cloudfree.models.uncrtaints_mt import UnCRtainTSMT
+    from tests.data.timeseries.test_dataset import _copy
+
+    torch.manual_seed(0)
+    weights = tmp_path / "mt.safetensors"
+    save_weights(UnCRtainTSMT(encoder_widths=[8], decoder_widths=[8], n_head=2, d_model=8),
+                 weights)  # fmt: skip
+    index = tmp_path / "ts.csv"
+    assert main(["index", str(_copy(tmp_path / "ts", size=32)), "--out", str(index)]) == 0
+    out = tmp_path / "mt"
+    assert main(["evaluate", "--checkpoint", str(weights), "--data", str(index), "--out",
+                 str(out), "--coverage", "dsen2cr", "--limit", "1", "--no-progress"]) == 0  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["temporal"] and summary["model"] == "uncrtaints-mt" and summary["count"] == 1
+    assert 0 < summary["metrics"]["mae"] < 1
+    # the same file is refused where one image is given
+    capsys.readouterr()
+    synthesize(tmp_path / "cr", n=2, seed=0, size=64)
+    assert main(["evaluate", "--checkpoint", str(weights), "--data", str(tmp_path / "cr"),
+                 "--out", str(tmp_path / "y")]) == 1  # fmt: skip
+    assert "temporal model" in capsys.readouterr().err

@@ -48,3 +48,30 @@ def test_series_evaluation_needs_masks_and_one_scaling(tmp_path: Path) -> None:
     ds = _ds(_copy(tmp_path / "b"), masker="dsen2cr", include_sar=False)
     with pytest.raises(ValueError, match="'dsen2cr' scaling"):
         evaluate_series(ds, IdentityMethod(scaling="dsen2cr"))
+
+
+def test_a_temporal_network_is_scored_on_its_series(tmp_path: Path) -> None:
+    """A (random, small) multi-temporal UnCRtainTS through evaluate_series: exactly the metrics
+    of its own output on each sample's dates, S1 and days."""
+    import torch
+
+    from cloudfree.methods.model import ModelMethod
+    from cloudfree.metrics.patch import compute
+    from cloudfree.models.uncrtaints_mt import UnCRtainTSMT
+
+    torch.manual_seed(0)
+    net = UnCRtainTSMT(encoder_widths=[8], decoder_widths=[8], n_head=2, d_model=8).eval()
+    with pytest.raises(ValueError, match="temporal model"):
+        ModelMethod(net, name="mt", device="cpu")  # one image: refused
+    method = ModelMethod(net, name="mt", device="cpu", series=True)
+    assert method.temporal
+    ds = _ds(_copy(tmp_path, size=32), masker="dsen2cr")
+    rows, _ = evaluate_series(ds, method)
+    s = ds[1]
+    with torch.no_grad():
+        want = net(s["s2_series"][None], s["s1_series"][None], s2_days=s["s2_days"][None],
+                   s1_days=s["s1_days"][None])[0].numpy()  # fmt: skip
+    ref = compute(np.clip(want, 0, 1), s["s2"].numpy(), s["s2_cloudy"].numpy(),
+                  s["mask"].numpy(), ssim_padding="zero")  # fmt: skip
+    assert rows[1]["mae"] == pytest.approx(ref["mae"], rel=1e-6)
+    assert rows[1]["psnr"] == pytest.approx(ref["psnr"], rel=1e-6)

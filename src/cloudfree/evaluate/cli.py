@@ -12,7 +12,7 @@ from cloudfree.bands import SPLITS
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
-    from cloudfree.evaluate.protocols import PROTOCOLS
+    from cloudfree.evaluate.protocols import PROTOCOLS, SERIES_PROTOCOLS
 
     p = sub.add_parser(
         "evaluate",
@@ -33,7 +33,11 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         "biharmonic, push-pull, sar-match (stable-diffusion with --sd-weights)",
     )
     p.add_argument(
-        "--data", required=True, help="dataset root, index CSV or packed folder ('cloudfree pack')"
+        "--data",
+        required=True,
+        help="dataset root, index CSV or packed folder ('cloudfree pack'); or the index CSV of a "
+        "SEN12MS-CR-TS copy ('cloudfree index ROOT --out ts.csv'): every method, temporal or "
+        "one-date, on the same samples of dates, as UnCRtainTS's test script",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
@@ -44,9 +48,34 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--protocol",
-        default="paper",
-        choices=tuple(PROTOCOLS),
+        default=None,
+        choices=(*PROTOCOLS, *SERIES_PROTOCOLS),
         help=_protocols_help(),
+    )
+    ts = p.add_argument_group("SEN12MS-CR-TS (--data is its index)")
+    ts.add_argument(
+        "--input-t", type=positive_int, default=3,
+        help="input dates per sample (default 3, as the benchmark's rows)",
+    )  # fmt: skip
+    ts.add_argument(
+        "--coverage",
+        default="s2cloudless",
+        choices=("s2cloudless", "dsen2cr"),
+        help="cloud masker that chooses the dates and masks the inputs: s2cloudless (default, "
+        "as upstream; pip install 'cloudfree[masks]') or dsen2cr; computed once, cached beside "
+        "the index",
+    )
+    ts.add_argument(
+        "--samples",
+        default=None,
+        metavar="FILE",
+        help="the authors' pre-computed sample file (generic_3_test_all_s2cloudless_mask.npy): "
+        "its coverages choose the dates",
+    )
+    ts.add_argument(
+        "--upstream-quirk",
+        action="store_true",
+        help="the fixed sampler exactly as upstream, whose target may also be an input date",
     )
     p.add_argument(
         "--batch-size", type=positive_int, default=None,
@@ -93,15 +122,24 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from cloudfree.errors import CloudfreeError
     from cloudfree.evaluate.run import run_evaluate_cli
+    from cloudfree.evaluate.series import is_series_index
 
+    if is_series_index(args.data):
+        return _run_evaluate_series(args)
+    if args.protocol == "sen12mscr-ts":
+        raise CloudfreeError(
+            f"--protocol sen12mscr-ts evaluates series: --data must be the index CSV of a "
+            f"SEN12MS-CR-TS copy (cloudfree index ROOT --out ts.csv), not {args.data}"
+        )
     split = None if args.split == "all" else args.split
     return run_evaluate_cli(
         args.checkpoint,
         args.data,
         args.out,
         split,
-        args.protocol,
+        args.protocol or "paper",
         args.batch_size,
         args.device,
         args.limit,
@@ -112,6 +150,36 @@ def run_evaluate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         save_predictions=args.save_predictions,
     )
+
+
+def _run_evaluate_series(args: argparse.Namespace) -> int:
+    """``cloudfree evaluate`` on a SEN12MS-CR-TS index (:mod:`cloudfree.evaluate.series`)."""
+    from pathlib import Path
+
+    from cloudfree.errors import CloudfreeError
+    from cloudfree.evaluate.series import evaluate_series_dir
+
+    if args.protocol not in (None, "sen12mscr-ts"):
+        raise CloudfreeError(
+            f"{args.data} is a SEN12MS-CR-TS index: it is evaluated with --protocol "
+            f"sen12mscr-ts (UnCRtainTS's test script), not {args.protocol}"
+        )
+    one_date = {"--mask-backend": args.mask_backend != "dsen2cr", "--sd-weights":
+                args.sd_weights, "--save-predictions": args.save_predictions}  # fmt: skip
+    used = [flag for flag, on in one_date.items() if on]
+    if used:
+        raise CloudfreeError(
+            f"{', '.join(used)} apply to SEN12MS-CR evaluations; on series the masks are the "
+            "coverage's (--coverage): leave them out"
+        )
+    evaluate_series_dir(
+        args.checkpoint, args.data, args.out, split=args.split, input_t=args.input_t,
+        coverage=args.coverage, samples=args.samples, limit=args.limit, device=args.device,
+        backend=args.backend, upstream_quirk=args.upstream_quirk, progress=not args.no_progress,
+    )  # fmt: skip
+    print((Path(args.out) / "table.md").read_text(encoding="utf-8"), end="")
+    print(f"wrote {Path(args.out) / 'per_patch.csv'}, summary.json, table.md")
+    return 0
 
 
 def add_replicate(sub: argparse._SubParsersAction) -> None:
@@ -254,4 +322,7 @@ def _protocols_help() -> str:
         clip = "predictions clipped to [0, 1]" if proto.clip_prediction else "no clipping"
         psnr = "PSNR per patch" if proto.psnr == "per_image" else "PSNR of the mean RMSE"
         parts.append(f"{name}: {window}, {clip}, {psnr}, SSIM {proto.ssim_padding} padding")
-    return "; ".join(parts) + " (default paper: DSen2-CR's Table 1)"
+    return "; ".join(parts) + (
+        " (default paper: DSen2-CR's Table 1); sen12mscr-ts: SEN12MS-CR-TS as UnCRtainTS's test "
+        "script (the default, and the only one, when --data is a SEN12MS-CR-TS index)"
+    )

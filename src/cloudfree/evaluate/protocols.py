@@ -208,10 +208,12 @@ SEN12MSCR_TS: Final[EvalProtocol] = replace(
     ),
 )
 
-#: Protocols by name (command line ``--protocol``). ``sen12mscr-ts`` is not among them yet:
-#: ``cloudfree evaluate`` reads one-date datasets; series are evaluated in Python
-#: (:func:`cloudfree.evaluate.series.evaluate_series`).
+#: Protocols of one-date datasets (SEN12MS-CR) by name (command line ``--protocol``).
 PROTOCOLS: Final[dict[str, EvalProtocol]] = {p.name: p for p in (PAPER, LEADERBOARD, GLF_CR)}
+#: Protocols of series (a SEN12MS-CR-TS index: :mod:`cloudfree.evaluate.series`).
+SERIES_PROTOCOLS: Final[dict[str, EvalProtocol]] = {SEN12MSCR_TS.name: SEN12MSCR_TS}
+#: Every protocol by name (what a ``summary.json`` may name).
+ALL_PROTOCOLS: Final[dict[str, EvalProtocol]] = PROTOCOLS | SERIES_PROTOCOLS
 
 
 def get_protocol(name: str) -> EvalProtocol:

@@ -8,12 +8,15 @@ its ``mask`` and, for SAR methods, its ``s1``. The metrics are those of UnCRtain
 script (:data:`~cloudfree.evaluate.protocols.SEN12MSCR_TS`: RMSE, MAE, PSNR, SAM and the
 zero-padded SSIM over the target's 13 bands in reflectance), plus the reproduction and
 reconstruction areas against the least cloudy input and its mask; per-sample rows, then the
-NaN-aware mean over samples.
+NaN-aware mean over samples. :func:`evaluate_series_dir` is ``cloudfree evaluate --data
+INDEX.csv`` on a SEN12MS-CR-TS index.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,3 +70,159 @@ def evaluate_series(
         rows.append({"id": sample["id"], "target_t": sample["target_t"],
                      "input_t": sample["input_t"].tolist(), **metrics})  # fmt: skip
     return rows, aggregate({k: r[k] for k in METRIC_KEYS} for r in rows)
+
+
+#: Files an evaluation on series writes (all staged and renamed together).
+SERIES_FILES = ("per_patch.csv", "summary.json", "table.md")
+
+
+def is_series_index(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an index CSV of SEN12MS-CR-TS (``cloudfree index`` on a series copy:
+    its header starts ``roi,patch,t``)."""
+    p = Path(path)
+    if not p.is_file() or p.suffix.lower() != ".csv":
+        return False
+    with open(p, encoding="utf-8", errors="replace") as fh:
+        return fh.readline().strip().startswith("roi,patch,t,")
+
+
+def evaluate_series_dir(
+    method: str,
+    index: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    split: str = "test",
+    input_t: int = 3,
+    coverage: str = "s2cloudless",
+    samples: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    device: str = "auto",
+    backend: str = "auto",
+    upstream_quirk: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``cloudfree evaluate`` on a SEN12MS-CR-TS index: ``method`` (temporal or one-date) on
+    the ``fixed`` samples of ``split``, scored by :func:`evaluate_series`; writes
+    ``per_patch.csv`` (one row per sample: ``id``, ``target_t``, ``input_t`` and the metrics),
+    ``summary.json`` and ``table.md`` (with the benchmark's published rows) into ``out``.
+
+    Args:
+        coverage: the cloud masker of the coverage that picks the dates and of the masks given
+            to the methods (``"s2cloudless"`` as upstream, or ``"dsen2cr"``); computed once and
+            cached beside the index (``<index>.coverage-<masker>.csv``).
+        samples: the authors' pre-computed sample file (``generic_3_test_all_s2cloudless_mask
+            .npy``): its coverages choose the dates, as upstream's ``--precomputed``.
+        upstream_quirk: the ``fixed`` sampler exactly as upstream, target possibly among the
+            inputs (:mod:`cloudfree.data.timeseries.sampling`).
+
+    Returns:
+        The summary written to ``summary.json``.
+    """
+    import contextlib
+    import csv
+    import datetime as dt
+    import json
+    import math
+
+    from tqdm.auto import tqdm
+
+    from cloudfree import __version__
+    from cloudfree.data.timeseries.coverage import (
+        COVERAGE_MASKERS,
+        compute_coverage,
+        coverage_cache_path,
+    )
+    from cloudfree.data.timeseries.dataset import SeriesDataset
+    from cloudfree.data.timeseries.index import read_ts_index, ts_index_root
+    from cloudfree.evaluate.run import _json_safe, _model_info
+    from cloudfree.io import atomic_path
+    from cloudfree.methods.load import load_method
+    from cloudfree.metrics.patch import METRIC_KEYS
+    from cloudfree.outputs import check_output_dir, created_folder
+
+    if coverage not in COVERAGE_MASKERS:
+        raise ValueError(f"--coverage must be one of {COVERAGE_MASKERS}, got {coverage!r}")
+    out = check_output_dir(out, "--out", [index, method], writes=SERIES_FILES)
+    rows = read_ts_index(index)
+    root = ts_index_root(index)
+    m = load_method(method, device, backend=backend, series=True)
+    in_split = [r for r in rows if split == "all" or r["split"] == split]
+    if not in_split:
+        raise ValueError(f"the index {index} has no patch of the {split!r} split")
+    if samples is not None:
+        from cloudfree.data.timeseries.samples import read_sample_file
+
+        cov = read_sample_file(samples).coverage_of(in_split)
+    else:
+        cov = compute_coverage(root, [r["s2"] for r in in_split if r["s2"]],
+                               coverage_cache_path(index, coverage), coverage, progress=progress)  # fmt: skip
+    ds = SeriesDataset(root, in_split, cov, split=split, n_input=input_t,
+                       include_sar=bool(m.include_sar), scaling=m.scaling, masker=coverage,
+                       upstream_quirk=upstream_quirk)  # fmt: skip
+    if len(ds) == 0:
+        raise ValueError(
+            f"no complete series in the {split!r} split of {index} ({ds.left_out} patches lack "
+            "a date"
+            + (" of S1: evaluate a method without SAR, or " if m.include_sar else "; ")
+            + "check the copy with 'cloudfree index ROOT --out ts.csv --check')"
+        )
+    items = range(len(ds) if limit is None else min(limit, len(ds)))
+    rows_out, means = evaluate_series(
+        ds, m, SEN12MSCR_TS, tqdm(items, desc="series", unit="sample", disable=not progress)
+    )
+    summary: dict[str, Any] = {
+        "method": m.name,
+        "protocol": SEN12MSCR_TS.name,
+        "split": split,
+        "metrics": means,
+        "count": len(rows_out),
+        "left_out": {"incomplete series": ds.left_out} if ds.left_out else {},
+        "input_t": input_t,
+        "sampler": "fixed" + (" (upstream quirk)" if upstream_quirk else ""),
+        "coverage": str(samples) if samples is not None else coverage,
+        "temporal": bool(getattr(m, "temporal", False)),
+        "table_psnr": SEN12MSCR_TS.psnr_key,
+        "columns": SEN12MSCR_TS.columns(),
+        "data": str(index),
+        **_model_info(m),
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cloudfree_version": __version__,
+    }
+    with created_folder(out), contextlib.ExitStack() as staged:
+        path = staged.enter_context(atomic_path(out / "per_patch.csv"))
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "target_t", "input_t", *METRIC_KEYS])
+            for r in rows_out:
+                vals = ["" if math.isnan(r[k]) else f"{r[k]:.6g}" for k in METRIC_KEYS]
+                w.writerow([r["id"], r["target_t"], " ".join(map(str, r["input_t"])), *vals])
+        staged.enter_context(atomic_path(out / "summary.json")).write_text(
+            json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
+        staged.enter_context(atomic_path(out / "table.md")).write_text(
+            _series_table(summary), encoding="utf-8"
+        )
+        staged.close()
+    return summary
+
+
+def _series_table(summary: dict[str, Any]) -> str:
+    """``table.md`` of a series evaluation: its row, then the benchmark's published rows."""
+    from cloudfree.evaluate.table import PUBLISHED, format_table, patch_counts, table_values
+
+    rows = [(str(summary["method"]), table_values(summary["metrics"], "psnr"))]
+    refs = [(n, r) for n, r in PUBLISHED.items() if r["protocol"] == SEN12MSCR_TS.name]
+    rows += [(f"(published) {n}", r["values"]) for n, r in refs]
+    what = "temporal" if summary["temporal"] else "one-date (the least cloudy input)"
+    return "\n".join([
+        f"# {summary['method']} on {summary['data']} (split {summary['split']})",
+        "",
+        f"Protocol `{SEN12MSCR_TS.name}`: {SEN12MSCR_TS.description}.",
+        f"Comparable with: {SEN12MSCR_TS.comparable_with}.",
+        f"{summary['input_t']} input dates per sample ({summary['sampler']} sampler, coverage "
+        f"{summary['coverage']}); a {what} method.",
+        patch_counts(summary).replace("patches", "samples", 1) + ".",
+        "",
+        format_table(rows).rstrip(),
+        "",
+        f"Published rows: {refs[0][1]['source']}; {refs[0][1]['note']}." if refs else "",
+    ]) + "\n"  # fmt: skip

@@ -32,6 +32,7 @@ def load_method(
     precision: str = "auto",
     sd_weights: str | None = None,
     backend: str = "auto",
+    series: bool = False,
 ) -> Method:
     """The method named by ``spec``.
 
@@ -49,6 +50,9 @@ def load_method(
             ``"stable-diffusion"`` baseline and hybrids trained on its inpainting.
         backend: a model's inference backend (``"auto"``, ``"torch"``, ``"openvino"``:
             :func:`cloudfree.models.runtime.resolve_backend`).
+        series: the caller runs it on series: the temporal methods by name
+            (:data:`~cloudfree.methods.temporal.TEMPORAL_METHODS`) and temporal models are
+            accepted besides the one-date ones.
 
     Returns:
         The method; a model's ``name`` is short (:func:`short_name`: the registry name, the
@@ -63,6 +67,11 @@ def load_method(
 
     if backend not in BACKENDS:  # checked for every spec: a hybrid or baseline ignores it
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if series:
+        from cloudfree.methods.temporal import TEMPORAL_METHODS, TemporalMethod
+
+        if spec in TEMPORAL_METHODS:
+            return TemporalMethod(spec)
     if spec in BASELINES or spec == SD_BASELINE:
         from cloudfree.methods.baselines import make_baseline
 
@@ -82,7 +91,7 @@ def load_method(
         # A registry name (a path that exists is taken as the path).
         named = find_weights(spec)
         if named is not None:
-            return _model_method(named, spec, device, precision, sd_weights, backend)
+            return _model_method(named, spec, device, precision, sd_weights, backend, series)
     if path.is_dir():
         weights = weights_file(path)
         name = short_name(weights)
@@ -102,7 +111,7 @@ def load_method(
             f"unknown method {spec!r} (no such baseline, weights name, file or folder){hint}. "
             f"Expected {_ACCEPTED}"
         )
-    return _model_method(weights, name, device, precision, sd_weights, backend)
+    return _model_method(weights, name, device, precision, sd_weights, backend, series)
 
 
 def _model_method(
@@ -112,6 +121,7 @@ def _model_method(
     precision: str,
     sd_weights: str | None,
     backend: str = "auto",
+    series: bool = False,
 ) -> Method:
     from cloudfree.models.contract import contract_of
     from cloudfree.models.weights import load_weights
@@ -121,6 +131,5 @@ def _model_method(
         from cloudfree.methods.hybrid import HybridMethod
 
         return HybridMethod(model, name, device, weights, precision, sd_weights=sd_weights)
-    return ModelMethod(
-        model, name=name, device=device, path=weights, precision=precision, backend=backend
-    )
+    return ModelMethod(model, name=name, device=device, path=weights, precision=precision,
+                       backend=backend, series=series)  # fmt: skip

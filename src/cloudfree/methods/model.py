@@ -25,8 +25,8 @@ class ModelMethod(Method):
     OpenVINO (:mod:`cloudfree.models.openvino`) where ``backend`` resolves to it.
 
     Args:
-        model: a one-date network; its :class:`~cloudfree.models.contract.ModelContract`
-            (what it reads, its scaling, its variance, its extra inputs) decides the call
+        model: a network; its :class:`~cloudfree.models.contract.ModelContract` (what it
+            reads, its scaling, its variance, its extra inputs, a time axis) decides the call
             (:func:`cloudfree.models.contract.forward`).
         name: label of the method.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
@@ -35,6 +35,9 @@ class ModelMethod(Method):
             :func:`cloudfree.models.runtime.inference_context`).
         backend: ``"auto"``, ``"torch"`` or ``"openvino"``
             (:func:`cloudfree.models.runtime.resolve_backend`); the one used is ``backend``.
+        series: the caller feeds series (evaluation on SEN12MS-CR-TS, composites): a temporal
+            model is accepted (:attr:`Method.temporal`; it reads ``s2_series``, ...). Without
+            it a temporal model is refused, since the caller has one image.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class ModelMethod(Method):
         path: Path | None = None,
         precision: str = "auto",
         backend: str = "auto",
+        series: bool = False,
     ) -> None:
         from cloudfree.models.runtime import prepare_for_inference, resolve_backend
 
@@ -53,7 +57,8 @@ class ModelMethod(Method):
         self.name = name
         self.path = path
         self.contract = contract_of(model)
-        if self.contract.temporal:
+        self.temporal = self.contract.temporal
+        if self.temporal and not series:
             raise ValueError(
                 f"{name} is a temporal model (it reads a series of dates): run it on a series "
                 "(cloudfree composite), not on one image"
@@ -74,7 +79,8 @@ class ModelMethod(Method):
     def _run(self, batch: Mapping[str, Any], variance: bool = False) -> torch.Tensor:
         from cloudfree.models.runtime import inference_context
 
-        check_batch(batch, self.include_sar)
+        if not self.temporal:  # a series is checked by the model itself
+            check_batch(batch, self.include_sar)
         inputs = model_inputs(self.contract, batch, self.device)
         with inference_context(self.device, self.precision):
             out = forward(self.model, inputs, variance=variance, contract=self.contract)

@@ -33,18 +33,18 @@ def _write(path: Path, values: np.ndarray, dtype: str) -> None:
         ds.write(values.astype(dtype))
 
 
-def _copy(root: Path, patches=(0, 1), s1_missing_at: int | None = None) -> Path:
+def _copy(root: Path, patches=(0, 1), s1_missing_at: int | None = None, size: int = 4) -> Path:
     """30 dates 10 days apart; S2 DN = 1000 + 10 t everywhere, S1 = -20 + t/10 dB (NaN in one
-    pixel of every S1)."""
+    pixel of every S1), the day after."""
     for patch in patches:
         for t in range(30):
             day = date(2018, 1, 1) + timedelta(days=10 * t)
-            s2 = np.full((13, 4, 4), 1000 + 10 * t, dtype=np.float32)
+            s2 = np.full((13, size, size), 1000 + 10 * t, dtype=np.float32)
             _write(root / relative_path(TSFile("s2", "ROIs1868/119", t, day, patch)), s2,
                    "uint16")  # fmt: skip
             if t == s1_missing_at and patch == 1:
                 continue
-            s1 = np.full((2, 4, 4), -20 + t / 10, dtype=np.float32)
+            s1 = np.full((2, size, size), -20 + t / 10, dtype=np.float32)
             s1[:, 0, 0] = np.nan
             _write(root / relative_path(TSFile("s1", "ROIs1868/119", t, day + timedelta(1),
                                                patch)), s1, "float32")  # fmt: skip
@@ -72,6 +72,9 @@ def test_fixed_sample_values_dates_and_one_date_view(tmp_path: Path) -> None:
     assert np.allclose(s["s2_series"][:, 0, 0, 0].numpy(), [0.104, 0.107, 0.112])
     assert np.allclose(s["s2"].numpy(), 0.12)
     assert s["dates"].tolist() == [-160, -130, -80]  # 10 days per time point, from the target
+    # days since 2014-04-03 (UnCRtainTS's time): 2018-01-01 is day 1369; S1 a day later
+    assert s["s2_days"].tolist() == [1369 + 40, 1369 + 70, 1369 + 120]
+    assert s["s1_days"].tolist() == [1370 + 40, 1370 + 70, 1370 + 120]
     # the least cloudy input (date 12, 20 %) is the one-date view, with its own S1
     assert np.allclose(s["s2_cloudy"].numpy(), 0.112)
     vv = (-20 + 1.2 + 25) / 25  # [-25, 0] dB -> [0, 1]

@@ -11,6 +11,9 @@ from ``seed``, the epoch and the item, for training). A sample holds, in the net
   (T, 2, H, W) their S1 (with ``include_sar``);
 - ``dates`` (T,) int64: days of each input's S2 acquisition from the target's (negative
   before it); ``coverage`` (T,) float32 the inputs' cloud coverage;
+- ``s2_days`` (T,) int64 (and with SAR ``s1_days``): each input's S2 (S1) acquisition in days
+  since Sentinel-1A's launch, the absolute time UnCRtainTS encodes (upstream's ``S2 TD``,
+  ``S1 TD``);
 - ``s2`` (13, H, W): the target date's S2, the reference;
 - ``s2_cloudy`` (13, H, W) and (with SAR) ``s1`` (2, H, W): the least cloudy input date (the
   earliest of equals) and its S1, so that every one-date method runs on the same samples (the
@@ -38,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cloudfree.data.timeseries.names import TIME_POINTS
+from cloudfree.data.timeseries.names import TIME_POINTS, days_since_s1_launch
 from cloudfree.data.timeseries.sampling import (
     CLEAR_THRESHOLD,
     SAMPLERS,
@@ -153,6 +156,7 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         target = self._read(rows[pick.target]["s2"])
         day0 = date.fromisoformat(rows[pick.target]["s2_date"])
         days = [(date.fromisoformat(rows[t]["s2_date"]) - day0).days for t in ins]
+        s2_days = [days_since_s1_launch(date.fromisoformat(rows[t]["s2_date"])) for t in ins]
         cov = np.array([self.coverage[rows[t]["s2"]] for t in ins], dtype=np.float32)
         least = int(np.argmin(cov))
         # NaN -> 0 after normalising, as upstream's process_MS / process_SAR (a missing S1
@@ -161,6 +165,7 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         out: dict[str, Any] = {
             "s2_series": torch.from_numpy(s2n),
             "dates": torch.tensor(days, dtype=torch.int64),
+            "s2_days": torch.tensor(s2_days, dtype=torch.int64),
             "coverage": torch.from_numpy(cov),
             "s2": torch.from_numpy(np.nan_to_num(normalize_s2(target, self.scaling))),
             "s2_cloudy": torch.from_numpy(s2n[least].copy()),
@@ -179,6 +184,10 @@ class SeriesDataset(Dataset[dict[str, Any]]):
             s1 = np.stack([normalize_s1(self._read(rows[t]["s1"]), self.scaling) for t in ins])
             s1 = np.nan_to_num(s1)
             out["s1_series"] = torch.from_numpy(s1)
+            out["s1_days"] = torch.tensor(
+                [days_since_s1_launch(date.fromisoformat(rows[t]["s1_date"])) for t in ins],
+                dtype=torch.int64,
+            )
             out["s1"] = torch.from_numpy(s1[least].copy())
         return out
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -64,7 +64,7 @@ class SampleFile:
 
     coverage: dict[tuple[str, int, int], float] = field(default_factory=dict)
 
-    def coverage_of(self, rows: list[Mapping[str, str]]) -> dict[str, float]:
+    def coverage_of(self, rows: Sequence[Mapping[str, str]]) -> dict[str, float]:
         """``{s2 path: coverage}`` for the index rows the file covers."""
         out = {}
         for r in rows:
