@@ -185,3 +185,55 @@ def test_mask_files_replace_the_masker(tmp_path: Path) -> None:
     (tmp_path / "m" / files[2].name).unlink()
     assert main(["composite", *map(str, files), "--out", str(tmp_path / "d.tif"), "--masks",
                  str(tmp_path / "m")]) == 1  # fmt: skip
+
+
+def test_a_temporal_model_fills_from_the_dates_nearest_the_target(tmp_path: Path) -> None:
+    """A series folder of 4 dates with S1; a (random, small) multi-temporal UnCRtainTS saved by
+    cloudfree: the median where a date is clear, bit for bit; where none is, the network's
+    output on the 3 dates nearest the target (one 96 px tile: the model called directly)."""
+    import torch
+
+    from cloudfree.data.timeseries.names import days_since_s1_launch
+    from cloudfree.models import save_weights
+    from cloudfree.models.uncrtaints_mt import UnCRtainTSMT
+    from tests.predict.conftest import synth_s1
+
+    torch.manual_seed(0)
+    net = UnCRtainTSMT(encoder_widths=[8], decoder_widths=[8], n_head=2, d_model=8).eval()
+    save_weights(net, tmp_path / "mt.safetensors")
+    series = tmp_path / "series"
+    days = ["2021-01-10", "2021-02-10", "2021-03-10", "2021-04-10"]
+    (series / "s2").mkdir(parents=True)
+    (series / "s1").mkdir()
+    for k, day in enumerate(days):
+        write_tif(series / "s2" / f"{day}.tif", synth_s2(96, 96, seed=k))
+        write_tif(series / "s1" / f"{day}.tif", synth_s1(96, 96, seed=k))
+    common = ["--mask-backend", "dsen2cr", "--no-progress"]
+    assert main(["composite", str(series), "--out", str(tmp_path / "m.tif"), "--method",
+                 "median", *common]) == 0  # fmt: skip
+    assert main(["composite", str(series), "--out", str(tmp_path / "t.tif"), "--checkpoint",
+                 str(tmp_path / "mt.safetensors"), "--summary", str(tmp_path / "s.json"),
+                 *common]) == 0  # fmt: skip
+    median, filled = _read(tmp_path / "m.tif"), _read(tmp_path / "t.tif")
+    made_m, made_t = _read(tmp_path / "m_made.tif")[0], _read(tmp_path / "t_made.tif")[0]
+    holes = made_m == 0
+    assert holes.any() and (~holes).any()
+    assert (made_t[holes] == -1).all() and (filled[:, ~holes] == median[:, ~holes]).all()
+    import json
+
+    assert json.loads((tmp_path / "s.json").read_text())["model_dates"] == days[1:]
+    s2 = np.stack([_read(series / "s2" / f"{d}.tif") for d in days[1:]])
+    s1 = np.stack([_read(series / "s1" / f"{d}.tif") for d in days[1:]])
+    abs_days = torch.tensor([[days_since_s1_launch(date_in_text(d)) for d in days[1:]]])
+    with torch.no_grad():
+        want = net(torch.from_numpy(np.clip(s2, 0, 10000) / 1e4).float()[None],
+                   torch.from_numpy((np.clip(s1, -25, 0) + 25) / 25).float()[None],
+                   s2_days=abs_days, s1_days=abs_days)[0].numpy() * 1e4  # fmt: skip
+    assert np.abs(filled[:, holes] - np.rint(want[:, holes])).max() <= 1
+    # every chosen date needs its S1; the one-date --s1 is not what it reads
+    (series / "s1" / f"{days[2]}.tif").unlink()
+    argv = ["composite", str(series), "--out", str(tmp_path / "x.tif"), "--checkpoint",
+            str(tmp_path / "mt.safetensors"), *common]  # fmt: skip
+    assert main(argv) == 1
+    assert main([*argv, "--s1", str(series / "s1" / f"{days[3]}.tif")]) == 1
+    assert not (tmp_path / "x.tif").exists()

@@ -11,10 +11,12 @@ composite``).
 3. Window by window (with ``halo`` pixels of context for the fill), the temporal method
    (:mod:`cloudfree.methods.temporal`) makes the image from the clear observations of each
    pixel, in DN; days are counted from the target date (default: the newest input's).
-   With ``checkpoint`` the fill is a model's instead: the statistic is written to a staging
-   folder beside the output, then ``predict`` runs the model on it with the pixels no date
-   sees clear as its mask and ``keep_clear`` (every other pixel kept bit for bit), with the
-   target date's S1 for a SAR model.
+   With ``checkpoint`` the fill is a model's instead. A one-date model: the statistic is
+   written to a staging folder beside the output, then ``predict`` runs the model on it with
+   the pixels no date sees clear as its mask and ``keep_clear`` (every other pixel kept bit for
+   bit), with the target date's S1 for a SAR model. A temporal model (multi-temporal
+   UnCRtainTS): in the same pass, from the dates nearest the target and their S1
+   (:mod:`cloudfree.methods.temporal_model`).
 4. The output has the grid's CRS, transform and size, the grid input's dtype and band names,
    nodata where no date has data; a second file (``made_out``, int16) says per pixel how it was
    made: the number of clear observations used, 0 the least cloudy date's value (no clear
@@ -129,13 +131,24 @@ def composite_scene(
         grid = sources[inputs.index(grid_input)].meta
         reprojected = [str(d.s2) for d, s in zip(inputs, sources, strict=True)
                        if s.warp_to(grid)]  # fmt: skip
+        model = None
+        if opts.checkpoint is not None:
+            from cloudfree.methods.load import load_method
+
+            model = load_method(opts.checkpoint, opts.device, series=True)
+            if getattr(model, "temporal", False) and getattr(model, "model", None) is None:
+                raise ValueError(f"--checkpoint {opts.checkpoint} is a temporal method, not a "
+                                 f"model: give it as --method {opts.checkpoint}")  # fmt: skip
         masks, info = _masks(inputs, sources, opts, stack)
-        if opts.checkpoint is None:
+        if model is None:
             summary = _run(inputs, sources, masks, grid, method, target, out, made_out, opts)
+        elif model.temporal:
+            summary = _with_temporal_model(inputs, sources, masks, grid, model, target, out,
+                                           made_out, opts, stack)  # fmt: skip
         else:
             s1 = opts.s1 or (str(grid_input.s1) if grid_input.s1 else None)
             summary = _with_model(inputs, sources, masks, grid, method, target, out, made_out,
-                                  opts, s1)  # fmt: skip
+                                  opts, s1, model)  # fmt: skip
     summary.update({
         "dates": [str(d.day) for d in inputs], "target_date": str(target),
         "grid": str(grid_input.s2), "reprojected": reprojected, "method": opts.method,
@@ -148,7 +161,7 @@ def composite_scene(
 def _with_model(
     inputs: list[Dated], sources: list[Any], masks: list[Any], grid: Any, method: Any,
     target: date, out: str | os.PathLike[str], made_out: str | os.PathLike[str],
-    opts: CompositeOptions, s1: str | None,
+    opts: CompositeOptions, s1: str | None, model_method: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """The statistic into a staging folder beside ``out``, then the model (``predict``) fills
     the pixels no date sees clear, keeping every other pixel bit for bit (``keep_clear`` with
@@ -179,7 +192,7 @@ def _with_model(
                     dst.write((src.read(1, window=win) == FROM_LEAST_CLOUDY)[None]
                               .astype("uint8"), window=win)  # fmt: skip
         filled = Path(tmp) / "filled.tif"
-        model = predict_scene(stat, filled, opts.checkpoint, s1, mask=holes, keep_clear=True,
+        model = predict_scene(stat, filled, model_method, s1, mask=holes, keep_clear=True,
                               device=opts.device, progress=opts.progress)  # fmt: skip
         # (its COG layout is rebuilt by the copy below)
         with (
@@ -205,6 +218,42 @@ def _with_model(
     n = summary["least_cloudy_kept"]
     summary.update(out=str(out), made_out=str(made_out), filled=n, least_cloudy_kept=0.0,
                    model=model.get("method"), s1=s1)  # fmt: skip
+    return summary
+
+
+def _with_temporal_model(
+    inputs: list[Dated], sources: list[Any], masks: list[Any], grid: Any, model: Any,
+    target: date, out: str | os.PathLike[str], made_out: str | os.PathLike[str],
+    opts: CompositeOptions, stack: contextlib.ExitStack,
+) -> dict[str, Any]:  # fmt: skip
+    """One pass: the median where some date is clear, the temporal network where none is."""
+    from cloudfree.data.sentinel.scene import S1Source
+    from cloudfree.methods.temporal_model import MIN_TILE, TemporalModelFill
+
+    if min(grid.height, grid.width) < MIN_TILE:
+        raise DataError(inputs[0].s2, f"is {grid.height} x {grid.width} px: a temporal model "
+                        f"needs {MIN_TILE} x {MIN_TILE} or more", "a larger scene, or --fill")  # fmt: skip
+    if opts.s1 is not None:
+        raise ValueError("--s1 is the target date's S1 for a one-date model; a temporal model "
+                         "reads every date's S1 from a series folder (s1/<YYYY-MM-DD>.tif)")  # fmt: skip
+    days = [(d.day - target).days for d in inputs]
+    fill = TemporalModelFill(model, days, target)
+    s1_sources = None
+    if fill.include_sar:
+        missing = [str(inputs[i].day) for i in fill.chosen if inputs[i].s1 is None]
+        if missing:
+            raise DataError(
+                None, f"the temporal model reads S1 of every date it is given, and the dates "
+                f"{', '.join(missing)} have none", "a series folder with s1/<YYYY-MM-DD>.tif "
+                "for each of them, or a model without SAR",
+            )  # fmt: skip
+        s1_sources = {}
+        for i in fill.chosen:
+            src = S1Source(inputs[i].s1, grid, inputs[i].s2)  # type: ignore[arg-type]
+            stack.callback(src.close)
+            s1_sources[i] = src
+    summary = _run(inputs, sources, masks, grid, fill, target, out, made_out, opts, s1_sources)
+    summary.update(model=model.name, model_dates=[str(inputs[i].day) for i in fill.chosen])
     return summary
 
 
@@ -239,7 +288,7 @@ def _masks(
 def _run(
     inputs: list[Dated], sources: list[Any], masks: list[Any], grid: Any, method: Any,
     target: date, out: str | os.PathLike[str], made_out: str | os.PathLike[str],
-    opts: CompositeOptions,
+    opts: CompositeOptions, s1_sources: dict[int, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     import rasterio
     from rasterio.windows import Window as RioWindow
@@ -273,7 +322,7 @@ def _run(
         with bar:
             for win in windows(h, w, opts.window):
                 region = clip_window(grow(win, opts.halo), h, w)
-                img, made = _window(sources, masks, region, days, method)
+                img, made = _window(sources, masks, region, days, method, s1_sources, (h, w))
                 r0, c0 = win[0] - region[0], win[1] - region[1]
                 img = img[:, r0 : r0 + win[2], c0 : c0 + win[3]]
                 made = made[r0 : r0 + win[2], c0 : c0 + win[3]]
@@ -323,9 +372,11 @@ def _file_bands(src: Any) -> list[int]:
 
 def _window(
     sources: list[Any], masks: list[Any], region: tuple[int, int, int, int], days: np.ndarray,
-    method: Any,
+    method: Any, s1_sources: dict[int, Any] | None = None, shape: tuple[int, int] = (0, 0),
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(13, h, w) DN and (h, w) made codes of ``region``, from every date."""
+    """(13, h, w) DN and (h, w) made codes of ``region``, from every date (and the S1 of the
+    dates in ``s1_sources``, (T, 2, h, w) dB with NaN elsewhere, for a temporal model; ``shape``
+    is the scene's (height, width))."""
     from cloudfree.units import nodata_pixels
 
     dn, masked, holes = [], [], []
@@ -336,7 +387,13 @@ def _window(
         holes.append(hole)
         masked.append((m.read(region) != 0) | hole)
     no_data = np.logical_and.reduce(holes)
-    img, made = method.combine(np.stack(dn), np.stack(masked).astype(np.uint8), days)
+    s1 = None
+    if s1_sources:
+        _, _, h, w = region
+        s1 = np.full((len(sources), 2, h, w), np.nan, np.float32)
+        for i, src in s1_sources.items():
+            s1[i] = src.read(region, *shape)
+    img, made = method.combine(np.stack(dn), np.stack(masked).astype(np.uint8), days, s1)
     made = made.astype(np.int16)
     made[no_data] = NO_DATA
     return img, made

@@ -65,8 +65,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--checkpoint",
         default=None,
         help="composite: a model (any predict --checkpoint: a registry name, weights file or run "
-        "folder) fills what no date sees clear, from the composite and, for a SAR model, the "
-        "target date's S1 (--s1, or s1/<date>.tif of a series folder), instead of --fill",
+        "folder) fills what no date sees clear, instead of --fill. A one-date model works on "
+        "the composite and, with SAR, the target date's S1 (--s1, or s1/<date>.tif of a series "
+        "folder); a temporal model (uncrtaints-mt) on the dates nearest the target and each "
+        "one's S1 (s1/<date>.tif of a series folder)",
     )
     p.add_argument("--s1", default=None, help="S1 (VV, VH dB) of the target date, for --checkpoint")
     p.add_argument("--device", default="auto", help="where --checkpoint runs (auto, cpu, cuda)")
