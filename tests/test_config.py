@@ -189,6 +189,10 @@ def test_presets_are_the_five_rows_the_hybrids_uncrtaints_and_debug_tiny() -> No
         "uncrtaints_sar_nll",
         "uncrtaints_nosar_l2",
         "uncrtaints_nosar_nll",
+        "uncrtaints_mt_sar_nll",
+        "uncrtaints_mt_sar_l2",
+        "uncrtaints_mt_nosar_nll",
+        "uncrtaints_mt_nosar_l2",
         "debug_tiny",
     }
     variants = {
@@ -203,6 +207,8 @@ def test_presets_are_the_five_rows_the_hybrids_uncrtaints_and_debug_tiny() -> No
         "uncrtaints_sar_nll": ("uncrtaints", "mgnll", "mask-fill"),
         "uncrtaints_nosar_l2": ("uncrtaints-nosar", "l2", "mask-fill"),
         "uncrtaints_nosar_nll": ("uncrtaints-nosar", "mgnll", "mask-fill"),
+        "uncrtaints_mt_sar_nll": ("uncrtaints-mt", "mgnll", "mask-fill"),
+        "uncrtaints_mt_nosar_l2": ("uncrtaints-mt-nosar", "l2", "mask-fill"),
     }
     for name, (model, loss, inpaint) in variants.items():
         cfg = load_config(name)

@@ -41,6 +41,10 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 #: Values of ``DataConfig.mask``: the CARL cloud mask of a training crop computed on that crop
 #: ("crop", as the original) or taken from the mask of the whole patch, cached ("cached").
 TRAIN_MASK_MODES: tuple[str, ...] = ("crop", "cached")
+#: Model families that read a series of dates (train on SEN12MS-CR-TS, ``data.input_t`` > 1).
+TEMPORAL_FAMILIES: tuple[str, ...] = ("uncrtaints-mt",)
+#: Cloud maskers of SEN12MS-CR-TS coverage (``cloudfree.data.timeseries.coverage``).
+SERIES_COVERAGE: tuple[str, ...] = ("s2cloudless", "dsen2cr")
 
 
 def _check(ok: bool, key: str, problem: str) -> None:
@@ -73,6 +77,13 @@ class DataConfig:
     num_workers: int = 2  # DataLoader worker processes per rank (not in the paper)
     strict: bool = False  # True: the first bad patch stops the run (issue 4: skip and count)
     max_bad_fraction: float = 0.01  # fail when more than this share of patches is unreadable
+    # Dates per sample: 1 = one SEN12MS-CR patch; more = SEN12MS-CR-TS series (data.index is
+    # its index, 'cloudfree index ROOT --out ts.csv'), for a temporal model (UnCRtainTS's
+    # --input_t: 3). Training dates are drawn anew each epoch, validation's are fixed (upstream).
+    input_t: int = 1
+    # The cloud masker whose coverage picks the dates of a series (upstream: s2cloudless),
+    # computed once and cached beside the index.
+    coverage: str = "s2cloudless"
 
     def __post_init__(self) -> None:
         _check(self.crop_size > 0, "data.crop_size", f"must be > 0, got {self.crop_size}")
@@ -91,6 +102,12 @@ class DataConfig:
             0.0 <= self.max_bad_fraction <= 1.0,
             "data.max_bad_fraction",
             f"must be in [0, 1], got {self.max_bad_fraction}",
+        )
+        _check(self.input_t >= 1, "data.input_t", f"must be >= 1, got {self.input_t}")
+        _check(
+            self.coverage in SERIES_COVERAGE,
+            "data.coverage",
+            f"unknown masker {self.coverage!r}; expected one of {list(SERIES_COVERAGE)}",
         )
 
 
@@ -137,8 +154,13 @@ class ModelConfig:
 
     @property
     def is_uncrtaints(self) -> bool:
-        """UnCRtainTS (mono-temporal, ``cloudfree.models.uncrtaints``)."""
-        return self.family == "uncrtaints"
+        """UnCRtainTS, mono- or multi-temporal (``cloudfree.models.uncrtaints[_mt]``)."""
+        return self.family in ("uncrtaints", "uncrtaints-mt")
+
+    @property
+    def is_temporal(self) -> bool:
+        """A model of a series of dates (:data:`TEMPORAL_FAMILIES`)."""
+        return self.family in TEMPORAL_FAMILIES
 
     @property
     def is_hybrid(self) -> bool:
@@ -324,6 +346,14 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def model_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments of the model (:meth:`ModelConfig.build_kwargs`; a temporal
+        model also records the dates per sample it trains on, ``data.input_t``)."""
+        kwargs = self.model.build_kwargs()
+        if self.model.is_temporal:
+            kwargs["input_t"] = self.data.input_t
+        return kwargs
+
     def __post_init__(self) -> None:
         _check(
             not self.model.is_hybrid or self.data.mask == "cached",
@@ -344,6 +374,13 @@ class Config:
             f"loss {self.loss.name!r} with model {self.model.name!r} (variance="
             f"{self.model.variance}): the Gaussian NLL (mgnll) needs, and is the only loss for, "
             "an UnCRtainTS with model.variance=true; use the 'uncrtaints_sar_nll' preset",
+        )
+        _check(
+            self.model.is_temporal == (self.data.input_t > 1),
+            "data.input_t",
+            f"model {self.model.name!r} with data.input_t={self.data.input_t}: a temporal "
+            "model (uncrtaints-mt) trains on series of 2 or more dates of a SEN12MS-CR-TS "
+            "index, a one-date model on data.input_t=1; use the 'uncrtaints_mt_sar_nll' preset",
         )
         _check(
             self.optim.decay_epochs <= self.train.epochs,
@@ -388,17 +425,20 @@ def _pix2pix() -> Config:
     )
 
 
-def _uncrtaints(sar: bool, nll: bool) -> Config:
+def _uncrtaints(sar: bool, nll: bool, input_t: int = 1) -> Config:
     # UnCRtainTS (Ebel et al. 2023) on SEN12MS-CR, the recipe of the upstream README's training
     # command and parse_args defaults (PatrickTUM/UnCRtainTS@5e1f1b5): Adam lr 1e-3 (betas and
     # eps torch's defaults), batch 4, 20 epochs, gamma 1.0 (a constant LR), seed 1, whole
     # 256 x 256 patches without augmentation (its SEN12MSCR loader), S2 / 10000 and S1 to
     # [0, 1] (its process_MS / process_SAR), fp32; W = 128, 1 encoder + 5 decoder MBConv
     # blocks, scale_by 10. The loss: "l2", or the diagonal Gaussian NLL ("MGNLL").
+    # Multi-temporal (input_t 3, the README's command): the same on SEN12MS-CR-TS series,
+    # training dates drawn anew each epoch (--vary_samples), the L-TAE's defaults.
+    name = "uncrtaints-mt" if input_t > 1 else "uncrtaints"
     return Config(
-        data=DataConfig(crop_size=256, scaling="reflectance", augment=False),
+        data=DataConfig(crop_size=256, scaling="reflectance", augment=False, input_t=input_t),
         model=ModelConfig(
-            name="uncrtaints" if sar else "uncrtaints-nosar",
+            name=name if sar else f"{name}-nosar",
             num_layers=5,
             feature_size=128,
             variance=nll,
@@ -413,7 +453,8 @@ def _uncrtaints(sar: bool, nll: bool) -> Config:
 #: of the paper's table (spec section 9), the hybrids of issue 11 (DSen2-CR's recipe, CARL,
 #: on the inpainted image: mask-fill inpainting, and a Stable Diffusion variant whose pack
 #: needs 'cloudfree pack --inpaint stable-diffusion --sd-weights DIR'), UnCRtainTS's two
-#: published recipes with and without SAR (issue 14) and a tiny debug run.
+#: published recipes with and without SAR (issue 14), the same multi-temporal on SEN12MS-CR-TS
+#: (issue 31) and a tiny debug run.
 PRESETS: dict[str, Config] = {
     "dsen2cr_sar_carl": Config(),
     "dsen2cr_sar_l1": Config(loss=LossConfig(name="l1")),
@@ -429,6 +470,10 @@ PRESETS: dict[str, Config] = {
     "uncrtaints_sar_nll": _uncrtaints(sar=True, nll=True),
     "uncrtaints_nosar_l2": _uncrtaints(sar=False, nll=False),
     "uncrtaints_nosar_nll": _uncrtaints(sar=False, nll=True),
+    "uncrtaints_mt_sar_nll": _uncrtaints(sar=True, nll=True, input_t=3),
+    "uncrtaints_mt_sar_l2": _uncrtaints(sar=True, nll=False, input_t=3),
+    "uncrtaints_mt_nosar_nll": _uncrtaints(sar=False, nll=True, input_t=3),
+    "uncrtaints_mt_nosar_l2": _uncrtaints(sar=False, nll=False, input_t=3),
     "debug_tiny": _debug_tiny(),
 }
 

@@ -300,3 +300,39 @@ def test_nll_loss_needs_an_uncrtaints_with_variance() -> None:
         load_config("uncrtaints_sar_nll", ["model.variance=false"])
     with pytest.raises(ValueError, match="mgnll"):
         load_config("dsen2cr_sar_carl", ["loss.name=mgnll"])
+
+
+def test_multi_temporal_recipe_trains_on_series(tmp_path: Path) -> None:
+    """uncrtaints_mt_sar_nll on a SEN12MS-CR-TS copy (one training and one validation ROI):
+    3 dates per sample, drawn anew per epoch; the model records them; validation scored."""
+    from cloudfree.cli import main
+    from cloudfree.models.uncrtaints_mt import UnCRtainTSMT
+    from tests.data.timeseries.test_dataset import _copy
+
+    root = tmp_path / "ts"
+    _copy(root, patches=(0,), size=32, roi="ROIs1970/21")  # official train split
+    _copy(root, patches=(0,), size=32, roi="ROIs2017/22")  # official val split
+    assert main(["index", str(root), "--out", str(tmp_path / "ts.csv")]) == 0
+    cfg = load_config("uncrtaints_mt_sar_nll", [
+        f"data.index={tmp_path / 'ts.csv'}", "data.coverage=dsen2cr", "data.num_workers=0",
+        "model.feature_size=16", "model.num_layers=1", "train.epochs=2", "train.log_every=1",
+        f"train.out_dir={tmp_path}", "train.run_name=mt",
+    ])  # fmt: skip
+    assert cfg.data.input_t == 3 and cfg.model.name == "uncrtaints-mt"
+    summary = train(cfg)
+    assert math.isfinite(summary["train_loss"])
+    model = build_model("uncrtaints-mt", encoder_widths=[16], decoder_widths=[16], input_t=3)
+    load_checkpoint(Path(summary["run_dir"]), model)
+    assert isinstance(model, UnCRtainTSMT) and model.predicts_variance
+    val = {n: v for _, split, n, v in read_metrics_csv(Path(summary["run_dir"]) / "metrics.csv")
+           if split == "val"}  # fmt: skip
+    assert 0 < val["val_mae"] < 1 and val["val_patches"] == 1
+    # a temporal model needs series, a one-date model one date
+    with pytest.raises(ValueError, match="data.input_t"):
+        load_config("uncrtaints_mt_sar_nll", ["data.input_t=1"])
+    with pytest.raises(ValueError, match="data.input_t"):
+        load_config("uncrtaints_sar_nll", ["data.input_t=3"])
+    bad = load_config("uncrtaints_mt_sar_l2", [f"data.packed={tmp_path}", "data.num_workers=0",
+                                               f"train.out_dir={tmp_path}", "train.run_name=b"])  # fmt: skip
+    with pytest.raises(Exception, match="is not a SEN12MS-CR-TS index"):
+        train(bad)

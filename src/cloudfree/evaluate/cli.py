@@ -122,9 +122,9 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from cloudfree.data.timeseries.index import is_series_index
     from cloudfree.errors import CloudfreeError
     from cloudfree.evaluate.run import run_evaluate_cli
-    from cloudfree.evaluate.series import is_series_index
 
     if is_series_index(args.data):
         return _run_evaluate_series(args)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,16 +73,6 @@ def evaluate_series(
 
 #: Files an evaluation on series writes (all staged and renamed together).
 SERIES_FILES = ("per_patch.csv", "summary.json", "table.md")
-
-
-def is_series_index(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is an index CSV of SEN12MS-CR-TS (``cloudfree index`` on a series copy:
-    its header starts ``roi,patch,t``)."""
-    p = Path(path)
-    if not p.is_file() or p.suffix.lower() != ".csv":
-        return False
-    with open(p, encoding="utf-8", errors="replace") as fh:
-        return fh.readline().strip().startswith("roi,patch,t,")
 
 
 def evaluate_series_dir(

@@ -37,6 +37,15 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         ".safetensors or Keras .hdf5 file, a checkpoint or run folder; it must be the model "
         "and size the config trains (same as the override train.init=...)",
     )
+    p.add_argument(
+        "--input-t",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dates per sample of a temporal model (uncrtaints_mt_* presets: 3, UnCRtainTS's "
+        "--input_t), trained on a SEN12MS-CR-TS index (data.index=ts.csv); same as "
+        "data.input_t=N",
+    )
     p.set_defaults(func=run_train)
 
 
@@ -79,6 +88,8 @@ def run_train(args: argparse.Namespace) -> int:
     if config is None and args.resume is not None:
         config = Path(args.resume) / "config.yaml"
     overrides = [*args.overrides, *([f"train.init={args.init}"] if args.init else [])]
+    if args.input_t is not None:
+        overrides.append(f"data.input_t={args.input_t}")
     try:
         # A run folder's own config.yaml: fields it predates keep the behaviour it started with.
         saved_run = args.resume is not None and Path(config) == Path(args.resume) / "config.yaml"

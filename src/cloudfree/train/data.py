@@ -158,16 +158,86 @@ def build_dataset(
     )
 
 
-def build_datasets(
-    cfg: Config, include_sar: bool, cache_dir: str | Path
-) -> tuple[PatchDataset, PatchDataset | None]:
-    """(train, val) datasets of a run; val is None (with a warning) when that split is empty.
+def build_series_datasets(cfg: Config, include_sar: bool) -> tuple[Any, Any | None]:
+    """(train, val) SEN12MS-CR-TS datasets of a temporal run (``data.input_t`` > 1): the
+    training split's dates drawn anew each epoch (upstream's ``random`` sampler, seeded by
+    ``train.seed``), validation's fixed; the coverage that picks them computed once on the rank
+    that runs first and cached beside the index (``data.coverage``).
+
+    Raises:
+        DataError: ``data.index`` is not a SEN12MS-CR-TS index.
+        DatasetNotFoundError: no complete series in the training split.
+    """
+    from cloudfree.data.timeseries.coverage import compute_coverage, coverage_cache_path
+    from cloudfree.data.timeseries.dataset import SeriesDataset
+    from cloudfree.data.timeseries.index import is_series_index, read_ts_index, ts_index_root
+
+    data = cfg.data
+    if data.index is None or not is_series_index(data.index):
+        raise DataError(
+            data.index or data.packed or data.root,
+            f"is not a SEN12MS-CR-TS index, which a temporal model (data.input_t="
+            f"{data.input_t}) trains on",
+            "data.index=ts.csv, written by 'cloudfree index ROOT --out ts.csv' on a "
+            "SEN12MS-CR-TS copy",
+        )
+    rows = read_ts_index(data.index)
+    root = ts_index_root(data.index)
+    wanted = {data.train_split, data.val_split}
+    s2 = [r["s2"] for r in rows if r["s2"] and r["split"] in wanted]
+    coverage = compute_coverage(root, s2, coverage_cache_path(data.index, data.coverage),
+                                data.coverage, progress=True)  # fmt: skip
+    masker = data.coverage if cfg.loss.name == "carl" else None
+    common = dict(root=root, rows=rows, coverage=coverage, n_input=data.input_t,
+                  include_sar=include_sar, scaling=data.scaling)  # fmt: skip
+    train = SeriesDataset(split=data.train_split, sampler="random", seed=cfg.train.seed,
+                          masker=masker, **common)  # type: ignore[arg-type]  # fmt: skip
+    if len(train) == 0:
+        raise DatasetNotFoundError(
+            data.index, f"has no complete series in split {data.train_split!r} "
+            f"({describe_left_out(0, train.left_out) or 'none in the index'})",
+        )  # fmt: skip
+    # validation always gets the masks: its recon / reprod metrics need them
+    val = SeriesDataset(split=data.val_split, masker=data.coverage, **common)  # type: ignore[arg-type]
+    if len(val) == 0:
+        warnings.warn(f"no validation series (split {data.val_split!r}); training continues "
+                      "without validation", stacklevel=2)  # fmt: skip
+        return train, None
+    return train, val
+
+
+def build_datasets(cfg: Config, include_sar: bool, cache_dir: str | Path) -> tuple[Any, Any | None]:
+    """(train, val) datasets of a run (:class:`PatchDataset`, or SEN12MS-CR-TS
+    :class:`~cloudfree.data.timeseries.dataset.SeriesDataset` for ``data.input_t`` > 1); val is
+    None (with a warning) when that split is empty.
 
     Args:
         cfg: the run's config.
         include_sar: whether the model takes S1.
         cache_dir: where an index built from ``data.root`` is kept (the run folder).
     """
+    if cfg.data.input_t > 1:
+        train, val = build_series_datasets(cfg, include_sar)
+    else:
+        train, val = _patch_datasets(cfg, include_sar, cache_dir)
+    for name, ds in (("training", train), ("validation", val)):
+        if ds is None or not ds.left_out:
+            continue
+        left = describe_left_out(len(ds), ds.left_out)
+        hint = ""
+        if LEFT_OUT_REASONS["s1"] in ds.left_out:
+            hint = (
+                f" A no-SAR model (model.name={nosar_name(cfg.model.name)}) can use the "
+                "patches without S1"
+            )
+        warnings.warn(f"{name} uses {len(ds)} patches: {left}.{hint}", stacklevel=2)
+    return train, val
+
+
+def _patch_datasets(
+    cfg: Config, include_sar: bool, cache_dir: str | Path
+) -> tuple[PatchDataset, PatchDataset | None]:
+    """(train, val) of one-date patches (SEN12MS-CR: packed, indexed or a root)."""
     train_sample, val_sample = sample_configs(cfg, include_sar)
     seed = cfg.train.seed
     train = build_dataset(cfg.data, cfg.data.train_split, train_sample, seed, cache_dir)
@@ -190,17 +260,6 @@ def build_datasets(
             stacklevel=2,
         )
         val = None
-    for name, ds in (("training", train), ("validation", val)):
-        if ds is None or not ds.left_out:
-            continue
-        left = describe_left_out(len(ds), ds.left_out)
-        hint = ""
-        if LEFT_OUT_REASONS["s1"] in ds.left_out:
-            hint = (
-                f" A no-SAR model (model.name={nosar_name(cfg.model.name)}) can use the "
-                "patches without S1"
-            )
-        warnings.warn(f"{name} uses {len(ds)} patches: {left}.{hint}", stacklevel=2)
     return train, val
 
 

@@ -369,7 +369,7 @@ def _setup(
         from cloudfree.train.init import read_init
 
         with torch.device("meta"):
-            probe = build_model(cfg.model.name, **cfg.model.build_kwargs())
+            probe = build_model(cfg.model.name, **cfg.model_kwargs())
         init = read_init(cfg.train.init, probe)
 
     # ---- run folder -----------------------------------------------------------------------
@@ -400,7 +400,7 @@ def _build(cfg: Config, dist: D.DistInfo, run_dir: Path, init: Any) -> _Run:
 
     device, world = dist.device, dist.world_size
     # ---- model, loss, optimiser (same seed on every rank: identical initial weights) -------
-    net = build_model(cfg.model.name, **cfg.model.build_kwargs())
+    net = build_model(cfg.model.name, **cfg.model_kwargs())
     if init is not None:
         net.load_state_dict(init.state, strict=True)
         if dist.is_main:
@@ -575,13 +575,16 @@ def _step_loss(run: _Run, batch: dict[str, Any] | None) -> torch.Tensor:
     zero loss (zero gradient; ``_sync_step`` then averages over the ranks that had data).
     """
     inputs, target, mask = _step_inputs(run, batch)
-    s2, s1 = inputs["s2_cloudy"], inputs.get("s1")
+    s2, s1 = inputs.get("s2_cloudy"), inputs.get("s1")
+    if s2 is None and batch is not None:  # a temporal model: the least cloudy input date
+        s2 = batch["s2_cloudy"].to(run.dist.device, non_blocking=True)
     loss = None
     with bf16_autocast(run.dist.device, run.bf16):
         pred = forward(run.model, inputs, variance=run.variance, contract=run.contract)
         if run.adversary is not None:
             # junyanz's order: update D on this prediction, then G against the updated D
-            # (cloudfree.train.gan).
+            # (cloudfree.train.gan). pix2pix is a one-date model: s2_cloudy is its input.
+            assert s2 is not None
             cond = cast("Pix2PixGenerator", run.net).condition(s2, s1)
             run.adversary.discriminator_step(cond, pred, target, _sync_step)
             real = pred.detach() if target is None else target
@@ -590,6 +593,7 @@ def _step_loss(run: _Run, batch: dict[str, Any] | None) -> torch.Tensor:
         return (pred if loss is None else loss).float().sum() * 0.0
     if loss is None:
         # The loss in fp32: means over millions of pixels lose precision in bf16.
+        assert s2 is not None
         loss = run.loss_fn(pred.float(), target, s2.float(), mask)
     return loss
 
@@ -603,10 +607,13 @@ def _step_inputs(
     device = run.dist.device
     mf = torch.channels_last if run.channels_last else torch.contiguous_format
     if batch is None:
-        c = run.cfg.data.crop_size
+        c, t = run.cfg.data.crop_size, run.cfg.data.input_t
         zeros = torch.zeros(1, NUM_S2_BANDS, c, c)
         dummy = {"s2_cloudy": zeros, "s1": torch.zeros(1, NUM_S1_BANDS, c, c),
-                 "s2_inpainted": zeros, "mask": torch.zeros(1, c, c)}  # fmt: skip
+                 "s2_inpainted": zeros, "mask": torch.zeros(1, c, c),
+                 "s2_series": torch.zeros(1, t, NUM_S2_BANDS, c, c),
+                 "s1_series": torch.zeros(1, t, NUM_S1_BANDS, c, c),
+                 **{k: torch.zeros(1, t) for k in ("dates", "s2_days", "s1_days")}}  # fmt: skip
         return model_inputs(run.contract, dummy, device, mf), None, None
     target = batch["s2"].to(device, non_blocking=True)
     mask = batch["mask"].to(device, non_blocking=True) if "mask" in batch else None

@@ -101,7 +101,10 @@ def validate(
                 if batch is None:
                     continue
                 inputs = model_inputs(contract, batch, device)
-                cloudy = inputs["s2_cloudy"]
+                # a temporal model's batch also holds its least cloudy input date
+                cloudy = inputs.get("s2_cloudy")
+                if cloudy is None:
+                    cloudy = _to(batch["s2_cloudy"], device)
                 target = _to(batch["s2"], device)
                 mask = _mask(batch, cloudy, device)
                 with bf16_autocast(device, bf16):

@@ -33,20 +33,21 @@ def _write(path: Path, values: np.ndarray, dtype: str) -> None:
         ds.write(values.astype(dtype))
 
 
-def _copy(root: Path, patches=(0, 1), s1_missing_at: int | None = None, size: int = 4) -> Path:
+def _copy(root: Path, patches=(0, 1), s1_missing_at: int | None = None, size: int = 4,
+          roi: str = "ROIs1868/119") -> Path:  # fmt: skip
     """30 dates 10 days apart; S2 DN = 1000 + 10 t everywhere, S1 = -20 + t/10 dB (NaN in one
     pixel of every S1), the day after."""
     for patch in patches:
         for t in range(30):
             day = date(2018, 1, 1) + timedelta(days=10 * t)
             s2 = np.full((13, size, size), 1000 + 10 * t, dtype=np.float32)
-            _write(root / relative_path(TSFile("s2", "ROIs1868/119", t, day, patch)), s2,
+            _write(root / relative_path(TSFile("s2", roi, t, day, patch)), s2,
                    "uint16")  # fmt: skip
             if t == s1_missing_at and patch == 1:
                 continue
             s1 = np.full((2, size, size), -20 + t / 10, dtype=np.float32)
             s1[:, 0, 0] = np.nan
-            _write(root / relative_path(TSFile("s1", "ROIs1868/119", t, day + timedelta(1),
+            _write(root / relative_path(TSFile("s1", roi, t, day + timedelta(1),
                                                patch)), s1, "float32")  # fmt: skip
     return root
 
@@ -64,7 +65,7 @@ COV[4], COV[7], COV[12], COV[20] = 0.3, 0.5, 0.2, 0.0  # target 20; inputs in [0
 
 def test_fixed_sample_values_dates_and_one_date_view(tmp_path: Path) -> None:
     ds = _dataset(_copy(tmp_path), COV, min_cov=0.1, max_cov=0.6)
-    assert len(ds) == 2 and ds.left_out == 0
+    assert len(ds) == 2 and ds.left_out == {}
     s = ds[0]
     assert s["input_t"].tolist() == [4, 7, 12] and s["target_t"] == 20 and s["match"]
     assert s["id"] == "ROIs1868/119/0"
@@ -93,7 +94,8 @@ def test_dates_given_for_a_patch_win(tmp_path: Path) -> None:
 
 def test_patches_missing_a_date_are_left_out(tmp_path: Path) -> None:
     root = _copy(tmp_path, s1_missing_at=5)
-    assert len(_dataset(root, COV)) == 1 and _dataset(root, COV).left_out == 1
+    assert len(_dataset(root, COV)) == 1
+    assert _dataset(root, COV).left_out == {"no S1 file (the model takes SAR)": 1}
     assert len(_dataset(root, COV, include_sar=False)) == 2  # S2 complete: usable without SAR
     assert "s1" not in _dataset(root, COV, include_sar=False)[0]
 

@@ -25,7 +25,8 @@ from ``seed``, the epoch and the item, for training). A sample holds, in the net
   temporal methods read), and ``mask`` (H, W) that of the least cloudy input (what one-date
   methods and the reconstruction / reproduction split of the metrics read).
 
-Patches missing a date of S2 (or of S1, with SAR) are left out and counted in ``left_out``.
+Patches missing a date of S2 (or of S1, with SAR) are left out and counted by reason in
+``left_out``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cloudfree.data.left_out import LEFT_OUT_REASONS
 from cloudfree.data.timeseries.names import TIME_POINTS, days_since_s1_launch
 from cloudfree.data.timeseries.sampling import (
     CLEAR_THRESHOLD,
@@ -49,6 +51,9 @@ from cloudfree.data.timeseries.sampling import (
     fixed_sample,
     random_sample,
 )
+
+#: Why a series is left out when one of its 30 S2 dates is missing.
+NO_S2_DATE = "a date of S2 missing (each series needs all 30)"
 
 
 class SeriesDataset(Dataset[dict[str, Any]]):
@@ -109,16 +114,18 @@ class SeriesDataset(Dataset[dict[str, Any]]):
                 series[(row["roi"], int(row["patch"]))][int(row["t"])] = row
         #: (roi, patch) and its 30 rows in time order, for every complete patch
         self.patches: list[tuple[tuple[str, int], list[Mapping[str, str]]]] = []
-        self.left_out = 0
+        #: patches left out, by reason (as :mod:`cloudfree.data.left_out` counts them)
+        self.left_out: dict[str, int] = {}
         for key in sorted(series):
             dates = series[key]
-            ok = len(dates) == TIME_POINTS and all(
-                r["s2"] and (r["s1"] or not include_sar) for r in dates.values()
-            )
-            if ok:
-                self.patches.append((key, [dates[t] for t in range(TIME_POINTS)]))
+            if len(dates) < TIME_POINTS or not all(r["s2"] for r in dates.values()):
+                why = NO_S2_DATE
+            elif include_sar and not all(r["s1"] for r in dates.values()):
+                why = LEFT_OUT_REASONS["s1"]
             else:
-                self.left_out += 1
+                self.patches.append((key, [dates[t] for t in range(TIME_POINTS)]))
+                continue
+            self.left_out[why] = self.left_out.get(why, 0) + 1
         missing = [r["s2"] for _, rs in self.patches for r in rs if r["s2"] not in coverage]
         if missing:
             raise ValueError(
