@@ -17,7 +17,9 @@ nearest clear date. Quality: MAE, PSNR, SAM on the whole target, and MAE on the 
 least cloudy input has masked ("recon"), reflectance, mean over targets x seeds; time per
 series (4 dates of 101 x 100 px; the masker's time not counted). Then the time of each method
 on 3 dates of a 256 x 256 patch and of a 1000 x 1000 scene window (the real dates tiled, the
-simulated masks of seed 0 tiled with them; median of 3 runs), as ``composite`` runs them.
+simulated masks of seed 0 tiled with them; median of 3 runs), as ``composite`` runs them, and
+of the networks (multi-temporal UnCRtainTS on the 3 dates, as ``composite --checkpoint`` runs
+it, beside the mono-temporal one on one date; published sizes, random weights: time only).
 
     .venv/bin/python benchmarks/temporal.py [--seeds 10] [--perfect-masks] [--no-timing]
 """
@@ -160,6 +162,47 @@ def _timings(dates: list[np.ndarray], temporal: dict, one_date: dict) -> None:  
                 runs.append(time.perf_counter() - t0)
             cells.append(statistics.median(runs))
         print(f"{name:<34} {cells[0]:>10.3f} {cells[1]:>11.2f}")
+    _network_timings(s2)
+
+
+def _network_timings(s2: np.ndarray) -> None:
+    """Seconds of the networks on the same 3 dates (published sizes, random weights: time
+    only, no quality): multi-temporal UnCRtainTS as composite runs it (native 256 px tiles,
+    64 px overlap, blended) and mono-temporal UnCRtainTS on one 256 px patch, both in PyTorch
+    fp32 on the CPU (``--backend torch``)."""
+    from datetime import date
+
+    from cloudfree.methods.model import ModelMethod
+    from cloudfree.methods.temporal_model import TemporalModelFill
+    from cloudfree.models import build_model
+
+    torch.manual_seed(0)
+    mt = ModelMethod(build_model("uncrtaints-mt-nosar"), name="mt", device="cpu",
+                     backend="torch", series=True)  # fmt: skip
+    fill = TemporalModelFill(mt, [-10, -5, 0], date(2020, 6, 21))
+    mono = ModelMethod(build_model("uncrtaints-nosar"), name="mono", device="cpu",
+                       backend="torch")  # fmt: skip
+    cells: dict[str, list[float]] = {"uncrtaints-mt (3 dates)": [], "uncrtaints (1 date)": []}
+    for side in (256, 1000):
+        reps = -(-side // 100)
+        big = np.tile(s2, (1, 1, reps, reps))[:, :, :side, :side].astype(np.float32)
+        runs = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            fill.predict_dn(big, None)
+            runs.append(time.perf_counter() - t0)
+        cells["uncrtaints-mt (3 dates)"].append(min(runs))
+        if side == 256:
+            batch = {"s2_cloudy": torch.from_numpy(big[0][None] / 10000.0)}
+            runs = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                mono.predict(batch)
+                runs.append(time.perf_counter() - t0)
+            cells["uncrtaints (1 date)"] += [min(runs), float("nan")]
+    for name, (a, b) in cells.items():
+        print(f"{name + ' *':<34} {a:>10.3f} {b:>11.2f}")
+    print("* published size, random weights (time only), PyTorch fp32 on the CPU")
 
 
 if __name__ == "__main__":

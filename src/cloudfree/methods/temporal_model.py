@@ -73,14 +73,18 @@ class TemporalModelFill:
         if not holes.any():
             return img, made
         pick = self.chosen
-        pred = self.predict_dn(dn[pick], None if s1 is None else s1[pick])
+        pred = self.predict_dn(dn[pick], None if s1 is None else s1[pick], holes)
         img[:, holes] = pred[:, holes]
         made = np.where(holes, FILLED, made).astype(np.int16)
         return img, made
 
-    def predict_dn(self, dn: np.ndarray, s1: np.ndarray | None) -> np.ndarray:
+    def predict_dn(
+        self, dn: np.ndarray, s1: np.ndarray | None, where: np.ndarray | None = None
+    ) -> np.ndarray:
         """The network's image of a region from its chosen dates, in DN: (T', 13, H, W) DN and
-        (T', 2, H, W) dB -> (13, H, W) float32, tile by tile and blended."""
+        (T', 2, H, W) dB -> (13, H, W) float32, tile by tile and blended. With ``where`` (H, W)
+        bool, only the tiles holding one of its pixels run: exact there, NaN where no tile
+        ran."""
         from cloudfree.bands import get_scaling
         from cloudfree.data.preprocess import normalize_s1, normalize_s2
         from cloudfree.tiles import blend_weights, plan_tiles
@@ -100,6 +104,8 @@ class TemporalModelFill:
         acc = np.zeros((13, h, w), np.float32)
         wsum = np.zeros((h, w), np.float32)
         for r, c in plan_tiles(h, w, (tile_h, tile_w), overlap):
+            if where is not None and not where[r : r + tile_h, c : c + tile_w].any():
+                continue  # every pixel it would blend into lies in tiles that do run
             win = np.s_[..., r : r + tile_h, c : c + tile_w]
             batch = {"s2_series": torch.from_numpy(s2n[win][None].copy()),
                      "dates": self.rel_days, "s2_days": self.abs_days, "s1_days": self.abs_days}  # fmt: skip
@@ -108,4 +114,7 @@ class TemporalModelFill:
             pred = self.method.predict(batch)[0].numpy()
             acc[:, r : r + tile_h, c : c + tile_w] += pred * weights
             wsum[r : r + tile_h, c : c + tile_w] += weights
-        return acc / wsum * np.float32(scaling.s2_scale)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = acc / wsum * np.float32(scaling.s2_scale)
+        out[:, wsum == 0] = np.nan
+        return out

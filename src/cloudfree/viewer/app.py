@@ -55,6 +55,8 @@ STATIC_FILES: dict[str, str] = {
     "app.js": "application/javascript",
     "style.css": "text/css",
     "index.html": "text/html",
+    "series.js": "application/javascript",  # the page of a series (series_app.py)
+    "series.html": "text/html",
 }
 PATCH_LAYERS: tuple[str, ...] = ("cloudy", "target", "s1", "mask", "inpainted")
 #: Longest side at which patch layers are drawn (patches are 256; bigger files are decimated).
@@ -119,7 +121,7 @@ def create_app(
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
-        if name not in STATIC_FILES or name == "index.html":
+        if name not in ("app.js", "style.css"):
             raise NotFound(f"no static file {name!r}")
         return Response(_static(name), media_type=STATIC_FILES[name])
 

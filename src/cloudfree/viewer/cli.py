@@ -34,7 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "root",
         help="dataset folder (any layout 'cloudfree index' reads) or index CSV; with "
-        "--predictions also a folder of whole scenes (the inputs of 'cloudfree predict')",
+        "--predictions also a folder of whole scenes (the inputs of 'cloudfree predict'); or "
+        "a series folder (s2/<YYYY-MM-DD>.tif ...): its dates as a strip with their cloud "
+        "cover, beside the composites of --predictions ('cloudfree composite' outputs)",
     )
     p.add_argument(
         "--predictions",
@@ -109,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             "the viewer needs FastAPI and uvicorn: pip install 'cloudfree[viewer]'"
         ) from e
     from cloudfree.viewer.app import create_app
+    from cloudfree.viewer.series import is_series
 
     check_listen(args.host, args.port)
     try:
@@ -116,6 +119,21 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         loopback = args.host == "localhost"
     hosts = LOCAL_NAMES if loopback else None
+    if is_series(args.root):
+        from cloudfree.viewer.series_app import create_series_app
+
+        if args.checkpoint:
+            raise CloudfreeError(
+                f"{args.root} is a series folder: its page shows the dates and the composites "
+                "in --predictions; make them with 'cloudfree composite' (live --checkpoint "
+                "methods are for dataset patches)"
+            )
+        app = create_series_app(args.root, args.predictions, allowed_hosts=hosts)
+        n = len(app.state.series.dates)
+        print(f"cloudfree viewer: a series of {n} dates; open http://{args.host}:{args.port}/ "
+              "(Ctrl+C stops)")  # fmt: skip
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        return 0
     app = create_app(
         args.root,
         predictions=args.predictions,
