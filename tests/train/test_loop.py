@@ -327,6 +327,14 @@ def test_multi_temporal_recipe_trains_on_series(tmp_path: Path) -> None:
     val = {n: v for _, split, n, v in read_metrics_csv(Path(summary["run_dir"]) / "metrics.csv")
            if split == "val"}  # fmt: skip
     assert 0 < val["val_mae"] < 1 and val["val_patches"] == 1
+    # the same from a pack of the index
+    assert main(["pack", str(tmp_path / "ts.csv"), "--out", str(tmp_path / "packed")]) == 0
+    cfg = load_config("uncrtaints_mt_sar_nll", [
+        f"data.packed={tmp_path / 'packed'}", "data.coverage=dsen2cr", "data.num_workers=0",
+        "model.feature_size=16", "model.num_layers=1", "train.epochs=1",
+        f"train.out_dir={tmp_path}", "train.run_name=mt_packed",
+    ])  # fmt: skip
+    assert math.isfinite(train(cfg)["train_loss"])
     # a temporal model needs series, a one-date model one date
     with pytest.raises(ValueError, match="data.input_t"):
         load_config("uncrtaints_mt_sar_nll", ["data.input_t=1"])

@@ -89,7 +89,8 @@ def evaluate_series_dir(
     upstream_quirk: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """``cloudfree evaluate`` on a SEN12MS-CR-TS index: ``method`` (temporal or one-date) on
+    """``cloudfree evaluate`` on a SEN12MS-CR-TS index (or a pack of one,
+    :mod:`cloudfree.data.timeseries.pack`): ``method`` (temporal or one-date) on
     the ``fixed`` samples of ``split``, scored by :func:`evaluate_series`; writes
     ``per_patch.csv`` (one row per sample: ``id``, ``target_t``, ``input_t`` and the metrics),
     ``summary.json`` and ``table.md`` (with the benchmark's published rows) into ``out``.
@@ -122,6 +123,7 @@ def evaluate_series_dir(
     )
     from cloudfree.data.timeseries.dataset import SeriesDataset
     from cloudfree.data.timeseries.index import read_ts_index, ts_index_root
+    from cloudfree.data.timeseries.pack import PackedSeries, is_series_pack
     from cloudfree.evaluate.run import _json_safe, _model_info
     from cloudfree.io import atomic_path
     from cloudfree.methods.load import load_method
@@ -131,22 +133,26 @@ def evaluate_series_dir(
     if coverage not in COVERAGE_MASKERS:
         raise ValueError(f"--coverage must be one of {COVERAGE_MASKERS}, got {coverage!r}")
     out = check_output_dir(out, "--out", [index, method], writes=SERIES_FILES)
-    rows = read_ts_index(index)
-    root = ts_index_root(index)
+    packed = PackedSeries(index) if is_series_pack(index) else None
+    rows = packed.rows if packed is not None else read_ts_index(index)
+    root = packed.root if packed is not None else ts_index_root(index)
     m = load_method(method, device, backend=backend, series=True)
     in_split = [r for r in rows if split == "all" or r["split"] == split]
     if not in_split:
-        raise ValueError(f"the index {index} has no patch of the {split!r} split")
+        raise ValueError(f"{index} has no patch of the {split!r} split")
     if samples is not None:
         from cloudfree.data.timeseries.samples import read_sample_file
 
         cov = read_sample_file(samples).coverage_of(in_split)
+    elif packed is not None:
+        cov = packed.coverage(coverage, progress=progress)
     else:
         cov = compute_coverage(root, [r["s2"] for r in in_split if r["s2"]],
                                coverage_cache_path(index, coverage), coverage, progress=progress)  # fmt: skip
     ds = SeriesDataset(root, in_split, cov, split=split, n_input=input_t,
                        include_sar=bool(m.include_sar), scaling=m.scaling, masker=coverage,
-                       upstream_quirk=upstream_quirk)  # fmt: skip
+                       upstream_quirk=upstream_quirk,
+                       reader=None if packed is None else packed.read)  # fmt: skip
     if len(ds) == 0:
         raise ValueError(
             f"no complete series in the {split!r} split of {index} ({ds.left_out} patches lack "

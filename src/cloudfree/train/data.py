@@ -159,37 +159,47 @@ def build_dataset(
 
 
 def build_series_datasets(cfg: Config, include_sar: bool) -> tuple[Any, Any | None]:
-    """(train, val) SEN12MS-CR-TS datasets of a temporal run (``data.input_t`` > 1): the
+    """(train, val) SEN12MS-CR-TS datasets of a temporal run (``data.input_t`` > 1), from its
+    index (``data.index``) or its pack (``data.packed``): the
     training split's dates drawn anew each epoch (upstream's ``random`` sampler, seeded by
     ``train.seed``), validation's fixed; the coverage that picks them computed once on the rank
     that runs first and cached beside the index (``data.coverage``).
 
     Raises:
-        DataError: ``data.index`` is not a SEN12MS-CR-TS index.
+        DataError: neither ``data.packed`` nor ``data.index`` is a SEN12MS-CR-TS pack / index.
         DatasetNotFoundError: no complete series in the training split.
     """
     from cloudfree.data.timeseries.coverage import compute_coverage, coverage_cache_path
     from cloudfree.data.timeseries.dataset import SeriesDataset
     from cloudfree.data.timeseries.index import is_series_index, read_ts_index, ts_index_root
+    from cloudfree.data.timeseries.pack import PackedSeries, is_series_pack
 
     data = cfg.data
-    if data.index is None or not is_series_index(data.index):
+    packed = None
+    if data.packed is not None and is_series_pack(data.packed):
+        packed = PackedSeries(data.packed)
+    elif data.packed is not None or data.index is None or not is_series_index(data.index):
         raise DataError(
-            data.index or data.packed or data.root,
-            f"is not a SEN12MS-CR-TS index, which a temporal model (data.input_t="
+            data.packed or data.index or data.root,
+            f"is not a SEN12MS-CR-TS index or pack, which a temporal model (data.input_t="
             f"{data.input_t}) trains on",
-            "data.index=ts.csv, written by 'cloudfree index ROOT --out ts.csv' on a "
-            "SEN12MS-CR-TS copy",
+            "data.index=ts.csv ('cloudfree index ROOT --out ts.csv' on a SEN12MS-CR-TS copy) or "
+            "data.packed=DIR ('cloudfree pack ts.csv --out DIR')",
         )
-    rows = read_ts_index(data.index)
-    root = ts_index_root(data.index)
-    wanted = {data.train_split, data.val_split}
-    s2 = [r["s2"] for r in rows if r["s2"] and r["split"] in wanted]
-    coverage = compute_coverage(root, s2, coverage_cache_path(data.index, data.coverage),
-                                data.coverage, progress=True)  # fmt: skip
+    if packed is not None:
+        rows, root = packed.rows, packed.root
+        coverage = packed.coverage(data.coverage, progress=True)
+    else:
+        assert data.index is not None
+        rows, root = read_ts_index(data.index), ts_index_root(data.index)
+        wanted = {data.train_split, data.val_split}
+        s2 = [r["s2"] for r in rows if r["s2"] and r["split"] in wanted]
+        coverage = compute_coverage(root, s2, coverage_cache_path(data.index, data.coverage),
+                                    data.coverage, progress=True)  # fmt: skip
     masker = data.coverage if cfg.loss.name == "carl" else None
     common = dict(root=root, rows=rows, coverage=coverage, n_input=data.input_t,
-                  include_sar=include_sar, scaling=data.scaling)  # fmt: skip
+                  include_sar=include_sar, scaling=data.scaling,
+                  reader=None if packed is None else packed.read)  # fmt: skip
     train = SeriesDataset(split=data.train_split, sampler="random", seed=cfg.train.seed,
                           masker=masker, **common)  # type: ignore[arg-type]  # fmt: skip
     if len(train) == 0:

@@ -19,7 +19,11 @@ def add_pack(sub: argparse._SubParsersAction) -> None:
             "Interrupted runs resume: finished shards are kept."
         ),
     )
-    p.add_argument("index", help="index CSV written by 'cloudfree index'")
+    p.add_argument(
+        "index",
+        help="index CSV written by 'cloudfree index' (of SEN12MS-CR, or of SEN12MS-CR-TS: each "
+        "complete series, 30 dates of S2 and S1, into one slot of a shard)",
+    )
     p.add_argument("--out", required=True, help="output folder for the shards")
     p.add_argument(
         "--root", default=None, help="dataset root (default: the one the index recorded)"
@@ -28,8 +32,8 @@ def add_pack(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--shard-size",
         type=positive_int,
-        default=1024,
-        help="patches per shard (default 1024, ~4 GB)",
+        default=None,
+        help="patches per shard (default 1024, ~4 GB; SEN12MS-CR-TS: 16 series, ~1 GB)",
     )
     p.add_argument(
         "--require",
@@ -72,8 +76,12 @@ def add_pack(sub: argparse._SubParsersAction) -> None:
 
 def run_pack(args: argparse.Namespace) -> int:
     from cloudfree.data.packed.pack import pack
+    from cloudfree.data.timeseries.index import is_series_index
     from cloudfree.errors import CloudfreeError
     from cloudfree.inpaint.registry import SD_BASELINE, check_method
+
+    if is_series_index(args.index):
+        return _pack_series(args)
 
     for method in args.inpaint:  # before packing, not after
         check_method(method)
@@ -87,7 +95,7 @@ def run_pack(args: argparse.Namespace) -> int:
         args.out,
         root=args.root,
         split=args.split,
-        shard_size=args.shard_size,
+        shard_size=args.shard_size or 1024,
         require=tuple(k.strip() for k in args.require.split(",") if k.strip()),
         workers=args.workers,
         strict=args.strict,
@@ -109,4 +117,30 @@ def run_pack(args: argparse.Namespace) -> int:
                 "" if t["seconds_per_patch"] is None else f", {t['seconds_per_patch']:.3f} s/patch"
             )
             print(f"inpainted {t['patches']} patches with {method} in {t['seconds']:.1f} s{per}")
+    return 0
+
+
+def _pack_series(args: argparse.Namespace) -> int:
+    """``cloudfree pack TS_INDEX.csv --out DIR`` (:mod:`cloudfree.data.timeseries.pack`)."""
+    from cloudfree.data.timeseries.pack import DEFAULT_SHARD_PATCHES, pack_series
+    from cloudfree.errors import CloudfreeError
+
+    one_date = {"--root": args.root is not None, "--require": args.require != "s2,s2_cloudy",
+                "--no-mask": not args.mask, "--inpaint": bool(args.inpaint)}  # fmt: skip
+    used = [flag for flag, on in one_date.items() if on]
+    if used:
+        raise CloudfreeError(
+            f"{', '.join(used)} apply to SEN12MS-CR packs; a SEN12MS-CR-TS index packs its "
+            "complete series (S1 too when every one has it) from the root its index recorded"
+        )
+    manifest = pack_series(
+        args.index, args.out, split=args.split,
+        shard_patches=args.shard_size or DEFAULT_SHARD_PATCHES, workers=args.workers,
+        strict=args.strict, overwrite=args.overwrite,
+    )  # fmt: skip
+    n = sum(len(s["patches"]) for s in manifest["shards"])
+    s1 = "S2 and S1" if manifest["include_s1"] else "S2 only"
+    print(f"packed {n - len(manifest['skipped'])} series of {manifest['time_points']} dates "
+          f"({s1}) into {len(manifest['shards'])} shards in {args.out} "
+          f"({len(manifest['skipped'])} skipped)")  # fmt: skip
     return 0

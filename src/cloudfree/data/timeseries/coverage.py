@@ -100,6 +100,7 @@ def compute_coverage(
     masker: str = "s2cloudless",
     progress: bool = False,
     read: Callable[[Path], np.ndarray] | None = None,
+    size: Callable[[str], int] | None = None,
 ) -> dict[str, float]:
     """The cloud coverage (in [0, 1]) of each S2 file (paths relative to ``root``, as in the
     index), from the cache where it holds the file at its current size, else computed and
@@ -107,6 +108,8 @@ def compute_coverage(
 
     Args:
         read: how a file is read (default: all bands with rasterio, archives included).
+        size: the size a cached value is kept for (default: the file's, or its archive's; a
+            pack's files never change: a constant).
 
     Returns:
         ``{s2 path: coverage}`` for every path given.
@@ -117,7 +120,7 @@ def compute_coverage(
     table = read_coverage_cache(cache)
     paths = list(dict.fromkeys(s2_paths))
     reader = read or _read_dn
-    sizes = {p: _size(top, p) for p in paths}
+    sizes = {p: size(p) if size is not None else _size(top, p) for p in paths}
     todo = [p for p in paths if table.get(p, (-1, 0.0))[0] != sizes[p]]
     bar = tqdm(todo, desc="cloud coverage", unit="date", disable=not progress)
     for done, rel in enumerate(bar, start=1):

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,9 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         samples: ``{(roi, patch): DateSample}`` fixing the dates of those patches.
         masker: ``"s2cloudless"`` or ``"dsen2cr"``: also give each input's cloud mask (the
             coverage's masker, for consistency); None: no masks.
+        reader: how a file of the index is read, by its path in the index (default: the
+            GeoTIFF under ``root``; a pack's :meth:`~cloudfree.data.timeseries.pack.
+            PackedSeries.read`).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         seed: int = 0,
         samples: Mapping[tuple[str, int], DateSample] | None = None,
         masker: str | None = None,
+        reader: Callable[[str], np.ndarray] | None = None,
     ) -> None:
         from cloudfree.bands import get_scaling
 
@@ -108,6 +112,7 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         self.seed, self.epoch = seed, 0
         self.samples = dict(samples or {})
         self.masker = masker
+        self.reader = reader
         series: dict[tuple[str, int], dict[int, Mapping[str, str]]] = defaultdict(dict)
         for row in rows:
             if split in ("all", row["split"]):
@@ -199,6 +204,8 @@ class SeriesDataset(Dataset[dict[str, Any]]):
         return out
 
     def _read(self, rel: str) -> np.ndarray:
+        if self.reader is not None:
+            return self.reader(rel)
         import rasterio
 
         from cloudfree.io import gdal_path
