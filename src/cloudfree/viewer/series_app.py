@@ -88,20 +88,6 @@ def create_series_app(
         value = series.cover(i)
         return {"index": i, "cover": None if value != value else value}  # NaN: no data
 
-    @app.get("/api/series/date/{i}.png")
-    def date_png(i: int, composite: str = "true", stretch: str = "gain",
-                 gain: float = render.DEFAULT_GAIN,
-                 max_size: int = Query(DEFAULT_SIDE, ge=16, le=4096)) -> Response:  # fmt: skip
-        arr, _ = read_display(series.date(i).s2, max_size=max_size)
-        return png(any_rgb(arr, style(composite, stretch, gain)))
-
-    @app.get("/api/series/composite/{i}.png")
-    def composite_png(i: int, composite: str = "true", stretch: str = "gain",
-                      gain: float = render.DEFAULT_GAIN,
-                      max_size: int = Query(DEFAULT_SIDE, ge=16, le=4096)) -> Response:  # fmt: skip
-        arr, _ = read_display(series.composite(i).path, max_size=max_size)
-        return png(any_rgb(arr, style(composite, stretch, gain)))
-
     @app.get("/api/series/made/{i}.png")
     def made_png(i: int, max_size: int = Query(DEFAULT_SIDE, ge=16, le=4096)) -> Response:
         c = series.composite(i)
@@ -109,5 +95,16 @@ def create_series_app(
             raise IndexError(f"composite {c.name} has no {c.name}_made.tif beside it")
         arr, _ = read_display(c.made, max_size=max_size, categorical=True)
         return png(made_rgb(arr[0]))
+
+    @app.get("/api/series/{kind}/{i}.png")
+    def image_png(kind: str, i: int, composite: str = "true", stretch: str = "gain",
+                  gain: float = render.DEFAULT_GAIN,
+                  max_size: int = Query(DEFAULT_SIDE, ge=16, le=4096)) -> Response:  # fmt: skip
+        """A date (``kind`` "date") or a composite ("composite"), drawn in the style asked."""
+        if kind not in ("date", "composite"):
+            raise IndexError(f"no image kind {kind!r}; expected date, composite or made")
+        path = series.date(i).s2 if kind == "date" else series.composite(i).path
+        arr, _ = read_display(path, max_size=max_size)
+        return png(any_rgb(arr, style(composite, stretch, gain)))
 
     return app
