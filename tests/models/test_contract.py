@@ -162,6 +162,11 @@ def test_families_are_exact_names_not_prefixes() -> None:
     assert model_family("uncrtaints-nosar") == "uncrtaints"
     assert model_family("uncrtaints-mt") == "uncrtaints-mt"
     assert ModelConfig(name="uncrtaints").is_uncrtaints
-    assert not ModelConfig(name="uncrtaints-mt").is_uncrtaints
+    assert not ModelConfig(name="uncrtaints").is_temporal
+    # the multi-temporal family is its own, listed by name among the UnCRtainTS ones
+    assert ModelConfig(name="uncrtaints-mt-nosar").is_uncrtaints
+    assert ModelConfig(name="uncrtaints-mt").is_temporal
+    assert not ModelConfig(name="uncrtaints-mtx").is_uncrtaints
+    assert not ModelConfig(name="uncrtaints-mtx").is_temporal
     assert ModelConfig(name="hybrid-nosar").is_hybrid
     assert not ModelConfig(name="hybridx").is_hybrid
