@@ -4,6 +4,9 @@
 - ``"index"``: a CSV written by ``cloudfree index``;
 - ``"root"``: any other folder, a SEN12MS-CR root in one of the layouts ``index`` reads
   (indexed on the fly).
+
+:func:`series_kind` says whether such a path is SEN12MS-CR-TS instead: the index of a copy
+(``"index"``) or its pack (``"packed"``), which ``evaluate`` and training read as series.
 """
 
 from __future__ import annotations
@@ -37,3 +40,29 @@ def data_kind(data: str | os.PathLike[str]) -> DataKind:
         "a SEN12MS-CR root, an index written by 'cloudfree index', or a folder written by "
         "'cloudfree pack'",
     )  # fmt: skip
+
+
+#: ``format`` of the manifest of a SEN12MS-CR-TS pack (cloudfree.data.timeseries.pack).
+SERIES_PACK_FORMAT: Final[str] = "cloudfree-ts-packed"
+#: How the index CSV of a SEN12MS-CR-TS copy begins (cloudfree.data.timeseries.index).
+SERIES_INDEX_HEADER: Final[str] = "roi,patch,t,"
+
+
+def series_kind(data: str | os.PathLike[str]) -> Literal["index", "packed"] | None:
+    """``"index"`` for the index CSV of a SEN12MS-CR-TS copy (its header starts
+    ``roi,patch,t``), ``"packed"`` for its pack (a manifest of :data:`SERIES_PACK_FORMAT`),
+    None for anything else (a SEN12MS-CR dataset, a path that does not exist)."""
+    import json
+
+    path = Path(data)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            return "index" if fh.readline().startswith(SERIES_INDEX_HEADER) else None
+    marker = path / PACK_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        fmt = json.loads(marker.read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return "packed" if fmt == SERIES_PACK_FORMAT else None

@@ -122,12 +122,11 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from cloudfree.data.timeseries.index import is_series_index
-    from cloudfree.data.timeseries.pack import is_series_pack
+    from cloudfree.data.source import series_kind
     from cloudfree.errors import CloudfreeError
     from cloudfree.evaluate.run import run_evaluate_cli
 
-    if is_series_index(args.data) or is_series_pack(args.data):
+    if series_kind(args.data) is not None:
         return _run_evaluate_series(args)
     if args.protocol == "sen12mscr-ts":
         raise CloudfreeError(

@@ -116,6 +116,7 @@ def evaluate_series_dir(
     from tqdm.auto import tqdm
 
     from cloudfree import __version__
+    from cloudfree.data.source import series_kind
     from cloudfree.data.timeseries.coverage import (
         COVERAGE_MASKERS,
         compute_coverage,
@@ -123,7 +124,7 @@ def evaluate_series_dir(
     )
     from cloudfree.data.timeseries.dataset import SeriesDataset
     from cloudfree.data.timeseries.index import read_ts_index, ts_index_root
-    from cloudfree.data.timeseries.pack import PackedSeries, is_series_pack
+    from cloudfree.data.timeseries.pack import PackedSeries
     from cloudfree.evaluate.run import _json_safe, _model_info
     from cloudfree.io import atomic_path
     from cloudfree.methods.load import load_method
@@ -133,7 +134,7 @@ def evaluate_series_dir(
     if coverage not in COVERAGE_MASKERS:
         raise ValueError(f"--coverage must be one of {COVERAGE_MASKERS}, got {coverage!r}")
     out = check_output_dir(out, "--out", [index, method], writes=SERIES_FILES)
-    packed = PackedSeries(index) if is_series_pack(index) else None
+    packed = PackedSeries(index) if series_kind(index) == "packed" else None
     rows = packed.rows if packed is not None else read_ts_index(index)
     root = packed.root if packed is not None else ts_index_root(index)
     m = load_method(method, device, backend=backend, series=True)

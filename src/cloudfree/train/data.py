@@ -169,16 +169,17 @@ def build_series_datasets(cfg: Config, include_sar: bool) -> tuple[Any, Any | No
         DataError: neither ``data.packed`` nor ``data.index`` is a SEN12MS-CR-TS pack / index.
         DatasetNotFoundError: no complete series in the training split.
     """
+    from cloudfree.data.source import series_kind
     from cloudfree.data.timeseries.coverage import compute_coverage, coverage_cache_path
     from cloudfree.data.timeseries.dataset import SeriesDataset
-    from cloudfree.data.timeseries.index import is_series_index, read_ts_index, ts_index_root
-    from cloudfree.data.timeseries.pack import PackedSeries, is_series_pack
+    from cloudfree.data.timeseries.index import read_ts_index, ts_index_root
+    from cloudfree.data.timeseries.pack import PackedSeries
 
     data = cfg.data
     packed = None
-    if data.packed is not None and is_series_pack(data.packed):
+    if data.packed is not None and series_kind(data.packed) == "packed":
         packed = PackedSeries(data.packed)
-    elif data.packed is not None or data.index is None or not is_series_index(data.index):
+    elif data.packed is not None or data.index is None or series_kind(data.index) != "index":
         raise DataError(
             data.packed or data.index or data.root,
             f"is not a SEN12MS-CR-TS index or pack, which a temporal model (data.input_t="

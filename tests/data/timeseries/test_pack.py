@@ -13,10 +13,11 @@ import rasterio
 import torch
 
 from cloudfree.cli import main
+from cloudfree.data.source import series_kind
 from cloudfree.data.timeseries.coverage import compute_coverage, coverage_cache_path
 from cloudfree.data.timeseries.dataset import SeriesDataset
 from cloudfree.data.timeseries.index import build_ts_index, write_ts_index
-from cloudfree.data.timeseries.pack import PackedSeries, is_series_pack, pack_series
+from cloudfree.data.timeseries.pack import PackedSeries, pack_series
 from cloudfree.errors import DataError
 from tests.data.timeseries.test_dataset import COV, _copy
 
@@ -40,7 +41,8 @@ def test_packed_values_and_samples_are_the_releases(tmp_path: Path) -> None:
     compute_coverage(tmp_path / "ts", [r["s2"] for r in rows], cache, "dsen2cr")
     manifest = pack_series(index, tmp_path / "pack", shard_patches=1, progress=False)
     assert manifest["include_s1"] and len(manifest["shards"]) == 2
-    assert is_series_pack(tmp_path / "pack") and not is_series_pack(tmp_path / "ts")
+    assert series_kind(tmp_path / "pack") == "packed" and series_kind(tmp_path / "ts") is None
+    assert series_kind(index) == "index" and series_kind(tmp_path / "nothing.csv") is None
     packed = PackedSeries(tmp_path / "pack")
     for r in rows[::7]:
         assert np.array_equal(packed.read(r["s2"]), _read(tmp_path / "ts" / r["s2"]))
@@ -80,6 +82,11 @@ def test_an_interrupted_pack_resumes_and_another_index_is_refused(tmp_path: Path
     assert pack_series(other, out, overwrite=True, progress=False)["shards"][0]["patches"] == [
         ["ROIs1868/119", 0]]  # fmt: skip
     assert not any(p.name.endswith(".part") for p in out.rglob("*"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(DataError, match="replaces only a pack"):
+        pack_series(other, tmp_path / "mine", overwrite=True, progress=False)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
 def test_incomplete_and_unreadable_series(

@@ -76,11 +76,11 @@ def add_pack(sub: argparse._SubParsersAction) -> None:
 
 def run_pack(args: argparse.Namespace) -> int:
     from cloudfree.data.packed.pack import pack
-    from cloudfree.data.timeseries.index import is_series_index
+    from cloudfree.data.source import series_kind
     from cloudfree.errors import CloudfreeError
     from cloudfree.inpaint.registry import SD_BASELINE, check_method
 
-    if is_series_index(args.index):
+    if series_kind(args.index) == "index":
         return _pack_series(args)
 
     for method in args.inpaint:  # before packing, not after

@@ -259,16 +259,6 @@ def ts_index_root(path: str | os.PathLike[str]) -> Path:
     return Path(path).resolve().parent
 
 
-def is_series_index(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is an index CSV of SEN12MS-CR-TS (``cloudfree index`` on a series copy:
-    its header starts ``roi,patch,t``)."""
-    p = Path(path)
-    if not p.is_file() or p.suffix.lower() != ".csv":
-        return False
-    with open(p, encoding="utf-8", errors="replace") as fh:
-        return fh.readline().strip().startswith("roi,patch,t,")
-
-
 def read_ts_index(path: str | os.PathLike[str]) -> list[dict[str, str]]:
     """The rows of an index written by :func:`write_ts_index`.
 

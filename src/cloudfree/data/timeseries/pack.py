@@ -38,26 +38,16 @@ from typing import Any, Final
 
 import numpy as np
 
+from cloudfree.data.source import PACK_MARKER, SERIES_PACK_FORMAT, series_kind
 from cloudfree.data.timeseries.names import TIME_POINTS
 from cloudfree.errors import DataError
 
-SERIES_FORMAT: Final[str] = "cloudfree-ts-packed"
+SERIES_FORMAT: Final[str] = SERIES_PACK_FORMAT
 SERIES_FORMAT_VERSION: Final[int] = 1
-MANIFEST: Final[str] = "manifest.json"
+MANIFEST: Final[str] = PACK_MARKER
 #: Patches per shard unless asked: 16 x 30 dates x (13 x 2 + 2 x 4) bytes x 256^2 = 1.07 GB.
 DEFAULT_SHARD_PATCHES: Final[int] = 16
 _BANDS: Final[dict[str, tuple[int, str]]] = {"s2": (13, "uint16"), "s1": (2, "float32")}
-
-
-def is_series_pack(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a folder written by :func:`pack_series`."""
-    m = Path(path) / MANIFEST
-    if not m.is_file():
-        return False
-    try:
-        return json.loads(m.read_text(encoding="utf-8")).get("format") == SERIES_FORMAT
-    except (OSError, ValueError):
-        return False
 
 
 def _hash_rows(rows: Sequence[Mapping[str, str]]) -> str:
@@ -181,10 +171,12 @@ def _start(
     m = out / MANIFEST
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return None
-    if not m.is_file() or not is_series_pack(out):
-        if not overwrite:
+    if series_kind(out) != "packed":
+        # --overwrite replaces a pack, never a folder of other files (or a file)
+        if not overwrite or not m.is_file():
             raise DataError(out, "exists and is not a SEN12MS-CR-TS pack",
-                            "an empty or new folder, or --overwrite to replace it")  # fmt: skip
+                            "an empty or new folder" + ("" if m.is_file() else
+                            ": --overwrite replaces only a pack"))  # fmt: skip
     else:
         manifest = json.loads(m.read_text(encoding="utf-8"))
         if manifest.get("rows_hash") == digest and not overwrite:
@@ -283,7 +275,7 @@ class PackedSeries:
         from cloudfree.data.timeseries.index import read_ts_index
 
         self.root = Path(folder)
-        if not is_series_pack(self.root):
+        if series_kind(self.root) != "packed":
             raise DataError(self.root, "is not a SEN12MS-CR-TS pack",
                             "a folder written by 'cloudfree pack TS_INDEX.csv --out DIR'")  # fmt: skip
         self.manifest = json.loads((self.root / MANIFEST).read_text(encoding="utf-8"))
