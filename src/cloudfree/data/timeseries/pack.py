@@ -107,9 +107,9 @@ def pack_series(
     packed_rows = [complete[k][t] for k in keys for t in range(TIME_POINTS)]
     digest = _hash_rows(packed_rows)
     out = Path(out)
-    manifest = _start(out, index, root, digest, overwrite)
-    side = _side(root, packed_rows[0]["s2"])
+    manifest = _start(out, digest, overwrite)
     if manifest is None:
+        side = _side(root, packed_rows[0]["s2"])
         groups = [keys[i : i + shard_patches] for i in range(0, len(keys), shard_patches)]
         manifest = {
             "format": SERIES_FORMAT, "format_version": SERIES_FORMAT_VERSION,
@@ -123,6 +123,7 @@ def pack_series(
         out.mkdir(parents=True, exist_ok=True)
         _write_index(out, packed_rows, index)
         _write_manifest(out, manifest)
+    side = int(manifest["patch_side"])
     kinds = ("s2", "s1") if manifest["include_s1"] else ("s2",)
     todo = [s for s in manifest["shards"] if not s["done"]]
     bar = tqdm(total=sum(len(s["patches"]) for s in todo), unit="series", desc="pack",
@@ -164,9 +165,7 @@ def pack_series(
     return manifest
 
 
-def _start(
-    out: Path, index: str | os.PathLike[str], root: Path, digest: str, overwrite: bool
-) -> dict[str, Any] | None:
+def _start(out: Path, digest: str, overwrite: bool) -> dict[str, Any] | None:
     """The manifest of the pack to resume in ``out``, or None to start afresh."""
     m = out / MANIFEST
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
