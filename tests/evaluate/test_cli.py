@@ -157,6 +157,13 @@ def test_evaluate_a_temporal_network_on_a_series_index(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["temporal"] and summary["model"] == "uncrtaints-mt" and summary["count"] == 1
     assert 0 < summary["metrics"]["mae"] < 1
+    # an NLL model: its variances scored as for SEN12MS-CR (per sample, then calibration)
+    with open(out / "per_patch.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["var_mean"]) > 0 and float(row["se_mean"]) > 0
+    assert summary["uncertainty"]["patches"] == 1
+    assert summary["uncertainty"]["mean_var"] == pytest.approx(float(row["var_mean"]), rel=1e-5)
+    assert "Uncertainty calibration" in (out / "table.md").read_text()
     # the same file is refused where one image is given
     capsys.readouterr()
     synthesize(tmp_path / "cr", n=2, seed=0, size=64)

@@ -162,6 +162,11 @@ def test_a_model_fills_what_no_date_sees_clear(tmp_path: Path, nosar_weights) ->
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     assert main(["composite", *map(str, files), "--out", str(tmp_path / "x.tif"),
                  "--checkpoint", str(weights), "--method", "median", *common]) == 1  # fmt: skip
+    # a model without a variance has no uncertainty to give
+    assert main(["composite", *map(str, files), "--out", str(tmp_path / "x.tif"),
+                 "--checkpoint", str(weights), "--uncertainty-out", str(tmp_path / "u.tif"),
+                 *common]) == 1  # fmt: skip
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "u.tif").exists()
 
 
 def test_mask_files_replace_the_masker(tmp_path: Path) -> None:
@@ -213,7 +218,7 @@ def test_a_temporal_model_fills_from_the_dates_nearest_the_target(tmp_path: Path
                  "median", *common]) == 0  # fmt: skip
     assert main(["composite", str(series), "--out", str(tmp_path / "t.tif"), "--checkpoint",
                  str(tmp_path / "mt.safetensors"), "--summary", str(tmp_path / "s.json"),
-                 *common]) == 0  # fmt: skip
+                 "--uncertainty-out", str(tmp_path / "std.tif"), *common]) == 0  # fmt: skip
     median, filled = _read(tmp_path / "m.tif"), _read(tmp_path / "t.tif")
     made_m, made_t = _read(tmp_path / "m_made.tif")[0], _read(tmp_path / "t_made.tif")[0]
     holes = made_m == 0
@@ -226,10 +231,15 @@ def test_a_temporal_model_fills_from_the_dates_nearest_the_target(tmp_path: Path
     s1 = np.stack([_read(series / "s1" / f"{d}.tif") for d in days[1:]])
     abs_days = torch.tensor([[days_since_s1_launch(date_in_text(d)) for d in days[1:]]])
     with torch.no_grad():
-        want = net(torch.from_numpy(np.clip(s2, 0, 10000) / 1e4).float()[None],
-                   torch.from_numpy((np.clip(s1, -25, 0) + 25) / 25).float()[None],
-                   s2_days=abs_days, s1_days=abs_days)[0].numpy() * 1e4  # fmt: skip
+        out = net(torch.from_numpy(np.clip(s2, 0, 10000) / 1e4).float()[None],
+                  torch.from_numpy((np.clip(s1, -25, 0) + 25) / 25).float()[None],
+                  s2_days=abs_days, s1_days=abs_days, return_variance=True)[0].numpy()  # fmt: skip
+    want = out[:13] * 1e4
     assert np.abs(filled[:, holes] - np.rint(want[:, holes])).max() <= 1
+    # its predicted standard deviation where it filled (reflectance), NaN elsewhere
+    std = _read(tmp_path / "std.tif")
+    assert np.isnan(std[:, ~holes]).all()
+    np.testing.assert_allclose(std[:, holes], np.sqrt(out[13:])[:, holes], rtol=1e-4)
     # every chosen date needs its S1; the one-date --s1 is not what it reads
     (series / "s1" / f"{days[2]}.tif").unlink()
     argv = ["composite", str(series), "--out", str(tmp_path / "x.tif"), "--checkpoint",
@@ -237,3 +247,19 @@ def test_a_temporal_model_fills_from_the_dates_nearest_the_target(tmp_path: Path
     assert main(argv) == 1
     assert main([*argv, "--s1", str(series / "s1" / f"{days[3]}.tif")]) == 1
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_a_one_date_nll_model_gives_its_uncertainty_where_it_fills(tmp_path: Path) -> None:
+    files = _dates_on(tmp_path, n=3, size=64)
+    common = ["--mask-backend", "dsen2cr", "--no-progress"]
+    assert main(["composite", *map(str, files), "--out", str(tmp_path / "c.tif"), "--checkpoint",
+                 "uncrtaints-demo-nosar", "--uncertainty-out", str(tmp_path / "u.tif"),
+                 *common]) == 0  # fmt: skip
+    made = _read(tmp_path / "c_made.tif")[0]
+    std = _read(tmp_path / "u.tif")
+    filled = made == -1
+    assert filled.any() and np.isnan(std[:, ~filled]).all()
+    assert (std[:, filled] > 0).all() and (std[:, filled] < 1).all()  # reflectance
+    with rasterio.open(tmp_path / "u.tif") as ds:
+        assert ds.tags()["software"] == "cloudfree composite"
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"

@@ -518,7 +518,7 @@ def evaluate(
         return summary
 
 
-def _uncertainty_summary(unc: Mapping[str, array.array]) -> dict[str, Any]:
+def _uncertainty_summary(unc: Mapping[str, Sequence[float]]) -> dict[str, Any]:
     """Calibration of the predicted variances (:mod:`cloudfree.evaluate.calibration`)."""
     from cloudfree.evaluate.calibration import calibration
 

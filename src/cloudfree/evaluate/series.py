@@ -38,13 +38,16 @@ def evaluate_series(
 
     Returns:
         ``(rows, means)``: one dict per sample (``id``, ``target_t``, ``input_t`` and the
-        metric keys of :func:`cloudfree.metrics.patch.compute`), and their NaN-aware means.
+        metric keys of :func:`cloudfree.metrics.patch.compute`; for a method that
+        ``predicts_variance`` also the columns of :data:`cloudfree.evaluate.calibration.
+        UNCERTAINTY_COLUMNS`), and the NaN-aware means of the metrics.
 
     Raises:
         ValueError: a dataset built without a ``masker`` (no masks for the methods), or a
             method of another scaling than the dataset's.
     """
     from cloudfree.bands import get_scaling
+    from cloudfree.evaluate.calibration import patch_uncertainty
     from cloudfree.metrics.patch import METRIC_KEYS, aggregate, compute
 
     if getattr(dataset, "masker", None) is None:
@@ -55,17 +58,27 @@ def evaluate_series(
         raise ValueError(f"the method works in the {scaling.name!r} scaling, the dataset in "
                          f"{dataset.scaling.name!r}: build the dataset with its scaling")  # fmt: skip
     to_refl = np.float32(scaling.reflectance_per_unit)
+    uncertain = bool(getattr(method, "predicts_variance", False))
     rows = []
     for i in range(len(dataset)) if items is None else items:
         sample = dataset[i]
         batch = _batch(sample)
-        pred = method.predict(batch)[0].numpy() * to_refl
+        var = None
+        if uncertain:
+            mean, v = method.predict_variance(batch)
+            pred = mean[0].numpy() * to_refl
+            var = v[0].numpy().astype(np.float64) * float(to_refl) ** 2
+        else:
+            pred = method.predict(batch)[0].numpy() * to_refl
         if protocol.clip_prediction:
             pred = np.clip(pred, 0.0, 1.0)
         target = sample["s2"].numpy() * to_refl
         cloudy = sample["s2_cloudy"].numpy() * to_refl
         metrics = compute(pred, target, cloudy, sample["mask"].numpy(),
                           ssim_padding=protocol.ssim_padding)  # fmt: skip
+        if var is not None:
+            metrics.update(patch_uncertainty(pred.astype(np.float64),
+                                             target.astype(np.float64), var))  # fmt: skip
         rows.append({"id": sample["id"], "target_t": sample["target_t"],
                      "input_t": sample["input_t"].tolist(), **metrics})  # fmt: skip
     return rows, aggregate({k: r[k] for k in METRIC_KEYS} for r in rows)
@@ -125,7 +138,8 @@ def evaluate_series_dir(
     from cloudfree.data.timeseries.dataset import SeriesDataset
     from cloudfree.data.timeseries.index import read_ts_index, ts_index_root
     from cloudfree.data.timeseries.pack import PackedSeries
-    from cloudfree.evaluate.run import _json_safe, _model_info
+    from cloudfree.evaluate.calibration import UNCERTAINTY_COLUMNS
+    from cloudfree.evaluate.run import _json_safe, _model_info, _uncertainty_summary
     from cloudfree.io import atomic_path
     from cloudfree.methods.load import load_method
     from cloudfree.metrics.patch import METRIC_KEYS
@@ -165,6 +179,11 @@ def evaluate_series_dir(
     rows_out, means = evaluate_series(
         ds, m, SEN12MSCR_TS, tqdm(items, desc="series", unit="sample", disable=not progress)
     )
+    uncertain = bool(getattr(m, "predicts_variance", False))
+    keys = METRIC_KEYS + (UNCERTAINTY_COLUMNS if uncertain else ())
+    unc = None
+    if uncertain:
+        unc = _uncertainty_summary({k: [r[k] for r in rows_out] for k in UNCERTAINTY_COLUMNS})
     summary: dict[str, Any] = {
         "method": m.name,
         "protocol": SEN12MSCR_TS.name,
@@ -180,6 +199,7 @@ def evaluate_series_dir(
         "columns": SEN12MSCR_TS.columns(),
         "data": str(index),
         **_model_info(m),
+        **({"uncertainty": unc} if unc is not None else {}),
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "cloudfree_version": __version__,
     }
@@ -187,9 +207,9 @@ def evaluate_series_dir(
         path = staged.enter_context(atomic_path(out / "per_patch.csv"))
         with open(path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(["id", "target_t", "input_t", *METRIC_KEYS])
+            w.writerow(["id", "target_t", "input_t", *keys])
             for r in rows_out:
-                vals = ["" if math.isnan(r[k]) else f"{r[k]:.6g}" for k in METRIC_KEYS]
+                vals = ["" if math.isnan(r[k]) else f"{r[k]:.6g}" for k in keys]
                 w.writerow([r["id"], r["target_t"], " ".join(map(str, r["input_t"])), *vals])
         staged.enter_context(atomic_path(out / "summary.json")).write_text(
             json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8"
@@ -221,4 +241,18 @@ def _series_table(summary: dict[str, Any]) -> str:
         format_table(rows).rstrip(),
         "",
         f"Published rows: {refs[0][1]['source']}; {refs[0][1]['note']}." if refs else "",
+        *_calibration_lines(summary.get("uncertainty")),
     ]) + "\n"  # fmt: skip
+
+
+def _calibration_lines(unc: dict[str, Any] | None) -> list[str]:
+    """The calibration of a model's variances in ``table.md`` (as the SEN12MS-CR report's)."""
+    if not unc:
+        return []
+    return [
+        "", "## Uncertainty calibration", "",
+        "| UCE | AUCE | RMS predicted std | samples |", "|---|---|---|---|",
+        f"| {unc['uce']:.4f} | {unc['auce']:.4f} | {unc['rms_std']:.4f} | {unc['patches']} |",
+        "", "Reflectance; UCE / AUCE as UnCRtainTS computes them (cloudfree.evaluate."
+        "calibration). 0 is perfect calibration.",
+    ]  # fmt: skip

@@ -69,6 +69,9 @@ class CompositeOptions:
     checkpoint: str | None = None
     s1: str | None = None
     device: str = "auto"
+    #: The ``checkpoint`` model's predicted standard deviation where it filled (reflectance,
+    #: 13 float32 bands, NaN elsewhere), for a model that predicts a variance.
+    uncertainty_out: str | None = None
 
 
 def composite_scene(
@@ -139,6 +142,10 @@ def composite_scene(
             if getattr(model, "temporal", False) and getattr(model, "model", None) is None:
                 raise ValueError(f"--checkpoint {opts.checkpoint} is a temporal method, not a "
                                  f"model: give it as --method {opts.checkpoint}")  # fmt: skip
+        if opts.uncertainty_out is not None and not getattr(model, "predicts_variance", False):
+            raise ValueError("--uncertainty-out is the standard deviation a model predicts where "
+                             "it fills: it needs --checkpoint with a model trained with the "
+                             "Gaussian NLL (e.g. uncrtaints-mt-nll, uncrtaints-demo-sar)")  # fmt: skip
         masks, info = _masks(inputs, sources, opts, stack)
         if model is None:
             summary = _run(inputs, sources, masks, grid, method, target, out, made_out, opts)
@@ -191,9 +198,11 @@ def _with_model(
                     win = rasterio.windows.Window(c, r, w, h)
                     dst.write((src.read(1, window=win) == FROM_LEAST_CLOUDY)[None]
                               .astype("uint8"), window=win)  # fmt: skip
-        filled = Path(tmp) / "filled.tif"
+        filled, std = Path(tmp) / "filled.tif", Path(tmp) / "std.tif"
+        unc = std if opts.uncertainty_out is not None else None
         model = predict_scene(stat, filled, model_method, s1, mask=holes, keep_clear=True,
-                              device=opts.device, progress=opts.progress)  # fmt: skip
+                              device=opts.device, progress=opts.progress,
+                              uncertainty_out=unc)  # fmt: skip
         # (its COG layout is rebuilt by the copy below)
         with (
             rasterio.open(stat) as src,
@@ -202,6 +211,11 @@ def _with_model(
             dst.update_tags(**src.tags(), fill_model=str(model.get("method")))
         with atomic_path(out, finish=to_cog) as part:
             shutil.copyfile(filled, part)
+        if opts.uncertainty_out is not None:
+            with atomic_path(opts.uncertainty_out, finish=to_cog) as part:
+                shutil.copyfile(std, part)
+                with rasterio.open(part, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+                    dst.update_tags(software="cloudfree composite", source=str(final))
         with (
             rasterio.open(made_tmp) as src,
             atomic_path(made_out, finish=_made_to_cog) as mtmp,
@@ -237,7 +251,7 @@ def _with_temporal_model(
         raise ValueError("--s1 is the target date's S1 for a one-date model; a temporal model "
                          "reads every date's S1 from a series folder (s1/<YYYY-MM-DD>.tif)")  # fmt: skip
     days = [(d.day - target).days for d in inputs]
-    fill = TemporalModelFill(model, days, target)
+    fill = TemporalModelFill(model, days, target, variance=opts.uncertainty_out is not None)
     s1_sources = None
     if fill.include_sar:
         missing = [str(inputs[i].day) for i in fill.chosen if inputs[i].s1 is None]
@@ -308,6 +322,9 @@ def _run(
     profile = grid.profile(count=grid.count, dtype=dtype.name, nodata=nodata, **tiling,
                            predictor=2 if dtype.kind in "iu" else 3, interleave="pixel")  # fmt: skip
     made_profile = grid.profile(count=1, dtype="int16", nodata=MADE_NODATA, **tiling)
+    std_profile = grid.profile(count=grid.count, dtype="float32", nodata=float("nan"), **tiling,
+                               predictor=3, interleave="pixel")  # fmt: skip
+    with_std = bool(getattr(method, "variance", False))
     counts: dict[int, int] = {}
     n_data = 0
     with (
@@ -316,19 +333,30 @@ def _run(
         atomic_path(made_out, finish=_made_to_cog) as mtmp,
         rasterio.open(tmp, "w", **profile) as dst,
         rasterio.open(mtmp, "w", **made_profile) as mdst,
+        contextlib.ExitStack() as extra,
     ):
+        udst = None
+        if with_std:
+            from cloudfree.predict.scene import _open_output
+
+            assert opts.uncertainty_out is not None
+            udst = _open_output(extra, Path(opts.uncertainty_out), std_profile, opts.window)
         bar = tqdm(total=h * w, unit="px", unit_scale=True, disable=not opts.progress,
                    desc="composite")  # fmt: skip
         with bar:
             for win in windows(h, w, opts.window):
                 region = clip_window(grow(win, opts.halo), h, w)
-                img, made = _window(sources, masks, region, days, method, s1_sources, (h, w))
+                img, made, std = _window(sources, masks, region, days, method, s1_sources,
+                                         (h, w))  # fmt: skip
                 r0, c0 = win[0] - region[0], win[1] - region[1]
                 img = img[:, r0 : r0 + win[2], c0 : c0 + win[3]]
                 made = made[r0 : r0 + win[2], c0 : c0 + win[3]]
                 values = _to_dtype(img[_file_bands(sources[0])], dtype, made, nodata)
                 rw = RioWindow(win[1], win[0], win[3], win[2])
                 dst.write(values, window=rw)
+                if udst is not None and std is not None:
+                    std = std[_file_bands(sources[0]), r0 : r0 + win[2], c0 : c0 + win[3]]
+                    udst.write(np.ascontiguousarray(std, np.float32), win)
                 levels.add(values, win)
                 mdst.write(np.where(made == NO_DATA, MADE_NODATA, made)[None].astype(np.int16),
                            window=rw)  # fmt: skip
@@ -347,6 +375,14 @@ def _run(
                                      "cloudy date's value; mosaic: its neutral value), "
                                      "-1 filled, -2 no data")  # fmt: skip
         mdst.update_tags(software="cloudfree composite", source=str(Path(out).resolve()))
+        if udst is not None:
+            for i, name in enumerate(sources[0].bands, start=1):
+                udst.ds.set_band_description(i, f"{name} std")
+            udst.ds.update_tags(
+                software="cloudfree composite", source=str(Path(out).resolve()),
+                quantity="predicted standard deviation (sqrt of the variance) where the model "
+                "filled; NaN elsewhere", units="reflectance (DN / 10000)",
+            )  # fmt: skip
     share = {k: v / max(n_data, 1) for k, v in counts.items() if k != NO_DATA}
     return {
         "out": str(out), "made_out": str(made_out), "height": h, "width": w,
@@ -373,8 +409,9 @@ def _file_bands(src: Any) -> list[int]:
 def _window(
     sources: list[Any], masks: list[Any], region: tuple[int, int, int, int], days: np.ndarray,
     method: Any, s1_sources: dict[int, Any] | None = None, shape: tuple[int, int] = (0, 0),
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(13, h, w) DN and (h, w) made codes of ``region``, from every date (and the S1 of the
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
+    """(13, h, w) DN, (h, w) made codes and the model's (13, h, w) std or None of ``region``,
+    from every date (and the S1 of the
     dates in ``s1_sources``, (T, 2, h, w) dB with NaN elsewhere, for a temporal model; ``shape``
     is the scene's (height, width))."""
     from cloudfree.units import nodata_pixels
@@ -393,10 +430,12 @@ def _window(
         s1 = np.full((len(sources), 2, h, w), np.nan, np.float32)
         for i, src in s1_sources.items():
             s1[i] = src.read(region, *shape)
-    img, made = method.combine(np.stack(dn), np.stack(masked).astype(np.uint8), days, s1)
+    img, made, *std = method.combine(np.stack(dn), np.stack(masked).astype(np.uint8), days, s1)
     made = made.astype(np.int16)
     made[no_data] = NO_DATA
-    return img, made
+    if std:
+        std[0][:, no_data] = np.nan
+    return img, made, std[0] if std else None
 
 
 def _to_dtype(img: np.ndarray, dtype: np.dtype, made: np.ndarray, nodata: float) -> np.ndarray:

@@ -71,6 +71,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "one's S1 (s1/<date>.tif of a series folder)",
     )
     p.add_argument("--s1", default=None, help="S1 (VV, VH dB) of the target date, for --checkpoint")
+    p.add_argument(
+        "--uncertainty-out",
+        default=None,
+        help="with a --checkpoint model trained with the Gaussian NLL (uncrtaints-mt-nll, "
+        "uncrtaints-demo-sar): its predicted standard deviation where it filled, reflectance, "
+        "one float32 band per output band, NaN elsewhere",
+    )
     p.add_argument("--device", default="auto", help="where --checkpoint runs (auto, cpu, cuda)")
     p.add_argument(
         "--masks",
@@ -105,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
     dates = None if args.dates is None else args.dates.split(",")
     inputs = resolve_series(args.inputs, dates, args.masks)
     check_outputs(
-        {"--out": args.out, "--made-out": made_out, "--summary": args.summary},
+        {
+            "--out": args.out,
+            "--made-out": made_out,
+            "--summary": args.summary,
+            "--uncertainty-out": args.uncertainty_out,
+        },
         [str(d.s2) for d in inputs] + args.inputs + [args.s1, args.checkpoint],
     )
     target = None
@@ -117,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method, target_date=target, mask_backend=args.mask_backend,
         dilate=args.dilate, fill=args.fill, window=args.window, progress=not args.no_progress,
         checkpoint=args.checkpoint, s1=args.s1, device=args.device,
+        uncertainty_out=args.uncertainty_out,
     )  # fmt: skip
     try:
         summary = composite_scene(inputs, args.out, made_out, opts)
