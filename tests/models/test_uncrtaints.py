@@ -142,12 +142,17 @@ def test_legacy_block_names_and_wrapper_keys_are_mapped(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _conf(tmp_path: Path, **changes: object) -> Path:
-    conf = json.loads((FIXTURE / "conf.json").read_text())
+def conf_with(fixture: Path, tmp_path: Path, **changes: object) -> Path:
+    """A copy of ``fixture``'s conf.json in ``tmp_path`` with ``changes``."""
+    conf = json.loads((fixture / "conf.json").read_text())
     conf.update(changes)
     path = tmp_path / "conf.json"
     path.write_text(json.dumps(conf))
     return path
+
+
+def _conf(tmp_path: Path, **changes: object) -> Path:
+    return conf_with(FIXTURE, tmp_path, **changes)
 
 
 def test_conf_of_another_configuration_is_refused_by_tensor_name(tmp_path):

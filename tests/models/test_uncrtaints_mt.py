@@ -4,7 +4,6 @@ size against a hand count, the date encoding against its formula, and its errors
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cloudfree.models import build_model, load_weights
 from cloudfree.models.contract import contract_of, forward, model_inputs
 from cloudfree.models.uncrtaints_import import convert_uncrtaints
 from cloudfree.models.uncrtaints_mt import PositionalEncoder, UnCRtainTSMT, UnCRtainTSMTConfig
+from tests.models.test_uncrtaints import conf_with
 
 #: Written by ``scripts/uncrtaints_fixture.py --temporal`` from PatrickTUM/UnCRtainTS at commit
 #: 5e1f1b58e993645e765b64e10b6e9c7ff828b36f (also in io.safetensors' metadata).
@@ -148,11 +148,7 @@ def test_bad_inputs_say_what_is_expected():
 
 
 def _conf(tmp_path: Path, **changes: object) -> Path:
-    conf = json.loads((FIXTURE / "conf.json").read_text())
-    conf.update(changes)
-    path = tmp_path / "conf.json"
-    path.write_text(json.dumps(conf))
-    return path
+    return conf_with(FIXTURE, tmp_path, **changes)
 
 
 def test_an_ltae_with_values_is_refused_by_name(tmp_path):
