@@ -126,6 +126,12 @@ def test_evaluate_a_series_index_then_compare_with_the_benchmark(tmp_path, capsy
     assert "median (sen12mscr-ts, test, n=2)" in printed
     assert "(published) UnCRtainTS sigma, t=3 [SEN12MS-CR-TS benchmark]" in printed
     assert "DSen2-CR, L_CARL" not in printed  # another protocol's rows stay out
+    # compare evaluates methods on the series itself
+    assert main(["compare", "--checkpoint", "median", "--checkpoint", "composite", "--data",
+                 str(index), "--split", "test", "--coverage", "dsen2cr"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "median (sen12mscr-ts, test, n=2)" in printed
+    assert "composite (sen12mscr-ts, test, n=2)" in printed
     # protocols that do not fit the data are refused with what to do
     args = ["evaluate", "--checkpoint", "median", "--data", str(index)]
     assert main([*args, "--out", str(tmp_path / "x"), "--protocol", "paper"]) == 1

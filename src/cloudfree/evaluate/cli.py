@@ -291,6 +291,13 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
     p.add_argument("--no-published", action="store_true", help="leave out the published rows")
+    p.add_argument(
+        "--coverage",
+        default="s2cloudless",
+        choices=("s2cloudless", "dsen2cr"),
+        help="--data a SEN12MS-CR-TS index or pack: the cloud masker that chooses the dates "
+        "(as evaluate's)",
+    )
     p.set_defaults(func=run_compare)
 
 
@@ -309,6 +316,7 @@ def run_compare(args: argparse.Namespace) -> int:
         device=args.device,
         limit=args.limit,
         eval_out=args.eval_out,
+        coverage=args.coverage,
     )
 
 

@@ -28,6 +28,7 @@ def run_compare_cli(
     device: str = "auto",
     limit: int | None = None,
     eval_out: str | None = None,
+    coverage: str = "s2cloudless",
 ) -> int:
     """``cloudfree compare [EVAL_DIR ...] [--checkpoint SPEC ... --data DIR] [--out FILE]``.
 
@@ -37,7 +38,9 @@ def run_compare_cli(
         include_published: add the published reference rows (``--no-published`` turns it off).
         checkpoints: methods to evaluate first (:func:`cloudfree.evaluate.run.evaluate`,
             without the HTML report) on ``data``; their rows follow ``run_dirs``' rows.
-        data, split, protocol, batch_size, device, limit: of those evaluations.
+        data, split, protocol, batch_size, device, limit: of those evaluations; ``data`` may
+            be a SEN12MS-CR-TS index or pack (``coverage``: its masker; protocol
+            ``sen12mscr-ts``, :func:`cloudfree.evaluate.series.evaluate_series_dir`).
         eval_out: keep those evaluations in ``eval_out/<short name>/``; None: a temporary
             folder, removed afterwards.
 
@@ -67,14 +70,47 @@ def run_compare_cli(
     with tempfile.TemporaryDirectory(prefix="cloudfree-compare-") as tmp:
         dirs: list[str | Path] = list(run_dirs)
         if data is not None:
-            dirs += _evaluate_all(checkpoints, Path(eval_out or tmp), data, split, protocol,
-                                  batch_size, device, limit, keep=given)  # fmt: skip
+            from cloudfree.data.source import series_kind
+
+            if series_kind(data) is not None:
+                dirs += _evaluate_series_all(checkpoints, Path(eval_out or tmp), data,
+                                             split or "all", device, limit, coverage)  # fmt: skip
+            else:
+                dirs += _evaluate_all(checkpoints, Path(eval_out or tmp), data, split,
+                                      protocol, batch_size, device, limit, keep=given)  # fmt: skip
         text = compare(dirs, include_published=include_published)
     print(text, end="")
     if out is not None:
         with atomic_path(out) as tmp_out:
             tmp_out.write_text(text, encoding="utf-8")
     return 0
+
+
+def _evaluate_series_all(
+    specs: Sequence[str],
+    root: Path,
+    data: str,
+    split: str,
+    device: str,
+    limit: int | None,
+    coverage: str,
+) -> list[Path]:
+    """Each method of ``specs`` on the series of ``data`` into ``root/<slug of the spec>``."""
+    from cloudfree.evaluate.series import evaluate_series_dir
+    from cloudfree.methods.load import load_method
+
+    for spec in specs:  # a misspelt name fails before any evaluation has run
+        load_method(spec, device=device, series=True)
+    folders = []
+    for i, spec in enumerate(specs):
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(spec).stem or spec).strip("-")
+        folder = root / (slug or f"method-{i}")
+        if folder in folders:
+            folder = root / f"{folder.name}-{i}"
+        folders.append(folder)
+        evaluate_series_dir(spec, data, folder, split=split, coverage=coverage, limit=limit,
+                            device=device, progress=False)  # fmt: skip
+    return folders
 
 
 def _evaluate_all(
