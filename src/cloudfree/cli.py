@@ -27,6 +27,7 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
     from cloudfree.data.packed import cli as pack_cli
     from cloudfree.data.release import cli as index_cli
     from cloudfree.data.sentinel import cli as safe_cli
+    from cloudfree.data.stac import cli as fetch_cli
     from cloudfree.data.synthetic import cli as synth_cli
     from cloudfree.evaluate import cli as evaluate_cli
     from cloudfree.masks import cli as mask_cli
@@ -48,6 +49,7 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
         evaluate_cli.add_replicate,
         mask_cli.add_mask,
         safe_cli.add_parser,
+        fetch_cli.add_parser,
         inpaint_cli.add_parser,
         predict_cli.add_parser,
         composite_cli.add_parser,

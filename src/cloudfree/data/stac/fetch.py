@@ -1,0 +1,308 @@
+"""``cloudfree fetch``: from an area and a period to a series folder that ``predict`` and
+``composite`` read.
+
+1. Search (pystac-client) the catalogue's collection over the area and period; items above
+   ``max_cloud`` percent (``eo:cloud_cover``) are left out; ``limit`` caps the items.
+2. Group the items by acquisition day (UTC). One file per day: ``s2/<YYYY-MM-DD>.tif``.
+3. Load each day lazily with odc-stac onto the area's grid (:mod:`cloudfree.data.stac.grid`:
+   the UTM zone at 10 m on Sentinel-2's 60 m lattice), each item separately: the 10 m bands by
+   nearest neighbour (the lattice makes that a copy), the 20 m and 60 m bands bilinear (as
+   ``cloudfree stack``); the processing-baseline offset removed per item
+   (:mod:`cloudfree.data.stac.items`); then the day's items mosaicked, the least cloudy first
+   (each pixel from the first item with data there: tiles of one day, or two orbits).
+4. Write the day window by window (dask computes each window, on the local threaded scheduler
+   or on a Dask cluster), under a temporary name renamed when complete; ``series.json`` records
+   the items, their hrefs, baselines, offsets and cloud cover, the grid, after every day. A
+   fetch run again skips the days already written.
+
+Band order is SEN12MS-CR's (``cloudfree.bands.S2_BANDS``), without B10 for L2A (12 bands,
+named); DN = reflectance x 10000, uint16, 0 = no data: a pixel with data whose offset removal
+would reach 0 (reflectance 0 or below) is kept at 1, the smallest valid DN, not turned into
+no data. Each file carries its date (``ACQUISITION_DATE``) for ``composite``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import warnings
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from cloudfree.bands import S2_BANDS, S2_L2A_BANDS
+from cloudfree.data.stac.catalogs import Catalog, check_credentials, gdal_env, get_catalog
+from cloudfree.data.stac.grid import Grid, area_grid
+from cloudfree.data.stac.items import acquisition_day, band_assets, cloud_cover, offset_dn, summary
+from cloudfree.errors import CloudfreeError, DataError
+
+SERIES_JSON: Final[str] = "series.json"
+#: Bands at 10 m (copied: nearest neighbour on the lattice); the others are resampled.
+TEN_M: Final[frozenset[str]] = frozenset({"B2", "B3", "B4", "B8"})
+#: Side of the windows a day is computed and written in, px.
+WRITE_WINDOW: Final[int] = 1024
+#: GDAL's retries of a failed HTTP read (a 5xx or a dropped connection), and the delay, s.
+HTTP_RETRIES: Final[int] = 3
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """What to fetch (``cloudfree fetch``'s options)."""
+
+    bbox: tuple[float, float, float, float]
+    datetime: str
+    catalog: str = "earth-search"
+    collection: str | None = None
+    max_cloud: float | None = None
+    limit: int | None = None
+    crs: str | None = None
+    resolution: float = 10.0
+
+
+def search(req: FetchRequest, catalog: Catalog) -> list[Any]:
+    """The items of the search (``pystac.Item``), signed where the catalogue wants it, the
+    ones above ``max_cloud`` left out.
+
+    Raises:
+        CloudfreeError: the catalogue cannot be reached or refuses the search.
+    """
+    from pystac_client import Client
+    from pystac_client.exceptions import APIError
+
+    modifier = None
+    if catalog.sign == "planetary-computer":
+        import planetary_computer
+
+        modifier = planetary_computer.sign_inplace
+    collection = req.collection or catalog.s2
+    try:
+        client = Client.open(catalog.url, modifier=modifier)
+        found = client.search(collections=[collection], bbox=req.bbox, datetime=req.datetime,
+                              max_items=req.limit)  # fmt: skip
+        items = list(found.items())
+    except (APIError, OSError, ValueError) as e:
+        raise CloudfreeError(f"searching {catalog.url} ({collection}) failed: {e}") from e
+    if req.max_cloud is not None:
+        items = [i for i in items if (cloud_cover(i.to_dict()) or 0.0) <= req.max_cloud]
+    return items
+
+
+def by_day(items: Sequence[Any]) -> dict[dt.date, list[Any]]:
+    """Items grouped by acquisition day, each day's least cloudy first, days in order."""
+    days: dict[dt.date, list[Any]] = defaultdict(list)
+    for item in items:
+        days[acquisition_day(item.to_dict())].append(item)
+    return {
+        d: sorted(days[d], key=lambda i: (cloud_cover(i.to_dict()) or 0.0, i.id))
+        for d in sorted(days)
+    }
+
+
+def fetch(
+    req: FetchRequest,
+    out: str | os.PathLike[str],
+    dry_run: bool = False,
+    scheduler: str | None = None,
+    progress: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Fetch ``req`` into the series folder ``out`` (module docstring); returns what
+    ``series.json`` holds (with ``dry_run``: the items it would take, nothing written).
+
+    Args:
+        scheduler: address of a Dask scheduler (``tcp://host:8786``) to load and compute on;
+            None: the local threaded scheduler.
+        env: the environment the credentials are read from (default ``os.environ``).
+
+    Raises:
+        CloudfreeError: an empty search (saying what was searched), missing credentials (naming
+            the variables), a read that keeps failing (naming the asset).
+    """
+    catalog = get_catalog(req.catalog)
+    collection = req.collection or catalog.s2
+    items = search(req, catalog)
+    if not items:
+        raise CloudfreeError(
+            f"no item of {collection} on {catalog.url} over bbox {list(req.bbox)} in "
+            f"{req.datetime}" + (f" at or below {req.max_cloud} % cloud" if req.max_cloud is not
+            None else "") + ": widen the period, the area or --max-cloud",
+        )  # fmt: skip
+    days = by_day(items)
+    grid = area_grid(req.bbox, req.crs, req.resolution)
+    record: dict[str, Any] = {
+        "catalog": catalog.name, "url": catalog.url, "collection": collection,
+        "bbox": list(req.bbox), "datetime": req.datetime, "max_cloud": req.max_cloud,
+        "grid": {"crs": grid.crs, "resolution": grid.resolution, "bounds": list(grid.bounds),
+                 "width": grid.width, "height": grid.height},
+        "dates": {str(d): {"items": [summary(i.to_dict()) for i in its]}
+                  for d, its in days.items()},
+    }  # fmt: skip
+    if dry_run:
+        return record
+    check_credentials(catalog, collection, env)
+    folder = Path(out)
+    (folder / "s2").mkdir(parents=True, exist_ok=True)
+    done = _read_record(folder)
+    record["dates"] = {k: v for k, v in done.get("dates", {}).items()
+                       if (folder / v.get("file", "-")).is_file()}  # fmt: skip
+    client = _dask_client(scheduler)
+    try:
+        for day, its in days.items():
+            name = f"s2/{day}.tif"
+            if str(day) in record["dates"] and (folder / name).is_file():
+                continue  # written by an earlier run
+            info = _fetch_day(its, grid, catalog, folder / name, day, progress)
+            record["dates"][str(day)] = {"file": name, **info}
+            _write_record(folder, record)
+    finally:
+        if client is not None:
+            client.close()
+    _write_record(folder, record)
+    return record
+
+
+def _dask_client(address: str | None) -> Any:
+    """A ``distributed.Client`` on ``address`` (it becomes dask's scheduler), or None."""
+    if address is None:
+        return None
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise CloudfreeError("--dask-scheduler needs distributed: pip install "
+                             "'cloudfree[stac]'") from e  # fmt: skip
+    try:
+        return Client(address, timeout="10s")
+    except OSError as e:
+        raise CloudfreeError(f"cannot reach the Dask scheduler {address}: {e}") from e
+
+
+def _fetch_day(
+    items: Sequence[Any], grid: Grid, catalog: Catalog, path: Path, day: dt.date, progress: bool
+) -> dict[str, Any]:
+    """Load, correct, mosaic and write one day; returns its record."""
+    import odc.stac
+    import rasterio
+    from odc.geo.geobox import GeoBox
+    from tqdm.auto import tqdm
+
+    from cloudfree.io import atomic_path
+    from cloudfree.windows import windows
+
+    dicts = [i.to_dict() for i in items]
+    keys = band_assets(dicts[0])
+    bands = [b for b in S2_BANDS if b in keys]
+    if bands not in (list(S2_BANDS), list(S2_L2A_BANDS)):
+        missing = [b for b in S2_BANDS if b not in keys and b != "B10"]
+        raise DataError(None, f"item {items[0].id} has no asset for {missing}",
+                        "Sentinel-2 items with every band (B10 may be missing: L2A)")  # fmt: skip
+    for d in dicts[1:]:
+        if band_assets(d) != keys:
+            raise DataError(None, f"items {items[0].id} and {d['id']} name their bands "
+                            "differently", "items of one collection")  # fmt: skip
+    geobox = GeoBox((grid.height, grid.width), grid.transform(), grid.crs)
+    resampling = {keys[b]: "nearest" if b in TEN_M else "bilinear" for b in bands}
+    rio: dict[str, Any] = {"GDAL_HTTP_MAX_RETRY": str(HTTP_RETRIES), "GDAL_HTTP_RETRY_DELAY":
+                           "0.2", "GDAL_HTTP_RETRY_CODES": "ALL", **gdal_env(catalog)}  # fmt: skip
+    odc.stac.configure_rio(cloud_defaults=True, **rio)
+    layers = []
+    for item, d in zip(items, dicts, strict=True):
+        ds = odc.stac.load([item], bands=[keys[b] for b in bands], geobox=geobox,
+                           resampling=resampling, groupby="id", chunks={"x": WRITE_WINDOW,
+                           "y": WRITE_WINDOW}, dtype="uint16")  # fmt: skip
+        arr = ds.to_array("band").isel(time=0).data  # (bands, H, W) dask, uint16
+        layers.append((arr, offset_dn(d)))
+    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height,
+               "count": len(bands), "dtype": "uint16", "nodata": 0, "crs": grid.crs,
+               "transform": grid.transform(), "tiled": True, "blockxsize": 512,
+               "blockysize": 512, "compress": "deflate", "predictor": 2, "interleave": "pixel",
+               "BIGTIFF": "IF_SAFER"}  # fmt: skip
+    wins = list(windows(grid.height, grid.width, WRITE_WINDOW))
+    bar = tqdm(wins, desc=f"{day}", unit="win", disable=not progress)
+    valid = 0
+    try:
+        with (
+            warnings.catch_warnings(),
+            atomic_path(path) as tmp,
+            rasterio.open(tmp, "w", **profile) as dst,
+        ):
+            # odc-loader warps into in-memory datasets that have no transform of their own
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            for r, c, h, w in bar:
+                block = _mosaic([(a[:, r : r + h, c : c + w], off) for a, off in layers])
+                dst.write(block, window=rasterio.windows.Window(c, r, w, h))
+                valid += int((block != 0).any(axis=0).sum())
+            for i, b in enumerate(bands, start=1):
+                dst.set_band_description(i, b)
+            dst.update_tags(ACQUISITION_DATE=str(day), software="cloudfree fetch",
+                            items=",".join(i.id for i in items),
+                            level="L1C" if len(bands) == 13 else "L2A")  # fmt: skip
+    except Exception as e:  # odc-stac / GDAL do not say which asset: find it
+        if isinstance(e, CloudfreeError):
+            raise
+        bad = _unreadable([d["assets"][keys[b]]["href"] for d in dicts for b in bands])
+        what = f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}: " if bad else ""
+        raise CloudfreeError(f"reading the items of {day} failed after {HTTP_RETRIES} "
+                             f"retries: {what}{e}; nothing was written for that day, run the "
+                             "same command again to resume") from e  # fmt: skip
+    return {
+        "items": [summary(d) | {"offset_removed": offset_dn(d)} for d in dicts],
+        "bands": bands, "level": "L1C" if len(bands) == 13 else "L2A (no B10)",
+        "valid_fraction": valid / max(1, grid.width * grid.height),
+    }  # fmt: skip
+
+
+def _unreadable(hrefs: Sequence[str]) -> list[str]:
+    """The assets among ``hrefs`` that cannot be opened now (after GDAL's retries)."""
+    import rasterio
+
+    bad = []
+    for href in dict.fromkeys(hrefs):
+        try:
+            with rasterio.open(href):
+                pass
+        except rasterio.errors.RasterioError:
+            bad.append(href)
+    return bad
+
+
+def _mosaic(layers: Sequence[tuple[Any, int]]) -> np.ndarray:
+    """The first item with data at each pixel (0 = no data in every band), its offset removed
+    (clipped at 0, and at 1 where that would turn a valid pixel into no data)."""
+    import dask
+
+    arrays = dask.compute(*[a for a, _ in layers])
+    out = np.zeros(arrays[0].shape, np.uint16)
+    filled = np.zeros(arrays[0].shape[1:], bool)
+    for arr, (_, off) in zip(arrays, layers, strict=True):
+        has = (arr != 0).any(axis=0) & ~filled
+        if not has.any():
+            continue
+        vals = arr.astype(np.int32) - off
+        # a pixel with data keeps data: 0 is Sentinel-2's no-data value
+        vals = np.where(arr != 0, np.clip(vals, 1, None), 0).astype(np.uint16)
+        out[:, has] = vals[:, has]
+        filled |= has
+    return out
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    path = folder / SERIES_JSON
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_record(folder: Path, record: Mapping[str, Any]) -> None:
+    from cloudfree.io import atomic_path
+
+    with atomic_path(folder / SERIES_JSON) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,198 @@
+"""``cloudfree fetch`` against a STAC API served on 127.0.0.1 (tests/data/stac/server.py): the
+10 m bands copied exactly, the offset of baseline 04.00 removed per item, tiles of one day
+mosaicked, both key conventions, cloudy items left out, retries, resume, and the errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+pytest.importorskip("odc.stac", reason="the stac extra (odc-stac, pystac-client) is not installed")
+
+from cloudfree.bands import S2_BANDS  # noqa: E402
+from cloudfree.data.stac.fetch import FetchRequest, fetch  # noqa: E402
+from cloudfree.data.stac.grid import area_grid, utm_epsg  # noqa: E402
+from cloudfree.errors import CloudfreeError  # noqa: E402
+from tests.data.stac import server  # noqa: E402
+
+TEN_M = [S2_BANDS.index(b) for b in ("B2", "B3", "B4", "B8")]
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    from tests.conftest import _shared
+
+    root = tmp_path_factory.mktemp("stac")
+    return root, server.build(root, _shared(""))
+
+
+def _bbox(margin_m: float = 0.0) -> tuple[float, float, float, float]:
+    """The scene's extent in WGS84 (shrunk by 25 m so that the grid snaps onto it)."""
+    from rasterio.warp import transform_bounds
+
+    x0, y1 = server.ORIGIN
+    x1, y0 = x0 + server.SIDE * 10, y1 - server.SIDE * 10
+    return transform_bounds(server.CRS, "EPSG:4326", x0 + 25 - margin_m, y0 + 25 - margin_m,
+                            x1 - 25 + margin_m, y1 - 25 + margin_m)  # fmt: skip
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def _req(url: str, **kw) -> FetchRequest:  # noqa: ANN003
+    return FetchRequest(bbox=_bbox(), datetime="2021-06-01/2021-06-30", catalog=url,
+                        collection=server.COLLECTION, crs=server.CRS, **kw)  # fmt: skip
+
+
+def test_the_grid_is_the_utm_zone_on_the_60_m_lattice() -> None:
+    assert utm_epsg(15.2, 45.0) == 32633 and utm_epsg(-70.5, -33.4) == 32719
+    from rasterio.warp import transform_bounds
+
+    g = area_grid(_bbox())
+    assert g.crs == "EPSG:32633" and g.resolution == 10
+    assert all(v % 60 == 0 for v in g.bounds)
+    # the smallest lattice rectangle holding the area
+    area = transform_bounds("EPSG:4326", g.crs, *_bbox(), densify_pts=21)
+    assert g.bounds[0] <= area[0] < g.bounds[0] + 60 and g.bounds[1] <= area[1] < g.bounds[1] + 60
+    assert g.bounds[2] - 60 < area[2] <= g.bounds[2] and g.bounds[3] - 60 < area[3] <= g.bounds[3]
+    with pytest.warns(UserWarning, match=r"spans UTM zones \[32, 33\]"):
+        area_grid((11.9, 45.0, 12.1, 45.1))
+
+
+def test_dry_run_lists_the_days_and_leaves_out_cloudy_items(catalogue, tmp_path: Path) -> None:  # noqa: ANN001
+    root, cat = catalogue
+    with server.serve(root, cat["items"]) as srv:
+        url = srv.url
+        rec = fetch(_req(url, max_cloud=50), tmp_path / "out", dry_run=True, progress=False)
+    assert list(rec["dates"]) == ["2021-06-01", "2021-06-06"]  # 06-11 is 90 % cloudy
+    first = rec["dates"]["2021-06-01"]["items"]
+    assert [i["id"] for i in first] == ["T33_A_20210601", "T33_B_20210601"]  # least cloudy first
+    assert [i["processing_baseline"] for i in first] == ["05.09", "03.01"]
+    assert sorted(first[0]["assets"]) == sorted(S2_BANDS)
+    assert not (tmp_path / "out").exists()
+
+
+def test_fetch_copies_the_10_m_bands_and_removes_the_offset(catalogue, tmp_path: Path) -> None:  # noqa: ANN001
+    root, cat = catalogue
+    truth = cat["truth"]
+    out = tmp_path / "series"
+    with server.serve(root, cat["items"]) as srv:
+        url = srv.url
+        fetch(_req(url, max_cloud=50), out, progress=False)
+        hits = sum(srv.hits().values())
+        assert hits > 0
+        # run again: every day is there, nothing is read
+        fetch(_req(url, max_cloud=50), out, progress=False)
+        assert sum(srv.hits().values()) == hits
+    with rasterio.open(out / "s2" / "2021-06-01.tif") as ds:
+        r0 = round((ds.transform.f - server.ORIGIN[1]) / 10)
+        c0 = round((server.ORIGIN[0] - ds.transform.c) / 10)
+        assert r0 > 0 and c0 > 0 and ds.crs.to_string() == "EPSG:32633" and ds.res == (10, 10)
+        assert ds.descriptions == S2_BANDS and ds.tags()["ACQUISITION_DATE"] == "2021-06-01"
+    inside = np.s_[:, r0 : r0 + 240, c0 : c0 + 240]
+    for day in ("2021-06-01", "2021-06-06"):
+        full = _read(out / "s2" / f"{day}.tif")
+        outside = np.ones(full.shape[1:], bool)
+        outside[r0 : r0 + 240, c0 : c0 + 240] = False
+        assert (full[:, outside] == 0).all()  # the area is larger than the data: no data there
+        got = full[inside]
+        # two tiles of 06-01 (one with the +1000 offset) and the whole tile of 06-06: the 10 m
+        # bands are the source's, pixel for pixel
+        assert np.array_equal(got[TEN_M], truth[TEN_M]), day
+        # the 20 m and 60 m bands: within their resampling (block means, then bilinear)
+        for i, b in enumerate(S2_BANDS):
+            if b not in ("B2", "B3", "B4", "B8"):
+                err = np.abs(got[i].astype(float) - truth[i].astype(float)).mean()
+                assert err < 0.1 * truth[i].mean(), (day, b, err)
+    record = json.loads((out / "series.json").read_text())
+    offsets = {i["id"]: i["offset_removed"] for i in record["dates"]["2021-06-01"]["items"]}
+    assert offsets == {"T33_A_20210601": 1000, "T33_B_20210601": 0}
+    assert record["grid"]["crs"] == "EPSG:32633" and record["dates"]["2021-06-01"]["bands"] == list(
+        S2_BANDS
+    )
+
+
+def test_an_empty_search_says_what_was_searched(catalogue, tmp_path: Path) -> None:  # noqa: ANN001
+    root, cat = catalogue
+    with server.serve(root, cat["items"]) as srv:
+        url = srv.url
+        req = FetchRequest(bbox=_bbox(), datetime="2020-01-01/2020-01-31", catalog=url,
+                           collection=server.COLLECTION)  # fmt: skip
+        with pytest.raises(CloudfreeError, match=r"no item of sentinel-2-l1c .* 2020-01-01/2020"):
+            fetch(req, tmp_path / "x", progress=False)
+
+
+def test_a_failed_read_is_retried_and_one_that_keeps_failing_is_named(
+    catalogue, tmp_path: Path
+) -> None:  # noqa: ANN001
+    root, cat = catalogue
+    day2 = [i for i in cat["items"] if i["id"] == "T33_20210606"]
+    req = FetchRequest(bbox=_bbox(), datetime="2021-06-06", catalog="", collection=server.COLLECTION,
+                       crs=server.CRS)  # fmt: skip
+    # (a server per case: GDAL caches what it read of a URL, failures too, per process)
+    with server.serve(root, day2) as srv:
+        req = FetchRequest(**{**req.__dict__, "catalog": srv.url})
+        srv.fail(always=("T33_20210606_B11.tif",))
+        with pytest.raises(CloudfreeError, match=r"T33_20210606_B11\.tif"):
+            fetch(req, tmp_path / "always", progress=False)
+        assert srv.hits()["T33_20210606_B11.tif"] > 1  # retried before giving up
+        assert not (tmp_path / "always" / "s2" / "2021-06-06.tif").exists()
+        assert not [p for p in (tmp_path / "always").rglob("*") if ".part" in p.name]
+    with server.serve(root, day2) as srv:
+        req = FetchRequest(**{**req.__dict__, "catalog": srv.url})
+        srv.fail(once=("T33_20210606_B4.tif",))  # 404 once, then served
+        fetch(req, tmp_path / "once", progress=False)
+        assert srv.hits()["T33_20210606_B4.tif"] >= 2
+        assert (tmp_path / "once" / "s2" / "2021-06-06.tif").is_file()
+
+
+def test_missing_credentials_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudfree.data.stac.catalogs import CATALOGS, check_credentials, get_catalog
+
+    with pytest.raises(CloudfreeError, match="set PC_SDK_SUBSCRIPTION_KEY"):
+        check_credentials(CATALOGS["planetary-computer"], "sentinel-1-rtc", env={})
+    with pytest.raises(CloudfreeError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        check_credentials(CATALOGS["earth-search"], "sentinel-2-l1c", env={})
+    check_credentials(CATALOGS["earth-search"], "sentinel-2-c1-l2a", env={})  # public
+    with pytest.raises(CloudfreeError, match="earth-search, planetary-computer, cdse"):
+        get_catalog("earthsearch")
+    assert get_catalog("https://example.org/stac/").url == "https://example.org/stac"
+
+
+def test_the_command_line(catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    from cloudfree.cli import main
+
+    root, cat = catalogue
+    w, s, e, n = _bbox()
+    geo = tmp_path / "area.geojson"
+    geo.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+        "properties": {}}]}))  # fmt: skip
+    with server.serve(root, cat["items"]) as srv:
+        base = ["fetch", "--datetime", "2021-06-01/2021-06-10", "--catalog", srv.url,
+                "--collection", server.COLLECTION, "--crs", server.CRS, "--no-progress"]  # fmt: skip
+        assert main([*base, "--geojson", str(geo), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "2021-06-01: T33_A_20210601 (12.0 % cloud, baseline 05.09)" in out
+        assert not (tmp_path / "o").exists()
+        assert main([*base, "--bbox", f"{w},{s},{e},{n}", "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o" / "s2").iterdir()) == ["2021-06-01.tif",
+                                                                          "2021-06-06.tif"]  # fmt: skip
+    # the series folder is what composite reads
+    assert main(["composite", str(tmp_path / "o"), "--out", str(tmp_path / "c.tif"), "--method",
+                 "median", "--mask-backend", "dsen2cr", "--no-progress"]) == 0  # fmt: skip
+    with (
+        rasterio.open(tmp_path / "c.tif") as c,
+        rasterio.open(tmp_path / "o/s2/2021-06-06.tif") as d,
+    ):
+        assert (c.crs, c.transform, c.count) == (d.crs, d.transform, 13)
+    assert (
+        main(["fetch", "--bbox", "1,2,3", "--datetime", "2021", "--out", str(tmp_path / "x")]) == 1
+    )
+    assert "four numbers W,S,E,N" in capsys.readouterr().err
