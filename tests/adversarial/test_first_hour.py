@@ -109,6 +109,7 @@ NOT_OFFLINE: tuple[tuple[str, str], ...] = (
     (r"^train |^replicate ", "trains full-size models for hours"),
     (r"^view ", "serves the web viewer (tests/viewer run it)"),
     (r"^stack ", "needs a .SAFE product (tests/data/sentinel build one)"),
+    (r"^fetch |bolzano", "searches a STAC catalogue on the internet (tests/data/stac serve one)"),
     (r"stable-diffusion", "needs a diffusers pipeline folder"),
     (r"train\.csv|test\.csv", "the user's own split files"),
     (r"^evaluate .*index\.csv|^evaluate .*/data/sen12mscr|--split test",

@@ -196,3 +196,23 @@ def test_the_command_line(catalogue, tmp_path: Path, capsys: pytest.CaptureFixtu
         main(["fetch", "--bbox", "1,2,3", "--datetime", "2021", "--out", str(tmp_path / "x")]) == 1
     )
     assert "four numbers W,S,E,N" in capsys.readouterr().err
+
+
+def test_a_dask_cluster_loads_and_computes(catalogue, tmp_path: Path) -> None:  # noqa: ANN001
+    distributed = pytest.importorskip("distributed")
+    root, cat = catalogue
+    day2 = [i for i in cat["items"] if i["id"] == "T33_20210606"]
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                 protocol="tcp", host="127.0.0.1",
+                                 dashboard_address=None) as cluster,
+        server.serve(root, day2) as srv,
+    ):  # fmt: skip
+        req = FetchRequest(bbox=_bbox(), datetime="2021-06-06", catalog=srv.url,
+                           collection=server.COLLECTION, crs=server.CRS)  # fmt: skip
+        fetch(req, tmp_path / "d", scheduler=cluster.scheduler_address, progress=False)
+    got = _read(tmp_path / "d" / "s2" / "2021-06-06.tif")
+    with rasterio.open(tmp_path / "d" / "s2" / "2021-06-06.tif") as ds:
+        r0 = round((ds.transform.f - server.ORIGIN[1]) / 10)
+        c0 = round((server.ORIGIN[0] - ds.transform.c) / 10)
+    assert np.array_equal(got[TEN_M, r0 : r0 + 240, c0 : c0 + 240], cat["truth"][TEN_M])

@@ -151,12 +151,13 @@ def fetch(
     record["dates"] = {k: v for k, v in done.get("dates", {}).items()
                        if (folder / v.get("file", "-")).is_file()}  # fmt: skip
     client = _dask_client(scheduler)
+    _configure_rio(catalog, client)
     try:
         for day, its in days.items():
             name = f"s2/{day}.tif"
             if str(day) in record["dates"] and (folder / name).is_file():
                 continue  # written by an earlier run
-            info = _fetch_day(its, grid, catalog, folder / name, day, progress)
+            info = _fetch_day(its, grid, folder / name, day, progress)
             record["dates"][str(day)] = {"file": name, **info}
             _write_record(folder, record)
     finally:
@@ -181,8 +182,21 @@ def _dask_client(address: str | None) -> Any:
         raise CloudfreeError(f"cannot reach the Dask scheduler {address}: {e}") from e
 
 
+def _configure_rio(catalog: Catalog, client: Any) -> None:
+    """GDAL's settings for reading the assets, here and on the Dask workers of ``client``:
+    cloud-friendly defaults, retries (every HTTP code: a 404 may be a catalogue's transient
+    error), the catalogue's own settings."""
+    import odc.stac
+
+    rio: dict[str, Any] = {"GDAL_HTTP_MAX_RETRY": str(HTTP_RETRIES), "GDAL_HTTP_RETRY_DELAY":
+                           "0.2", "GDAL_HTTP_RETRY_CODES": "ALL", **gdal_env(catalog)}  # fmt: skip
+    odc.stac.configure_rio(cloud_defaults=True, **rio)
+    if client is not None:
+        odc.stac.configure_rio(cloud_defaults=True, client=client, **rio)
+
+
 def _fetch_day(
-    items: Sequence[Any], grid: Grid, catalog: Catalog, path: Path, day: dt.date, progress: bool
+    items: Sequence[Any], grid: Grid, path: Path, day: dt.date, progress: bool
 ) -> dict[str, Any]:
     """Load, correct, mosaic and write one day; returns its record."""
     import odc.stac
@@ -206,9 +220,6 @@ def _fetch_day(
                             "differently", "items of one collection")  # fmt: skip
     geobox = GeoBox((grid.height, grid.width), grid.transform(), grid.crs)
     resampling = {keys[b]: "nearest" if b in TEN_M else "bilinear" for b in bands}
-    rio: dict[str, Any] = {"GDAL_HTTP_MAX_RETRY": str(HTTP_RETRIES), "GDAL_HTTP_RETRY_DELAY":
-                           "0.2", "GDAL_HTTP_RETRY_CODES": "ALL", **gdal_env(catalog)}  # fmt: skip
-    odc.stac.configure_rio(cloud_defaults=True, **rio)
     layers = []
     for item, d in zip(items, dicts, strict=True):
         ds = odc.stac.load([item], bands=[keys[b] for b in bands], geobox=geobox,
