@@ -39,13 +39,17 @@ COMMON = {"B1": "coastal", "B2": "blue", "B3": "green", "B4": "red", "B5": "rede
 COLLECTION = "sentinel-2-l1c"
 
 
-def scene(shared: Path) -> np.ndarray:
-    """(13, 240, 240) uint16 DN: the truth every test compares with."""
+def scene(shared: Path, side: int = SIDE) -> np.ndarray:
+    """(13, side, side) uint16 DN: the truth every test compares with (the patch's first
+    240 x 240 px, mirrored to fill a larger side, a multiple of 60 px)."""
     import rasterio
 
     path = next((shared / "sen12mscr").rglob("ROIs1970_fall_s2_136_p100.tif"))
     with rasterio.open(path) as ds:
-        return ds.read()[:, :SIDE, :SIDE]
+        base = ds.read()[:, :SIDE, :SIDE]
+    reps = -(-side // SIDE)
+    return np.pad(base, ((0, 0), (0, reps * SIDE - SIDE), (0, reps * SIDE - SIDE)),
+                  mode="symmetric")[:, :side, :side]  # fmt: skip
 
 
 def _write(path: Path, arr: np.ndarray, res: int, col0: int) -> None:
@@ -53,8 +57,8 @@ def _write(path: Path, arr: np.ndarray, res: int, col0: int) -> None:
     from rasterio.transform import from_origin
 
     prof = {"driver": "GTiff", "width": arr.shape[1], "height": arr.shape[0], "count": 1,
-            "dtype": "uint16", "nodata": 0, "crs": CRS, "tiled": True, "blockxsize": 128,
-            "blockysize": 128, "transform": from_origin(ORIGIN[0] + col0 * 10, ORIGIN[1],
+            "dtype": "uint16", "nodata": 0, "crs": CRS, "tiled": True, "blockxsize": 256,
+            "blockysize": 256, "transform": from_origin(ORIGIN[0] + col0 * 10, ORIGIN[1],
                                                         res, res)}  # fmt: skip
     with rasterio.open(path, "w", **prof) as ds:
         ds.write(arr[None])
@@ -86,7 +90,7 @@ def _item(root: Path, item_id: str, day: str, cols: tuple[int, int], truth: np.n
     assets["visual"] = {"href": f"/files/{item_id}_B2.tif", "roles": ["visual"],
                         "eo:bands": [{"name": "B4"}, {"name": "B3"}, {"name": "B2"}]}  # fmt: skip
     left, right = ORIGIN[0] + c0 * 10, ORIGIN[0] + c1 * 10
-    top, bottom = ORIGIN[1], ORIGIN[1] - SIDE * 10
+    top, bottom = ORIGIN[1], ORIGIN[1] - truth.shape[1] * 10
     to_ll = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
     ring = [to_ll.transform(x, y) for x, y in ((left, bottom), (right, bottom), (right, top),
                                                (left, top), (left, bottom))]  # fmt: skip
@@ -103,15 +107,17 @@ def _item(root: Path, item_id: str, day: str, cols: tuple[int, int], truth: np.n
     }  # fmt: skip
 
 
-def build(root: Path, shared: Path) -> dict[str, Any]:
-    """Write the catalogue's files under ``root/files`` and return its items and truth."""
-    truth = scene(shared)
+def build(root: Path, shared: Path, side: int = SIDE) -> dict[str, Any]:
+    """Write the catalogue's files under ``root/files`` and return its items and truth
+    (``side`` px of 10 m; the tiles of the first day split it at 60 % and 40 %)."""
+    truth = scene(shared, side)
+    a, b = (side * 3 // 5) // 6 * 6, (side * 2 // 5) // 6 * 6
     (root / "files").mkdir(parents=True, exist_ok=True)
     items = [
-        _item(root, "T33_A_20210601", "2021-06-01", (0, 144), truth, PC_KEYS, "05.09", 12.0),
-        _item(root, "T33_B_20210601", "2021-06-01", (96, 240), truth, PC_KEYS, "03.01", 30.0),
-        _item(root, "T33_20210606", "2021-06-06", (0, 240), truth, ES_KEYS, "05.10", 5.0),
-        _item(root, "T33_20210611", "2021-06-11", (0, 240), truth, PC_KEYS, "05.10", 90.0),
+        _item(root, "T33_A_20210601", "2021-06-01", (0, a), truth, PC_KEYS, "05.09", 12.0),
+        _item(root, "T33_B_20210601", "2021-06-01", (b, side), truth, PC_KEYS, "03.01", 30.0),
+        _item(root, "T33_20210606", "2021-06-06", (0, side), truth, ES_KEYS, "05.10", 5.0),
+        _item(root, "T33_20210611", "2021-06-11", (0, side), truth, PC_KEYS, "05.10", 90.0),
     ]
     return {"items": items, "truth": truth}
 
@@ -150,6 +156,7 @@ class Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: Server
+    protocol_version = "HTTP/1.1"  # keep-alive: GDAL reads an asset in many ranges
 
     def log_message(self, *args: object) -> None:
         pass
@@ -242,22 +249,23 @@ class _Handler(BaseHTTPRequestHandler):
         if not url.path.startswith("/files/") or not path.is_file():
             self.send_error(404)
             return
-        data = path.read_bytes()
+        size = path.stat().st_size
         rng = self.headers.get("Range")
-        status, body = 200, data
+        a, b, status = 0, size - 1, 200
         if rng and rng.startswith("bytes="):
             lo, _, hi = rng[6:].partition("-")
-            a, b = int(lo), min(int(hi) if hi else len(data) - 1, len(data) - 1)
-            status, body = 206, data[a : b + 1]
+            a, b, status = int(lo), min(int(hi) if hi else size - 1, size - 1), 206
         self.send_response(status)
         self.send_header("Content-Type", "image/tiff")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(b - a + 1))
         if status == 206:
-            self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
+            self.send_header("Content-Range", f"bytes {a}-{b}/{size}")
         self.end_headers()
         if not head:
-            self.wfile.write(body)
+            with open(path, "rb") as fh:  # only the range asked: assets may be large
+                fh.seek(a)
+                self.wfile.write(fh.read(b - a + 1))
 
 
 class Remote:
