@@ -168,3 +168,22 @@ def test_cli_folder_returns_1_when_a_scene_fails(tmp_path: Path, nosar_weights, 
     assert rc == 1
     text = capsys.readouterr().out
     assert "failed" in text and "bad.tif" in text and "done" in text
+
+
+def test_a_series_folder_is_its_dates_with_their_s1(tmp_path: Path) -> None:
+    """What ``cloudfree fetch`` writes: s2/<date>.tif, s1/<date>.tif for some dates."""
+    series = tmp_path / "series"
+    for sub in ("s2", "s1"):
+        (series / sub).mkdir(parents=True)
+    for day in ("2024-06-01", "2024-06-06"):
+        write_tif(series / "s2" / f"{day}.tif", synth_s2(32, 32))
+    write_tif(series / "s1" / "2024-06-06.tif", synth_s1(32, 32))
+    (series / "series.json").write_text("{}")
+    scenes = list_scenes(series)
+    assert [(s.s2.name, s.s1) for s in scenes] == [
+        ("2024-06-01.tif", None), ("2024-06-06.tif", series / "s1" / "2024-06-06.tif")]  # fmt: skip
+    out = tmp_path / "clear"
+    assert _run_cli(["--s2", str(series), "--out", str(out), "--checkpoint", "identity",
+                     "--mask-backend", "dsen2cr", "--no-progress"]) == 0  # fmt: skip
+    assert sorted(p.name for p in out.glob("*.tif")) == ["2024-06-01_cloudfree.tif",
+                                                         "2024-06-06_cloudfree.tif"]  # fmt: skip

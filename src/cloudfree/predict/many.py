@@ -57,13 +57,23 @@ def is_many(s2: str | os.PathLike[str]) -> bool:
 def list_scenes(
     s2: str | os.PathLike[str], s1: str | os.PathLike[str] | None = None
 ) -> list[Scene]:
-    """The scenes named by a folder or a list file (see the module docstring), sorted by S2 path.
+    """The scenes named by a folder or a list file (see the module docstring), sorted by S2 path;
+    a series folder (``s2/<date>.tif`` with ``s1/<date>.tif``, as ``cloudfree fetch`` writes)
+    is its dates, each with its S1.
 
     Raises:
         DataError: missing folder / file, an empty list, a line with more than 2 fields, or
             ``s1`` given with a list file (the list says which S1 goes with which S2).
     """
     src = Path(s2)
+    series = (
+        src.is_dir()
+        and (src / "s2").is_dir()
+        and not any(p.suffix.lower() in TIF_SUFFIXES for p in src.iterdir())
+    )
+    if series:  # a series folder (cloudfree fetch): s2/<date>.tif, and s1/<date>.tif
+        src, s1 = src / "s2", s1 if s1 is not None else (src / "s1" if (src / "s1").is_dir()
+                                                          else None)  # fmt: skip
     if src.is_dir():
         files = sorted(p for p in src.iterdir() if p.suffix.lower() in TIF_SUFFIXES)
         s1_dir = None if s1 is None else Path(s1)
