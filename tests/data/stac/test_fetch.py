@@ -90,6 +90,10 @@ def test_fetch_copies_the_10_m_bands_and_removes_the_offset(catalogue, tmp_path:
         # run again: every day is there, nothing is read
         fetch(_req(url, max_cloud=50), out, progress=False)
         assert sum(srv.hits().values()) == hits
+        # another area into the same folder would mix grids: refused
+        with pytest.raises(CloudfreeError, match="another area or collection"):
+            fetch(FetchRequest(**{**_req(url).__dict__, "bbox": _bbox(200.0)}), out,
+                  progress=False)  # fmt: skip
     with rasterio.open(out / "s2" / "2021-06-01.tif") as ds:
         r0 = round((ds.transform.f - server.ORIGIN[1]) / 10)
         c0 = round((server.ORIGIN[0] - ds.transform.c) / 10)

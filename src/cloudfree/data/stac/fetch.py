@@ -148,6 +148,14 @@ def fetch(
     folder = Path(out)
     (folder / "s2").mkdir(parents=True, exist_ok=True)
     done = _read_record(folder)
+    if done.get("grid") not in (None, record["grid"]) or done.get("collection") not in (
+        None, collection,
+    ):  # fmt: skip
+        raise CloudfreeError(
+            f"{folder} holds a series of another area or collection ({done.get('collection')} "
+            f"on {done.get('grid', {}).get('crs')} {done.get('grid', {}).get('bounds')}): its "
+            "dates would not share one grid; give another --out"
+        )
     record["dates"] = {k: v for k, v in done.get("dates", {}).items()
                        if (folder / v.get("file", "-")).is_file()}  # fmt: skip
     client = _dask_client(scheduler)
