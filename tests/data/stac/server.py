@@ -119,7 +119,56 @@ def build(root: Path, shared: Path, side: int = SIDE) -> dict[str, Any]:
         _item(root, "T33_20210606", "2021-06-06", (0, side), truth, ES_KEYS, "05.10", 5.0),
         _item(root, "T33_20210611", "2021-06-11", (0, side), truth, PC_KEYS, "05.10", 90.0),
     ]
-    return {"items": items, "truth": truth}
+    s1_truth = {}
+    for k, day in enumerate(("2021-06-02", "2021-06-05", "2021-06-09")):
+        items.append(_s1_item(root, f"S1A_IW_{day}", day, truth.shape[1], k, s1_truth))
+    return {"items": items, "truth": truth, "s1_truth": s1_truth}
+
+
+S1_COLLECTION = "sentinel-1-rtc"
+
+
+def _s1_item(root: Path, item_id: str, day: str, side: int, seed: int,
+             s1_truth: dict[str, np.ndarray]) -> dict[str, Any]:  # fmt: skip
+    """A Sentinel-1 RTC item as Planetary Computer's: ``vv`` and ``vh`` assets of linear
+    gamma0, float32, nodata -32768 (its top-left 20 x 20 px), on the scene's 10 m lattice."""
+    import rasterio
+    from pyproj import Transformer
+    from rasterio.transform import from_origin
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side]
+    vv = -12 + 4 * np.sin(x / 13.0) * np.cos(y / 17.0) + rng.normal(0, 0.5, (side, side))
+    db = np.stack([vv, vv - 7]).astype(np.float32)
+    db[:, :20, :20] = np.nan
+    s1_truth[day] = db
+    assets = {}
+    for b, pol in enumerate(("vv", "vh")):
+        lin = np.where(np.isnan(db[b]), -32768, 10 ** (db[b] / 10)).astype(np.float32)
+        name = f"{item_id}_{pol}.tif"
+        prof = {"driver": "GTiff", "width": side, "height": side, "count": 1, "dtype": "float32",
+                "nodata": -32768, "crs": CRS, "tiled": True, "blockxsize": 256,
+                "blockysize": 256, "transform": from_origin(*ORIGIN, 10, 10)}  # fmt: skip
+        with rasterio.open(root / "files" / name, "w", **prof) as ds:
+            ds.write(lin[None])
+        assets[pol] = {"href": f"/files/{name}", "type": "image/tiff; application=geotiff",
+                       "roles": ["data"], "proj:shape": [side, side],
+                       "proj:transform": [10, 0, ORIGIN[0], 0, -10, ORIGIN[1], 0, 0, 1]}  # fmt: skip
+    left, top = ORIGIN
+    right, bottom = left + side * 10, top - side * 10
+    to_ll = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    ring = [to_ll.transform(a, b) for a, b in ((left, bottom), (right, bottom), (right, top),
+                                               (left, top), (left, bottom))]  # fmt: skip
+    lons, lats = zip(*ring, strict=True)
+    return {
+        "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": S1_COLLECTION,
+        "stac_extensions": [], "geometry": {"type": "Polygon",
+                                            "coordinates": [[list(q) for q in ring]]},
+        "bbox": [min(lons), min(lats), max(lons), max(lats)],
+        "properties": {"datetime": f"{day}T05:12:00Z", "sar:polarizations": ["VV", "VH"],
+                       "proj:epsg": 32633},
+        "assets": assets, "links": [],
+    }  # fmt: skip
 
 
 def _in_period(item: dict[str, Any], period: str | None) -> bool:

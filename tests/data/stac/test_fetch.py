@@ -220,3 +220,39 @@ def test_a_dask_cluster_loads_and_computes(catalogue, tmp_path: Path) -> None:  
         r0 = round((ds.transform.f - server.ORIGIN[1]) / 10)
         c0 = round((server.ORIGIN[0] - ds.transform.c) / 10)
     assert np.array_equal(got[TEN_M, r0 : r0 + 240, c0 : c0 + 240], cat["truth"][TEN_M])
+
+
+def test_sentinel_1_rtc_nearest_in_time_in_db(catalogue, tmp_path: Path) -> None:  # noqa: ANN001
+    """--s1: for each S2 day the nearest S1 acquisition within 6 days, linear gamma0 -> dB, its
+    nodata NaN, on the S2 grid, written as s1/<S2 day>.tif (what composite and predict read)."""
+    root, cat = catalogue
+    with server.serve(root, cat["items"]) as srv:
+        req = FetchRequest(**{**_req(srv.url, max_cloud=50).__dict__,
+                              "s1_collection": server.S1_COLLECTION})  # fmt: skip
+        rec = fetch(req, tmp_path / "o", progress=False)
+    pairs = {d: v["s1_date"] for d, v in rec["s1"]["dates"].items()}
+    assert pairs == {"2021-06-01": "2021-06-02", "2021-06-06": "2021-06-05"}
+    assert "gamma0" in rec["s1"]["product"] and "sigma0" in rec["s1"]["product"]
+    with rasterio.open(tmp_path / "o" / "s1" / "2021-06-06.tif") as ds:
+        got = ds.read()
+        assert ds.descriptions == ("VV", "VH") and ds.tags()["ACQUISITION_DATE"] == "2021-06-05"
+        r0 = round((ds.transform.f - server.ORIGIN[1]) / 10)
+        c0 = round((server.ORIGIN[0] - ds.transform.c) / 10)
+    want = cat["s1_truth"]["2021-06-05"]
+    inner = got[:, r0 : r0 + 240, c0 : c0 + 240]
+    both = np.isfinite(want)
+    assert (np.isnan(inner) == ~both).all()  # the nodata corner stays no data
+    np.testing.assert_allclose(inner[both], want[both], atol=1e-3)  # 10 log10 of the linear value
+    assert np.isnan(got[:, :r0]).all()  # outside the frame
+    # the series folder with S1 is what composite and predict read
+    from cloudfree.predict.many import list_scenes
+
+    assert [s.s1 is not None for s in list_scenes(tmp_path / "o")] == [True, True]
+
+
+def test_s1_from_a_catalogue_without_it_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from cloudfree.cli import main
+
+    assert main(["fetch", "--bbox", "11.3,46.4,11.4,46.5", "--datetime", "2024-06",
+                 "--out", "x", "--s1", "--catalog", "earth-search"]) == 1  # fmt: skip
+    assert "--catalog planetary-computer" in capsys.readouterr().err

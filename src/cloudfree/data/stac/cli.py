@@ -44,6 +44,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=positive_int, default=None, help="at most this many items")
     p.add_argument("--crs", default=None, help="output CRS (default: the area's UTM zone)")
     p.add_argument("--resolution", type=float, default=10.0, help="pixel size, m (default 10)")
+    p.add_argument("--s1", action="store_true",
+                   help="also Sentinel-1 for every S2 day: the acquisition nearest in time "
+                   "(--s1-max-days), VV and VH in dB as OUT/s1/<S2 day>.tif; the catalogue's "
+                   "RTC (planetary-computer: sentinel-1-rtc, terrain-flattened gamma0, not the "
+                   "sigma0 of SEN12MS-CR; needs PC_SDK_SUBSCRIPTION_KEY)")  # fmt: skip
+    p.add_argument("--s1-collection", default=None,
+                   help="the Sentinel-1 RTC collection (default: the catalogue's)")  # fmt: skip
+    p.add_argument("--s1-max-days", type=positive_int, default=6,
+                   help="pair S1 within this many days of each S2 day (default 6)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true",
                    help="list the items it would take (date, cloud cover, processing baseline) "
                    "and write nothing")  # fmt: skip
@@ -100,12 +109,22 @@ def run(args: argparse.Namespace) -> int:
         import pystac_client  # noqa: F401
     except ImportError as e:
         raise CloudfreeError("fetch needs the stac extra: pip install 'cloudfree[stac]'") from e
+    from cloudfree.data.stac.catalogs import get_catalog
     from cloudfree.data.stac.fetch import FetchRequest, fetch
 
+    s1 = args.s1_collection
+    if args.s1 and s1 is None:
+        s1 = get_catalog(args.catalog).s1
+        if s1 is None:
+            raise CloudfreeError(
+                f"--s1: {args.catalog} has no Sentinel-1 RTC collection cloudfree reads; use "
+                "--catalog planetary-computer, or name one with --s1-collection"
+            )
     req = FetchRequest(
         bbox=_bbox(args), datetime=args.datetime, catalog=args.catalog,
         collection=args.collection, max_cloud=args.max_cloud, limit=args.limit, crs=args.crs,
-        resolution=args.resolution,
+        resolution=args.resolution, s1_collection=s1 if args.s1 or s1 else None,
+        s1_max_days=args.s1_max_days,
     )  # fmt: skip
     rec = fetch(req, args.out, dry_run=args.dry_run, scheduler=args.dask_scheduler,
                 progress=not args.no_progress)  # fmt: skip

@@ -48,6 +48,16 @@ TEN_M: Final[frozenset[str]] = frozenset({"B2", "B3", "B4", "B8"})
 WRITE_WINDOW: Final[int] = 1024
 #: GDAL's retries of a failed HTTP read (a 5xx or a dropped connection), and the delay, s.
 HTTP_RETRIES: Final[int] = 3
+#: Pairing window of S1 with an S2 day (Sentinel-1's repeat is 6-12 days), days.
+S1_MAX_DAYS: Final[int] = 6
+#: What the Sentinel-1 RTC files hold, for their tags and series.json.
+S1_RTC_NOTE: Final[str] = (
+    "Sentinel-1 RTC: terrain-flattened gamma0 (Small 2011), 10 log10 of the linear value, dB; "
+    "not the ellipsoid sigma0 of SEN12MS-CR (Earth Engine's COPERNICUS/S1_GRD): on flat ground "
+    "sigma0 = gamma0 x cos(incidence), about 0.6 dB lower at the near range to 1.6 dB at the far "
+    "range of the IW swath (30-46 degrees), and more on slopes; not corrected, the items carry no "
+    "incidence angle"
+)
 
 
 @dataclass(frozen=True)
@@ -62,11 +72,20 @@ class FetchRequest:
     limit: int | None = None
     crs: str | None = None
     resolution: float = 10.0
+    #: also fetch Sentinel-1 (RTC) for every Sentinel-2 day: the S1 collection (None: none)
+    s1_collection: str | None = None
+    #: the S1 acquisition paired with an S2 day is the nearest within this many days
+    s1_max_days: int = S1_MAX_DAYS
 
 
-def search(req: FetchRequest, catalog: Catalog) -> list[Any]:
+def search(
+    req: FetchRequest, catalog: Catalog, collection: str | None = None,
+    period: str | None = None,
+) -> list[Any]:  # fmt: skip
     """The items of the search (``pystac.Item``), signed where the catalogue wants it, the
-    ones above ``max_cloud`` left out.
+    ones above ``max_cloud`` left out (``collection``, ``period``: another than the request's,
+    e.g. Sentinel-1's).
+
 
     Raises:
         CloudfreeError: the catalogue cannot be reached or refuses the search.
@@ -79,15 +98,15 @@ def search(req: FetchRequest, catalog: Catalog) -> list[Any]:
         import planetary_computer
 
         modifier = planetary_computer.sign_inplace
-    collection = req.collection or catalog.s2
+    collection = collection or req.collection or catalog.s2
     try:
         client = Client.open(catalog.url, modifier=modifier)
-        found = client.search(collections=[collection], bbox=req.bbox, datetime=req.datetime,
-                              max_items=req.limit)  # fmt: skip
+        found = client.search(collections=[collection], bbox=req.bbox,
+                              datetime=period or req.datetime, max_items=req.limit)  # fmt: skip
         items = list(found.items())
     except (APIError, OSError, ValueError) as e:
         raise CloudfreeError(f"searching {catalog.url} ({collection}) failed: {e}") from e
-    if req.max_cloud is not None:
+    if req.max_cloud is not None and period is None:
         items = [i for i in items if (cloud_cover(i.to_dict()) or 0.0) <= req.max_cloud]
     return items
 
@@ -145,6 +164,8 @@ def fetch(
     if dry_run:
         return record
     check_credentials(catalog, collection, env)
+    if req.s1_collection is not None:
+        check_credentials(catalog, req.s1_collection, env)
     folder = Path(out)
     (folder / "s2").mkdir(parents=True, exist_ok=True)
     done = _read_record(folder)
@@ -168,6 +189,8 @@ def fetch(
             info = _fetch_day(its, grid, folder / name, day, progress)
             record["dates"][str(day)] = {"file": name, **info}
             _write_record(folder, record)
+        if req.s1_collection is not None:
+            _fetch_s1(req, catalog, list(days), grid, folder, record, progress)
     finally:
         if client is not None:
             client.close()
@@ -273,6 +296,103 @@ def _fetch_day(
         "bands": bands, "level": "L1C" if len(bands) == 13 else "L2A (no B10)",
         "valid_fraction": valid / max(1, grid.width * grid.height),
     }  # fmt: skip
+
+
+def _fetch_s1(
+    req: FetchRequest, catalog: Catalog, days: Sequence[dt.date], grid: Grid, folder: Path,
+    record: dict[str, Any], progress: bool,
+) -> None:  # fmt: skip
+    """``s1/<S2 day>.tif`` for every S2 day: the S1 acquisition nearest in time within
+    ``s1_max_days`` (its frames of that day mosaicked), VV and VH in dB (:data:`S1_RTC_NOTE`),
+    float32, NaN where no S1; recorded under ``s1`` in ``series.json``."""
+    import odc.stac
+    import rasterio
+    from odc.geo.geobox import GeoBox
+
+    from cloudfree.io import atomic_path
+    from cloudfree.windows import windows
+
+    assert req.s1_collection is not None
+    pad = dt.timedelta(days=req.s1_max_days)
+    period = f"{min(days) - pad}/{max(days) + pad}"
+    s1_days = by_day(search(req, catalog, req.s1_collection, period))
+    (folder / "s1").mkdir(exist_ok=True)
+    s1_record: dict[str, Any] = record.setdefault("s1", {"collection": req.s1_collection,
+                                                         "product": S1_RTC_NOTE, "dates": {}})  # fmt: skip
+    geobox = GeoBox((grid.height, grid.width), grid.transform(), grid.crs)
+    for day in days:
+        name = f"s1/{day}.tif"
+        if str(day) in s1_record["dates"] and (folder / name).is_file():
+            continue
+        near = sorted(
+            (abs((d - day).days), d) for d in s1_days if abs((d - day).days) <= req.s1_max_days
+        )
+        if not near:
+            s1_record["dates"][str(day)] = {"file": None, "why": f"no S1 within "
+                                            f"{req.s1_max_days} days"}  # fmt: skip
+            continue
+        s1_day = near[0][1]
+        items = s1_days[s1_day]
+        keys = [_polarisation(items[0].to_dict(), pol) for pol in ("vv", "vh")]
+        layers = []
+        for item in items:  # frames of one pass: each pixel from the first with data
+            ds = odc.stac.load([item], bands=keys, geobox=geobox, resampling="bilinear",
+                               groupby="id", dtype="float32",
+                               chunks={"x": WRITE_WINDOW, "y": WRITE_WINDOW})  # fmt: skip
+            layers.append((ds.to_array("band").isel(time=0).data,
+                           [ds[k].attrs.get("nodata") for k in keys]))  # fmt: skip
+        profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 2,
+                   "dtype": "float32", "nodata": float("nan"), "crs": grid.crs,
+                   "transform": grid.transform(), "tiled": True, "blockxsize": 512,
+                   "blockysize": 512, "compress": "deflate", "predictor": 3}  # fmt: skip
+        valid = 0
+        with (
+            warnings.catch_warnings(),
+            atomic_path(folder / name) as tmp,
+            rasterio.open(tmp, "w", **profile) as dst,
+        ):
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            for r, c, h, w in windows(grid.height, grid.width, WRITE_WINDOW):
+                block = _s1_db([(a[:, r : r + h, c : c + w], nd) for a, nd in layers])
+                dst.write(block, window=rasterio.windows.Window(c, r, w, h))
+                valid += int(np.isfinite(block[0]).sum())
+            dst.set_band_description(1, "VV")
+            dst.set_band_description(2, "VH")
+            dst.update_tags(ACQUISITION_DATE=str(s1_day), software="cloudfree fetch",
+                            product=S1_RTC_NOTE, s2_date=str(day))  # fmt: skip
+        s1_record["dates"][str(day)] = {
+            "file": name, "s1_date": str(s1_day), "items": [i.id for i in items],
+            "hrefs": [i.to_dict()["assets"][k]["href"] for i in items for k in keys],
+            "valid_fraction": valid / max(1, grid.width * grid.height),
+        }  # fmt: skip
+        _write_record(folder, record)
+
+
+def _s1_db(layers: Sequence[tuple[Any, list[Any]]]) -> np.ndarray:
+    """(2, h, w) dB of the first frame with data at each pixel; linear values <= 0, NaN and
+    each band's nodata are no data (NaN)."""
+    import dask
+
+    arrays = dask.compute(*[a for a, _ in layers])
+    out = np.full(arrays[0].shape, np.nan, np.float32)
+    for lin, (_, nodata) in zip(arrays, layers, strict=True):
+        for b in range(2):
+            v = lin[b].astype(np.float32)
+            bad = ~np.isfinite(v) | (v <= 0)
+            if nodata[b] is not None:
+                bad |= v == np.float32(nodata[b])
+            take = np.isnan(out[b]) & ~bad
+            out[b][take] = 10 * np.log10(v[take])
+    return out
+
+
+def _polarisation(item: Mapping[str, Any], pol: str) -> str:
+    """The asset key of polarisation ``pol`` (``vv``/``vh``) of an S1 item."""
+    for key in item.get("assets", {}):
+        if key.lower() == pol:
+            return str(key)
+    raise DataError(None, f"S1 item {item.get('id')} has no {pol.upper()} asset",
+                    "dual-polarisation (VV + VH) Sentinel-1 items")  # fmt: skip
 
 
 def _unreadable(hrefs: Sequence[str]) -> list[str]:
