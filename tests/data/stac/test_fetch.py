@@ -256,3 +256,33 @@ def test_s1_from_a_catalogue_without_it_is_refused(capsys: pytest.CaptureFixture
     assert main(["fetch", "--bbox", "11.3,46.4,11.4,46.5", "--datetime", "2024-06",
                  "--out", "x", "--s1", "--catalog", "earth-search"]) == 1  # fmt: skip
     assert "--catalog planetary-computer" in capsys.readouterr().err
+
+
+def test_planetary_computer_items_are_signed_per_day_and_recorded_unsigned(
+    catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """Each day's items get a fresh token just before they are read (a stand-in for
+    planetary_computer.sign: it would call the token API); series.json keeps the hrefs bare."""
+    import dataclasses
+
+    import planetary_computer
+
+    import cloudfree.data.stac.fetch as f
+
+    calls: list[str] = []
+
+    def sign(item):  # noqa: ANN001, ANN202
+        calls.append(item.id)
+        for a in item.assets.values():
+            a.href += "?se=2099&sig=fresh"
+        return item
+
+    monkeypatch.setattr(planetary_computer, "sign", sign)
+    root, cat = catalogue
+    with server.serve(root, cat["items"]) as srv:
+        pc = dataclasses.replace(f.get_catalog("planetary-computer"), url=srv.url, name="pc")
+        monkeypatch.setattr(f, "get_catalog", lambda name: pc)
+        rec = fetch(_req(srv.url, max_cloud=50), tmp_path / "o", progress=False)
+    assert calls == ["T33_A_20210601", "T33_B_20210601", "T33_20210606"]  # per day, at read time
+    hrefs = [h for d in rec["dates"].values() for i in d["items"] for h in i["assets"].values()]
+    assert hrefs and not any("sig=" in h for h in hrefs)

@@ -82,7 +82,7 @@ def search(
     req: FetchRequest, catalog: Catalog, collection: str | None = None,
     period: str | None = None,
 ) -> list[Any]:  # fmt: skip
-    """The items of the search (``pystac.Item``), signed where the catalogue wants it, the
+    """The items of the search (``pystac.Item``, unsigned: :func:`signed`), the
     ones above ``max_cloud`` left out (``collection``, ``period``: another than the request's,
     e.g. Sentinel-1's).
 
@@ -93,14 +93,11 @@ def search(
     from pystac_client import Client
     from pystac_client.exceptions import APIError
 
-    modifier = None
-    if catalog.sign == "planetary-computer":
-        import planetary_computer
-
-        modifier = planetary_computer.sign_inplace
     collection = collection or req.collection or catalog.s2
     try:
-        client = Client.open(catalog.url, modifier=modifier)
+        # Unsigned: series.json records hrefs without tokens, and each day is signed just
+        # before it is read (signed(): a SAS token lasts about an hour, a fetch may take longer)
+        client = Client.open(catalog.url)
         found = client.search(collections=[collection], bbox=req.bbox,
                               datetime=period or req.datetime, max_items=req.limit)  # fmt: skip
         items = list(found.items())
@@ -109,6 +106,16 @@ def search(
     if req.max_cloud is not None and period is None:
         items = [i for i in items if (cloud_cover(i.to_dict()) or 0.0) <= req.max_cloud]
     return items
+
+
+def signed(items: Sequence[Any], catalog: Catalog) -> list[Any]:
+    """Copies of ``items`` whose asset hrefs carry a fresh token where the catalogue wants
+    one (Planetary Computer: ``planetary_computer.sign``), the items themselves otherwise."""
+    if catalog.sign != "planetary-computer":
+        return list(items)
+    import planetary_computer
+
+    return [planetary_computer.sign(item.clone()) for item in items]
 
 
 def by_day(items: Sequence[Any]) -> dict[dt.date, list[Any]]:
@@ -186,7 +193,7 @@ def fetch(
             name = f"s2/{day}.tif"
             if str(day) in record["dates"] and (folder / name).is_file():
                 continue  # written by an earlier run
-            info = _fetch_day(its, grid, folder / name, day, progress)
+            info = _fetch_day(signed(its, catalog), grid, folder / name, day, progress, its)
             record["dates"][str(day)] = {"file": name, **info}
             _write_record(folder, record)
         if req.s1_collection is not None:
@@ -227,9 +234,11 @@ def _configure_rio(catalog: Catalog, client: Any) -> None:
 
 
 def _fetch_day(
-    items: Sequence[Any], grid: Grid, path: Path, day: dt.date, progress: bool
-) -> dict[str, Any]:
-    """Load, correct, mosaic and write one day; returns its record."""
+    items: Sequence[Any], grid: Grid, path: Path, day: dt.date, progress: bool,
+    bare: Sequence[Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Load, correct, mosaic and write one day; returns its record (the hrefs of ``bare``,
+    the items unsigned, where given)."""
     import odc.stac
     import rasterio
     from odc.geo.geobox import GeoBox
@@ -292,7 +301,8 @@ def _fetch_day(
                              f"retries: {what}{e}; nothing was written for that day, run the "
                              "same command again to resume") from e  # fmt: skip
     return {
-        "items": [summary(d) | {"offset_removed": offset_dn(d)} for d in dicts],
+        "items": [summary(b.to_dict()) | {"offset_removed": offset_dn(d)}
+                  for b, d in zip(bare or items, dicts, strict=True)],
         "bands": bands, "level": "L1C" if len(bands) == 13 else "L2A (no B10)",
         "valid_fraction": valid / max(1, grid.width * grid.height),
     }  # fmt: skip
@@ -332,7 +342,8 @@ def _fetch_s1(
                                             f"{req.s1_max_days} days"}  # fmt: skip
             continue
         s1_day = near[0][1]
-        items = s1_days[s1_day]
+        bare = s1_days[s1_day]
+        items = signed(bare, catalog)
         keys = [_polarisation(items[0].to_dict(), pol) for pol in ("vv", "vh")]
         layers = []
         for item in items:  # frames of one pass: each pixel from the first with data
@@ -362,7 +373,7 @@ def _fetch_s1(
                             product=S1_RTC_NOTE, s2_date=str(day))  # fmt: skip
         s1_record["dates"][str(day)] = {
             "file": name, "s1_date": str(s1_day), "items": [i.id for i in items],
-            "hrefs": [i.to_dict()["assets"][k]["href"] for i in items for k in keys],
+            "hrefs": [i.to_dict()["assets"][k]["href"] for i in bare for k in keys],
             "valid_fraction": valid / max(1, grid.width * grid.height),
         }  # fmt: skip
         _write_record(folder, record)
