@@ -99,16 +99,16 @@ def _evaluate_series_all(
     from cloudfree.evaluate.series import evaluate_series_dir
     from cloudfree.methods.load import load_method
 
-    for spec in specs:  # a misspelt name fails before any evaluation has run
-        load_method(spec, device=device, series=True)
+    # All loaded first (a misspelt name fails before any evaluation has run), and once.
+    methods = [load_method(spec, device=device, series=True) for spec in specs]
     folders = []
-    for i, spec in enumerate(specs):
+    for i, (spec, method) in enumerate(zip(specs, methods, strict=True)):
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(spec).stem or spec).strip("-")
         folder = root / (slug or f"method-{i}")
         if folder in folders:
             folder = root / f"{folder.name}-{i}"
         folders.append(folder)
-        evaluate_series_dir(spec, data, folder, split=split, coverage=coverage, limit=limit,
+        evaluate_series_dir(method, data, folder, split=split, coverage=coverage, limit=limit,
                             device=device, progress=False)  # fmt: skip
     return folders
 

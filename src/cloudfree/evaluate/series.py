@@ -89,7 +89,7 @@ SERIES_FILES = ("per_patch.csv", "summary.json", "table.md")
 
 
 def evaluate_series_dir(
-    method: str,
+    method: Any,
     index: str | os.PathLike[str],
     out: str | os.PathLike[str],
     split: str = "test",
@@ -109,6 +109,8 @@ def evaluate_series_dir(
     ``summary.json`` and ``table.md`` (with the benchmark's published rows) into ``out``.
 
     Args:
+        method: a method spec (:func:`~cloudfree.methods.load.load_method`, loaded for series)
+            or a method already loaded so.
         coverage: the cloud masker of the coverage that picks the dates and of the masks given
             to the methods (``"s2cloudless"`` as upstream, or ``"dsen2cr"``); computed once and
             cached beside the index (``<index>.coverage-<masker>.csv``).
@@ -147,11 +149,12 @@ def evaluate_series_dir(
 
     if coverage not in COVERAGE_MASKERS:
         raise ValueError(f"--coverage must be one of {COVERAGE_MASKERS}, got {coverage!r}")
-    out = check_output_dir(out, "--out", [index, method], writes=SERIES_FILES)
+    spec = method if isinstance(method, str | os.PathLike) else None
+    out = check_output_dir(out, "--out", [index, spec], writes=SERIES_FILES)
     packed = PackedSeries(index) if series_kind(index) == "packed" else None
     rows = packed.rows if packed is not None else read_ts_index(index)
     root = packed.root if packed is not None else ts_index_root(index)
-    m = load_method(method, device, backend=backend, series=True)
+    m = method if spec is None else load_method(str(spec), device, backend=backend, series=True)
     in_split = [r for r in rows if split == "all" or r["split"] == split]
     if not in_split:
         raise ValueError(f"{index} has no patch of the {split!r} split")

@@ -80,16 +80,16 @@ class TemporalModelFill:
         standard deviation with ``variance`` (class docstring)."""
         img, made = series_statistic(dn, masks, days, "median")
         holes = made == FROM_LEAST_CLOUDY
-        std = np.full(img.shape, np.nan, np.float32)
+        std = np.full(img.shape, np.nan, np.float32) if self.variance else None
         if holes.any():
             pick = self.chosen
             pred, var = self.predict_dn(dn[pick], None if s1 is None else s1[pick], holes,
                                         variance=True)  # fmt: skip
             img[:, holes] = pred[:, holes]
             made = np.where(holes, FILLED, made).astype(np.int16)
-            if var is not None:
+            if std is not None and var is not None:
                 std[:, holes] = np.sqrt(var[:, holes]) / S2_DN_PER_REFLECTANCE
-        return (img, made, std) if self.variance else (img, made)
+        return (img, made) if std is None else (img, made, std)
 
     def predict_dn(
         self, dn: np.ndarray, s1: np.ndarray | None, where: np.ndarray | None = None,

@@ -383,14 +383,17 @@ class UnCRtainTS(nn.Module):
         """
         check_optical_sar_inputs(s2_cloudy, s1, self.include_sar, "uncrtaints")
         cfg = self.config
+        self._check_variance(return_variance)
+        # SAR first: upstream's prepare_data_mono concatenates (S1, S2).
+        x = torch.cat([s1, s2_cloudy], dim=1) if s1 is not None else s2_cloudy
+        return self._decode(self._encode(x * cfg.scale_by), return_variance)
+
+    def _check_variance(self, return_variance: bool) -> None:
         if return_variance and not self.predicts_variance:
             raise ValueError(
                 "this UnCRtainTS model predicts no variance (covmode=None, an L2 model); call "
                 "it without return_variance, or use a model trained with the NLL loss"
             )
-        # SAR first: upstream's prepare_data_mono concatenates (S1, S2).
-        x = torch.cat([s1, s2_cloudy], dim=1) if s1 is not None else s2_cloudy
-        return self._decode(self._encode(x * cfg.scale_by), return_variance)
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) scaled input -> (N, W, H, W) features (the encoder)."""

@@ -32,7 +32,7 @@ training command does not set it. Inputs must be at least 32 x 32 px (the attent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import torch
@@ -286,13 +286,8 @@ class UnCRtainTSMT(UnCRtainTS):
     @property
     def contract(self) -> ModelContract:
         """A series of S2 (and S1) with the days of each date since Sentinel-1A's launch."""
-        return ModelContract(
-            include_sar=self.include_sar,
-            scaling=self.scaling,
-            predicts_variance=self.predicts_variance,
-            extra_inputs=("s2_days", "s1_days") if self.include_sar else ("s2_days",),
-            temporal=True,
-        )
+        days = ("s2_days", "s1_days") if self.include_sar else ("s2_days",)
+        return replace(super().contract, extra_inputs=days, temporal=True)
 
     def reset_parameters(self) -> None:
         """Upstream ``weight_init`` (as :class:`UnCRtainTS`, and N(0, 1) Conv1d weights and
@@ -333,11 +328,7 @@ class UnCRtainTSMT(UnCRtainTS):
         del dates  # the contract's target-relative days; UnCRtainTS encodes absolute ones
         cfg = self.config
         self._check(s2_series, s1_series, s2_days, s1_days)
-        if return_variance and not self.predicts_variance:
-            raise ValueError(
-                "this UnCRtainTS model predicts no variance (covmode=None, an L2 model); call "
-                "it without return_variance, or use a model trained with the NLL loss"
-            )
+        self._check_variance(return_variance)
         x = torch.cat([s1_series, s2_series], dim=2) if s1_series is not None else s2_series
         x = x * cfg.scale_by
         b, t = x.shape[:2]
