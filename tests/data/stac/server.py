@@ -7,7 +7,13 @@ The catalogue (:func:`build`) is made from a real SEN12MS-CR patch (13 bands, th
 native sizes (10 m as they are, 20 m and 60 m block means), with the quirks ``fetch`` must
 handle: two tiles of one day (one baseline 05.09 carrying the +1000 offset, one 03.01 without),
 Planetary Computer asset keys on that day and Earth Search common-name keys on the next, a
-cloudy day above the usual ``--max-cloud``, and an area larger than the data.
+cloudy day above the usual ``--max-cloud``, and an area larger than the data. Beside them:
+Earth Search Collection 1 L2A items (12 bands, ``raster:bands`` scale and offset, the
+``earthsearch:boa_offset_applied`` flag saying the opposite of the DN; one whose ``raster:bands``
+offset disagrees with its baseline), a Copernicus Data Space Ecosystem L2A item (JP2 on "S3"
+``s3://eodata/...``: served by this server as an S3 endpoint, one asset per band and resolution
+``B02_10m`` ... with a coarser one listed first, the baseline in ``processing:version`` only),
+and Sentinel-1 RTC items (one with an ellipsoid incidence-angle asset).
 """
 
 from __future__ import annotations
@@ -56,10 +62,14 @@ def _write(path: Path, arr: np.ndarray, res: int, col0: int) -> None:
     import rasterio
     from rasterio.transform import from_origin
 
-    prof = {"driver": "GTiff", "width": arr.shape[1], "height": arr.shape[0], "count": 1,
-            "dtype": "uint16", "nodata": 0, "crs": CRS, "tiled": True, "blockxsize": 256,
-            "blockysize": 256, "transform": from_origin(ORIGIN[0] + col0 * 10, ORIGIN[1],
-                                                        res, res)}  # fmt: skip
+    prof: dict[str, Any] = {
+        "driver": "GTiff", "width": arr.shape[1], "height": arr.shape[0], "count": 1,
+        "dtype": "uint16", "nodata": 0, "crs": CRS, "tiled": True, "blockxsize": 256,
+        "blockysize": 256, "transform": from_origin(ORIGIN[0] + col0 * 10, ORIGIN[1], res, res),
+    }  # fmt: skip
+    if path.suffix == ".jp2":  # the SAFE's JPEG 2000, lossless as ESA's
+        prof = {k: v for k, v in prof.items() if k not in ("tiled", "blockxsize", "blockysize")}
+        prof.update(driver="JP2OpenJPEG", QUALITY=100, REVERSIBLE="YES")
     with rasterio.open(path, "w", **prof) as ds:
         ds.write(arr[None])
 
@@ -71,22 +81,41 @@ def _native(band: np.ndarray, res: int) -> np.ndarray:
 
 
 def _item(root: Path, item_id: str, day: str, cols: tuple[int, int], truth: np.ndarray,
-          keys: dict[str, str], baseline: str, cloud: float) -> dict[str, Any]:  # fmt: skip
+          keys: dict[str, str], baseline: str, cloud: float, *, collection: str = COLLECTION,
+          offset: int | None = None, props: dict[str, Any] | None = None,
+          style: str = "pc-es") -> dict[str, Any]:  # fmt: skip
+    """An item of ``truth[:, :, cols]``; ``offset``: the DN added (default: the baseline's);
+    ``style``: ``"pc-es"`` (GeoTIFF, ``eo:bands``), ``"es-c1"`` (with ``raster:bands`` scale
+    and offset), ``"cdse"`` (JP2 at ``s3://eodata/``, STAC 1.1 ``bands``, ``gsd``, one asset
+    per band and resolution, a coarser one first for B2 and B5)."""
     from pyproj import Transformer
 
     c0, c1 = cols
-    offset = 1000 if baseline >= "04.00" else 0
-    assets = {}
+    offset = (1000 if baseline >= "04.00" else 0) if offset is None else offset
+    assets: dict[str, Any] = {}
     for i, (band, res) in enumerate(RES.items()):
-        native = _native(truth[i, :, c0:c1].astype(np.float64), res) + offset
-        name = f"{item_id}_{band}.tif"
-        _write(root / "files" / name, native.astype(np.uint16), res, c0)
-        assets[keys[band]] = {
-            "href": f"/files/{name}", "type": "image/tiff; application=geotiff",
-            "roles": ["data"], "eo:bands": [{"name": keys[band], "common_name": COMMON[band]}],
-            "proj:shape": list(native.shape),
-            "proj:transform": [res, 0, ORIGIN[0] + c0 * 10, 0, -res, ORIGIN[1], 0, 0, 1],
-        }  # fmt: skip
+        if band not in keys:
+            continue
+        for r in (60, res) if style == "cdse" and band in ("B2", "B5") else (res,):
+            native = _native(truth[i, :, c0:c1].astype(np.float64), r) + offset
+            key = f"{keys[band]}_{r}m" if style == "cdse" else keys[band]
+            name = f"{item_id}_{band}_{r}m.jp2" if style == "cdse" else f"{item_id}_{band}.tif"
+            _write(root / "files" / name, native.astype(np.uint16), r, c0)
+            asset: dict[str, Any] = {
+                "href": f"/files/{name}", "type": "image/tiff; application=geotiff",
+                "roles": ["data"], "eo:bands": [{"name": keys[band], "common_name": COMMON[band]}],
+                "proj:shape": list(native.shape),
+                "proj:transform": [r, 0, ORIGIN[0] + c0 * 10, 0, -r, ORIGIN[1], 0, 0, 1],
+            }  # fmt: skip
+            if style == "es-c1":
+                asset["raster:bands"] = [{"nodata": 0, "data_type": "uint16", "scale": 0.0001,
+                                          "offset": -0.1, "spatial_resolution": r}]  # fmt: skip
+            if style == "cdse":
+                asset = {"href": f"s3://eodata/files/{name}", "type": "image/jp2",
+                         "roles": ["data"], "gsd": r, "proj:shape": asset["proj:shape"],
+                         "proj:transform": asset["proj:transform"],
+                         "bands": [{"name": keys[band], "eo:common_name": COMMON[band]}]}  # fmt: skip
+            assets[key] = asset
     assets["visual"] = {"href": f"/files/{item_id}_B2.tif", "roles": ["visual"],
                         "eo:bands": [{"name": "B4"}, {"name": "B3"}, {"name": "B2"}]}  # fmt: skip
     left, right = ORIGIN[0] + c0 * 10, ORIGIN[0] + c1 * 10
@@ -95,15 +124,17 @@ def _item(root: Path, item_id: str, day: str, cols: tuple[int, int], truth: np.n
     ring = [to_ll.transform(x, y) for x, y in ((left, bottom), (right, bottom), (right, top),
                                                (left, top), (left, bottom))]  # fmt: skip
     lons, lats = zip(*ring, strict=True)
+    properties = {"datetime": f"{day}T10:00:31Z", "eo:cloud_cover": cloud,
+                  "s2:processing_baseline": baseline, "proj:epsg": 32633, **(props or {})}  # fmt: skip
+    if style == "cdse":  # its baseline is in the processing extension only
+        properties["processing:version"] = properties.pop("s2:processing_baseline")
     return {
-        "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": COLLECTION,
+        "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": collection,
         "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json",
                             "https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
         "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in ring]]},
         "bbox": [min(lons), min(lats), max(lons), max(lats)],
-        "properties": {"datetime": f"{day}T10:00:31Z", "eo:cloud_cover": cloud,
-                       "s2:processing_baseline": baseline, "proj:epsg": 32633},
-        "assets": assets, "links": [],
+        "properties": properties, "assets": assets, "links": [],
     }  # fmt: skip
 
 
@@ -118,20 +149,43 @@ def build(root: Path, shared: Path, side: int = SIDE) -> dict[str, Any]:
         _item(root, "T33_B_20210601", "2021-06-01", (b, side), truth, PC_KEYS, "03.01", 30.0),
         _item(root, "T33_20210606", "2021-06-06", (0, side), truth, ES_KEYS, "05.10", 5.0),
         _item(root, "T33_20210611", "2021-06-11", (0, side), truth, PC_KEYS, "05.10", 90.0),
-    ]
-    s1_truth = {}
+        # Earth Search Collection 1 L2A: the flag says the offset is applied, the DN carry it
+        _item(root, "S2B_33TUL_20210616_0_L2A", "2021-06-16", (0, side), truth, L2A_ES_KEYS,
+              "05.10", 3.0, collection=ES_L2A, style="es-c1",
+              props={"earthsearch:boa_offset_applied": True}),
+        # raster:bands says -0.1 (1000 DN), the baseline 03.01 none, the DN none
+        _item(root, "S2A_33TUL_20210621_0_L2A", "2021-06-21", (0, side), truth, L2A_ES_KEYS,
+              "03.01", 4.0, collection=ES_L2A, style="es-c1"),
+        _item(root, "S2A_MSIL2A_20210626T100031_N0500_R122_T33TUL_20210626T120000", "2021-06-26",
+              (0, side), truth, L2A_PC_KEYS, "05.00", 2.0, collection=CDSE_L2A, style="cdse"),
+    ]  # fmt: skip
+    s1_truth: dict[str, np.ndarray] = {}
     for k, day in enumerate(("2021-06-02", "2021-06-05", "2021-06-09")):
-        items.append(_s1_item(root, f"S1A_IW_{day}", day, truth.shape[1], k, s1_truth))
+        items.append(_s1_item(root, f"S1A_IW_{day}", day, truth.shape[1], k, s1_truth,
+                              with_incidence=day == "2021-06-09"))  # fmt: skip
     return {"items": items, "truth": truth, "s1_truth": s1_truth}
+
+
+ES_L2A = "sentinel-2-c1-l2a"
+CDSE_L2A = "sentinel-2-l2a"
+L2A_ES_KEYS = {b: k for b, k in ES_KEYS.items() if b != "B10"}
+L2A_PC_KEYS = {b: k for b, k in PC_KEYS.items() if b != "B10"}
+
+
+def incidence_angle(side: int) -> np.ndarray:
+    """(side, side) ellipsoid incidence angle, degrees: 30 at the left, 46 at the right."""
+    return np.broadcast_to(30 + 16 * np.arange(side) / (side - 1), (side, side)).astype(np.float32)
 
 
 S1_COLLECTION = "sentinel-1-rtc"
 
 
 def _s1_item(root: Path, item_id: str, day: str, side: int, seed: int,
-             s1_truth: dict[str, np.ndarray]) -> dict[str, Any]:  # fmt: skip
+             s1_truth: dict[str, np.ndarray], with_incidence: bool = False) -> dict[str, Any]:  # fmt: skip
     """A Sentinel-1 RTC item as Planetary Computer's: ``vv`` and ``vh`` assets of linear
-    gamma0, float32, nodata -32768 (its top-left 20 x 20 px), on the scene's 10 m lattice."""
+    gamma0, float32, nodata -32768 (its top-left 20 x 20 px), on the scene's 10 m lattice;
+    ``with_incidence``: also an ``incidence_angle`` asset (degrees, :func:`incidence_angle`), as
+    OPERA's RTC-S1 has."""
     import rasterio
     from pyproj import Transformer
     from rasterio.transform import from_origin
@@ -143,8 +197,12 @@ def _s1_item(root: Path, item_id: str, day: str, side: int, seed: int,
     db[:, :20, :20] = np.nan
     s1_truth[day] = db
     assets = {}
-    for b, pol in enumerate(("vv", "vh")):
-        lin = np.where(np.isnan(db[b]), -32768, 10 ** (db[b] / 10)).astype(np.float32)
+    layers = {"vv": db[0], "vh": db[1]}
+    if with_incidence:
+        layers["incidence_angle"] = incidence_angle(side)
+    for pol, layer in layers.items():
+        lin = layer if pol == "incidence_angle" else np.where(
+            np.isnan(layer), -32768, 10 ** (layer / 10)).astype(np.float32)  # fmt: skip
         name = f"{item_id}_{pol}.tif"
         prof = {"driver": "GTiff", "width": side, "height": side, "count": 1, "dtype": "float32",
                 "nodata": -32768, "crs": CRS, "tiled": True, "blockxsize": 256,
@@ -224,7 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _absolute(self, item: dict[str, Any]) -> dict[str, Any]:
         out = json.loads(json.dumps(item))
         for a in out["assets"].values():
-            a["href"] = self._base() + a["href"]
+            if a["href"].startswith("/"):  # s3:// hrefs stay: this server is their endpoint
+                a["href"] = self._base() + a["href"]
         return out
 
     def _search(self, q: dict[str, Any]) -> None:
@@ -287,7 +346,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._file(head=False)
 
     def _file(self, head: bool) -> None:
-        url = urlparse(self.path)
+        # path-style S3 requests (GDAL's /vsis3/ with AWS_S3_ENDPOINT at this server) name the
+        # bucket first
+        url = urlparse(self.path.removeprefix("/eodata"))
         name = url.path.removeprefix("/files/")
         self.server.hits[name] += 1
         path = self.server.root / "files" / name

@@ -286,3 +286,97 @@ def test_planetary_computer_items_are_signed_per_day_and_recorded_unsigned(
     assert calls == ["T33_A_20210601", "T33_B_20210601", "T33_20210606"]  # per day, at read time
     hrefs = [h for d in rec["dates"].values() for i in d["items"] for h in i["assets"].values()]
     assert hrefs and not any("sig=" in h for h in hrefs)
+
+
+def test_earth_search_l2a_follows_the_baseline_not_the_flags(catalogue, tmp_path: Path) -> None:  # noqa: ANN001
+    """Collection 1 L2A: 12 bands; the offset removed per item from its baseline, whatever its
+    earthsearch:boa_offset_applied flag or its raster:bands offset say (recorded, warned)."""
+    from cloudfree.bands import S2_L2A_BANDS
+
+    root, cat = catalogue
+    with server.serve(root, cat["items"]) as srv:
+        req = FetchRequest(**{**_req(srv.url).__dict__, "collection": server.ES_L2A})
+        with pytest.warns(UserWarning, match=r"raster:bands offset says 1000 DN, its processing "
+                          r"baseline 03\.01 says 0: the baseline is followed"):  # fmt: skip
+            rec = fetch(req, tmp_path / "o", progress=False)
+    assert list(rec["dates"]) == ["2021-06-16", "2021-06-21"]
+    ten = [S2_L2A_BANDS.index(b) for b in ("B2", "B3", "B4", "B8")]
+    for day, offset in (("2021-06-16", 1000), ("2021-06-21", 0)):
+        with rasterio.open(tmp_path / "o" / "s2" / f"{day}.tif") as ds:
+            got = ds.read()
+            assert ds.descriptions == S2_L2A_BANDS and ds.tags()["level"] == "L2A"
+            r0 = round((ds.transform.f - server.ORIGIN[1]) / 10)
+            c0 = round((server.ORIGIN[0] - ds.transform.c) / 10)
+        assert got.shape[0] == 12
+        assert np.array_equal(got[ten, r0 : r0 + 240, c0 : c0 + 240], cat["truth"][TEN_M]), day
+        (item,) = rec["dates"][day]["items"]
+        assert item["offset_removed"] == offset and item["raster_bands_offset_dn"] == 1000
+        assert rec["dates"][day]["level"] == "L2A (no B10)"
+
+
+def test_cdse_jp2_from_its_s3_finest_asset_per_band(
+    catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """The Copernicus Data Space Ecosystem: JP2 on S3 (this server stands in for its endpoint
+    through the environment, as a user's own endpoint would), keys from the environment, one
+    asset per band and resolution (the 10 m one read, never the 60 m listed before it), the
+    baseline from processing:version."""
+    import dataclasses
+
+    import cloudfree.data.stac.fetch as f
+
+    root, cat = catalogue
+    with server.serve(root, cat["items"]) as srv:
+        cdse = dataclasses.replace(f.get_catalog("cdse"), url=srv.url)
+        monkeypatch.setattr(f, "get_catalog", lambda name: cdse)
+        req = FetchRequest(**{**_req(srv.url).__dict__, "collection": server.CDSE_L2A})
+        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            monkeypatch.delenv(var, raising=False)
+        with pytest.raises(CloudfreeError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+            fetch(req, tmp_path / "o", progress=False)
+        assert not (tmp_path / "o").exists() and not srv.hits()  # nothing read, nothing made
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        monkeypatch.setenv("AWS_S3_ENDPOINT", f"127.0.0.1:{srv.port}")
+        monkeypatch.setenv("AWS_HTTPS", "NO")
+        rec = fetch(req, tmp_path / "o", progress=False)
+        hits = srv.hits()
+    (item,) = rec["dates"]["2021-06-26"]["items"]
+    assert item["processing_baseline"] == "05.00" and item["offset_removed"] == 1000
+    assert item["assets"]["B2"] == f"s3://eodata/files/{item['id']}_B2_10m.jp2"
+    assert hits.get(f"{item['id']}_B2_10m.jp2") and not hits.get(f"{item['id']}_B2_60m.jp2")
+    with rasterio.open(tmp_path / "o" / "s2" / "2021-06-26.tif") as ds:
+        got = ds.read()
+        r0 = round((ds.transform.f - server.ORIGIN[1]) / 10)
+        c0 = round((server.ORIGIN[0] - ds.transform.c) / 10)
+    from cloudfree.bands import S2_L2A_BANDS
+
+    ten = [S2_L2A_BANDS.index(b) for b in ("B2", "B3", "B4", "B8")]
+    assert np.array_equal(got[ten, r0 : r0 + 240, c0 : c0 + 240], cat["truth"][TEN_M])
+
+
+def test_rtc_with_an_incidence_angle_becomes_flat_ground_sigma0(catalogue, tmp_path: Path) -> None:  # noqa: ANN001
+    """An S1 item with an ellipsoid incidence-angle asset: sigma0 = gamma0 x cos(incidence),
+    i.e. dB + 10 log10(cos(theta)) at every pixel, and series.json says so; one without stays
+    gamma0 and says that."""
+    root, cat = catalogue
+    with server.serve(root, cat["items"]) as srv:
+        req = FetchRequest(**{**_req(srv.url).__dict__, "datetime": "2021-06-06/2021-06-11",
+                              "s1_collection": server.S1_COLLECTION})  # fmt: skip
+        rec = fetch(req, tmp_path / "o", progress=False)
+    dates = rec["s1"]["dates"]
+    assert dates["2021-06-11"]["s1_date"] == "2021-06-09"
+    assert dates["2021-06-11"]["quantity"].startswith("sigma0")
+    assert dates["2021-06-11"]["incidence"] == ["S1A_IW_2021-06-09: asset incidence_angle"]
+    assert dates["2021-06-06"]["quantity"] == "gamma0" and dates["2021-06-06"]["incidence"] is None
+    with rasterio.open(tmp_path / "o" / "s1" / "2021-06-11.tif") as ds:
+        got = ds.read()
+        assert ds.tags()["quantity"].startswith("sigma0")
+        r0 = round((ds.transform.f - server.ORIGIN[1]) / 10)
+        c0 = round((server.ORIGIN[0] - ds.transform.c) / 10)
+    theta = np.deg2rad(server.incidence_angle(240).astype(np.float64))
+    want = cat["s1_truth"]["2021-06-09"] + 10 * np.log10(np.cos(theta))  # -0.63 to -1.58 dB
+    inner = got[:, r0 : r0 + 240, c0 : c0 + 240]
+    both = np.isfinite(want)
+    assert (np.isnan(inner) == ~both).all()
+    np.testing.assert_allclose(inner[both], want[both], atol=1e-3)

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from cloudfree.bands import S2_BANDS, S2_L2A_BANDS
-from cloudfree.data.stac.items import acquisition_day, band_assets, offset_dn, processing_baseline
+from cloudfree.data.stac.items import (
+    acquisition_day,
+    band_assets,
+    offset_dn,
+    processing_baseline,
+    raster_offset_dn,
+)
 from cloudfree.errors import DataError
 
 
@@ -42,6 +48,30 @@ def test_l2a_without_b10_and_ambiguous_common_names() -> None:
 def test_the_offset_is_the_items_baseline_not_its_date() -> None:
     assert offset_dn(_item({}, "04.00")) == 1000 and offset_dn(_item({}, "05.11")) == 1000
     assert offset_dn(_item({}, "03.01")) == 0 and processing_baseline(_item({}, "02.09")) == (2, 9)
-    with pytest.raises(DataError, match="no s2:processing_baseline"):
+    with pytest.raises(DataError, match="no processing baseline"):
         offset_dn(_item({}, None))
     assert str(acquisition_day(_item({}))) == "2024-06-01"
+
+
+def test_the_baseline_where_a_catalogue_puts_it() -> None:
+    # CDSE: the processing extension; else the product name's _Nxxyy_; never a software version
+    item = _item({}, None)
+    item["properties"]["processing:version"] = "05.09"
+    assert processing_baseline(item) == (5, 9) and offset_dn(item) == 1000
+    item["properties"]["processing:version"] = "2.3.1"  # a software version, not a baseline
+    item["id"] = "S2A_MSIL1C_20210626T100031_N0301_R122_T33TUL_20210626T120000"
+    assert processing_baseline(item) == (3, 1) and offset_dn(item) == 0
+
+
+def test_the_finest_of_several_assets_of_one_band() -> None:
+    # CDSE L2A: B02 at 10, 20 and 60 m (the coarsest listed first); by gsd, else the key
+    assets = {f"B02_{r}m": {"bands": [{"name": "B02"}], "gsd": r} for r in (60, 20, 10)}
+    assets |= {f"B05_{r}m": {"bands": [{"name": "B05"}]} for r in (60, 20)}
+    got = band_assets(_item(assets))
+    assert got == {"B2": "B02_10m", "B5": "B05_20m"}
+
+
+def test_the_declared_raster_offset() -> None:
+    item = _item({"red": {"raster:bands": [{"scale": 0.0001, "offset": -0.1}]},
+                  "blue": {"raster:bands": [{"nodata": 0}]}})  # fmt: skip
+    assert raster_offset_dn(item, "red") == 1000 and raster_offset_dn(item, "blue") is None

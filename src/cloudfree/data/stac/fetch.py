@@ -38,7 +38,14 @@ import numpy as np
 from cloudfree.bands import S2_BANDS, S2_L2A_BANDS
 from cloudfree.data.stac.catalogs import Catalog, check_credentials, gdal_env, get_catalog
 from cloudfree.data.stac.grid import Grid, area_grid
-from cloudfree.data.stac.items import acquisition_day, band_assets, cloud_cover, offset_dn, summary
+from cloudfree.data.stac.items import (
+    acquisition_day,
+    band_assets,
+    cloud_cover,
+    offset_dn,
+    raster_offset_dn,
+    summary,
+)
 from cloudfree.errors import CloudfreeError, DataError
 
 SERIES_JSON: Final[str] = "series.json"
@@ -55,9 +62,15 @@ S1_RTC_NOTE: Final[str] = (
     "Sentinel-1 RTC: terrain-flattened gamma0 (Small 2011), 10 log10 of the linear value, dB; "
     "not the ellipsoid sigma0 of SEN12MS-CR (Earth Engine's COPERNICUS/S1_GRD): on flat ground "
     "sigma0 = gamma0 x cos(incidence), about 0.6 dB lower at the near range to 1.6 dB at the far "
-    "range of the IW swath (30-46 degrees), and more on slopes; not corrected, the items carry no "
-    "incidence angle"
+    "range of the IW swath (30-46 degrees), and more on slopes; corrected by that flat-ground "
+    "relation only for the items that carry an (ellipsoid) incidence-angle asset (see "
+    "'incidence' per date), left as gamma0 otherwise (Planetary Computer's items carry none)"
 )
+#: Asset keys of an ellipsoid incidence-angle layer, degrees (OPERA RTC-S1's name, and others);
+#: never a local (terrain) incidence angle, which the flat-ground relation does not take.
+INCIDENCE_KEYS: Final[tuple[str, ...]] = (
+    "incidence_angle", "ellipsoid_incidence_angle", "incidenceangle", "incidence",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -258,6 +271,14 @@ def _fetch_day(
         if band_assets(d) != keys:
             raise DataError(None, f"items {items[0].id} and {d['id']} name their bands "
                             "differently", "items of one collection")  # fmt: skip
+    for d in dicts:
+        declared = raster_offset_dn(d, keys[bands[1]])
+        if declared is not None and declared != offset_dn(d):
+            warnings.warn(
+                f"item {d['id']}: its raster:bands offset says {declared} DN, its processing "
+                f"baseline {summary(d)['processing_baseline']} says {offset_dn(d)}: the baseline "
+                "is followed (series.json records both)", stacklevel=2,
+            )  # fmt: skip
     geobox = GeoBox((grid.height, grid.width), grid.transform(), grid.crs)
     resampling = {keys[b]: "nearest" if b in TEN_M else "bilinear" for b in bands}
     layers = []
@@ -346,12 +367,16 @@ def _fetch_s1(
         items = signed(bare, catalog)
         keys = [_polarisation(items[0].to_dict(), pol) for pol in ("vv", "vh")]
         layers = []
+        corrected = []
         for item in items:  # frames of one pass: each pixel from the first with data
-            ds = odc.stac.load([item], bands=keys, geobox=geobox, resampling="bilinear",
-                               groupby="id", dtype="float32",
+            inc = _incidence_key(item.to_dict())
+            ds = odc.stac.load([item], bands=[*keys, *([inc] if inc else [])], geobox=geobox,
+                               resampling="bilinear", groupby="id", dtype="float32",
                                chunks={"x": WRITE_WINDOW, "y": WRITE_WINDOW})  # fmt: skip
             layers.append((ds.to_array("band").isel(time=0).data,
-                           [ds[k].attrs.get("nodata") for k in keys]))  # fmt: skip
+                           [ds[k].attrs.get("nodata") for k in keys], inc is not None))  # fmt: skip
+            if inc is not None:
+                corrected.append(f"{item.id}: asset {inc}")
         profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 2,
                    "dtype": "float32", "nodata": float("nan"), "crs": grid.crs,
                    "transform": grid.transform(), "tiled": True, "blockxsize": 512,
@@ -364,37 +389,58 @@ def _fetch_s1(
         ):
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             for r, c, h, w in windows(grid.height, grid.width, WRITE_WINDOW):
-                block = _s1_db([(a[:, r : r + h, c : c + w], nd) for a, nd in layers])
+                block = _s1_db([(a[:, r : r + h, c : c + w], nd, i) for a, nd, i in layers])
                 dst.write(block, window=rasterio.windows.Window(c, r, w, h))
                 valid += int(np.isfinite(block[0]).sum())
             dst.set_band_description(1, "VV")
             dst.set_band_description(2, "VH")
+            quantity = ("sigma0 (flat ground: gamma0 x cos(incidence))"
+                        if len(corrected) == len(items) else "gamma0" if not corrected
+                        else "sigma0 where a frame had an incidence angle, else gamma0")  # fmt: skip
             dst.update_tags(ACQUISITION_DATE=str(s1_day), software="cloudfree fetch",
-                            product=S1_RTC_NOTE, s2_date=str(day))  # fmt: skip
+                            product=S1_RTC_NOTE, quantity=quantity, s2_date=str(day))  # fmt: skip
         s1_record["dates"][str(day)] = {
             "file": name, "s1_date": str(s1_day), "items": [i.id for i in items],
+            "quantity": quantity, "incidence": corrected or None,
             "hrefs": [i.to_dict()["assets"][k]["href"] for i in bare for k in keys],
             "valid_fraction": valid / max(1, grid.width * grid.height),
         }  # fmt: skip
         _write_record(folder, record)
 
 
-def _s1_db(layers: Sequence[tuple[Any, list[Any]]]) -> np.ndarray:
+def _s1_db(layers: Sequence[tuple[Any, list[Any], bool]]) -> np.ndarray:
     """(2, h, w) dB of the first frame with data at each pixel; linear values <= 0, NaN and
-    each band's nodata are no data (NaN)."""
+    each band's nodata are no data (NaN). A frame whose third band is its incidence angle
+    (degrees) is turned from gamma0 into flat-ground sigma0: + 10 log10(cos(incidence)); a
+    pixel without a valid angle (0-90 degrees) is then no data."""
     import dask
 
-    arrays = dask.compute(*[a for a, _ in layers])
-    out = np.full(arrays[0].shape, np.nan, np.float32)
-    for lin, (_, nodata) in zip(arrays, layers, strict=True):
+    arrays = dask.compute(*[a for a, _, _ in layers])
+    out = np.full((2, *arrays[0].shape[1:]), np.nan, np.float32)
+    for lin, (_, nodata, has_incidence) in zip(arrays, layers, strict=True):
+        gain = np.zeros(lin.shape[1:], np.float32)
+        if has_incidence:
+            theta = lin[2].astype(np.float64)
+            ok = np.isfinite(theta) & (theta > 0) & (theta < 90)
+            gain = np.where(ok, 10 * np.log10(np.cos(np.deg2rad(np.where(ok, theta, 0.0)))),
+                            np.nan).astype(np.float32)  # fmt: skip
         for b in range(2):
             v = lin[b].astype(np.float32)
-            bad = ~np.isfinite(v) | (v <= 0)
+            bad = ~np.isfinite(v) | (v <= 0) | np.isnan(gain)
             if nodata[b] is not None:
                 bad |= v == np.float32(nodata[b])
             take = np.isnan(out[b]) & ~bad
-            out[b][take] = 10 * np.log10(v[take])
+            out[b][take] = 10 * np.log10(v[take]) + gain[take]
     return out
+
+
+def _incidence_key(item: Mapping[str, Any]) -> str | None:
+    """The asset key of the item's ellipsoid incidence-angle layer (:data:`INCIDENCE_KEYS`), or
+    None."""
+    for key in item.get("assets", {}):
+        if key.lower() in INCIDENCE_KEYS:
+            return str(key)
+    return None
 
 
 def _polarisation(item: Mapping[str, Any], pol: str) -> str:

@@ -6,14 +6,22 @@
   key itself in either convention (Earth Search: common names, ``rededge1..3``, ``nir08``,
   ``nir09``; Planetary Computer: ``B01`` ... ``B8A``), never by one catalogue's key list alone.
   L2A items have no B10: the fetched stack is then 12 bands (``S2_L2A_BANDS``).
+  Where several assets hold one band (the Copernicus Data Space Ecosystem's L2A lists
+  ``B02_10m``, ``B02_20m``, ``B02_60m``), the finest is taken (asset ``gsd``, else
+  ``raster:bands`` ``spatial_resolution``, else ``proj:transform``, else a ``_<n>m`` key suffix).
 - **Radiometric offset**: from processing baseline 04.00 on, DN = reflectance x 10000 + 1000;
-  the offset is taken per item from ``s2:processing_baseline`` (never from the date, nor from a
-  catalogue's own "offset applied" flag, wrong for some items) and removed, clipped at 0.
+  the offset is taken per item from its processing baseline (``s2:processing_baseline``; where a
+  catalogue has none, the processing extension's ``processing:version`` (CDSE) or the ``_Nxxyy_``
+  of the product name), never from the date, nor from a catalogue's own "offset applied" flag
+  (wrong for some items), nor from ``raster:bands`` ``offset`` (recorded, and a disagreement
+  warned about), and removed, clipped at 0.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -44,15 +52,32 @@ def _asset_bands(asset: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(asset.get("eo:bands") or asset.get("bands") or [])
 
 
+def asset_resolution(key: str, asset: Mapping[str, Any]) -> float:
+    """The pixel size of an asset, m (``inf`` when it does not say): ``gsd``, else
+    ``raster:bands``' ``spatial_resolution``, else ``proj:transform``, else a ``_20m`` key
+    suffix."""
+    if asset.get("gsd"):
+        return float(asset["gsd"])
+    raster = asset.get("raster:bands") or []
+    if len(raster) == 1 and raster[0].get("spatial_resolution"):
+        return float(raster[0]["spatial_resolution"])
+    transform = asset.get("proj:transform")
+    if transform:
+        return abs(float(transform[0]))
+    m = re.search(r"_(\d+)m$", key)
+    return float(m.group(1)) if m else math.inf
+
+
 def band_assets(item: Mapping[str, Any]) -> dict[str, str]:
     """``{SEN12MS-CR band: asset key}`` of an item (a STAC item dict), for the bands it has.
 
     An asset describing one band matches by that band's name, then by its common name
     (``eo:common_name`` or ``common_name``); else the asset key itself (``B01``, ``coastal``,
-    ``rededge1`` ...). Assets of several bands (true-colour previews) are never taken.
+    ``rededge1`` ...). Assets of several bands (true-colour previews) are never taken. Of
+    several assets of one band, the finest (:func:`asset_resolution`; the first of equals).
     """
     assets: Mapping[str, Mapping[str, Any]] = item.get("assets", {})
-    by_name: dict[str, str] = {}
+    named: dict[str, list[str]] = {}
     by_common: dict[str, list[str]] = {}
     for asset_key, asset in assets.items():
         bands = _asset_bands(asset)
@@ -60,10 +85,12 @@ def band_assets(item: Mapping[str, Any]) -> dict[str, str]:
             continue
         b = bands[0]
         if b.get("name"):
-            by_name.setdefault(str(b["name"]).upper(), asset_key)
+            named.setdefault(str(b["name"]).upper(), []).append(asset_key)
         common = b.get("eo:common_name") or b.get("common_name")
         if common:
             by_common.setdefault(str(common).lower(), []).append(asset_key)
+    by_name = {n: min(keys, key=lambda k: asset_resolution(k, assets[k]))
+               for n, keys in named.items()}  # fmt: skip
     lower = {k.lower(): k for k in assets}
     out: dict[str, str] = {}
     for band in S2_BANDS:
@@ -85,9 +112,20 @@ def band_assets(item: Mapping[str, Any]) -> dict[str, str]:
 
 
 def processing_baseline(item: Mapping[str, Any]) -> tuple[int, int] | None:
-    """``s2:processing_baseline`` as ``(major, minor)`` (``"04.00"`` -> ``(4, 0)``), or None."""
-    text = item.get("properties", {}).get("s2:processing_baseline")
+    """The item's processing baseline as ``(major, minor)`` (``"04.00"`` -> ``(4, 0)``), or
+    None: ``s2:processing_baseline``, else ``processing:version`` where it reads as a baseline
+    (``"05.09"``: CDSE), else the ``_N0509_`` of ``s2:product_uri`` or of the item's id."""
+    props = item.get("properties", {})
+    text = props.get("s2:processing_baseline")
     if text is None:
+        version = str(props.get("processing:version", ""))
+        if re.fullmatch(r"\d{1,2}\.\d{1,2}", version):
+            text = version
+    if text is None:
+        for name in (props.get("s2:product_uri"), item.get("id")):
+            m = re.search(r"_N(\d{2})(\d{2})_", str(name or ""))
+            if m:
+                return int(m.group(1)), int(m.group(2))
         return None
     try:
         major, _, minor = str(text).partition(".")
@@ -107,11 +145,21 @@ def offset_dn(item: Mapping[str, Any]) -> int:
     baseline = processing_baseline(item)
     if baseline is None:
         raise DataError(
-            None, f"item {item.get('id')} has no s2:processing_baseline: whether its DN carry "
-            "the +1000 offset of baseline 04.00 cannot be told",
-            "items with s2:processing_baseline (Earth Search, Planetary Computer and CDSE set it)",
+            None, f"item {item.get('id')} has no processing baseline (s2:processing_baseline, "
+            "processing:version or _Nxxyy_ in its product name): whether its DN carry the "
+            "+1000 offset of baseline 04.00 cannot be told",
+            "items with a processing baseline (Earth Search, Planetary Computer and CDSE say it)",
         )  # fmt: skip
     return BASELINE_OFFSET_DN if baseline >= OFFSET_BASELINE else 0
+
+
+def raster_offset_dn(item: Mapping[str, Any], key: str) -> int | None:
+    """The DN offset an asset's ``raster:bands`` declares (Earth Search Collection 1: scale
+    0.0001, offset -0.1, i.e. 1000 DN), or None where it declares no scale and offset."""
+    raster = item.get("assets", {}).get(key, {}).get("raster:bands") or []
+    if len(raster) != 1 or not raster[0].get("scale") or raster[0].get("offset") is None:
+        return None
+    return round(-float(raster[0]["offset"]) / float(raster[0]["scale"]))
 
 
 def acquisition_day(item: Mapping[str, Any]) -> dt.date:
@@ -132,11 +180,13 @@ def cloud_cover(item: Mapping[str, Any]) -> float | None:
 def summary(item: Mapping[str, Any]) -> dict[str, Any]:
     """What ``--dry-run`` lists and ``series.json`` records of an item."""
     baseline = processing_baseline(item)
+    keys = band_assets(item)
     return {
         "id": item.get("id"),
         "collection": item.get("collection"),
         "date": str(acquisition_day(item)),
         "cloud_cover": cloud_cover(item),
         "processing_baseline": None if baseline is None else f"{baseline[0]:02d}.{baseline[1]:02d}",
-        "assets": {b: item["assets"][k].get("href") for b, k in band_assets(item).items()},
+        "raster_bands_offset_dn": raster_offset_dn(item, keys["B2"]) if "B2" in keys else None,
+        "assets": {b: item["assets"][k].get("href") for b, k in keys.items()},
     }
