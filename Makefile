@@ -23,7 +23,7 @@ $(STAMP): $(PY) pyproject.toml
 		&& (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 \
 		&& apt-get install -y -q chromium >/dev/null 2>&1)) ; } || echo "chromium not installed: browser tests will skip"
 	$(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e ".[dev,masks,keras,download,baselines,viewer,inpaint,openvino,stac]" $(TORCH_PIN)
+	$(PY) -m pip install -q -e ".[dev,masks,keras,download,baselines,viewer,inpaint,openvino,stac,s1]" $(TORCH_PIN)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -26,6 +26,7 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
     from cloudfree import demo
     from cloudfree.data.packed import cli as pack_cli
     from cloudfree.data.release import cli as index_cli
+    from cloudfree.data.s1grd import cli as s1_cli
     from cloudfree.data.sentinel import cli as safe_cli
     from cloudfree.data.stac import cli as fetch_cli
     from cloudfree.data.synthetic import cli as synth_cli
@@ -50,6 +51,7 @@ def _commands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
         mask_cli.add_mask,
         safe_cli.add_parser,
         fetch_cli.add_parser,
+        s1_cli.add_parser,
         inpaint_cli.add_parser,
         predict_cli.add_parser,
         composite_cli.add_parser,
