@@ -50,3 +50,11 @@ def make(
                     ds.write(block[None], window=rasterio.windows.Window(
                         pixel0, line0, block.shape[1], block.shape[0]))  # fmt: skip
     return safe
+
+
+def has_geoid_grid(name: str) -> bool:
+    """Whether PROJ has the geoid grid ``name`` (e.g. ``us_nga_egm96_15.tif``) here."""
+    import pyproj
+
+    return any((Path(d) / name).is_file()
+               for d in (pyproj.datadir.get_data_dir(), pyproj.datadir.get_user_data_dir()))  # fmt: skip

@@ -314,25 +314,10 @@ def test_errors_say_what_to_do(shared: Path, tmp_path: Path, geometry) -> None: 
         open_grd(tmp_path / "like.tif")
 
 
-def _has_egm96() -> bool:
-    import pyproj
-
-    return any((Path(d) / "us_nga_egm96_15.tif").is_file()
-               for d in (pyproj.datadir.get_data_dir(), pyproj.datadir.get_user_data_dir()))  # fmt: skip
-
-
-def _nothing():  # noqa: ANN202
-    from contextlib import nullcontext
-
-    return nullcontext()
-
-
 def test_dem_heights_over_a_geoid(shared: Path, tmp_path: Path) -> None:
     """The Rome DEM is EPSG:9707 (WGS 84 + EGM96 height): without PROJ's geoid grid here, the
     conversion is refused naming the grid (PROJ would silently leave the heights as they are);
     a DEM that declares no vertical datum is taken as ellipsoidal, with a warning."""
-    from pyproj.transformer import TransformerGroup
-
     from cloudfree.data.s1grd.dem import DemOnGrid, vertical_datum
 
     rome = shared / "s1grd" / "Rome-30m-DEM.tif"
@@ -340,9 +325,7 @@ def test_dem_heights_over_a_geoid(shared: Path, tmp_path: Path) -> None:
         assert vertical_datum(ds.crs.to_wkt()) == "egm96"
         crs, transform = ds.crs, ds.transform
     grid = ("EPSG:4326", transform * rasterio.Affine.translation(10, 10), 50, 50)
-    with pytest.warns(UserWarning) if not _has_egm96() else _nothing():
-        available = TransformerGroup("EPSG:4326+5773", "EPSG:4979").best_available
-    if not available:
+    if not tp.has_geoid_grid("us_nga_egm96_15.tif"):
         with pytest.raises(CloudfreeError, match=r"us_nga_egm96_15\.tif.*PROJ_NETWORK=ON"):
             DemOnGrid(rome, *grid)
     dem = DemOnGrid(rome, *grid, heights="ellipsoid")

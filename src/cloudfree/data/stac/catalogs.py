@@ -8,9 +8,10 @@ Facts (``docs/stack.md``, the catalogues' own documentation; read, not run here)
   ``AWS_REQUEST_PAYER=requester``); ``sentinel-2-c1-l2a``, public COGs, 12 bands, raw DN.
   Asset keys are common names (coastal, blue, ..., cirrus, swir16, swir22).
 - **Planetary Computer** (``planetarycomputer.microsoft.com/api/stac/v1``):
-  ``sentinel-2-l2a`` (B01 ... B12, B8A; no B10), ``sentinel-1-rtc`` (terrain-flattened gamma0,
-  linear power, needs ``PC_SDK_SUBSCRIPTION_KEY``); assets are signed with the
-  ``planetary-computer`` package (a SAS token per item).
+  ``sentinel-2-l2a`` (B01 ... B12, B8A; no B10), ``sentinel-1-grd`` (the GRD products' COG
+  measurements and XML: made into sigma0 by ``cloudfree s1``, the default of ``fetch --s1``),
+  ``sentinel-1-rtc`` (terrain-flattened gamma0, linear power, needs ``PC_SDK_SUBSCRIPTION_KEY``);
+  assets are signed with the ``planetary-computer`` package (a SAS token per item).
 - **Copernicus Data Space Ecosystem** (``stac.dataspace.copernicus.eu/v1``):
   ``sentinel-2-l1c``, ``sentinel-2-l2a``, the SAFE's JP2 on its S3 (a free account: its keys in
   ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, endpoint ``eodata.dataspace.copernicus.eu``).
@@ -74,7 +75,7 @@ CATALOGS: Final[dict[str, Catalog]] = {
             name="planetary-computer",
             url="https://planetarycomputer.microsoft.com/api/stac/v1",
             s2="sentinel-2-l2a",
-            s1="sentinel-1-rtc",
+            s1="sentinel-1-grd",
             sign="planetary-computer",
             credentials={
                 "sentinel-1-rtc": (

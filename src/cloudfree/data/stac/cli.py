@@ -46,11 +46,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=float, default=10.0, help="pixel size, m (default 10)")
     p.add_argument("--s1", action="store_true",
                    help="also Sentinel-1 for every S2 day: the acquisition nearest in time "
-                   "(--s1-max-days), VV and VH in dB as OUT/s1/<S2 day>.tif; the catalogue's "
-                   "RTC (planetary-computer: sentinel-1-rtc, terrain-flattened gamma0, not the "
-                   "sigma0 of SEN12MS-CR; needs PC_SDK_SUBSCRIPTION_KEY)")  # fmt: skip
-    p.add_argument("--s1-collection", default=None,
-                   help="the Sentinel-1 RTC collection (default: the catalogue's)")  # fmt: skip
+                   "(--s1-max-days), VV and VH in dB as OUT/s1/<S2 day>.tif; from GRD items "
+                   "(planetary-computer: sentinel-1-grd, made into sigma0 as SEN12MS-CR's by "
+                   "cloudfree s1; extra [s1]) or RTC items (--s1-collection sentinel-1-rtc: "
+                   "terrain-flattened gamma0, needs PC_SDK_SUBSCRIPTION_KEY)")  # fmt: skip
+    p.add_argument(
+        "--s1-collection",
+        default=None,
+        help="the Sentinel-1 collection, GRD or RTC (default: the catalogue's GRD)",
+    )
+    p.add_argument("--s1-dem", default=None, metavar="DEM",
+                   help="DEM for the GRD terrain correction (default: Copernicus DEM GLO-30 "
+                   "fetched onto the grid as OUT/dem.tif)")  # fmt: skip
+    p.add_argument("--s1-dem-heights", default="auto",
+                   choices=("auto", "ellipsoid", "egm96", "egm2008"),
+                   help="what --s1-dem's heights are over (see cloudfree s1 --dem-heights)")  # fmt: skip
     p.add_argument("--s1-max-days", type=positive_int, default=6,
                    help="pair S1 within this many days of each S2 day (default 6)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true",
@@ -117,14 +127,14 @@ def run(args: argparse.Namespace) -> int:
         s1 = get_catalog(args.catalog).s1
         if s1 is None:
             raise CloudfreeError(
-                f"--s1: {args.catalog} has no Sentinel-1 RTC collection cloudfree reads; use "
+                f"--s1: {args.catalog} has no Sentinel-1 collection cloudfree reads; use "
                 "--catalog planetary-computer, or name one with --s1-collection"
             )
     req = FetchRequest(
         bbox=_bbox(args), datetime=args.datetime, catalog=args.catalog,
         collection=args.collection, max_cloud=args.max_cloud, limit=args.limit, crs=args.crs,
         resolution=args.resolution, s1_collection=s1 if args.s1 or s1 else None,
-        s1_max_days=args.s1_max_days,
+        s1_max_days=args.s1_max_days, s1_dem=args.s1_dem, s1_dem_heights=args.s1_dem_heights,
     )  # fmt: skip
     rec = fetch(req, args.out, dry_run=args.dry_run, scheduler=args.dask_scheduler,
                 progress=not args.no_progress)  # fmt: skip

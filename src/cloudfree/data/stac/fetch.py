@@ -66,6 +66,12 @@ S1_RTC_NOTE: Final[str] = (
     "relation only for the items that carry an (ellipsoid) incidence-angle asset (see "
     "'incidence' per date), left as gamma0 otherwise (Planetary Computer's items carry none)"
 )
+#: What the Sentinel-1 files made from GRD items hold.
+S1_GRD_NOTE: Final[str] = (
+    "Sentinel-1 GRD made into sigma0 dB by cloudfree s1 (thermal noise removal, calibration, "
+    "range-Doppler terrain correction on the DEM): the quantity of SEN12MS-CR (Earth Engine's "
+    "COPERNICUS/S1_GRD)"
+)
 #: Asset keys of an ellipsoid incidence-angle layer, degrees (OPERA RTC-S1's name, and others);
 #: never a local (terrain) incidence angle, which the flat-ground relation does not take.
 INCIDENCE_KEYS: Final[tuple[str, ...]] = (
@@ -89,6 +95,10 @@ class FetchRequest:
     s1_collection: str | None = None
     #: the S1 acquisition paired with an S2 day is the nearest within this many days
     s1_max_days: int = S1_MAX_DAYS
+    #: the DEM for GRD items' terrain correction (None: Copernicus DEM GLO-30 fetched onto the
+    #: grid as OUT/dem.tif), and what its heights are over (cloudfree.data.s1grd.dem.HEIGHTS)
+    s1_dem: str | None = None
+    s1_dem_heights: str = "auto"
 
 
 def search(
@@ -348,8 +358,11 @@ def _fetch_s1(
     period = f"{min(days) - pad}/{max(days) + pad}"
     s1_days = by_day(search(req, catalog, req.s1_collection, period))
     (folder / "s1").mkdir(exist_ok=True)
-    s1_record: dict[str, Any] = record.setdefault("s1", {"collection": req.s1_collection,
-                                                         "product": S1_RTC_NOTE, "dates": {}})  # fmt: skip
+    grd = any(_is_grd(i.to_dict()) for its in s1_days.values() for i in its)
+    s1_record: dict[str, Any] = record.setdefault("s1", {
+        "collection": req.s1_collection, "product": S1_GRD_NOTE if grd else S1_RTC_NOTE,
+        "dates": {}})  # fmt: skip
+    dem: tuple[str, str] | None = None
     geobox = GeoBox((grid.height, grid.width), grid.transform(), grid.crs)
     for day in days:
         name = f"s1/{day}.tif"
@@ -365,6 +378,15 @@ def _fetch_s1(
         s1_day = near[0][1]
         bare = s1_days[s1_day]
         items = signed(bare, catalog)
+        if _is_grd(items[0].to_dict()):
+            if dem is None:
+                dem = _s1_dem(req, catalog, grid, folder)
+                s1_record["dem"] = {"file": dem[0], "heights": dem[1]}
+            info = _s1_from_grd(items, grid, folder / name, day, s1_day, dem, progress)
+            s1_record["dates"][str(day)] = {"file": name, "s1_date": str(s1_day),
+                                            "items": [i.id for i in items], **info}  # fmt: skip
+            _write_record(folder, record)
+            continue
         keys = [_polarisation(items[0].to_dict(), pol) for pol in ("vv", "vh")]
         layers = []
         corrected = []
@@ -406,6 +428,79 @@ def _fetch_s1(
             "valid_fraction": valid / max(1, grid.width * grid.height),
         }  # fmt: skip
         _write_record(folder, record)
+
+
+def _is_grd(item: Mapping[str, Any]) -> bool:
+    """Whether an S1 item is a GRD product (its XML among the assets; ``sar:product_type``)."""
+    props = item.get("properties", {})
+    if str(props.get("sar:product_type", "")).upper() == "GRD":
+        return True
+    return any(k.lower().startswith("schema-product-") for k in item.get("assets", {}))
+
+
+def _s1_dem(req: FetchRequest, catalog: Catalog, grid: Grid, folder: Path) -> tuple[str, str]:
+    """The DEM for GRD terrain correction and its heights: ``req.s1_dem``, else Copernicus DEM
+    GLO-30 from the catalogue (Earth Search where the catalogue has none) written once as
+    ``OUT/dem.tif`` (kept: a resumed fetch reuses it), heights over EGM2008."""
+    if req.s1_dem is not None:
+        return req.s1_dem, req.s1_dem_heights
+    from cloudfree.data.s1grd.copdem import fetch_dem
+    from cloudfree.data.s1grd.terrain import Grid as S1Grid
+
+    path = folder / "dem.tif"
+    if not path.is_file():
+        source = catalog.url if catalog.name in ("planetary-computer", "earth-search") else (
+            "earth-search")  # fmt: skip
+        fetch_dem(S1Grid(grid.crs, grid.transform(), grid.width, grid.height), path, source)
+    return str(path), "egm2008" if req.s1_dem_heights == "auto" else req.s1_dem_heights
+
+
+def _s1_from_grd(
+    items: Sequence[Any], grid: Grid, path: Path, day: dt.date, s1_day: dt.date,
+    dem: tuple[str, str], progress: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """``cloudfree s1`` on each GRD frame of the pass onto the grid, the frames mosaicked (each
+    pixel from the first with data), written as ``path``; returns its record."""
+    import tempfile
+
+    import rasterio
+
+    from cloudfree.data.s1grd.product import from_item
+    from cloudfree.data.s1grd.terrain import Grid as S1Grid
+    from cloudfree.data.s1grd.terrain import correct
+    from cloudfree.io import atomic_path
+
+    s1grid = S1Grid(grid.crs, grid.transform(), grid.width, grid.height)
+    out = np.full((2, grid.height, grid.width), np.nan, np.float32)
+    used, skipped = [], []
+    with tempfile.TemporaryDirectory(prefix="cloudfree-grd-") as tmp:
+        for k, item in enumerate(items):
+            frame = Path(tmp) / f"{k}.tif"
+            try:
+                correct(from_item(item.to_dict()), s1grid, frame, dem[0], dem_heights=dem[1],
+                        missing_pol="nan", progress=progress)  # fmt: skip
+            except DataError as e:
+                if "does not reach" not in str(e):
+                    raise
+                skipped.append(item.id)
+                continue
+            with rasterio.open(frame) as ds:
+                a = ds.read()
+            take = np.isnan(out) & np.isfinite(a)
+            out[take] = a[take]
+            used.append(item.id)
+    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 2,
+               "dtype": "float32", "nodata": float("nan"), "crs": grid.crs,
+               "transform": grid.transform(), "tiled": True, "blockxsize": 512,
+               "blockysize": 512, "compress": "deflate", "predictor": 3}  # fmt: skip
+    with atomic_path(path) as tmp_out, rasterio.open(tmp_out, "w", **profile) as dst:
+        dst.write(out)
+        dst.set_band_description(1, "VV")
+        dst.set_band_description(2, "VH")
+        dst.update_tags(ACQUISITION_DATE=str(s1_day), software="cloudfree fetch",
+                        product=S1_GRD_NOTE, quantity="sigma0", s2_date=str(day))  # fmt: skip
+    return {"quantity": "sigma0", "frames": used, "frames_not_over_the_area": skipped,
+            "valid_fraction": float(np.isfinite(out[0]).mean())}  # fmt: skip
 
 
 def _s1_db(layers: Sequence[tuple[Any, list[Any], bool]]) -> np.ndarray:
