@@ -110,6 +110,8 @@ NOT_OFFLINE: tuple[tuple[str, str], ...] = (
     (r"^view ", "serves the web viewer (tests/viewer run it)"),
     (r"^stack ", "needs a .SAFE product (tests/data/sentinel build one)"),
     (r"^fetch |bolzano", "searches a STAC catalogue on the internet (tests/data/stac serve one)"),
+    (r"^s1 ", "needs a dual-polarisation GRD product, 1-2 GB (tests/data/s1grd write the DN of "
+     "sarsen's real product, and serve it as a STAC item)"),
     (r"stable-diffusion", "needs a diffusers pipeline folder"),
     (r"train\.csv|test\.csv", "the user's own split files"),
     (r"^evaluate .*index\.csv|^evaluate .*/data/sen12mscr|--split test",

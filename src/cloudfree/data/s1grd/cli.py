@@ -63,8 +63,11 @@ def open_product(source: str) -> Any:
         if source.startswith(("http://", "https://")):
             from urllib.request import urlopen
 
-            with urlopen(source, timeout=60) as r:  # noqa: S310 - the user's URL
-                item = json.loads(r.read())
+            try:
+                with urlopen(source, timeout=60) as r:  # noqa: S310 - the user's URL
+                    item = json.loads(r.read())
+            except (OSError, ValueError) as e:
+                raise CloudfreeError(f"cannot read the STAC item {source}: {e}") from e
         else:
             item = json.loads(Path(source).read_text(encoding="utf-8"))
         if item.get("type") != "Feature":

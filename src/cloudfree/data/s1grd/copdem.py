@@ -33,8 +33,7 @@ def fetch_dem(grid: Any, path: str | os.PathLike[str], catalog: str = "earth-sea
     import rasterio
     from rasterio.warp import transform_bounds
 
-    from cloudfree.data.stac.catalogs import get_catalog
-    from cloudfree.data.stac.fetch import signed
+    from cloudfree.data.stac.catalogs import get_catalog, signed
     from cloudfree.io import atomic_path
 
     cat = get_catalog(catalog)

@@ -163,6 +163,9 @@ def open_grd(path: str | os.PathLike[str]) -> GrdProduct:
     p = Path(path)
     if p.name == "manifest.safe":
         p = p.parent
+    if not p.exists():
+        raise DataError(p, "does not exist", "a GRD product's .SAFE folder, its manifest.safe, "
+                        "its .zip, or a STAC item (.json or URL)")  # fmt: skip
     if p.is_dir():
         names = [f.relative_to(p).as_posix() for f in p.rglob("*") if f.is_file()]
         return _from_files(p.name.removesuffix(".SAFE"),
@@ -234,5 +237,9 @@ def _download(href: str, path: Path) -> None:
 
     from cloudfree.io import atomic_path
 
-    with urlopen(href, timeout=60) as r, atomic_path(path) as tmp:  # noqa: S310 - user's URL
-        Path(tmp).write_bytes(r.read())
+    try:
+        with urlopen(href, timeout=60) as r, atomic_path(path) as tmp:  # noqa: S310 - item's
+            Path(tmp).write_bytes(r.read())
+    except OSError as e:
+        raise DataError(None, f"cannot download {href}: {e}", "a reachable asset (signed where "
+                        "the catalogue needs it)") from e  # fmt: skip

@@ -92,7 +92,7 @@ def correct(
     from cloudfree.data.s1grd.geocode import Geometry
     from cloudfree.data.s1grd.radiometry import Radiometry
     from cloudfree.data.s1grd.speckle import HALO, refined_lee
-    from cloudfree.io import atomic_path
+    from cloudfree.io import atomic_path, gdal_cache_env
     from cloudfree.windows import windows
 
     missing = [p for p in POLARISATIONS if p not in product.pols]
@@ -103,75 +103,77 @@ def correct(
             "a dual-polarisation product (1SDV: VV + VH), as SEN12MS-CR's; or --missing-pol nan "
             "to write the missing band as no data (SAR models then treat S1 as missing)",
         )  # fmt: skip
-    grid = like if isinstance(like, Grid) else Grid.like(like)
-    geometry = Geometry.of(product)
-    heights = DemOnGrid(dem, grid.crs, grid.transform, grid.width, grid.height, dem_heights)
-    try:
-        _check_reach(product, geometry, grid, heights)
-        radiometry = {p: Radiometry(f.calibration, f.noise) for p, f in product.pols.items()}
-        halo = HALO if speckle else 0
-        profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 2,
-                   "dtype": "float32", "nodata": float("nan"), "crs": grid.crs,
-                   "transform": grid.transform, "tiled": True, "blockxsize": 512,
-                   "blockysize": 512, "compress": "deflate", "predictor": 3}  # fmt: skip
-        valid = 0
-        read_lines = read_cols = 0
-        day = str(product.first_line_time.astype("datetime64[D]"))
-        with warnings.catch_warnings():  # a GRD measurement is located by its annotation
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            sources = {p: rasterio.open(f.measurement) for p, f in product.pols.items()}
-        wins = list(windows(grid.height, grid.width, window))
+    # GDAL's block cache capped (its default grows to 5 % of the RAM with the area)
+    with rasterio.Env(**gdal_cache_env()):
+        grid = like if isinstance(like, Grid) else Grid.like(like)
+        geometry = Geometry.of(product)
+        heights = DemOnGrid(dem, grid.crs, grid.transform, grid.width, grid.height, dem_heights)
         try:
-            with atomic_path(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-                for r, c, h, w in tqdm(wins, desc="s1", unit="win", disable=not progress):
-                    # the window grown by the filter's halo, cut at the grid's edges
-                    r0, c0 = max(0, r - halo), max(0, c - halo)
-                    r1, c1 = min(grid.height, r + h + halo), min(grid.width, c + w + halo)
-                    xs, ys = grid.centres(r0, c0, r1 - r0, c1 - c0)
-                    line, pixel = geometry.radar_coordinates(
-                        heights.read(r0, c0, r1 - r0, c1 - c0), xs, ys, grid.crs)  # fmt: skip
-                    inside = (np.isfinite(line) & (line >= 0) & (line <= product.lines - 1)
-                              & (pixel >= 0) & (pixel <= product.samples - 1))  # fmt: skip
-                    block = np.full((2, r1 - r0, c1 - c0), np.nan, np.float32)
-                    if inside.any():
-                        l0 = int(max(0, np.floor(line[inside].min())))
-                        l1 = int(min(product.lines, np.ceil(line[inside].max()) + 2))
-                        p0 = int(max(0, np.floor(pixel[inside].min())))
-                        p1 = int(min(product.samples, np.ceil(pixel[inside].max()) + 2))
-                        read_lines, read_cols = read_lines + l1 - l0, max(read_cols, p1 - p0)
-                        where = np.stack([np.where(inside, line - l0, -1.0),
-                                          np.where(inside, pixel - p0, -1.0)])  # fmt: skip
-                        for b, pol in enumerate(POLARISATIONS):
-                            if pol not in sources:
-                                continue
-                            dn = sources[pol].read(1, window=Window(p0, l0, p1 - p0, l1 - l0))
-                            s0 = radiometry[pol].sigma0(dn, l0, p0)
-                            block[b] = map_coordinates(s0, where, order=1, mode="constant",
-                                                       cval=np.nan, prefilter=False)  # fmt: skip
-                            if speckle:
-                                block[b] = refined_lee(block[b])
-                    block = block[:, r - r0 : r - r0 + h, c - c0 : c - c0 + w]
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        db = (10 * np.log10(block)).astype(np.float32)
-                    dst.write(db, window=Window(c, r, w, h))
-                    valid += int(np.isfinite(db).any(axis=0).sum())
-                dst.set_band_description(1, "VV")
-                dst.set_band_description(2, "VH")
-                dst.update_tags(
-                    ACQUISITION_DATE=day, software="cloudfree s1", product=product.name,
-                    quantity=QUANTITY, dem=os.fspath(dem), dem_heights=heights.heights,
-                    speckle_filter="refined Lee" if speckle else "none",
-                    missing=",".join(missing) or "none",
-                )  # fmt: skip
+            _check_reach(product, geometry, grid, heights)
+            radiometry = {p: Radiometry(f.calibration, f.noise) for p, f in product.pols.items()}
+            halo = HALO if speckle else 0
+            profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 2,
+                       "dtype": "float32", "nodata": float("nan"), "crs": grid.crs,
+                       "transform": grid.transform, "tiled": True, "blockxsize": 512,
+                       "blockysize": 512, "compress": "deflate", "predictor": 3}  # fmt: skip
+            valid = 0
+            read_lines = read_cols = 0
+            day = str(product.first_line_time.astype("datetime64[D]"))
+            with warnings.catch_warnings():  # a GRD measurement is located by its annotation
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                sources = {p: rasterio.open(f.measurement) for p, f in product.pols.items()}
+            wins = list(windows(grid.height, grid.width, window))
+            try:
+                with atomic_path(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+                    for r, c, h, w in tqdm(wins, desc="s1", unit="win", disable=not progress):
+                        # the window grown by the filter's halo, cut at the grid's edges
+                        r0, c0 = max(0, r - halo), max(0, c - halo)
+                        r1, c1 = min(grid.height, r + h + halo), min(grid.width, c + w + halo)
+                        xs, ys = grid.centres(r0, c0, r1 - r0, c1 - c0)
+                        line, pixel = geometry.radar_coordinates(
+                            heights.read(r0, c0, r1 - r0, c1 - c0), xs, ys, grid.crs)  # fmt: skip
+                        inside = (np.isfinite(line) & (line >= 0) & (line <= product.lines - 1)
+                                  & (pixel >= 0) & (pixel <= product.samples - 1))  # fmt: skip
+                        block = np.full((2, r1 - r0, c1 - c0), np.nan, np.float32)
+                        if inside.any():
+                            l0 = int(max(0, np.floor(line[inside].min())))
+                            l1 = int(min(product.lines, np.ceil(line[inside].max()) + 2))
+                            p0 = int(max(0, np.floor(pixel[inside].min())))
+                            p1 = int(min(product.samples, np.ceil(pixel[inside].max()) + 2))
+                            read_lines, read_cols = read_lines + l1 - l0, max(read_cols, p1 - p0)
+                            where = np.stack([np.where(inside, line - l0, -1.0),
+                                              np.where(inside, pixel - p0, -1.0)])  # fmt: skip
+                            for b, pol in enumerate(POLARISATIONS):
+                                if pol not in sources:
+                                    continue
+                                dn = sources[pol].read(1, window=Window(p0, l0, p1 - p0, l1 - l0))
+                                s0 = radiometry[pol].sigma0(dn, l0, p0)
+                                block[b] = map_coordinates(s0, where, order=1, mode="constant",
+                                                           cval=np.nan, prefilter=False)  # fmt: skip
+                                if speckle:
+                                    block[b] = refined_lee(block[b])
+                        block = block[:, r - r0 : r - r0 + h, c - c0 : c - c0 + w]
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            db = (10 * np.log10(block)).astype(np.float32)
+                        dst.write(db, window=Window(c, r, w, h))
+                        valid += int(np.isfinite(db).any(axis=0).sum())
+                    dst.set_band_description(1, "VV")
+                    dst.set_band_description(2, "VH")
+                    dst.update_tags(
+                        ACQUISITION_DATE=day, software="cloudfree s1", product=product.name,
+                        quantity=QUANTITY, dem=os.fspath(dem), dem_heights=heights.heights,
+                        speckle_filter="refined Lee" if speckle else "none",
+                        missing=",".join(missing) or "none",
+                    )  # fmt: skip
+            finally:
+                for s in sources.values():
+                    s.close()
         finally:
-            for s in sources.values():
-                s.close()
-    finally:
-        heights.close()
-    return {"valid_fraction": valid / max(1, grid.width * grid.height),
-            "lines_read": read_lines, "widest_read": read_cols, "lines": product.lines,
-            "samples": product.samples, "polarisations": list(product.pols),
-            "dem_heights": heights.heights, "date": str(dt.date.fromisoformat(day))}  # fmt: skip
+            heights.close()
+        return {"valid_fraction": valid / max(1, grid.width * grid.height),
+                "lines_read": read_lines, "widest_read": read_cols, "lines": product.lines,
+                "samples": product.samples, "polarisations": list(product.pols),
+                "dem_heights": heights.heights, "date": str(dt.date.fromisoformat(day))}  # fmt: skip
 
 
 def _check_reach(product: GrdProduct, geometry: Any, grid: Grid, heights: Any) -> None:

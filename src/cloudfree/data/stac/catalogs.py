@@ -22,7 +22,7 @@ Any other STAC API is given by URL; its assets are read as they are (public HTTP
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -139,3 +139,13 @@ def check_credentials(
 def gdal_env(catalog: Catalog) -> dict[str, Any]:
     """GDAL settings for the catalogue's assets (the environment's own values win)."""
     return {k: os.environ.get(k, v) for k, v in catalog.gdal_env.items()}
+
+
+def signed(items: Sequence[Any], catalog: Catalog) -> list[Any]:
+    """Copies of ``items`` whose asset hrefs carry a fresh token where the catalogue wants
+    one (Planetary Computer: ``planetary_computer.sign``), the items themselves otherwise."""
+    if catalog.sign != "planetary-computer":
+        return list(items)
+    import planetary_computer
+
+    return [planetary_computer.sign(item.clone()) for item in items]

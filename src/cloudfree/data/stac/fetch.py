@@ -36,7 +36,13 @@ from typing import Any, Final
 import numpy as np
 
 from cloudfree.bands import S2_BANDS, S2_L2A_BANDS
-from cloudfree.data.stac.catalogs import Catalog, check_credentials, gdal_env, get_catalog
+from cloudfree.data.stac.catalogs import (
+    Catalog,
+    check_credentials,
+    gdal_env,
+    get_catalog,
+    signed,
+)
 from cloudfree.data.stac.grid import Grid, area_grid
 from cloudfree.data.stac.items import (
     acquisition_day,
@@ -129,16 +135,6 @@ def search(
     if req.max_cloud is not None and period is None:
         items = [i for i in items if (cloud_cover(i.to_dict()) or 0.0) <= req.max_cloud]
     return items
-
-
-def signed(items: Sequence[Any], catalog: Catalog) -> list[Any]:
-    """Copies of ``items`` whose asset hrefs carry a fresh token where the catalogue wants
-    one (Planetary Computer: ``planetary_computer.sign``), the items themselves otherwise."""
-    if catalog.sign != "planetary-computer":
-        return list(items)
-    import planetary_computer
-
-    return [planetary_computer.sign(item.clone()) for item in items]
 
 
 def by_day(items: Sequence[Any]) -> dict[dt.date, list[Any]]:
@@ -449,8 +445,10 @@ def _s1_dem(req: FetchRequest, catalog: Catalog, grid: Grid, folder: Path) -> tu
 
     path = folder / "dem.tif"
     if not path.is_file():
-        source = catalog.url if catalog.name in ("planetary-computer", "earth-search") else (
-            "earth-search")  # fmt: skip
+        # the catalogue's own copy (signed where it needs), else Earth Search's public one
+        own = catalog.name in ("planetary-computer", "earth-search") or catalog.name.startswith(
+            ("http://", "https://"))  # fmt: skip
+        source = catalog.name if own else "earth-search"
         fetch_dem(S1Grid(grid.crs, grid.transform(), grid.width, grid.height), path, source)
     return str(path), "egm2008" if req.s1_dem_heights == "auto" else req.s1_dem_heights
 
@@ -465,6 +463,12 @@ def _s1_from_grd(
 
     import rasterio
 
+    try:
+        import sarsen  # noqa: F401
+        import xarray_sentinel  # noqa: F401
+    except ImportError as e:
+        raise CloudfreeError("Sentinel-1 GRD items are made into sigma0 with the s1 extra: pip "
+                             "install 'cloudfree[s1]' (or --s1-collection sentinel-1-rtc)") from e  # fmt: skip
     from cloudfree.data.s1grd.product import from_item
     from cloudfree.data.s1grd.terrain import Grid as S1Grid
     from cloudfree.data.s1grd.terrain import correct
