@@ -127,9 +127,12 @@ def predict_dataarray(s2: Any, s1: Any = None, checkpoint: str | None = None, **
 
 
 def _crs_of(da: Any) -> Any:
-    rio = getattr(da, "rio", None)
-    if rio is not None and getattr(rio, "crs", None) is not None:
-        return rio.crs
+    try:  # rioxarray's accessor, where installed; it raises on some arrays without a CRS
+        crs = da.rio.crs
+    except Exception:  # noqa: BLE001 - KeyError, AttributeError, rioxarray's own errors
+        crs = None
+    if crs is not None:
+        return crs
     if "spatial_ref" in da.coords and "crs_wkt" in da.coords["spatial_ref"].attrs:
         return da.coords["spatial_ref"].attrs["crs_wkt"]
     if da.attrs.get("crs"):
