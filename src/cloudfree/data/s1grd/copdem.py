@@ -11,6 +11,8 @@ import os
 import warnings
 from typing import Any, Final
 
+import numpy as np
+
 from cloudfree.errors import CloudfreeError
 
 COLLECTION: Final[str] = "cop-dem-glo-30"
@@ -33,8 +35,10 @@ def fetch_dem(grid: Any, path: str | os.PathLike[str], catalog: str = "earth-sea
     import rasterio
     from rasterio.warp import transform_bounds
 
+    from cloudfree.data.s1grd.terrain import WINDOW
     from cloudfree.data.stac.catalogs import get_catalog, signed
     from cloudfree.io import atomic_path
+    from cloudfree.windows import windows
 
     cat = get_catalog(catalog)
     t = grid.transform
@@ -51,17 +55,20 @@ def fetch_dem(grid: Any, path: str | os.PathLike[str], catalog: str = "earth-sea
     items = signed(items, cat)
     key = "data" if "data" in items[0].assets else next(iter(items[0].assets))
     geobox = GeoBox((grid.height, grid.width), grid.transform, grid.crs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        ds = odc.stac.load(items, bands=[key], geobox=geobox, resampling="bilinear",
-                           dtype="float32", nodata=float("nan"), groupby="time",
-                           progress=None)  # fmt: skip
-        dem = ds[key].isel(time=0).values
     profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1,
                "dtype": "float32", "nodata": float("nan"), "crs": grid.crs,
-               "transform": grid.transform, "tiled": True, "compress": "deflate"}  # fmt: skip
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(dem[None])
-        dst.update_tags(source=f"{COLLECTION} from {cat.url}: "
-                        + ",".join(i.id for i in items), heights="EGM2008")  # fmt: skip
+               "transform": grid.transform, "tiled": True, "blockxsize": 512,
+               "blockysize": 512, "compress": "deflate"}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        # lazy and chunked: the grid is computed and written one window at a time
+        dem = odc.stac.load(items, bands=[key], geobox=geobox, resampling="bilinear",
+                            dtype="float32", nodata=float("nan"), groupby="time",
+                            chunks={"x": WINDOW, "y": WINDOW})[key].isel(time=0).data  # fmt: skip
+        with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            for r, c, h, w in windows(grid.height, grid.width, WINDOW):
+                block = np.asarray(dem[r : r + h, c : c + w].compute(), np.float32)
+                dst.write(block[None], window=rasterio.windows.Window(c, r, w, h))
+            dst.update_tags(source=f"{COLLECTION} from {cat.url}: "
+                            + ",".join(i.id for i in items), heights="EGM2008")  # fmt: skip
     return os.fspath(path)

@@ -134,7 +134,11 @@ class DemOnGrid:
         self._vrt = WarpedVRT(self._src, crs=crs, transform=transform, width=width,
                               height=height, resampling=rasterio.enums.Resampling.bilinear,
                               nodata=np.nan, dtype="float32")  # fmt: skip
-        self._crs, self._transform = crs, transform
+        self._transform = transform
+        if self._geoid is not None:  # output grid -> lon/lat, for the geoid's undulation
+            from pyproj import Transformer
+
+            self._to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
 
     def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
         """(h, w) ellipsoidal heights, m (float64; NaN where the DEM has none)."""
@@ -142,13 +146,8 @@ class DemOnGrid:
 
         z = self._vrt.read(1, window=Window(col, row, w, h)).astype(np.float64)
         if self._geoid is not None:
-            from pyproj import Transformer
-
             cols, rows = np.meshgrid(np.arange(col, col + w) + 0.5, np.arange(row, row + h) + 0.5)
-            xs, ys = self._transform * (cols, rows)
-            lon, lat = Transformer.from_crs(self._crs, "EPSG:4326", always_xy=True).transform(
-                xs, ys
-            )
+            lon, lat = self._to_lonlat.transform(*(self._transform * (cols, rows)))
             z = np.where(np.isfinite(z), self._geoid(lon, lat, z), np.nan)
         return z
 

@@ -395,15 +395,11 @@ def _fetch_s1(
                            [ds[k].attrs.get("nodata") for k in keys], inc is not None))  # fmt: skip
             if inc is not None:
                 corrected.append(f"{item.id}: asset {inc}")
-        profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 2,
-                   "dtype": "float32", "nodata": float("nan"), "crs": grid.crs,
-                   "transform": grid.transform(), "tiled": True, "blockxsize": 512,
-                   "blockysize": 512, "compress": "deflate", "predictor": 3}  # fmt: skip
         valid = 0
         with (
             warnings.catch_warnings(),
             atomic_path(folder / name) as tmp,
-            rasterio.open(tmp, "w", **profile) as dst,
+            rasterio.open(tmp, "w", **_s1_profile(grid)) as dst,
         ):
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             for r, c, h, w in windows(grid.height, grid.width, WRITE_WINDOW):
@@ -441,7 +437,6 @@ def _s1_dem(req: FetchRequest, catalog: Catalog, grid: Grid, folder: Path) -> tu
     if req.s1_dem is not None:
         return req.s1_dem, req.s1_dem_heights
     from cloudfree.data.s1grd.copdem import fetch_dem
-    from cloudfree.data.s1grd.terrain import Grid as S1Grid
 
     path = folder / "dem.tif"
     if not path.is_file():
@@ -449,7 +444,7 @@ def _s1_dem(req: FetchRequest, catalog: Catalog, grid: Grid, folder: Path) -> tu
         own = catalog.name in ("planetary-computer", "earth-search") or catalog.name.startswith(
             ("http://", "https://"))  # fmt: skip
         source = catalog.name if own else "earth-search"
-        fetch_dem(S1Grid(grid.crs, grid.transform(), grid.width, grid.height), path, source)
+        fetch_dem(_s1_grid(grid), path, source)
     return str(path), "egm2008" if req.s1_dem_heights == "auto" else req.s1_dem_heights
 
 
@@ -470,41 +465,62 @@ def _s1_from_grd(
         raise CloudfreeError("Sentinel-1 GRD items are made into sigma0 with the s1 extra: pip "
                              "install 'cloudfree[s1]' (or --s1-collection sentinel-1-rtc)") from e  # fmt: skip
     from cloudfree.data.s1grd.product import from_item
-    from cloudfree.data.s1grd.terrain import Grid as S1Grid
     from cloudfree.data.s1grd.terrain import correct
     from cloudfree.io import atomic_path
+    from cloudfree.windows import windows
 
-    s1grid = S1Grid(grid.crs, grid.transform(), grid.width, grid.height)
-    out = np.full((2, grid.height, grid.width), np.nan, np.float32)
-    used, skipped = [], []
+    frames, used, skipped = [], [], []
     with tempfile.TemporaryDirectory(prefix="cloudfree-grd-") as tmp:
         for k, item in enumerate(items):
             frame = Path(tmp) / f"{k}.tif"
             try:
-                correct(from_item(item.to_dict()), s1grid, frame, dem[0], dem_heights=dem[1],
-                        missing_pol="nan", progress=progress)  # fmt: skip
+                correct(from_item(item.to_dict()), _s1_grid(grid), frame, dem[0],
+                        dem_heights=dem[1], missing_pol="nan", progress=progress)  # fmt: skip
             except DataError as e:
                 if "does not reach" not in str(e):
                     raise
                 skipped.append(item.id)
                 continue
-            with rasterio.open(frame) as ds:
-                a = ds.read()
-            take = np.isnan(out) & np.isfinite(a)
-            out[take] = a[take]
+            frames.append(frame)
             used.append(item.id)
-    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 2,
-               "dtype": "float32", "nodata": float("nan"), "crs": grid.crs,
-               "transform": grid.transform(), "tiled": True, "blockxsize": 512,
-               "blockysize": 512, "compress": "deflate", "predictor": 3}  # fmt: skip
-    with atomic_path(path) as tmp_out, rasterio.open(tmp_out, "w", **profile) as dst:
-        dst.write(out)
-        dst.set_band_description(1, "VV")
-        dst.set_band_description(2, "VH")
-        dst.update_tags(ACQUISITION_DATE=str(s1_day), software="cloudfree fetch",
-                        product=S1_GRD_NOTE, quantity="sigma0", s2_date=str(day))  # fmt: skip
+        # the frames mosaicked window by window (each pixel from the first with data)
+        valid = 0
+        with atomic_path(path) as tmp_out, rasterio.open(tmp_out, "w", **_s1_profile(grid)) as dst:
+            sources = [rasterio.open(f) for f in frames]
+            try:
+                for r, c, h, w in windows(grid.height, grid.width, WRITE_WINDOW):
+                    win = rasterio.windows.Window(c, r, w, h)
+                    block = np.full((2, h, w), np.nan, np.float32)
+                    for src in sources:
+                        a = src.read(window=win)
+                        take = np.isnan(block) & np.isfinite(a)
+                        block[take] = a[take]
+                    dst.write(block, window=win)
+                    valid += int(np.isfinite(block[0]).sum())
+            finally:
+                for src in sources:
+                    src.close()
+            dst.set_band_description(1, "VV")
+            dst.set_band_description(2, "VH")
+            dst.update_tags(ACQUISITION_DATE=str(s1_day), software="cloudfree fetch",
+                            product=S1_GRD_NOTE, quantity="sigma0", s2_date=str(day))  # fmt: skip
     return {"quantity": "sigma0", "frames": used, "frames_not_over_the_area": skipped,
-            "valid_fraction": float(np.isfinite(out[0]).mean())}  # fmt: skip
+            "valid_fraction": valid / max(1, grid.width * grid.height)}  # fmt: skip
+
+
+def _s1_grid(grid: Grid) -> Any:
+    """The fetch grid as ``cloudfree s1``'s (:class:`cloudfree.data.s1grd.terrain.Grid`)."""
+    from cloudfree.data.s1grd.terrain import Grid as S1Grid
+
+    return S1Grid(grid.crs, grid.transform(), grid.width, grid.height)
+
+
+def _s1_profile(grid: Grid) -> dict[str, Any]:
+    """GeoTIFF profile of an ``s1/<day>.tif``: VV, VH dB, float32, NaN no data."""
+    return {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 2,
+            "dtype": "float32", "nodata": float("nan"), "crs": grid.crs,
+            "transform": grid.transform(), "tiled": True, "blockxsize": 512,
+            "blockysize": 512, "compress": "deflate", "predictor": 3}  # fmt: skip
 
 
 def _s1_db(layers: Sequence[tuple[Any, list[Any], bool]]) -> np.ndarray:
